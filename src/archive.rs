@@ -1,0 +1,80 @@
+//! Writes the app archive: a zip of compiled modules and data that the loader imports from
+//! memory. Entries are sorted, timestamps fixed and permissions uniform, so the same inputs
+//! always give the same bytes (and the same SHA-256 the loader checks at startup).
+
+use std::io::{Seek, Write};
+
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+/// One file of the archive: its path inside the zip (`/`-separated) and its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveEntry {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// Writes `entries` (in name order, whatever order they come in) as a zip to `out`.
+pub fn write_archive(entries: &[ArchiveEntry], out: impl Write + Seek) -> zip::result::ZipResult<()> {
+    let mut sorted: Vec<&ArchiveEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(DateTime::DEFAULT)
+        .unix_permissions(0o644);
+    let mut zip = ZipWriter::new(out);
+    for entry in sorted {
+        zip.start_file(entry.name.as_str(), options)?;
+        zip.write_all(&entry.data)?;
+    }
+    zip.finish()?;
+    Ok(())
+}
+
+/// The archive's bytes and their SHA-256, for embedding.
+pub fn archive_bytes(entries: &[ArchiveEntry]) -> zip::result::ZipResult<(Vec<u8>, [u8; 32])> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    write_archive(entries, &mut cursor)?;
+    let bytes = cursor.into_inner();
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    Ok((bytes, digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn entry(name: &str, data: &[u8]) -> ArchiveEntry {
+        ArchiveEntry { name: name.into(), data: data.to_vec() }
+    }
+
+    #[test]
+    fn archive_reads_back_sorted_with_fixed_times() {
+        let (bytes, _) = archive_bytes(&[entry("b.pyc", b"BBB"), entry("a/__init__.pyc", b"")]).unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(zip.len(), 2);
+        let mut first = zip.by_index(0).unwrap();
+        assert_eq!(first.name().unwrap(), "a/__init__.pyc");
+        assert_eq!(first.last_modified(), Some(DateTime::DEFAULT));
+        let mut data = Vec::new();
+        first.read_to_end(&mut data).unwrap();
+        drop(first);
+        assert!(names.contains(&"b.pyc".to_string()));
+        let mut second = zip.by_name("b.pyc").unwrap();
+        let mut data = Vec::new();
+        second.read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"BBB");
+    }
+
+    #[test]
+    fn same_entries_in_any_order_give_the_same_bytes() {
+        let a = archive_bytes(&[entry("x.pyc", b"1"), entry("y.pyc", b"2")]).unwrap();
+        let b = archive_bytes(&[entry("y.pyc", b"2"), entry("x.pyc", b"1")]).unwrap();
+        assert_eq!(a, b);
+        let c = archive_bytes(&[entry("y.pyc", b"3"), entry("x.pyc", b"1")]).unwrap();
+        assert_ne!(a.1, c.1);
+    }
+}

@@ -1,0 +1,83 @@
+//! The command line, as plain clap data. Nothing here touches the disk: `config.rs` turns
+//! these values into checked paths and probed runtimes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Freeze a Python ISAPI extension or filter into a self-contained directory for IIS.
+///
+/// `isapi-freeze SCRIPT.py --python RUNTIME` compiles SCRIPT.py and the `isapi` runtime
+/// package into an archive, embeds it as a resource in `_SCRIPT.dll` (the ISAPI DLL that
+/// IIS loads) and in `SCRIPT.exe` (which runs the script as `__main__`, e.g. to install it),
+/// and copies the Windows Python runtime beside them. Copy the output directory to the
+/// server; nothing else needs installing there.
+#[derive(Debug, Parser)]
+#[command(name = "isapi-freeze", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Examples:\n  \
+    isapi-freeze hello.py --python C:\\Python311 --dist-dir dist\n  \
+    isapi-freeze serve dist --listen 127.0.0.1:8080")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub freeze: FreezeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a frozen output directory over HTTP with isapi-host (under Wine off Windows).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// The Python script that defines `__ExtensionFactory__` and/or `__FilterFactory__`.
+    #[arg(value_name = "SCRIPT")]
+    pub script: Option<PathBuf>,
+
+    /// The Windows CPython to ship: an embeddable distribution (python3XY.dll beside
+    /// python3XY.zip) or an installation (python.exe, DLLs\, Lib\).
+    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_PYTHON")]
+    pub python: Option<PathBuf>,
+
+    /// Where to write the output directory. An existing one is replaced only if an
+    /// earlier isapi-freeze run made it (it has manifest.json).
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    pub dist_dir: PathBuf,
+
+    /// The Python that compiles bytecode on this machine; its version must match the
+    /// target runtime's. Default: `python3` on PATH.
+    #[arg(long, value_name = "PATH", env = "ISAPI_FREEZE_BUILD_PYTHON")]
+    pub build_python: Option<PathBuf>,
+
+    /// The folder holding the Windows stubs (isapi_freeze_loader.dll,
+    /// isapi_freeze_runtime.dll, isapi-freeze-installer.exe, isapi-host.exe).
+    /// Default: found beside this program.
+    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_STUBS", global = true)]
+    pub stubs: Option<PathBuf>,
+
+    /// Print every file the output would have, and where it comes from; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print less: only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// An output directory made by isapi-freeze (holding one _NAME.dll).
+    #[arg(value_name = "DIST")]
+    pub dist: PathBuf,
+
+    /// The loopback address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// The program that runs Windows executables off Windows.
+    #[arg(long, value_name = "PATH", env = "WINE", default_value = "wine64")]
+    pub wine: PathBuf,
+}

@@ -1,0 +1,267 @@
+//! Compiling Python source to bytecode, behind the `BytecodeCompiler` trait so that the pure
+//! layers are tested without an interpreter. The real compiler runs the build Python once
+//! per batch with `compile_worker.py`, which speaks a small framed protocol on stdout.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+const WORKER: &str = include_str!("compile_worker.py");
+
+/// One source file to compile: where it comes from, and the file name its code objects
+/// carry (archive-relative, so no build path ends up in the output).
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The file to read, or (with `text`) the name to use in error messages.
+    pub path: PathBuf,
+    /// The source itself, for files embedded in isapi-freeze rather than read from disk.
+    pub text: Option<String>,
+    pub filename: String,
+    /// Also report which factory names the module binds at top level.
+    pub check_factories: bool,
+}
+
+/// A compiled module: a complete `.pyc` (16-byte header and marshalled code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    pub pyc: Vec<u8>,
+    /// With `check_factories`: the factory names bound at top level, or None when the module
+    /// does a star import and so cannot be judged.
+    pub factories: Option<Vec<String>>,
+}
+
+/// The bytecode version a Python produces.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct BytecodeVersion {
+    /// `importlib.util.MAGIC_NUMBER`, hex.
+    pub magic: String,
+    /// `sys.version_info[:3]`.
+    pub version: Vec<u32>,
+}
+
+#[derive(Debug, Error)]
+pub enum CompileError {
+    #[error("{path}:{lineno}:{offset}: {kind}: {msg}", path = .path.display())]
+    Syntax { path: PathBuf, kind: String, msg: String, lineno: u32, offset: u32 },
+    #[error("cannot compile {path}: {kind}: {msg}", path = .path.display())]
+    Unreadable { path: PathBuf, kind: String, msg: String },
+    #[error("cannot run the build Python {python}: {source}", python = .python.display())]
+    Spawn { python: PathBuf, source: std::io::Error },
+    #[error("the build Python {python} failed: {detail}", python = .python.display())]
+    Worker { python: PathBuf, detail: String },
+}
+
+/// Whatever turns Python source into bytecode for the target.
+pub trait BytecodeCompiler {
+    /// The interpreter (or whatever does the work), for error messages.
+    fn interpreter(&self) -> &Path;
+    /// The version of bytecode this compiler produces.
+    fn version(&mut self) -> Result<BytecodeVersion, CompileError>;
+    /// Compiles every file, in order; the first file that fails ends the batch with its error.
+    fn compile(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError>;
+}
+
+/// Compiles with a real Python interpreter on the build machine.
+pub struct PythonCompiler {
+    python: PathBuf,
+    version: Option<BytecodeVersion>,
+}
+
+impl PythonCompiler {
+    pub fn new(python: &Path) -> PythonCompiler {
+        PythonCompiler { python: python.to_path_buf(), version: None }
+    }
+
+    fn run(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
+        let spawn_error = |source| CompileError::Spawn { python: self.python.clone(), source };
+        let worker_error = |detail: String| CompileError::Worker { python: self.python.clone(), detail };
+        let mut child = Command::new(&self.python)
+            .args(["-I", "-S", "-B", "-c", WORKER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let request = serde_json::json!({
+            "files": files.iter().map(|f| serde_json::json!({
+                "path": f.path, "text": f.text, "filename": f.filename,
+                "check_factories": f.check_factories,
+            })).collect::<Vec<_>>(),
+        });
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let writer = std::thread::spawn(move || stdin.write_all(request.to_string().as_bytes()));
+        let mut stdout = Vec::new();
+        child.stdout.take().expect("stdout is piped").read_to_end(&mut stdout).map_err(spawn_error)?;
+        let mut stderr = String::new();
+        child.stderr.take().expect("stderr is piped").read_to_string(&mut stderr).ok();
+        let status = child.wait().map_err(spawn_error)?;
+        let _ = writer.join();
+        if !status.success() {
+            return Err(worker_error(format!("{status}: {}", stderr.trim())));
+        }
+
+        let mut frames = Frames { bytes: &stdout };
+        let (tag, payload) = frames.next().ok_or_else(|| worker_error("no version frame".into()))?;
+        if tag != b'V' {
+            return Err(worker_error("the first frame is not the version".into()));
+        }
+        self.version = Some(serde_json::from_slice(payload).map_err(|e| worker_error(e.to_string()))?);
+
+        let mut out = Vec::with_capacity(files.len());
+        let magic = self.magic_bytes().map_err(worker_error)?;
+        for file in files {
+            let mut factories = None;
+            let (mut tag, mut payload) = frames.next().ok_or_else(|| worker_error("missing result".into()))?;
+            if tag == b'F' {
+                factories = serde_json::from_slice::<Option<Vec<String>>>(payload).map_err(|e| worker_error(e.to_string()))?;
+                (tag, payload) = frames.next().ok_or_else(|| worker_error("missing code".into()))?;
+            }
+            match tag {
+                b'C' => out.push(Compiled { pyc: pyc_bytes(magic, payload), factories }),
+                b'E' => {
+                    let e: WorkerError = serde_json::from_slice(payload).map_err(|e| worker_error(e.to_string()))?;
+                    return Err(match e.lineno {
+                        Some(lineno) => CompileError::Syntax {
+                            path: file.path.clone(),
+                            kind: e.kind,
+                            msg: e.msg,
+                            lineno,
+                            offset: e.offset.unwrap_or(0),
+                        },
+                        None => CompileError::Unreadable { path: file.path.clone(), kind: e.kind, msg: e.msg },
+                    });
+                }
+                other => return Err(worker_error(format!("unknown frame tag {other}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    fn magic_bytes(&self) -> Result<[u8; 4], String> {
+        let hex = &self.version.as_ref().expect("version read first").magic;
+        parse_magic(hex).ok_or_else(|| format!("bad magic number {hex}"))
+    }
+}
+
+impl BytecodeCompiler for PythonCompiler {
+    fn interpreter(&self) -> &Path {
+        &self.python
+    }
+
+    fn version(&mut self) -> Result<BytecodeVersion, CompileError> {
+        if self.version.is_none() {
+            self.run(&[])?;
+        }
+        Ok(self.version.clone().expect("run sets the version"))
+    }
+
+    fn compile(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
+        self.run(files)
+    }
+}
+
+#[derive(Deserialize)]
+struct WorkerError {
+    kind: String,
+    msg: String,
+    lineno: Option<u32>,
+    offset: Option<u32>,
+}
+
+struct Frames<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = (u8, &'a [u8]);
+    fn next(&mut self) -> Option<(u8, &'a [u8])> {
+        let (&tag, rest) = self.bytes.split_first()?;
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let payload = rest.get(4..4 + len)?;
+        self.bytes = &rest[4 + len..];
+        Some((tag, payload))
+    }
+}
+
+/// Parses a 4-byte magic number written as 8 hex digits.
+pub fn parse_magic(hex: &str) -> Option<[u8; 4]> {
+    if hex.len() != 8 {
+        return None;
+    }
+    let mut out = [0u8; 4];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A `.pyc`: magic, flags 0 (timestamp-based) with timestamp and size 0, so the bytes do
+/// not depend on when or where the source was; then the marshalled code.
+pub fn pyc_bytes(magic: [u8; 4], marshalled: &[u8]) -> Vec<u8> {
+    let mut pyc = Vec::with_capacity(16 + marshalled.len());
+    pyc.extend_from_slice(&magic);
+    pyc.extend_from_slice(&[0u8; 12]);
+    pyc.extend_from_slice(marshalled);
+    pyc
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_header_is_fixed() {
+        let pyc = pyc_bytes([0xa7, 0x0d, 0x0d, 0x0a], b"code");
+        assert_eq!(&pyc[..4], &[0xa7, 0x0d, 0x0d, 0x0a]);
+        assert_eq!(&pyc[4..16], &[0u8; 12]);
+        assert_eq!(&pyc[16..], b"code");
+    }
+
+    #[test]
+    fn frames_split_and_stop_on_truncation() {
+        let bytes = [b'V', 2, 0, 0, 0, b'h', b'i', b'C', 9, 0, 0, 0, 1];
+        let mut frames = Frames { bytes: &bytes };
+        assert_eq!(frames.next(), Some((b'V', &b"hi"[..])));
+        assert_eq!(frames.next(), None);
+    }
+
+    #[test]
+    fn magic_parses_from_hex() {
+        assert_eq!(parse_magic("a70d0d0a"), Some([0xa7, 0x0d, 0x0d, 0x0a]));
+        assert_eq!(parse_magic("a70d0d"), None);
+        assert_eq!(parse_magic("zz0d0d0a"), None);
+    }
+
+    fn host_python() -> Option<PathBuf> {
+        let python = PathBuf::from("python3");
+        Command::new(&python).arg("-c").arg("0").status().ok()?.success().then_some(python)
+    }
+
+    #[test]
+    fn the_host_python_compiles_and_reports_syntax_errors() {
+        let Some(python) = host_python() else {
+            panic!("these tests need python3 on PATH");
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.py");
+        std::fs::write(&good, "from x import *\n__ExtensionFactory__ = 1\n").unwrap();
+        let plain = dir.path().join("plain.py");
+        std::fs::write(&plain, "def __FilterFactory__():\n    pass\n").unwrap();
+        let bad = dir.path().join("bad.py");
+        std::fs::write(&bad, "x = 1\ndef f(:\n").unwrap();
+        let mut compiler = PythonCompiler::new(&python);
+        let version = compiler.version().unwrap();
+        assert_eq!(version.version[0], 3);
+        let file = |path: &Path| SourceFile { path: path.into(), text: None, filename: "m.py".into(), check_factories: true };
+        let out = compiler.compile(&[file(&good), file(&plain)]).unwrap();
+        assert_eq!(&out[0].pyc[..4], &parse_magic(&version.magic).unwrap());
+        assert_eq!(out[0].factories, None, "a star import cannot be judged");
+        assert_eq!(out[1].factories, Some(vec!["__FilterFactory__".to_string()]));
+        let err = compiler.compile(&[file(&bad)]).unwrap_err();
+        assert!(matches!(err, CompileError::Syntax { lineno: 2, .. }), "{err}");
+        assert!(err.to_string().starts_with(&format!("{}:2:", bad.display())), "{err}");
+    }
+}

@@ -1,0 +1,363 @@
+//! Turns command-line values into checked facts: the script, the Windows Python runtime
+//! (its layout and version, read from the runtime itself), the stubs, and the build Python.
+//! Every error says what was wrong, where, and what to do.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use goblin::pe::PE;
+use isapi_freeze_format as format;
+
+use crate::cli::FreezeArgs;
+use crate::compile::{parse_magic, BytecodeCompiler, PythonCompiler};
+
+/// Everything a freeze needs, resolved.
+pub struct FreezeConfig {
+    pub script: Script,
+    pub runtime: PythonRuntime,
+    pub stubs: Stubs,
+    pub dist_dir: PathBuf,
+    pub compiler: PythonCompiler,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug)]
+pub struct Script {
+    pub path: PathBuf,
+    /// The module name: the file stem (`hello` for hello.py).
+    pub module: String,
+}
+
+/// How a Windows CPython is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum RuntimeLayout {
+    /// The embeddable distribution: python3XY.dll, python3XY.zip and .pyd files in one folder.
+    Embeddable,
+    /// A regular installation: python.exe, python3XY.dll, DLLs\ and Lib\.
+    Installation,
+}
+
+#[derive(Debug)]
+pub struct PythonRuntime {
+    pub root: PathBuf,
+    pub layout: RuntimeLayout,
+    /// python3XY.dll.
+    pub dll: PathBuf,
+    /// From the DLL's version resource.
+    pub version: (u32, u32, u32),
+    /// The bytecode magic of the runtime's own compiled standard library, where it has one.
+    pub magic: Option<[u8; 4]>,
+    /// The folder holding the extension modules (.pyd) and the DLLs they use.
+    pub extension_dir: PathBuf,
+}
+
+impl PythonRuntime {
+    pub fn dll_name(&self) -> String {
+        file_name(&self.dll)
+    }
+
+    /// `python3XY`, the stem shared by the DLL and the stdlib zip.
+    pub fn stem(&self) -> String {
+        format!("python{}{}", self.version.0, self.version.1)
+    }
+}
+
+/// The Windows binaries a freeze copies: built from stub/ for x86_64-pc-windows.
+pub struct Stubs {
+    pub dir: PathBuf,
+}
+
+impl Stubs {
+    pub fn loader(&self) -> PathBuf {
+        self.dir.join(format::LOADER_TEMPLATE)
+    }
+    pub fn runtime(&self) -> PathBuf {
+        self.dir.join(format::RUNTIME_DLL)
+    }
+    pub fn installer(&self) -> PathBuf {
+        self.dir.join(format::INSTALLER_TEMPLATE)
+    }
+    pub fn host(&self) -> PathBuf {
+        self.dir.join(format::HOST_EXE)
+    }
+}
+
+impl FreezeConfig {
+    pub fn resolve(args: FreezeArgs) -> Result<FreezeConfig> {
+        let script_path = args
+            .script
+            .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
+        let script = resolve_script(&script_path)?;
+        let python = args.python.context(
+            "no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)",
+        )?;
+        let runtime = probe_runtime(&python)?;
+        let stubs = find_stubs(args.stubs.as_deref())?;
+        check_runtime_stub(&stubs, &runtime)?;
+        let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
+        let mut compiler = PythonCompiler::new(&build_python);
+        check_bytecode_version(&mut compiler, &runtime)?;
+        Ok(FreezeConfig {
+            script,
+            runtime,
+            stubs,
+            dist_dir: args.dist_dir,
+            compiler,
+            dry_run: args.dry_run,
+            quiet: args.quiet,
+        })
+    }
+}
+
+fn resolve_script(path: &Path) -> Result<Script> {
+    if !path.is_file() {
+        bail!("script {} does not exist or is not a file", path.display());
+    }
+    if path.extension().and_then(|e| e.to_str()) != Some("py") {
+        bail!("script {} is not a .py file", path.display());
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if stem.contains('.') {
+        bail!(
+            "script {}: a module name cannot contain a dot; rename it (e.g. to {}.py)",
+            path.display(),
+            stem.replace('.', "_")
+        );
+    }
+    let is_identifier = stem.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && stem.chars().all(|c| c == '_' || c.is_alphanumeric());
+    if !is_identifier {
+        bail!("script {}: `{stem}` is not a valid Python module name; rename the file", path.display());
+    }
+    if stem == "isapi" || stem == format::BOOT_MODULE {
+        bail!("script {}: `{stem}` is the name of isapi-freeze's runtime package; rename the script", path.display());
+    }
+    Ok(Script { path: path.to_path_buf(), module: stem.to_string() })
+}
+
+/// Reads layout and version from a Windows CPython folder.
+pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
+    let not_runtime = |why: &str| {
+        anyhow::anyhow!(
+            "--python {} is not a Windows CPython runtime: {why}. Pass the folder of an embeddable \
+             distribution (python3XY.dll beside python3XY.zip) or of an installation (python.exe, DLLs\\, Lib\\)",
+            root.display()
+        )
+    };
+    if !root.is_dir() {
+        return Err(not_runtime("no such folder"));
+    }
+    let mut dlls: Vec<(PathBuf, u32)> = Vec::new();
+    for entry in fs_err::read_dir(root)? {
+        let path = entry?.path();
+        let name = file_name(&path).to_ascii_lowercase();
+        let minor = name
+            .strip_prefix("python3")
+            .and_then(|rest| rest.strip_suffix(".dll"))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u32>().ok());
+        if let Some(minor) = minor {
+            dlls.push((path, minor));
+        }
+    }
+    dlls.sort();
+    let (dll, minor) = match dlls.as_slice() {
+        [] => return Err(not_runtime("it has no python3XY.dll")),
+        [one] => one.clone(),
+        many => {
+            let names: Vec<String> = many.iter().map(|(p, _)| file_name(p)).collect();
+            return Err(not_runtime(&format!("it has several Python DLLs ({})", names.join(", "))));
+        }
+    };
+    let bytes = fs_err::read(&dll)?;
+    let version = dll_version(&bytes).map_err(|why| not_runtime(&format!("{}: {why}", file_name(&dll))))?;
+    if version.0 != 3 || version.1 != minor {
+        return Err(not_runtime(&format!(
+            "{} says it is version {}.{}.{}, which does not match its name",
+            file_name(&dll),
+            version.0,
+            version.1,
+            version.2
+        )));
+    }
+    let stem = format!("python3{minor}");
+    let zip = root.join(format!("{stem}.zip"));
+    let (layout, magic, extension_dir) = if zip.is_file() {
+        (RuntimeLayout::Embeddable, stdlib_zip_magic(&zip)?, root.to_path_buf())
+    } else if root.join("Lib").join("os.py").is_file() {
+        let cached = root.join("Lib").join("__pycache__").join(format!("os.cpython-3{minor}.pyc"));
+        let magic = match fs_err::read(&cached) {
+            Ok(pyc) if pyc.len() >= 4 => Some([pyc[0], pyc[1], pyc[2], pyc[3]]),
+            _ => None,
+        };
+        (RuntimeLayout::Installation, magic, root.join("DLLs"))
+    } else {
+        return Err(not_runtime(&format!("it has {} but neither {stem}.zip nor Lib\\os.py", file_name(&dll))));
+    };
+    Ok(PythonRuntime { root: root.to_path_buf(), layout, dll, version, magic, extension_dir })
+}
+
+/// The file version in a Python DLL's version resource: Python writes
+/// major.minor.(micro*1000 + level*10 + serial).build.
+fn dll_version(bytes: &[u8]) -> std::result::Result<(u32, u32, u32), String> {
+    let pe = PE::parse(bytes).map_err(|e| format!("not a PE file ({e})"))?;
+    if !pe.is_64 {
+        return Err("it is a 32-bit DLL; isapi-freeze builds x86_64 output".into());
+    }
+    let fixed = pe
+        .resource_data
+        .and_then(|r| r.version_info)
+        .and_then(|v| v.fixed_info)
+        .ok_or("it has no version resource")?;
+    let ms = fixed.file_version_ms;
+    let ls = fixed.file_version_ls;
+    Ok((ms >> 16, ms & 0xffff, (ls >> 16) / 1000))
+}
+
+fn stdlib_zip_magic(zip_path: &Path) -> Result<Option<[u8; 4]>> {
+    let file = fs_err::File::open(zip_path)?;
+    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a zip file", zip_path.display()))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .filter(|n| n.ends_with(".pyc"))
+        .map(|n| n.into_owned())
+        .min();
+    let Some(name) = name else { return Ok(None) };
+    let mut entry = zip.by_name(&name)?;
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut entry, &mut magic).with_context(|| format!("reading {name} in {}", zip_path.display()))?;
+    Ok(Some(magic))
+}
+
+/// Finds the stub folder: --stubs / ISAPI_FREEZE_STUBS, else beside this program (an
+/// installed layout), else the cross-build output of this workspace.
+fn find_stubs(given: Option<&Path>) -> Result<Stubs> {
+    let required = [format::LOADER_TEMPLATE, format::RUNTIME_DLL, format::INSTALLER_TEMPLATE];
+    let complete = |dir: &Path| required.iter().all(|name| dir.join(name).is_file());
+    if let Some(dir) = given {
+        if !complete(dir) {
+            bail!(
+                "--stubs {} does not hold the Windows stubs ({}); build them with `make stubs`",
+                dir.display(),
+                required.join(", ")
+            );
+        }
+        return Ok(Stubs { dir: dir.to_path_buf() });
+    }
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let exe_dir = exe.parent().unwrap_or(Path::new("."));
+    let mut candidates = vec![exe_dir.join("stubs")];
+    // target/{debug,release}/isapi-freeze (and target/debug/deps/e2e-* in tests) ->
+    // target/x86_64-pc-windows-gnu/release.
+    for ancestor in exe_dir.ancestors().take(3) {
+        candidates.push(ancestor.join("x86_64-pc-windows-gnu").join("release"));
+    }
+    if let Some(dir) = candidates.iter().find(|d| complete(d)) {
+        return Ok(Stubs { dir: dir.clone() });
+    }
+    bail!(
+        "cannot find the Windows stubs ({}); looked in {}. Build them with `make stubs` or pass --stubs DIR",
+        required.join(", "),
+        candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The runtime stub links one Python DLL by name; it must be the target's.
+fn check_runtime_stub(stubs: &Stubs, runtime: &PythonRuntime) -> Result<()> {
+    let path = stubs.runtime();
+    let bytes = fs_err::read(&path)?;
+    let pe = PE::parse(&bytes).with_context(|| format!("{} is not a PE file", path.display()))?;
+    let linked: Vec<&str> = pe
+        .libraries
+        .iter()
+        .copied()
+        .filter(|lib| lib.to_ascii_lowercase().starts_with("python3"))
+        .collect();
+    let wanted = runtime.dll_name();
+    if !linked.iter().any(|lib| lib.eq_ignore_ascii_case(&wanted)) {
+        bail!(
+            "the runtime stub {} was built for {} but --python {} is CPython {}.{}.{} ({wanted}); \
+             use a Python of the stub's version or rebuild the stubs with PYO3_CROSS_PYTHON_VERSION={}.{}",
+            path.display(),
+            linked.join(", "),
+            runtime.root.display(),
+            runtime.version.0,
+            runtime.version.1,
+            runtime.version.2,
+            runtime.version.0,
+            runtime.version.1
+        );
+    }
+    Ok(())
+}
+
+/// The build Python must write the bytecode the target reads.
+pub fn check_bytecode_version(compiler: &mut impl BytecodeCompiler, runtime: &PythonRuntime) -> Result<()> {
+    let found = compiler.version().with_context(|| {
+        format!(
+            "cannot run the build Python {}; install Python {}.{} or pass --build-python PATH",
+            compiler.interpreter().display(),
+            runtime.version.0,
+            runtime.version.1
+        )
+    })?;
+    let (major, minor) = (runtime.version.0, runtime.version.1);
+    let same_version = found.version.first() == Some(&major) && found.version.get(1) == Some(&minor);
+    let same_magic = match (runtime.magic, parse_magic(&found.magic)) {
+        (Some(target), Some(build)) => target == build,
+        _ => true,
+    };
+    if !same_version || !same_magic {
+        bail!(
+            "the build Python {} is {} (bytecode magic {}), but the target runtime {} is CPython {major}.{minor}.{}{}: \
+             bytecode must match. Pass --build-python with a Python {major}.{minor}",
+            compiler.interpreter().display(),
+            found.version.iter().map(u32::to_string).collect::<Vec<_>>().join("."),
+            found.magic,
+            runtime.root.display(),
+            runtime.version.2,
+            runtime.magic.map(|m| format!(" (magic {})", format::to_hex(&m))).unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_names_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "").unwrap();
+            p
+        };
+        assert_eq!(resolve_script(&write("hello.py")).unwrap().module, "hello");
+        let err = resolve_script(&write("my.app.py")).unwrap_err().to_string();
+        assert!(err.contains("cannot contain a dot") && err.contains("my_app.py"), "{err}");
+        let err = resolve_script(&write("9lives.py")).unwrap_err().to_string();
+        assert!(err.contains("not a valid Python module name"), "{err}");
+        let err = resolve_script(&dir.path().join("missing.py")).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        let err = resolve_script(&write("notes.txt")).unwrap_err().to_string();
+        assert!(err.contains("not a .py file"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_without_python_dll_is_not_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = probe_runtime(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not a Windows CPython runtime: it has no python3XY.dll"), "{err}");
+        std::fs::write(dir.path().join("python311.dll"), b"MZ nope").unwrap();
+        let err = probe_runtime(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("python311.dll: not a PE file"), "{err}");
+    }
+}

@@ -1,0 +1,30 @@
+//! isapi-freeze: freezes a Python ISAPI extension or filter into a self-contained directory
+//! for IIS. `main` only parses, dispatches and reports; the work lives in the modules below.
+
+mod archive;
+mod cli;
+mod compile;
+mod config;
+mod discover;
+mod execute;
+mod freeze;
+mod pe;
+mod plan;
+mod serve;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
+        None => config::FreezeConfig::resolve(cli.freeze).and_then(freeze::freeze).map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

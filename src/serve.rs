@@ -1,0 +1,81 @@
+//! `isapi-freeze serve DIST`: runs isapi-host on the output's loader, under Wine when this
+//! is not Windows. The host's output is relayed through pipes, because an embedded CPython
+//! under Wine cannot start with a regular file as a standard stream.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::ServeArgs;
+
+pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
+    let dll = find_loader(&args.dist)?;
+    let host = find_host(stubs)?;
+    let mut command = if cfg!(windows) {
+        Command::new(&host)
+    } else {
+        let mut c = Command::new(&args.wine);
+        c.arg(&host);
+        c
+    };
+    command.arg("--listen").arg(&args.listen).arg(windows_path(&dll));
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| {
+        if cfg!(windows) {
+            format!("cannot start {}", host.display())
+        } else {
+            format!("cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE", args.wine.display(), host.display())
+        }
+    })?;
+    // Relay without waiting for end of file: Wine's helper processes may hold the pipes open.
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stdout()));
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
+    let _stdin = child.stdin.take();
+    let status = child.wait()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// The one `_NAME.dll` of an output directory.
+pub fn find_loader(dist: &Path) -> Result<PathBuf> {
+    let entries = fs_err::read_dir(dist).with_context(|| format!("{} is not an isapi-freeze output directory", dist.display()))?;
+    let mut loaders: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let name = crate::config::file_name(&path);
+        if name.starts_with('_') && name.to_ascii_lowercase().ends_with(".dll") {
+            loaders.push(path);
+        }
+    }
+    loaders.sort();
+    match loaders.len() {
+        1 => Ok(fs_err::canonicalize(&loaders[0])?),
+        0 => bail!("{} has no _NAME.dll: freeze a script into it first (isapi-freeze SCRIPT.py --dist-dir {})", dist.display(), dist.display()),
+        _ => bail!("{} has several _NAME.dll files; it should hold the output of one freeze", dist.display()),
+    }
+}
+
+fn find_host(stubs: Option<&Path>) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let exe_dir = exe.parent().unwrap_or(Path::new("."));
+    let mut candidates: Vec<PathBuf> = stubs.map(Path::to_path_buf).into_iter().collect();
+    candidates.push(exe_dir.join("stubs"));
+    candidates.extend(exe_dir.ancestors().take(3).map(|a| a.join("x86_64-pc-windows-gnu").join("release")));
+    candidates
+        .iter()
+        .map(|d| d.join(isapi_freeze_format::HOST_EXE))
+        .find(|p| p.is_file())
+        .with_context(|| format!("cannot find {}; build it with `make stubs` or pass --stubs DIR", isapi_freeze_format::HOST_EXE))
+}
+
+/// The path a Windows program sees for `path`: itself on Windows, `Z:\...` under Wine (Wine
+/// maps drive Z: to the Linux root).
+pub fn windows_path(path: &Path) -> String {
+    if cfg!(windows) {
+        path.display().to_string()
+    } else {
+        format!("Z:{}", path.display().to_string().replace('/', "\\"))
+    }
+}
