@@ -38,6 +38,40 @@ pub fn log_file_name(module_file_name: &str) -> String {
     format!("{LOG_DIR}/{stem}.log")
 }
 
+/// Appends one timestamped line (`2026-11-21 08:01:02Z [pid 12] message`) to the log of
+/// `module_file_name` in `output_dir`, creating the folder. Logging must never take a
+/// request down, so failures are ignored.
+pub fn append_log(output_dir: &std::path::Path, module_file_name: &str, message: &str) {
+    use std::io::Write;
+    let path = output_dir.join(log_file_name(module_file_name));
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+        return;
+    };
+    let line = format!("{} [pid {}] {}\n", utc_timestamp(std::time::SystemTime::now()), std::process::id(), message.trim_end());
+    // One write call, so that lines from several threads do not interleave.
+    let _ = file.write_all(line.as_bytes());
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` for a time after 1970, without a date library.
+pub fn utc_timestamp(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// What the loader needs to know before Python runs, stored as resource
 /// [`CONFIG_RESOURCE_ID`]. Encoded as `key=value` lines after a header line, so that a
 /// person can read it with any resource viewer.
@@ -178,9 +212,68 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_utc_civil_dates() {
+        let at = |secs| utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01 00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29 00:00:00Z");
+        assert_eq!(at(1_795_250_461), "2026-11-21 08:41:01Z");
+    }
+
+    #[test]
+    fn log_lines_are_appended() {
+        let dir = std::env::temp_dir().join(format!("isapi-freeze-format-{}", std::process::id()));
+        append_log(&dir, "_x.dll", "first\n");
+        append_log(&dir, "_x.dll", "second");
+        let text = std::fs::read_to_string(dir.join("logs/_x.log")).unwrap();
+        let lines: Vec<&str> = text.lines().map(|l| l.split_once("] ").unwrap().1).collect();
+        assert_eq!(lines, ["first", "second"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn log_file_is_named_after_the_module() {
         assert_eq!(log_file_name("_hello.dll"), "logs/_hello.log");
         assert_eq!(log_file_name("hello.exe"), "logs/hello.log");
         assert_eq!(log_file_name("noext"), "logs/noext.log");
+    }
+}
+
+/// Finding this crate's records in a loaded module's memory (Windows only): the loader
+/// reads the config before Python exists, the runtime reads the archive and the config.
+#[cfg(windows)]
+pub mod resource {
+    use std::ffi::c_void;
+
+    type Handle = *mut c_void;
+
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn FindResourceW(module: Handle, name: *const u16, kind: *const u16) -> Handle;
+        fn LoadResource(module: Handle, info: Handle) -> Handle;
+        fn LockResource(data: Handle) -> *const c_void;
+        fn SizeofResource(module: Handle, info: Handle) -> u32;
+    }
+
+    /// The bytes of resource `RT_RCDATA`/`id` of `module`, in the module's mapped image:
+    /// valid for as long as the module stays loaded.
+    ///
+    /// # Safety
+    /// `module` must be the handle of a module that stays loaded for `'static` (the loader,
+    /// the installer exe: neither is unloaded while Python runs).
+    pub unsafe fn rcdata(module: *mut c_void, id: u16) -> Option<&'static [u8]> {
+        // MAKEINTRESOURCE: an integer id passed in the pointer's place.
+        let info = FindResourceW(module, id as usize as *const u16, super::RT_RCDATA as usize as *const u16);
+        if info.is_null() {
+            return None;
+        }
+        let loaded = LoadResource(module, info);
+        let data = LockResource(loaded) as *const u8;
+        let len = SizeofResource(module, info) as usize;
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: LockResource points into the module's image, which holds `len` bytes of
+        // this resource and stays mapped while the module is loaded (caller's promise).
+        Some(std::slice::from_raw_parts(data, len))
     }
 }

@@ -1,1 +1,14 @@
-//! placeholder
+//! `isapi_freeze_runtime.dll`: the embedded-Python runtime that the loader (`_SCRIPT.dll`)
+//! and the installer (`SCRIPT.exe`) load from their own folder. It verifies the app archive
+//! embedded in its host module, starts CPython isolated, imports from the archive in
+//! memory, and gives scripts pywin32's ISAPI objects.
+
+#![cfg(windows)]
+
+mod archive;
+mod ecb;
+mod exports;
+mod host;
+mod interpreter;
+mod native;
+mod version;

@@ -1,0 +1,72 @@
+//! The app archive, read in place from the host module's resource: its SHA-256 is checked
+//! against the config record before anything in it is used, then members are read from
+//! the mapped bytes on demand (no extraction, no temporary files).
+
+use std::io::{Cursor, Read};
+use std::sync::{Mutex, OnceLock};
+
+use isapi_freeze_format::{self as format, StubConfig};
+use sha2::{Digest, Sha256};
+use zip::ZipArchive;
+
+use crate::host::Host;
+
+pub struct Archive {
+    zip: Mutex<ZipArchive<Cursor<&'static [u8]>>>,
+    names: Vec<String>,
+}
+
+static ARCHIVE: OnceLock<Archive> = OnceLock::new();
+
+/// Reads and verifies the host's config and archive; returns the config.
+pub fn open(host: &Host) -> Result<StubConfig, String> {
+    let module = host.handle as *mut std::ffi::c_void;
+    // SAFETY: the host module (the loader DLL or the installer exe) stays loaded for as long
+    // as this runtime runs: the loader never frees it, and an exe's image is its process.
+    let (config, archive) = unsafe {
+        (
+            format::resource::rcdata(module, format::CONFIG_RESOURCE_ID),
+            format::resource::rcdata(module, format::ARCHIVE_RESOURCE_ID),
+        )
+    };
+    let what = host.path.display();
+    let config = config.ok_or_else(|| format!("{what} has no isapi-freeze config resource"))?;
+    let config = StubConfig::decode(config).map_err(|e| format!("{what}: {e}"))?;
+    let archive = archive.ok_or_else(|| format!("{what} has no app archive resource"))?;
+    let digest: [u8; 32] = Sha256::digest(archive).into();
+    if digest != config.archive_sha256 {
+        return Err(format!(
+            "the app archive in {what} was altered or damaged: its SHA-256 is {} but {} was recorded when it was frozen; \
+             refusing to run it. Freeze the script again and redeploy",
+            format::to_hex(&digest),
+            format::to_hex(&config.archive_sha256)
+        ));
+    }
+    let zip = ZipArchive::new(Cursor::new(archive)).map_err(|e| format!("the app archive in {what} is not a zip: {e}"))?;
+    let names = zip.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+    let _ = ARCHIVE.set(Archive { zip: Mutex::new(zip), names });
+    Ok(config)
+}
+
+pub fn get() -> Option<&'static Archive> {
+    ARCHIVE.get()
+}
+
+impl Archive {
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// A member's bytes, or None if there is no such member.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut zip = self.zip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = match zip.by_name(name) {
+            Ok(file) => file,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(format!("reading {name} from the app archive: {e}")),
+        };
+        let mut data = Vec::with_capacity(file.size() as usize);
+        file.read_to_end(&mut data).map_err(|e| format!("reading {name} from the app archive: {e}"))?;
+        Ok(Some(data))
+    }
+}

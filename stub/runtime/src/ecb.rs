@@ -1,0 +1,391 @@
+//! The EXTENSION_CONTROL_BLOCK object a script's HttpExtensionProc receives, with pywin32's
+//! names, argument forms and bytes/str types. It wraps the pointer IIS passed; once the
+//! session is done (DoneWithSession, or HttpExtensionProc returned without PENDING) the
+//! pointer is dropped and every use raises instead of touching freed memory.
+
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use windows_sys::Win32::Foundation::GetLastError;
+use windows_sys::Win32::System::Iis::{
+    EXTENSION_CONTROL_BLOCK, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_SEND_RESPONSE_HEADER_EX,
+    HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
+};
+
+use crate::version::bytes_of;
+
+/// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
+const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
+
+#[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
+pub struct ExtensionControlBlock {
+    ecb: AtomicPtr<EXTENSION_CONTROL_BLOCK>,
+    /// Whether a status line and headers (or any body) went out; the error path only sends
+    /// its own 500 response when nothing did.
+    response_started: AtomicBool,
+}
+
+/// A raw pointer that may cross into a `py.detach` closure: the server's callbacks are
+/// thread-safe per the ISAPI contract, and the ECB outlives the call.
+#[derive(Clone, Copy)]
+struct Raw(*mut EXTENSION_CONTROL_BLOCK);
+// SAFETY: see above; the pointer is only dereferenced while the session is live.
+unsafe impl Send for Raw {}
+
+impl ExtensionControlBlock {
+    pub fn new(ecb: *mut EXTENSION_CONTROL_BLOCK) -> Self {
+        ExtensionControlBlock { ecb: AtomicPtr::new(ecb), response_started: AtomicBool::new(false) }
+    }
+
+    /// Drops the pointer: the server may free the control block from now on.
+    pub fn invalidate(&self) {
+        self.ecb.store(std::ptr::null_mut(), Ordering::SeqCst);
+    }
+
+    pub fn response_started(&self) -> bool {
+        self.response_started.load(Ordering::SeqCst)
+    }
+
+    fn raw(&self) -> PyResult<Raw> {
+        let ptr = self.ecb.load(Ordering::SeqCst);
+        if ptr.is_null() {
+            return Err(PyRuntimeError::new_err("Invalid ECB (DoneWithSession has been called)"));
+        }
+        Ok(Raw(ptr))
+    }
+
+    /// A copy of the fixed fields (the control block is live while the pointer is set).
+    fn fields(&self) -> PyResult<&EXTENSION_CONTROL_BLOCK> {
+        let Raw(ptr) = self.raw()?;
+        // SAFETY: the server keeps the control block alive until the session ends, and the
+        // pointer is cleared before that.
+        Ok(unsafe { &*ptr })
+    }
+
+    /// `isapi.ExtensionError(errno, None, funcname)`, as pywin32 raises for a failed call.
+    fn server_error(py: Python<'_>, errno: u32, funcname: &str) -> PyErr {
+        match py.import("isapi").and_then(|m| m.getattr("ExtensionError")) {
+            Ok(class) => match class.call1((errno, py.None(), funcname)) {
+                Ok(instance) => PyErr::from_value(instance),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Calls ServerSupportFunction(request, buffer, size, data_type) with the GIL released.
+    fn support(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        request: u32,
+        buffer: *mut c_void,
+        size: *mut u32,
+        data_type: *mut u32,
+    ) -> PyResult<()> {
+        let raw = self.raw()?;
+        let (buffer, size, data_type) = (buffer as usize, size as usize, data_type as usize);
+        let (ok, err) = py.detach(move || {
+            let raw = raw;
+            // SAFETY: the session is live (checked above); the buffers belong to the caller's
+            // frame, which waits for this call.
+            unsafe {
+                let ecb = &*raw.0;
+                let f = ecb.ServerSupportFunction.expect("the server fills ServerSupportFunction");
+                let ok = f(ecb.ConnID, request, buffer as *mut c_void, size as *mut u32, data_type as *mut u32);
+                (ok, GetLastError())
+            }
+        });
+        if ok == 0 {
+            return Err(Self::server_error(py, err, &format!("ServerSupportFunction({name})")));
+        }
+        Ok(())
+    }
+}
+
+fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
+    if s.is_null() {
+        return PyBytes::new(py, b"");
+    }
+    // SAFETY: the server sets these fields to NUL-terminated strings that live as long as
+    // the control block.
+    PyBytes::new(py, unsafe { CStr::from_ptr(s as *const std::ffi::c_char) }.to_bytes())
+}
+
+// The method names are pywin32's, which scripts call.
+#[allow(non_snake_case)]
+#[pymethods]
+impl ExtensionControlBlock {
+    #[getter(Version)]
+    fn version(&self) -> PyResult<u32> {
+        Ok(self.fields()?.dwVersion)
+    }
+    #[getter(TotalBytes)]
+    fn total_bytes(&self) -> PyResult<u32> {
+        Ok(self.fields()?.cbTotalBytes)
+    }
+    #[getter(AvailableBytes)]
+    fn available_bytes(&self) -> PyResult<u32> {
+        Ok(self.fields()?.cbAvailable)
+    }
+    #[getter(ConnID)]
+    fn conn_id(&self) -> PyResult<usize> {
+        Ok(self.fields()?.ConnID as usize)
+    }
+    #[getter(HttpStatusCode)]
+    fn get_status(&self) -> PyResult<u32> {
+        Ok(self.fields()?.dwHttpStatusCode)
+    }
+    #[setter(HttpStatusCode)]
+    fn set_status(&self, value: u32) -> PyResult<()> {
+        let Raw(ptr) = self.raw()?;
+        // SAFETY: live control block; the extension owns this field during the session.
+        unsafe { (*ptr).dwHttpStatusCode = value };
+        Ok(())
+    }
+    #[getter(Method)]
+    fn method<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(c_bytes(py, self.fields()?.lpszMethod))
+    }
+    #[getter(QueryString)]
+    fn query_string<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(c_bytes(py, self.fields()?.lpszQueryString))
+    }
+    #[getter(PathInfo)]
+    fn path_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(c_bytes(py, self.fields()?.lpszPathInfo))
+    }
+    #[getter(PathTranslated)]
+    fn path_translated<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(c_bytes(py, self.fields()?.lpszPathTranslated))
+    }
+    #[getter(ContentType)]
+    fn content_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(c_bytes(py, self.fields()?.lpszContentType))
+    }
+    /// The part of the body the server read ahead (cbAvailable bytes of lpbData).
+    #[getter(AvailableData)]
+    fn available_data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let ecb = self.fields()?;
+        if ecb.lpbData.is_null() || ecb.cbAvailable == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        // SAFETY: the server guarantees cbAvailable readable bytes at lpbData.
+        Ok(PyBytes::new(py, unsafe { std::slice::from_raw_parts(ecb.lpbData, ecb.cbAvailable as usize) }))
+    }
+    #[getter(LogData)]
+    fn get_log_data(&self) -> PyResult<()> {
+        Err(PyAttributeError::new_err("LogData is write-only"))
+    }
+    /// Text for the server's log line (at most 79 bytes are kept, as the field has 80).
+    #[setter(LogData)]
+    fn set_log_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = bytes_of(value, "LogData")?;
+        let Raw(ptr) = self.raw()?;
+        let n = bytes.len().min(79);
+        // SAFETY: live control block; lpszLogData is an 80-byte array owned by it.
+        unsafe {
+            let field = &mut (*ptr).lpszLogData;
+            for (dst, src) in field.iter_mut().zip(&bytes[..n]) {
+                *dst = *src as _;
+            }
+            field[n] = 0;
+        }
+        Ok(())
+    }
+
+    /// GetServerVariable(name[, default]): bytes, or str for `UNICODE_*` names. A missing
+    /// variable returns `default` if given, else raises ExtensionError.
+    #[pyo3(signature = (name, default = None))]
+    fn GetServerVariable<'py>(&self, py: Python<'py>, name: &str, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let raw = self.raw()?;
+        let cname: Vec<u8> = name.bytes().chain([0]).collect();
+        let mut size: u32 = 8192;
+        loop {
+            let (ok, err, value) = py.detach({
+                let cname = cname.clone();
+                move || {
+                    let raw = raw;
+                    let mut buffer = vec![0u8; size as usize];
+                    let mut len = size;
+                    // SAFETY: live session; `buffer` holds `len` writable bytes and `cname`
+                    // is NUL-terminated.
+                    unsafe {
+                        let ecb = &*raw.0;
+                        let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
+                        let ok = f(ecb.ConnID, cname.as_ptr(), buffer.as_mut_ptr() as *mut c_void, &mut len);
+                        let err = GetLastError();
+                        buffer.truncate((len as usize).min(size as usize));
+                        (ok, err, (buffer, len))
+                    }
+                }
+            });
+            let (mut buffer, needed) = value;
+            if ok != 0 {
+                if name.starts_with("UNICODE_") {
+                    let units: Vec<u16> = buffer.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                    let units = units.strip_suffix(&[0]).unwrap_or(&units);
+                    return Ok(PyString::new(py, &String::from_utf16_lossy(units)).into_any());
+                }
+                if buffer.last() == Some(&0) {
+                    buffer.pop();
+                }
+                return Ok(PyBytes::new(py, &buffer).into_any());
+            }
+            if err == ERROR_INSUFFICIENT_BUFFER && needed > size {
+                size = needed;
+                continue;
+            }
+            return match default {
+                Some(default) => Ok(default),
+                None => Err(Self::server_error(py, err, "GetServerVariable")),
+            };
+        }
+    }
+
+    /// WriteClient(data[, flags]): sends body bytes (str is UTF-8 encoded); returns the count.
+    #[pyo3(signature = (data, flags = 0))]
+    fn WriteClient(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
+        let bytes = bytes_of(data, "data")?;
+        let raw = self.raw()?;
+        let flags = if flags == 0 { HSE_IO_SYNC } else { flags };
+        self.response_started.store(true, Ordering::SeqCst);
+        let (ok, err, written) = py.detach(move || {
+            let raw = raw;
+            let mut len = bytes.len() as u32;
+            // SAFETY: live session; `bytes` outlives the synchronous call.
+            unsafe {
+                let ecb = &*raw.0;
+                let f = ecb.WriteClient.expect("the server fills WriteClient");
+                let ok = f(ecb.ConnID, bytes.as_ptr() as *mut c_void, &mut len, flags);
+                (ok, GetLastError(), len)
+            }
+        });
+        if ok == 0 {
+            return Err(Self::server_error(py, err, "WriteClient"));
+        }
+        Ok(written)
+    }
+
+    /// The same as WriteClient.
+    #[pyo3(signature = (data, flags = 0))]
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
+        self.WriteClient(py, data, flags)
+    }
+
+    /// ReadClient([nbytes]): reads body bytes beyond AvailableData, until `nbytes` (default:
+    /// all the rest) or the end.
+    #[pyo3(signature = (nbytes = None))]
+    fn ReadClient<'py>(&self, py: Python<'py>, nbytes: Option<u32>) -> PyResult<Bound<'py, PyBytes>> {
+        let ecb = self.fields()?;
+        let wanted = nbytes.unwrap_or(ecb.cbTotalBytes.saturating_sub(ecb.cbAvailable)) as usize;
+        let raw = self.raw()?;
+        let (ok, err, data) = py.detach(move || {
+            let raw = raw;
+            let mut data = Vec::with_capacity(wanted.min(1 << 20));
+            while data.len() < wanted {
+                let mut chunk = vec![0u8; (wanted - data.len()).min(64 * 1024)];
+                let mut len = chunk.len() as u32;
+                // SAFETY: live session; `chunk` has `len` writable bytes.
+                let (ok, err) = unsafe {
+                    let ecb = &*raw.0;
+                    let f = ecb.ReadClient.expect("the server fills ReadClient");
+                    (f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len), GetLastError())
+                };
+                if ok == 0 {
+                    return (ok, err, data);
+                }
+                if len == 0 {
+                    break;
+                }
+                data.extend_from_slice(&chunk[..len as usize]);
+            }
+            (1, 0, data)
+        });
+        if ok == 0 {
+            return Err(Self::server_error(py, err, "ReadClient"));
+        }
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// SendResponseHeaders(status, headers[, keepAlive]): `status` like "200 OK", `headers`
+    /// a block of "Name: value\r\n" lines ending with a blank line.
+    #[pyo3(signature = (status, headers, keepAlive = false))]
+    fn SendResponseHeaders(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, keepAlive: bool) -> PyResult<()> {
+        let mut status = bytes_of(status, "status")?;
+        let mut headers = bytes_of(headers, "headers")?;
+        let (status_len, headers_len) = (status.len() as u32, headers.len() as u32);
+        status.push(0);
+        headers.push(0);
+        let mut info = HSE_SEND_HEADER_EX_INFO {
+            pszStatus: status.as_ptr(),
+            pszHeader: headers.as_ptr(),
+            cchStatus: status_len,
+            cchHeader: headers_len,
+            fKeepConn: keepAlive as i32,
+        };
+        self.response_started.store(true, Ordering::SeqCst);
+        self.support(
+            py,
+            "HSE_REQ_SEND_RESPONSE_HEADER_EX",
+            HSE_REQ_SEND_RESPONSE_HEADER_EX,
+            &mut info as *mut _ as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+
+    /// Redirect(url): a 302 response to `url`.
+    fn Redirect(&self, py: Python<'_>, url: &str) -> PyResult<()> {
+        let mut url: Vec<u8> = url.bytes().chain([0]).collect();
+        let mut len = (url.len() - 1) as u32;
+        self.response_started.store(true, Ordering::SeqCst);
+        self.support(
+            py,
+            "HSE_REQ_SEND_URL_REDIRECT_RESP",
+            HSE_REQ_SEND_URL_REDIRECT_RESP,
+            url.as_mut_ptr() as *mut c_void,
+            &mut len,
+            std::ptr::null_mut(),
+        )
+    }
+
+    /// IsKeepAlive(): whether the client asked for a persistent connection (1 or 0).
+    fn IsKeepAlive(&self, py: Python<'_>) -> PyResult<u32> {
+        let value = self.GetServerVariable(py, "HTTP_CONNECTION", Some(PyBytes::new(py, b"").into_any()))?;
+        let value = value.cast::<PyBytes>().map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+        Ok(value.eq_ignore_ascii_case(b"keep-alive") as u32)
+    }
+
+    /// DoneWithSession([status]): ends a request for which HttpExtensionProc returned
+    /// HSE_STATUS_PENDING. The object is unusable afterwards.
+    #[pyo3(signature = (status = HSE_STATUS_SUCCESS))]
+    fn DoneWithSession(&self, py: Python<'_>, status: u32) -> PyResult<()> {
+        let mut status = status;
+        let result = self.support(
+            py,
+            "HSE_REQ_DONE_WITH_SESSION",
+            HSE_REQ_DONE_WITH_SESSION,
+            &mut status as *mut u32 as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        self.invalidate();
+        result
+    }
+
+    /// The same as DoneWithSession.
+    #[pyo3(signature = (status = HSE_STATUS_SUCCESS))]
+    fn close(&self, py: Python<'_>, status: u32) -> PyResult<()> {
+        self.DoneWithSession(py, status)
+    }
+
+    /// Whether a response was started through this object (isapi-freeze's own attribute).
+    #[getter(_response_started)]
+    fn get_response_started(&self) -> bool {
+        self.response_started()
+    }
+}

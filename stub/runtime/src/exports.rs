@@ -1,0 +1,261 @@
+//! The functions the loader and the installer call: `isapi_freeze_attach` and the six ISAPI
+//! entry points (for the loader), `isapi_freeze_run_main` (for the installer). Each one
+//! turns failures into a logged line and the status ISAPI expects; no panic or Python
+//! exception crosses into IIS.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::prelude::*;
+use windows_sys::core::BOOL;
+use windows_sys::Win32::Foundation::{FALSE, HMODULE, TRUE};
+use windows_sys::Win32::System::Iis::{
+    EXTENSION_CONTROL_BLOCK, HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_VERSION_INFO, HSE_VERSION_MAJOR,
+    HSE_VERSION_MINOR, HTTP_FILTER_VERSION,
+};
+
+use crate::ecb::ExtensionControlBlock;
+use crate::host::{self, HostKind};
+use crate::interpreter::{self, describe};
+use crate::version::{ExtensionVersion, FilterVersion};
+
+/// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0) and `SF_STATUS_REQ_ERROR`.
+const HTTP_FILTER_REVISION: u32 = 0x0007_0000;
+const SF_STATUS_REQ_ERROR: u32 = 0x0800_0003;
+const SF_STATUS_REQ_NEXT_NOTIFICATION: u32 = 0x0800_0001;
+
+/// Runs `f`, turning a panic into `fallback` and a log line.
+fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            host::log(&format!("internal error in the isapi-freeze runtime: {what}"));
+            fallback
+        }
+    }
+}
+
+/// Calls `boot.<function>(*args)` with the GIL; a Python error is logged and gives None.
+fn call_boot<'py>(py: Python<'py>, function: &str, args: impl pyo3::call::PyCallArgs<'py>) -> Option<Bound<'py, PyAny>> {
+    let started = interpreter::started()?;
+    match started.boot.bind(py).call_method1(function, args) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            host::log(&format!("{function} failed:\n{}", describe(py, &e)));
+            None
+        }
+    }
+}
+
+/// Tells the runtime which module it serves. The loader calls it once, before anything else.
+///
+/// # Safety
+/// `module` is the loader's own module handle.
+#[no_mangle]
+pub unsafe extern "system" fn isapi_freeze_attach(module: HMODULE) -> BOOL {
+    guarded(FALSE, || {
+        host::set(module, HostKind::Dll);
+        TRUE
+    })
+}
+
+fn start_for_dll() -> bool {
+    let Some(host) = host::get() else {
+        return false;
+    };
+    interpreter::start(host).is_ok()
+}
+
+/// ISAPI GetExtensionVersion: starts Python (first call), calls the script's factory and its
+/// GetExtensionVersion.
+///
+/// # Safety
+/// `version` points to the HSE_VERSION_INFO the server passes.
+#[no_mangle]
+pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO) -> BOOL {
+    guarded(FALSE, || {
+        // SAFETY: the server passes a writable HSE_VERSION_INFO.
+        unsafe { (*version).dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR };
+        if !start_for_dll() {
+            return FALSE;
+        }
+        Python::attach(|py| {
+            let Ok(info) = Py::new(py, ExtensionVersion::new()) else { return FALSE };
+            let ok = call_boot(py, "get_extension_version", (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false));
+            let desc = info.get().desc();
+            // SAFETY: as above; the description array has 256 bytes and `desc` is shorter.
+            unsafe {
+                let field = &mut (*version).lpszExtensionDesc;
+                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
+                    *dst = *src as _;
+                }
+            }
+            if ok {
+                TRUE
+            } else {
+                FALSE
+            }
+        })
+    })
+}
+
+/// ISAPI HttpExtensionProc: one request, handed to the script's HttpExtensionProc.
+///
+/// # Safety
+/// `ecb` is the control block the server passes, valid until the session ends.
+#[no_mangle]
+pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOCK) -> u32 {
+    guarded(HSE_STATUS_ERROR, || {
+        Python::attach(|py| {
+            let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else { return HSE_STATUS_ERROR };
+            let status = call_boot(py, "http_extension_proc", (object.clone_ref(py),))
+                .and_then(|r| r.extract::<u32>().ok())
+                .unwrap_or(HSE_STATUS_ERROR);
+            if status != HSE_STATUS_PENDING {
+                // The server may free the control block once we return.
+                object.get().invalidate();
+            }
+            status
+        })
+    })
+}
+
+/// ISAPI TerminateExtension.
+///
+/// # Safety
+/// Called by the server with HSE_TERM_* flags.
+#[no_mangle]
+pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
+    guarded(TRUE, || {
+        if interpreter::started().is_none() {
+            return TRUE;
+        }
+        Python::attach(|py| match call_boot(py, "terminate_extension", (flags,)) {
+            Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
+            _ => TRUE,
+        })
+    })
+}
+
+/// ISAPI GetFilterVersion: starts Python (first call), calls the script's filter factory
+/// and its GetFilterVersion.
+///
+/// # Safety
+/// `version` points to the HTTP_FILTER_VERSION the server passes.
+#[no_mangle]
+pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION) -> BOOL {
+    guarded(FALSE, || {
+        // SAFETY: the server passes a writable HTTP_FILTER_VERSION.
+        let server_version = unsafe { (*version).dwServerFilterVersion };
+        if !start_for_dll() {
+            return FALSE;
+        }
+        Python::attach(|py| {
+            let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else { return FALSE };
+            let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false));
+            let (filter_version, flags, desc) = info.get().values();
+            // SAFETY: as above; the description array has 257 bytes and `desc` is shorter.
+            unsafe {
+                (*version).dwFilterVersion = filter_version;
+                (*version).dwFlags = flags;
+                let field = &mut (*version).lpszFilterDesc;
+                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
+                    *dst = *src as _;
+                }
+            }
+            if ok {
+                TRUE
+            } else {
+                FALSE
+            }
+        })
+    })
+}
+
+/// ISAPI HttpFilterProc: one notification, handed to the script's HttpFilterProc.
+///
+/// # Safety
+/// The arguments are those the server passes for a notification.
+#[no_mangle]
+pub unsafe extern "system" fn HttpFilterProc(_context: *mut std::ffi::c_void, notification: u32, _data: *mut std::ffi::c_void) -> u32 {
+    guarded(SF_STATUS_REQ_ERROR, || {
+        Python::attach(|py| {
+            call_boot(py, "http_filter_proc", (notification,))
+                .and_then(|r| if r.is_none() { Some(SF_STATUS_REQ_NEXT_NOTIFICATION) } else { r.extract::<u32>().ok() })
+                .unwrap_or(SF_STATUS_REQ_ERROR)
+        })
+    })
+}
+
+/// ISAPI TerminateFilter.
+///
+/// # Safety
+/// Called by the server with flags.
+#[no_mangle]
+pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
+    guarded(TRUE, || {
+        if interpreter::started().is_none() {
+            return TRUE;
+        }
+        Python::attach(|py| match call_boot(py, "terminate_filter", (flags,)) {
+            Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
+            _ => TRUE,
+        })
+    })
+}
+
+/// The installer's main: runs the script as `__main__` and returns the process exit code
+/// (SystemExit's code, 1 after an uncaught exception or a failed start).
+///
+/// # Safety
+/// `module` is the calling executable's module handle.
+#[no_mangle]
+pub unsafe extern "C" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
+    guarded(1, || {
+        let host = host::set(module, HostKind::Exe);
+        if let Err(why) = interpreter::start(host) {
+            eprintln!("{}: cannot start: {why}", host.file_name);
+            return 1;
+        }
+        let code = Python::attach(|py| {
+            let boot = interpreter::started().expect("started above").boot.bind(py);
+            match boot.call_method0("run_main") {
+                Ok(_) => 0,
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) => exit_code(py, &e),
+                Err(e) => {
+                    e.display(py);
+                    1
+                }
+            }
+        });
+        // SAFETY: the GIL is held by this thread (an exe never released it); finalizing
+        // flushes the standard streams and runs atexit handlers.
+        let flushed = unsafe { pyo3::ffi::Py_FinalizeEx() };
+        if code == 0 && flushed < 0 {
+            120
+        } else {
+            code
+        }
+    })
+}
+
+/// The process exit code SystemExit asks for, as Python's own main computes it.
+fn exit_code(py: Python<'_>, err: &PyErr) -> i32 {
+    let Ok(code) = err.value(py).getattr("code") else { return 1 };
+    if code.is_none() {
+        return 0;
+    }
+    if let Ok(n) = code.extract::<i32>() {
+        return n;
+    }
+    // Anything else is printed to stderr, and the exit code is 1.
+    let _ = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("stderr"))
+        .and_then(|stderr| stderr.call_method1("write", (format!("{}\n", code.str().map(|s| s.to_string()).unwrap_or_default()),)));
+    1
+}

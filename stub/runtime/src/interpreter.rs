@@ -1,0 +1,159 @@
+//! Starting CPython once per process, isolated: no environment variables, no user site, no
+//! current directory; `sys.path` is the app archive (added by the boot module), the
+//! runtime's stdlib zip and the output directory. The boot module comes from the archive.
+//! A DLL host releases the GIL after start so that IIS threads can take it per call.
+
+use std::os::windows::ffi::OsStrExt;
+use std::sync::{Mutex, OnceLock};
+
+use isapi_freeze_format::{self as format, StubConfig};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyModule};
+
+use crate::host::{Host, HostKind};
+
+/// The started interpreter: the boot module, whose functions the entry points call.
+pub struct Started {
+    pub boot: Py<PyModule>,
+}
+
+static STARTED: OnceLock<Result<Started, String>> = OnceLock::new();
+/// Serializes the first start: two IIS threads may make the first calls at once.
+static STARTING: Mutex<()> = Mutex::new(());
+
+/// Starts Python for `host` the first time it is called; later calls get the same result.
+pub fn start(host: &'static Host) -> Result<&'static Started, &'static str> {
+    let _guard = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    STARTED
+        .get_or_init(|| {
+            let started = start_now(host);
+            if let Err(why) = &started {
+                crate::host::log(&format!("cannot start Python: {why}"));
+            }
+            started
+        })
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+pub fn started() -> Option<&'static Started> {
+    STARTED.get().and_then(|s| s.as_ref().ok())
+}
+
+fn start_now(host: &Host) -> Result<Started, String> {
+    let config = crate::archive::open(host)?;
+    crate::native::register();
+    // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
+    // other use of the Python C API.
+    unsafe { initialize(host, &config)? };
+    let boot = Python::attach(|py| run_boot(py, host, &config).map_err(|e| describe(py, &e)))?;
+    if host.kind == HostKind::Dll {
+        // SAFETY: this thread holds the GIL since initialization; releasing it lets any
+        // thread take it with PyGILState_Ensure. The thread state is never resumed.
+        unsafe { ffi::PyEval_SaveThread() };
+    }
+    Ok(Started { boot })
+}
+
+fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+    s.encode_wide().chain([0]).collect()
+}
+
+unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
+    if ffi::PyStatus_Exception(status) == 0 {
+        return Ok(());
+    }
+    let msg = if status.err_msg.is_null() {
+        "unknown error".to_string()
+    } else {
+        std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+    };
+    Err(format!("{what}: {msg}"))
+}
+
+/// # Safety
+/// Once per process, before any other Python API call.
+unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
+    let mut pyconfig = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+    ffi::PyConfig_InitIsolatedConfig(pyconfig.as_mut_ptr());
+    let mut pyconfig = pyconfig.assume_init();
+    let result = (|| {
+        let is_exe = host.kind == HostKind::Exe;
+        // Inside IIS, signals and the C stdio modes belong to the worker process.
+        pyconfig.install_signal_handlers = is_exe as i32;
+        pyconfig.configure_c_stdio = is_exe as i32;
+        pyconfig.site_import = 0;
+        pyconfig.write_bytecode = 0;
+        pyconfig.user_site_directory = 0;
+        pyconfig.pathconfig_warnings = 0;
+        pyconfig.parse_argv = 0;
+        pyconfig.safe_path = 1;
+        let home = wide(host.dir.as_os_str());
+        check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.home, home.as_ptr()), "setting home")?;
+        let program = wide(host.path.as_os_str());
+        check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.program_name, program.as_ptr()), "setting program name")?;
+        if is_exe {
+            check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.executable, program.as_ptr()), "setting executable")?;
+        }
+        let stem = config.python_dll.trim_end_matches(".dll");
+        let stdlib = host.dir.join(format!("{stem}.zip"));
+        pyconfig.module_search_paths_set = 1;
+        for path in [stdlib.as_path(), host.dir.as_path()] {
+            let w = wide(path.as_os_str());
+            check(ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()), "setting sys.path")?;
+        }
+        let args: Vec<Vec<u16>> = if is_exe {
+            std::env::args_os().map(|a| wide(&a)).collect()
+        } else {
+            vec![program.clone()]
+        };
+        let mut argv: Vec<*const u16> = args.iter().map(|a| a.as_ptr()).collect();
+        check(ffi::PyConfig_SetArgv(&mut pyconfig, argv.len() as _, argv.as_mut_ptr()), "setting sys.argv")?;
+        check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python")
+    })();
+    ffi::PyConfig_Clear(&mut pyconfig);
+    result
+}
+
+/// Executes the boot module from the archive and calls its `start`.
+fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyModule>> {
+    let name = format!("{}.pyc", format::BOOT_MODULE);
+    let archive = crate::archive::get().expect("opened before Python starts");
+    let pyc = archive
+        .read(&name)
+        .map_err(pyo3::exceptions::PyOSError::new_err)?
+        .ok_or_else(|| pyo3::exceptions::PyImportError::new_err(format!("the app archive has no {name}")))?;
+    let magic = py.import("importlib.util")?.getattr("MAGIC_NUMBER")?;
+    let magic = magic.cast::<PyBytes>()?.as_bytes();
+    if pyc.len() < 16 || &pyc[..4] != magic {
+        return Err(pyo3::exceptions::PyImportError::new_err(format!(
+            "{name} was compiled for another Python version (bytecode magic {:02x?}, this Python's {:02x?})",
+            &pyc[..pyc.len().min(4)],
+            magic
+        )));
+    }
+    let code = py.import("marshal")?.call_method1("loads", (PyBytes::new(py, &pyc[16..]),))?;
+    let module = PyModule::new(py, format::BOOT_MODULE)?;
+    py.import("sys")?.getattr("modules")?.set_item(format::BOOT_MODULE, &module)?;
+    py.import("builtins")?.getattr("exec")?.call1((code, module.dict()))?;
+    let kind = match host.kind {
+        HostKind::Dll => "dll",
+        HostKind::Exe => "exe",
+    };
+    module.call_method1("start", (kind, &config.script_module, host.path.display().to_string(), host.handle))?;
+    Ok(module.unbind())
+}
+
+/// A Python exception as text with its traceback, for the log.
+pub fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (err.clone_ref(py).into_value(py),)))
+        .and_then(|lines| lines.extract::<Vec<String>>());
+    match formatted {
+        Ok(lines) => lines.concat(),
+        Err(_) => err.to_string(),
+    }
+}
+

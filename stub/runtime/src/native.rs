@@ -1,0 +1,50 @@
+//! `_isapi_freeze`, the built-in module through which the boot module (Python, in the
+//! archive) reaches the runtime: archive members, the log, and the ISAPI object types.
+
+use pyo3::prelude::*;
+
+#[pymodule]
+pub mod _isapi_freeze {
+    use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError};
+    use pyo3::prelude::*;
+    use pyo3::types::PyBytes;
+
+    #[pymodule_export]
+    use crate::ecb::ExtensionControlBlock;
+    #[pymodule_export]
+    use crate::version::{ExtensionVersion, FilterVersion};
+
+    /// Every member name of the app archive.
+    #[pyfunction]
+    fn archive_names() -> PyResult<Vec<String>> {
+        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
+        Ok(archive.names().to_vec())
+    }
+
+    /// The bytes of one archive member; KeyError if there is none.
+    #[pyfunction]
+    fn archive_read<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
+        match archive.read(name).map_err(PyOSError::new_err)? {
+            Some(data) => Ok(PyBytes::new(py, &data)),
+            None => Err(PyKeyError::new_err(name.to_string())),
+        }
+    }
+
+    /// Appends a line to the extension's log (logs\NAME.log in the output directory).
+    #[pyfunction]
+    fn log(message: &str) {
+        crate::host::log(message);
+    }
+
+    /// The log file's full path.
+    #[pyfunction]
+    fn log_path() -> Option<String> {
+        let host = crate::host::get()?;
+        Some(host.dir.join(isapi_freeze_format::log_file_name(&host.file_name)).display().to_string())
+    }
+}
+
+pub fn register() {
+    pyo3::append_to_inittab!(_isapi_freeze);
+}

@@ -1,0 +1,180 @@
+//! What the end-to-end tests run on: the Windows stubs (built by `make stubs`), the
+//! Windows CPython (fetched by `make python`), Wine with the project's own prefix (made by
+//! tests/wine/prefix.sh), and isapi-host processes serving on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cross-built Windows binaries.
+pub fn stubs() -> PathBuf {
+    let dir = repo().join("target/x86_64-pc-windows-gnu/release");
+    assert!(dir.join("isapi-host.exe").is_file(), "no Windows stubs in {}: run `make stubs` (or `make test`)", dir.display());
+    dir
+}
+
+/// The embeddable Windows CPython 3.11 that the tests freeze with.
+pub fn windows_python() -> PathBuf {
+    let dir = repo().join("target/python/cp311");
+    assert!(dir.join("python311.dll").is_file(), "no Windows CPython in {}: run `make python` (or `make test`)", dir.display());
+    dir
+}
+
+/// The isapi-freeze binary under test.
+pub fn isapi_freeze() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isapi-freeze"));
+    c.env("ISAPI_FREEZE_STUBS", stubs()).env_remove("ISAPI_FREEZE_PYTHON").env_remove("ISAPI_FREEZE_BUILD_PYTHON");
+    c
+}
+
+pub fn wine_prefix() -> PathBuf {
+    repo().join("target/wine")
+}
+
+/// A command that runs a Windows program under Wine (directly on Windows), with all three
+/// standard streams as pipes: an embedded CPython under Wine 8 cannot start with a regular
+/// file as one of them.
+pub fn windows_command(program: &Path) -> Command {
+    static START: Once = Once::new();
+    let prefix = wine_prefix();
+    START.call_once(|| {
+        assert!(
+            prefix.join("drive_c/windows/system32/bcryptprimitives.dll").is_file(),
+            "no Wine prefix at {}: run `make wine-prefix` (or `make test`)",
+            prefix.display()
+        );
+        // Wine's services start with the first program of a session and keep its output
+        // pipes open; a throwaway first program keeps them away from the tests' pipes.
+        let status = Command::new(wine())
+            .args(["cmd.exe", "/c", "exit"])
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("Wine runs");
+        assert!(status.success(), "Wine failed to start: {status}");
+    });
+    let mut c = Command::new(wine());
+    c.arg(program).env("WINEPREFIX", &prefix).env("WINEDEBUG", "-all");
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn wine() -> String {
+    std::env::var("WINE").unwrap_or_else(|_| "/usr/lib/wine/wine64".into())
+}
+
+/// The path a Windows program under Wine sees for `path`.
+pub fn win_path(path: &Path) -> String {
+    format!("Z:{}", path.display().to_string().replace('/', "\\"))
+}
+
+/// A running Windows program whose output lines arrive on channels.
+pub struct Running {
+    pub child: Child,
+    pub stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+    /// Every line read so far, from either stream, for failure messages.
+    pub seen: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        let mut child = command.spawn().expect("the program starts");
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let stdout = lines(child.stdout.take().unwrap(), seen.clone());
+        let stderr = lines(child.stderr.take().unwrap(), seen.clone());
+        Running { child, stdout, stderr, seen }
+    }
+
+    /// Waits for a stdout line starting with `prefix`; panics with all output after `timeout`.
+    pub fn wait_for_stdout(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no line starting with {prefix:?} within {timeout:?}; output so far:\n{}", self.output()),
+            }
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.seen.lock().unwrap().join("\n")
+    }
+
+    /// Closes stdin (the host's signal to shut down) and waits for the exit code.
+    pub fn finish(mut self, timeout: Duration) -> (i32, String) {
+        drop(self.child.stdin.take());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200));
+                return (status.code().unwrap_or(-1), self.output());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the program did not exit within {timeout:?}; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(stream: impl std::io::Read + Send + 'static, seen: std::sync::Arc<Mutex<Vec<String>>>) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            seen.lock().unwrap().push(line.clone());
+            if tx.send(line).is_err() {
+                // Nobody listens any more; keep draining so the program never blocks.
+                continue;
+            }
+        }
+    });
+    rx
+}
+
+/// isapi-host serving `dll` on an ephemeral loopback port; `address` is where it listens.
+pub struct Host {
+    pub running: Running,
+    pub address: String,
+}
+
+pub const HOST_READY: &str = "isapi-host: listening on http://";
+
+impl Host {
+    pub fn start(dll: &Path, extra_args: &[&str]) -> Host {
+        let mut command = windows_command(&stubs().join("isapi-host.exe"));
+        command.args(["--listen", "127.0.0.1:0"]).args(extra_args).arg(win_path(dll));
+        let running = Running::start(command);
+        let line = running.wait_for_stdout(HOST_READY, Duration::from_secs(120));
+        let address = line[HOST_READY.len()..].trim_end_matches('/').to_string();
+        Host { running, address }
+    }
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir() -> tempfile::TempDir {
+    let base = repo().join("target/e2e-tmp");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
