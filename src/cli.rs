@@ -77,7 +77,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// The program that runs Windows executables off Windows.
-    #[arg(long, value_name = "PATH", env = "WINE", default_value = "wine64")]
-    pub wine: PathBuf,
+    /// The program that runs Windows executables off Windows. Default: `wine64` on PATH,
+    /// else Debian's /usr/lib/wine/wine64, else `wine`.
+    #[arg(long, value_name = "PATH", env = "WINE")]
+    pub wine: Option<PathBuf>,
 }

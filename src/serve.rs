@@ -12,10 +12,11 @@ use crate::cli::ServeArgs;
 pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     let dll = find_loader(&args.dist)?;
     let host = find_host(stubs)?;
+    let wine = args.wine.clone().unwrap_or_else(find_wine);
     let mut command = if cfg!(windows) {
         Command::new(&host)
     } else {
-        let mut c = Command::new(&args.wine);
+        let mut c = Command::new(&wine);
         c.arg(&host);
         c
     };
@@ -25,7 +26,7 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
         if cfg!(windows) {
             format!("cannot start {}", host.display())
         } else {
-            format!("cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE", args.wine.display(), host.display())
+            format!("cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE", wine.display(), host.display())
         }
     })?;
     // Relay without waiting for end of file: Wine's helper processes may hold the pipes open.
@@ -36,6 +37,21 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     let _stdin = child.stdin.take();
     let status = child.wait()?;
     Ok(status.code().unwrap_or(1))
+}
+
+fn find_wine() -> PathBuf {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).any(|p| p.is_file()))
+            .unwrap_or(false)
+    };
+    if on_path("wine64") {
+        PathBuf::from("wine64")
+    } else if Path::new("/usr/lib/wine/wine64").is_file() {
+        PathBuf::from("/usr/lib/wine/wine64")
+    } else {
+        PathBuf::from("wine")
+    }
 }
 
 /// The one `_NAME.dll` of an output directory.

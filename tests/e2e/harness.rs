@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Mutex, Once};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -78,30 +78,40 @@ pub fn win_path(path: &Path) -> String {
     format!("Z:{}", path.display().to_string().replace('/', "\\"))
 }
 
-/// A running Windows program whose output lines arrive on channels.
+/// A running Windows program; its output lines are collected as they arrive (stdout also on
+/// a channel, to wait for a line). Nothing waits for end of file: Wine's helper processes
+/// can hold a pipe open after the program exits.
 pub struct Running {
     pub child: Child,
-    pub stdout: Receiver<String>,
-    pub stderr: Receiver<String>,
-    /// Every line read so far, from either stream, for failure messages.
-    pub seen: std::sync::Arc<Mutex<Vec<String>>>,
+    stdout_lines: Receiver<String>,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a finished program printed, and its exit code.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Running {
     pub fn start(mut command: Command) -> Running {
         let mut child = command.spawn().expect("the program starts");
-        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let stdout = lines(child.stdout.take().unwrap(), seen.clone());
-        let stderr = lines(child.stderr.take().unwrap(), seen.clone());
-        Running { child, stdout, stderr, seen }
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let stdout_lines = lines(child.stdout.take().unwrap(), out.clone());
+        let _ = lines(child.stderr.take().unwrap(), err.clone());
+        Running { child, stdout_lines, out, err }
     }
 
     /// Waits for a stdout line starting with `prefix`; panics with all output after `timeout`.
     pub fn wait_for_stdout(&self, prefix: &str, timeout: Duration) -> String {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.stdout.recv_timeout(left) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout_lines.recv_timeout(left) {
                 Ok(line) if line.starts_with(prefix) => return line,
                 Ok(_) => continue,
                 Err(_) => panic!("no line starting with {prefix:?} within {timeout:?}; output so far:\n{}", self.output()),
@@ -109,24 +119,31 @@ impl Running {
         }
     }
 
+    /// Everything printed so far: stdout, then stderr.
     pub fn output(&self) -> String {
-        self.seen.lock().unwrap().join("\n")
+        format!("stdout:\n{}\nstderr:\n{}", self.out.lock().unwrap().join("\n"), self.err.lock().unwrap().join("\n"))
     }
 
-    /// Closes stdin (the host's signal to shut down) and waits for the exit code.
-    pub fn finish(mut self, timeout: Duration) -> (i32, String) {
+    /// Closes stdin (isapi-host's signal to shut down) and waits for the exit.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
         drop(self.child.stdin.take());
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(200));
-                return (status.code().unwrap_or(-1), self.output());
+                break status;
             }
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!("the program did not exit within {timeout:?}; output:\n{}", self.output());
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        // The readers get the last lines shortly after the exit.
+        std::thread::sleep(Duration::from_millis(300));
+        Finished {
+            code: status.code().unwrap_or(-1),
+            stdout: self.out.lock().unwrap().join("\n"),
+            stderr: self.err.lock().unwrap().join("\n"),
         }
     }
 }
@@ -138,19 +155,24 @@ impl Drop for Running {
     }
 }
 
-fn lines(stream: impl std::io::Read + Send + 'static, seen: std::sync::Arc<Mutex<Vec<String>>>) -> Receiver<String> {
+fn lines(stream: impl std::io::Read + Send + 'static, seen: Arc<Mutex<Vec<String>>>) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             seen.lock().unwrap().push(line.clone());
-            if tx.send(line).is_err() {
-                // Nobody listens any more; keep draining so the program never blocks.
-                continue;
-            }
+            // Nobody may listen any more; keep draining so that the program never blocks.
+            let _ = tx.send(line);
         }
     });
     rx
+}
+
+/// Runs a Windows program to completion in `cwd`.
+pub fn run_windows(program: &Path, args: &[&str], cwd: &Path) -> Finished {
+    let mut command = windows_command(program);
+    command.args(args).current_dir(cwd);
+    Running::start(command).finish(Duration::from_secs(180))
 }
 
 /// isapi-host serving `dll` on an ephemeral loopback port; `address` is where it listens.
@@ -163,8 +185,16 @@ pub const HOST_READY: &str = "isapi-host: listening on http://";
 
 impl Host {
     pub fn start(dll: &Path, extra_args: &[&str]) -> Host {
-        let mut command = windows_command(&stubs().join("isapi-host.exe"));
+        Host::start_from(&stubs().join("isapi-host.exe"), None, dll, extra_args)
+    }
+
+    /// Starts `host_exe` (a copy of isapi-host.exe anywhere) with `cwd` as its current folder.
+    pub fn start_from(host_exe: &Path, cwd: Option<&Path>, dll: &Path, extra_args: &[&str]) -> Host {
+        let mut command = windows_command(host_exe);
         command.args(["--listen", "127.0.0.1:0"]).args(extra_args).arg(win_path(dll));
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         let running = Running::start(command);
         let line = running.wait_for_stdout(HOST_READY, Duration::from_secs(120));
         let address = line[HOST_READY.len()..].trim_end_matches('/').to_string();

