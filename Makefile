@@ -38,7 +38,7 @@ deps:
 # The Windows stubs and isapi-host, cross-built (plus the native test extension).
 stubs:
 	cargo build --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension
+		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum
 
 cli:
 	cargo build --release -p isapi-freeze
@@ -59,7 +59,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension -- -D warnings
+		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -- -D warnings
 
 clean:
 	-$(WINESERVER) -k 2>/dev/null

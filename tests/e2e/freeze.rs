@@ -353,3 +353,42 @@ fn a_regular_windows_installation_layout_is_accepted() {
     let host = Host::start(&dist.join("_hello.dll"), &[]);
     assert_eq!(get(&host.address, "/inst?1").text(), "method: GET\npath: /inst\nquery: 1\nfrozen: dll\n");
 }
+
+#[test]
+fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checksum() {
+    let dist = hello_dist();
+    let dll = std::fs::read(dist.join("_hello.dll")).unwrap();
+    let exe = std::fs::read(dist.join("hello.exe")).unwrap();
+    for (name, image) in [("_hello.dll", &dll), ("hello.exe", &exe)] {
+        let pe = goblin::pe::PE::parse(image).unwrap();
+        let last = pe.sections.last().unwrap();
+        assert_eq!(last.name().unwrap(), ".rsrc", "{name}: the resources are in the last section");
+        let optional = pe.header.optional_header.unwrap();
+        let table = *optional.data_directories.get_resource_table().unwrap();
+        assert_eq!(table.virtual_address, last.virtual_address, "{name}");
+        assert!(pe.resource_data.is_some(), "{name}: goblin reads the resource tree");
+        // The file ends with that section: nothing is appended after the PE image.
+        assert_eq!(image.len(), (last.pointer_to_raw_data + last.size_of_raw_data) as usize, "{name}");
+        // Windows' own checksum routine agrees with the header.
+        let oracle = run_windows(&stubs().join("pe-checksum.exe"), &[&crate::harness::win_path(&dist.join(name))], dist);
+        let (header, computed) = oracle.stdout.split_once(' ').unwrap();
+        assert_eq!(header.strip_prefix("header=").unwrap(), computed.strip_prefix("computed=").unwrap(), "{name}: {oracle:?}");
+        assert_ne!(header, "header=00000000");
+    }
+    let archive = &dll[archive_file_range(&dll)];
+    assert_eq!(archive, &exe[archive_file_range(&exe)], "the installer carries the same archive");
+    let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 1").unwrap();
+    let config = String::from_utf8_lossy(&dll[config_at..config_at + 200]);
+    let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
+    assert!(config.contains(&format!("archive_sha256={digest}\n")), "{config}");
+    assert!(config.contains("python_dll=python311.dll\nscript_module=hello\n"), "{config}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["_isapi_freeze_boot.pyc", "hello.pyc", "isapi/__init__.pyc", "isapi/isapicon.pyc", "isapi/simple.pyc"]
+    );
+    let hello = zip.by_name("hello.pyc").unwrap();
+    assert_eq!(hello.last_modified(), Some(zip::DateTime::default()));
+}
