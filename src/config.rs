@@ -93,7 +93,7 @@ impl FreezeConfig {
             "no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)",
         )?;
         let runtime = probe_runtime(&python)?;
-        let stubs = find_stubs(args.stubs.as_deref())?;
+        let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
         let mut compiler = PythonCompiler::new(&build_python);
@@ -231,10 +231,12 @@ fn stdlib_zip_magic(zip_path: &Path) -> Result<Option<[u8; 4]>> {
     Ok(Some(magic))
 }
 
-/// Finds the stub folder: --stubs / ISAPI_FREEZE_STUBS, else beside this program (an
-/// installed layout), else the cross-build output of this workspace.
-fn find_stubs(given: Option<&Path>) -> Result<Stubs> {
-    let required = [format::LOADER_TEMPLATE, format::RUNTIME_DLL, format::INSTALLER_TEMPLATE];
+/// The stubs a freeze copies into the output.
+const FREEZE_STUBS: [&str; 3] = [format::LOADER_TEMPLATE, format::RUNTIME_DLL, format::INSTALLER_TEMPLATE];
+
+/// Finds the folder holding `required` stubs: --stubs / ISAPI_FREEZE_STUBS, else beside
+/// this program (an installed layout), else the cross-build output of this workspace.
+pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     let complete = |dir: &Path| required.iter().all(|name| dir.join(name).is_file());
     if let Some(dir) = given {
         if !complete(dir) {

@@ -2,7 +2,7 @@
 //! beside the output directory, hashed while written, then manifest.json, and only then
 //! does the staging folder replace the output directory. A failure leaves no partial output.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -130,22 +130,23 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Reads a manifest's file list back: (path, sha256), for checks and tests.
-pub fn read_manifest(dist: &Path) -> Result<Vec<(String, String)>> {
-    let mut text = String::new();
-    fs_err::File::open(dist.join(MANIFEST))?.read_to_string(&mut text)?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dist.join(MANIFEST).display()))?;
-    let files = value["files"].as_array().context("manifest has no files")?;
-    Ok(files
-        .iter()
-        .map(|f| (f["path"].as_str().unwrap_or_default().to_string(), f["sha256"].as_str().unwrap_or_default().to_string()))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::PlannedFile;
+    use std::io::Read;
+
+/// Reads a manifest's file list back: (path, sha256), for checks and tests.
+    pub fn read_manifest(dist: &Path) -> Result<Vec<(String, String)>> {
+        let mut text = String::new();
+        fs_err::File::open(dist.join(MANIFEST))?.read_to_string(&mut text)?;
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dist.join(MANIFEST).display()))?;
+        let files = value["files"].as_array().context("manifest has no files")?;
+        Ok(files
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap_or_default().to_string(), f["sha256"].as_str().unwrap_or_default().to_string()))
+            .collect())
+    }
 
     fn plan(dist: &Path, files: Vec<PlannedFile>) -> Plan {
         Plan { dist_dir: dist.to_path_buf(), files, archive_sha256: [0; 32] }

@@ -203,6 +203,7 @@ pub fn pe_checksum(image: &[u8], checksum_at: usize) -> u32 {
 }
 
 /// Offset of the checksum field, for callers that verify it.
+#[cfg(test)]
 pub fn checksum_offset(image: &[u8]) -> Result<usize, PeError> {
     Ok(Layout::read(image)?.opt + 64)
 }
@@ -251,6 +252,7 @@ pub fn read_resources(image: &[u8]) -> Result<Vec<Resource>, PeError> {
 }
 
 /// The data of one resource, if present.
+#[cfg(test)]
 pub fn find_resource(image: &[u8], kind: &ResName, name: &ResName, language: u16) -> Result<Option<Vec<u8>>, PeError> {
     Ok(read_resources(image)?
         .into_iter()

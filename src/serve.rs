@@ -11,7 +11,7 @@ use crate::cli::ServeArgs;
 
 pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     let dll = find_loader(&args.dist)?;
-    let host = find_host(stubs)?;
+    let host = crate::config::find_stubs(stubs, &[isapi_freeze_format::HOST_EXE])?.host();
     let wine = args.wine.clone().unwrap_or_else(find_wine);
     let mut command = if cfg!(windows) {
         Command::new(&host)
@@ -71,19 +71,6 @@ pub fn find_loader(dist: &Path) -> Result<PathBuf> {
         0 => bail!("{} has no _NAME.dll: freeze a script into it first (isapi-freeze SCRIPT.py --dist-dir {})", dist.display(), dist.display()),
         _ => bail!("{} has several _NAME.dll files; it should hold the output of one freeze", dist.display()),
     }
-}
-
-fn find_host(stubs: Option<&Path>) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let exe_dir = exe.parent().unwrap_or(Path::new("."));
-    let mut candidates: Vec<PathBuf> = stubs.map(Path::to_path_buf).into_iter().collect();
-    candidates.push(exe_dir.join("stubs"));
-    candidates.extend(exe_dir.ancestors().take(3).map(|a| a.join("x86_64-pc-windows-gnu").join("release")));
-    candidates
-        .iter()
-        .map(|d| d.join(isapi_freeze_format::HOST_EXE))
-        .find(|p| p.is_file())
-        .with_context(|| format!("cannot find {}; build it with `make stubs` or pass --stubs DIR", isapi_freeze_format::HOST_EXE))
 }
 
 /// The path a Windows program sees for `path`: itself on Windows, `Z:\...` under Wine (Wine

@@ -26,7 +26,8 @@ class Extension(SimpleExtension):
         lines.append(f"frozen: {getattr(sys, 'frozen', None)}")
         body = ("\n".join(lines) + "\n").encode("utf-8")
         headers = f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
-        ecb.SendResponseHeaders("200 OK", headers, False)
+        # With a Content-Length the connection can stay open for the next request.
+        ecb.SendResponseHeaders("200 OK", headers, True)
         ecb.WriteClient(body)
         return isapicon.HSE_STATUS_SUCCESS
 

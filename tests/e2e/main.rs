@@ -1,1 +1,7 @@
-//! placeholder
+//! The one integration-test binary. Each module proves one area end to end; everything
+//! that needs Wine, the Windows stubs or the Windows CPython goes through `harness`.
+
+mod freeze;
+mod harness;
+mod host;
+mod http;

@@ -1,1 +1,127 @@
-fn main() {}
+//! isapi-host: a stand-in for IIS that serves HTTP/1.1 on loopback and drives one ISAPI
+//! extension DLL by Microsoft's ISAPI contract, so frozen extensions are tested end to end
+//! under Wine without IIS. On other systems it builds as a program that only says so.
+
+// The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
+#![cfg_attr(not(windows), allow(dead_code))]
+
+mod cli;
+#[cfg(windows)]
+mod ecb;
+#[cfg(windows)]
+mod extension;
+mod http;
+#[cfg(windows)]
+mod server;
+mod variables;
+
+#[cfg(not(windows))]
+fn main() {
+    eprintln!("isapi-host: runs on Windows only (build it for x86_64-pc-windows-gnu and run it under Wine)");
+    std::process::exit(1);
+}
+
+#[cfg(windows)]
+fn main() {
+    windows_main::main()
+}
+
+#[cfg(windows)]
+mod windows_main {
+    use std::io::{BufRead, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use windows_sys::Win32::System::Iis::HSE_TERM_MUST_UNLOAD;
+
+    use crate::cli::{self, Parsed};
+    use crate::extension::{Extension, LoadError};
+    use crate::server::Server;
+
+    /// How long shutdown waits for requests in flight before unloading the extension.
+    const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+    fn exit(code: i32, message: &str) -> ! {
+        eprintln!("isapi-host: {message}");
+        std::process::exit(code)
+    }
+
+    pub fn main() {
+        let args = match cli::parse(std::env::args_os().skip(1)) {
+            Ok(Parsed::Run(args)) => args,
+            Ok(Parsed::Help) => {
+                println!("{}", cli::USAGE);
+                return;
+            }
+            Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
+        };
+        let extension = match Extension::load(&args.dll) {
+            Ok(extension) => extension,
+            Err(LoadError::Load { path, code }) => exit(
+                2,
+                &format!("cannot load {}: Windows error {code}", path.display()),
+            ),
+            Err(LoadError::MissingExport { path, name }) => exit(
+                2,
+                &format!(
+                    "cannot load {}: it does not export {name}, so it is not an ISAPI extension",
+                    path.display()
+                ),
+            ),
+        };
+        let Some(description) = extension.version() else {
+            exit(
+                3,
+                &format!(
+                    "GetExtensionVersion of {} returned FALSE; see the extension's log",
+                    extension.path.display()
+                ),
+            )
+        };
+        let listener = match TcpListener::bind(args.listen) {
+            Ok(listener) => listener,
+            Err(e) => exit(1, &format!("cannot listen on {}: {e}", args.listen)),
+        };
+        let local = listener.local_addr().unwrap_or(args.listen);
+        let folder = extension
+            .path
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let physical_root = format!("{}\\", folder.trim_end_matches('\\'));
+        let server = Arc::new(Server::new(extension, args.vpath, physical_root));
+
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "isapi-host: listening on http://{local}/");
+        let _ = writeln!(stdout, "isapi-host: extension {description:?}");
+        let _ = stdout.flush();
+        drop(stdout);
+
+        let watcher = server.clone();
+        std::thread::spawn(move || {
+            // Standard input ending (or a `quit` line) is the signal to stop: the parent
+            // that started the host only has to close the pipe.
+            for line in std::io::stdin().lock().lines() {
+                match line {
+                    Ok(line) if line.trim() == "quit" => break,
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+            watcher.shutdown(local);
+        });
+
+        server.serve(listener);
+        if !server.drain(SHUTDOWN_GRACE) {
+            eprintln!(
+                "isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway"
+            );
+        }
+        server.extension().terminate(HSE_TERM_MUST_UNLOAD);
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "isapi-host: stopped");
+        let _ = stdout.flush();
+        std::process::exit(0);
+    }
+}

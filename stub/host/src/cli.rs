@@ -1,0 +1,129 @@
+//! The command line, parsed with std alone (the host is a test tool that should stay small):
+//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] EXTENSION.DLL`.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
+
+Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] EXTENSION.DLL
+
+Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
+wildcard script map of an application at VIRTUAL/PATH, and prints
+  isapi-host: listening on http://IP:PORT/
+once it accepts connections. It stops (TerminateExtension, then `isapi-host: stopped`)
+when its standard input ends or reads a line `quit`.
+
+Options:
+  --listen ADDR   address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
+  --vpath PATH    the application's virtual path; requests outside it get 404 [default: /]
+  -h, --help      print this help
+
+Exit codes: 0 stopped normally, 1 bad command line or cannot listen, 2 the DLL does not load,
+3 GetExtensionVersion returned FALSE.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub listen: SocketAddr,
+    /// Starts with `/` and has no trailing `/` unless it is the root.
+    pub vpath: String,
+    pub dll: PathBuf,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Run(Args),
+    Help,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
+    let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut vpath = "/".to_string();
+    let mut dll = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (text.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .ok_or(format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--listen" => {
+                let v = value("--listen")?;
+                listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen {v:?} is not IP:PORT (e.g. 127.0.0.1:8080)"))?;
+            }
+            "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
+            _ if flag.starts_with('-') && flag.len() > 1 => {
+                return Err(format!("unknown option {flag}"))
+            }
+            _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
+            _ => {
+                return Err(format!(
+                    "unexpected argument {text:?}: only one EXTENSION.DLL"
+                ))
+            }
+        }
+    }
+    let dll = dll.ok_or("missing EXTENSION.DLL")?;
+    Ok(Parsed::Run(Args { listen, vpath, dll }))
+}
+
+fn normalize_vpath(v: &str) -> Result<String, String> {
+    if !v.starts_with('/')
+        || v.contains(['?', '#', '\\'])
+        || v.split('/').any(|s| s == "." || s == "..")
+    {
+        return Err(format!(
+            "--vpath {v:?} must be an absolute URL path such as /app"
+        ));
+    }
+    let trimmed = v.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Parsed, String> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let Parsed::Run(a) = run(&["x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (a.listen.to_string().as_str(), a.vpath.as_str()),
+            ("127.0.0.1:8080", "/")
+        );
+        let Parsed::Run(a) = run(&["--listen", "127.0.0.1:0", "--vpath=/app/", "x.dll"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.listen.port(), a.vpath.as_str()), (0, "/app"));
+        assert_eq!(run(&["--help"]), Ok(Parsed::Help));
+        assert!(run(&[]).is_err());
+        assert!(run(&["--vpath", "app", "x.dll"]).is_err());
+    }
+}

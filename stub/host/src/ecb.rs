@@ -1,0 +1,778 @@
+//! The EXTENSION_CONTROL_BLOCK of one request and the four callbacks IIS gives an
+//! extension (GetServerVariable, ReadClient, WriteClient, ServerSupportFunction).
+//!
+//! ConnID is a number, not a pointer: it keys a registry of live requests, so a callback
+//! with a stale or foreign handle fails with ERROR_INVALID_PARAMETER instead of touching
+//! freed memory. The control block and every string it points to stay allocated until the
+//! request is finished: for HSE_STATUS_PENDING that is after HSE_REQ_DONE_WITH_SESSION
+//! (from any thread) and after every asynchronous WriteClient's completion has returned.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr};
+use std::io::{self, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+
+use windows_sys::core::{BOOL, PCSTR};
+use windows_sys::Win32::Foundation::{
+    SetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER,
+    ERROR_NETNAME_DELETED, FALSE, TRUE,
+};
+use windows_sys::Win32::Globalization::{WideCharToMultiByte, CP_ACP};
+use windows_sys::Win32::System::Iis::{
+    EXTENSION_CONTROL_BLOCK, HCONN, HSE_IO_ASYNC, HSE_REQ_CLOSE_CONNECTION,
+    HSE_REQ_DONE_WITH_SESSION, HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN,
+    HSE_REQ_MAP_URL_TO_PATH, HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX,
+    HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_ERROR, HSE_STATUS_PENDING,
+    HSE_STATUS_SUCCESS, HSE_VERSION_MAJOR, HSE_VERSION_MINOR,
+};
+
+use crate::extension::Extension;
+use crate::http::{self, Body, BodyMode, FramedHead};
+use crate::variables::RequestInfo;
+
+/// IIS's default UploadReadAheadSize: how much of the body comes preloaded in lpbData.
+pub const PRELOAD: usize = 48 * 1024;
+/// cbTotalBytes when the length is not known up front (a chunked request body).
+const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
+
+pub type Connection = BufReader<TcpStream>;
+type IoCompletion = unsafe extern "system" fn(*mut EXTENSION_CONTROL_BLOCK, *mut c_void, u32, u32);
+
+/// What the connection hands over for one request.
+pub struct Request {
+    pub info: RequestInfo,
+    pub exchange: http::Exchange,
+    pub body: Body<Connection>,
+    pub total_bytes: Option<u64>,
+    /// A second handle on the socket for writing, so ReadClient and WriteClient never wait
+    /// for each other.
+    pub writer: TcpStream,
+}
+
+/// How a request ended, for the connection loop and the log line.
+pub struct Outcome {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub keep_alive: bool,
+    /// The connection's reader, back from the body, if the connection can go on.
+    pub connection: Option<Body<Connection>>,
+    pub log_data: String,
+}
+
+/// The host's side of one request, reached by the callbacks through ConnID.
+struct Session {
+    info: RequestInfo,
+    exchange: http::Exchange,
+    body: Mutex<Option<Body<Connection>>>,
+    out: Mutex<Output>,
+    lifecycle: Mutex<Lifecycle>,
+    changed: Condvar,
+    completion: Mutex<Option<(IoCompletion, usize)>>,
+    ecb: AtomicPtr<EXTENSION_CONTROL_BLOCK>,
+    close_requested: AtomicBool,
+}
+
+#[derive(Default)]
+struct Lifecycle {
+    /// Set by HSE_REQ_DONE_WITH_SESSION, with the status it passed.
+    done: Option<u32>,
+    /// Asynchronous writes whose completion callback has not returned yet.
+    async_in_flight: usize,
+}
+
+/// The response as sent so far.
+struct Output {
+    stream: TcpStream,
+    head: Option<FramedHead>,
+    body_bytes: u64,
+    failed: bool,
+}
+
+static SESSIONS: LazyLock<Mutex<HashMap<usize, Arc<Session>>>> = LazyLock::new(Default::default);
+static NEXT_CONN_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// A poisoned lock only means another callback panicked; the data is still consistent
+/// enough to finish the response, and a callback must never unwind into the extension.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn session(conn: HCONN) -> Option<Arc<Session>> {
+    lock(&SESSIONS).get(&(conn as usize)).cloned()
+}
+
+/// Sets the thread's last error and returns FALSE, the ISAPI way to fail.
+fn fail(code: u32) -> BOOL {
+    // SAFETY: SetLastError only writes the calling thread's error slot.
+    unsafe { SetLastError(code) };
+    FALSE
+}
+
+/// Text as the ANSI code page, as IIS returns non-UNICODE_ variables and ECB strings.
+pub fn to_ansi(text: &str) -> Vec<u8> {
+    if text.is_ascii() {
+        return text.as_bytes().to_vec();
+    }
+    let wide: Vec<u16> = text.encode_utf16().collect();
+    let Ok(wide_len) = i32::try_from(wide.len()) else {
+        return text.as_bytes().to_vec();
+    };
+    // SAFETY: `wide` holds `wide_len` UTF-16 units; a null output with size 0 asks for the
+    // needed size only.
+    let needed = unsafe {
+        WideCharToMultiByte(
+            CP_ACP,
+            0,
+            wide.as_ptr(),
+            wide_len,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    if needed <= 0 {
+        return text.as_bytes().to_vec();
+    }
+    let mut out = vec![0u8; needed as usize];
+    // SAFETY: `out` has room for exactly `needed` bytes, the size the first call reported.
+    let written = unsafe {
+        WideCharToMultiByte(
+            CP_ACP,
+            0,
+            wide.as_ptr(),
+            wide_len,
+            out.as_mut_ptr(),
+            needed,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    out.truncate(written.max(0) as usize);
+    out
+}
+
+fn c_string(text: &str) -> Vec<u8> {
+    let mut bytes = to_ansi(text);
+    bytes.retain(|&b| b != 0);
+    bytes.push(0);
+    bytes
+}
+
+impl Session {
+    fn wait_until(&self, mut ready: impl FnMut(&Lifecycle) -> bool) {
+        let mut state = lock(&self.lifecycle);
+        while !ready(&state) {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn exchange(&self) -> http::Exchange {
+        let mut exchange = self.exchange;
+        exchange.client_keep_alive &= !self.close_requested.load(Ordering::SeqCst);
+        exchange
+    }
+
+    /// dwHttpStatusCode as the extension left it.
+    fn ecb_status(&self) -> u16 {
+        let ecb = self.ecb.load(Ordering::SeqCst);
+        // SAFETY: the control block outlives the session's registration and every callback
+        // (see `run`); the extension may write the field, so read it without a reference.
+        let code = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*ecb).dwHttpStatusCode)) };
+        u16::try_from(code)
+            .ok()
+            .filter(|c| (100..=999).contains(c))
+            .unwrap_or(200)
+    }
+
+    /// Sends the response head once; later attempts are an extension bug.
+    fn send_head(
+        &self,
+        status: Option<&str>,
+        header_block: &[u8],
+        extension_keeps: bool,
+    ) -> Result<(), u32> {
+        let mut out = lock(&self.out);
+        if out.head.is_some() {
+            eprintln!(
+                "isapi-host: {} {}: the extension sent response headers twice",
+                self.info.method, self.info.path
+            );
+            return Err(ERROR_INVALID_PARAMETER);
+        }
+        let (code, reason) = match status.map(|s| (s, http::parse_status(s))) {
+            None => (200, "OK".to_string()),
+            Some((_, Some(parsed))) => parsed,
+            Some((s, None)) => {
+                eprintln!(
+                    "isapi-host: ignoring status {s:?}, which does not start with a 3-digit code"
+                );
+                (200, "OK".to_string())
+            }
+        };
+        let block = http::parse_header_block(header_block);
+        for line in &block.rejected {
+            eprintln!("isapi-host: dropped response header line {line:?}: not `Name: value`");
+        }
+        let head = http::frame_head(
+            code,
+            &reason,
+            &block.fields,
+            self.exchange(),
+            extension_keeps,
+        );
+        out.send_head(head);
+        out.write_body(&block.body)
+            .map(|_| ())
+            .map_err(|_| ERROR_NETNAME_DELETED)
+    }
+
+    fn write(&self, data: &[u8]) -> io::Result<usize> {
+        let mut out = lock(&self.out);
+        if out.head.is_none() {
+            // IIS sends a default head for body bytes written before any headers.
+            let code = self.ecb_status();
+            out.send_head(http::frame_head(
+                code,
+                http::reason_phrase(code),
+                &[],
+                self.exchange(),
+                true,
+            ));
+        }
+        out.write_body(data)
+    }
+}
+
+impl Output {
+    fn send_head(&mut self, head: FramedHead) {
+        if self.stream.write_all(&head.bytes).is_err() {
+            self.failed = true;
+        }
+        self.head = Some(head);
+    }
+
+    fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if self.failed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let mode = self
+            .head
+            .as_ref()
+            .map(|h| h.mode)
+            .unwrap_or(BodyMode::Empty);
+        let result = match mode {
+            BodyMode::Empty => Ok(()),
+            BodyMode::Chunked => self.stream.write_all(&http::chunk(data)),
+            BodyMode::Length(_) | BodyMode::Raw => self.stream.write_all(data),
+        };
+        match result {
+            Ok(()) => {
+                self.body_bytes += data.len() as u64;
+                Ok(data.len())
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the response after the extension is done; false if the connection must close.
+    fn finish(&mut self, status: u32, ecb_status: u16, exchange: http::Exchange) -> bool {
+        let Some(head) = &self.head else {
+            let code = if status == HSE_STATUS_ERROR {
+                500
+            } else {
+                ecb_status
+            };
+            let body = if code == 500 {
+                "500 Internal Server Error: the ISAPI extension failed\n"
+            } else {
+                ""
+            };
+            let (head, body) = http::simple_response(code, &[], body, exchange, true);
+            let keep = head.keep_alive;
+            self.send_head(head);
+            let _ = self.write_body(&body);
+            return keep && !self.failed;
+        };
+        let keep = head.keep_alive;
+        let complete = match head.mode {
+            _ if status == HSE_STATUS_ERROR => false,
+            BodyMode::Empty => true,
+            BodyMode::Chunked => self.stream.write_all(http::LAST_CHUNK).is_ok(),
+            BodyMode::Length(n) => self.body_bytes == n,
+            BodyMode::Raw => false,
+        };
+        keep && complete && !self.failed
+    }
+}
+
+/// Runs one request through the extension and finishes its response.
+pub fn run(extension: &Extension, request: Request) -> Outcome {
+    let Request {
+        info,
+        exchange,
+        mut body,
+        total_bytes,
+        writer,
+    } = request;
+    let mut preload = vec![0u8; PRELOAD];
+    let mut available = 0;
+    while available < PRELOAD && !body.is_done() {
+        match body.read(&mut preload[available..]) {
+            Ok(0) => break,
+            Ok(n) => available += n,
+            Err(e) => {
+                eprintln!(
+                    "isapi-host: {} {}: reading the request body: {e}",
+                    info.method, info.path
+                );
+                return Outcome {
+                    status: 400,
+                    body_bytes: 0,
+                    keep_alive: false,
+                    connection: None,
+                    log_data: String::new(),
+                };
+            }
+        }
+    }
+    preload.truncate(available);
+
+    let id = NEXT_CONN_ID.fetch_add(1, Ordering::SeqCst);
+    let session = Arc::new(Session {
+        info,
+        exchange,
+        body: Mutex::new(Some(body)),
+        out: Mutex::new(Output {
+            stream: writer,
+            head: None,
+            body_bytes: 0,
+            failed: false,
+        }),
+        lifecycle: Mutex::new(Lifecycle::default()),
+        changed: Condvar::new(),
+        completion: Mutex::new(None),
+        ecb: AtomicPtr::new(std::ptr::null_mut()),
+        close_requested: AtomicBool::new(false),
+    });
+
+    // The strings the control block points to; they live until the end of this function.
+    let mut method = c_string(&session.info.method);
+    let mut query = c_string(&session.info.query);
+    let mut path_info = c_string(&session.info.path);
+    let mut path_translated = c_string(&session.info.map_url(&session.info.path));
+    let mut content_type = c_string(
+        &session
+            .info
+            .server_variable("CONTENT_TYPE")
+            .unwrap_or_default(),
+    );
+    let ecb = Box::into_raw(Box::new(EXTENSION_CONTROL_BLOCK {
+        cbSize: std::mem::size_of::<EXTENSION_CONTROL_BLOCK>() as u32,
+        dwVersion: (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR,
+        ConnID: id as HCONN,
+        dwHttpStatusCode: 200,
+        lpszLogData: [0; 80],
+        lpszMethod: method.as_mut_ptr(),
+        lpszQueryString: query.as_mut_ptr(),
+        lpszPathInfo: path_info.as_mut_ptr(),
+        lpszPathTranslated: path_translated.as_mut_ptr(),
+        cbTotalBytes: match total_bytes {
+            Some(n) => u32::try_from(n).unwrap_or(UNKNOWN_LENGTH),
+            None => UNKNOWN_LENGTH,
+        },
+        cbAvailable: available as u32,
+        lpbData: preload.as_mut_ptr(),
+        lpszContentType: content_type.as_mut_ptr(),
+        GetServerVariable: Some(get_server_variable),
+        WriteClient: Some(write_client),
+        ReadClient: Some(read_client),
+        ServerSupportFunction: Some(server_support_function),
+    }));
+    session.ecb.store(ecb, Ordering::SeqCst);
+    lock(&SESSIONS).insert(id, session.clone());
+
+    // SAFETY: `ecb` is a fully initialised control block whose pointers stay valid until
+    // it is freed below, after the session is unregistered and no callback can run.
+    let returned = unsafe { (extension.http_extension_proc())(ecb) };
+    let status = if returned == HSE_STATUS_PENDING {
+        session.wait_until(|s| s.done.is_some());
+        lock(&session.lifecycle).done.unwrap_or(HSE_STATUS_SUCCESS)
+    } else {
+        returned
+    };
+    lock(&SESSIONS).remove(&id);
+    session.wait_until(|s| s.async_in_flight == 0);
+
+    let ecb_status = session.ecb_status();
+    // SAFETY: no callback can reach the block any more (unregistered, no async write in
+    // flight); the extension's log text is read within its fixed 80 bytes.
+    let log_data = unsafe {
+        let log = &(*ecb).lpszLogData;
+        let bytes: Vec<u8> = log
+            .iter()
+            .map(|&c| c as u8)
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    session.ecb.store(std::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: `ecb` came from Box::into_raw above and nothing refers to it any more.
+    drop(unsafe { Box::from_raw(ecb) });
+    drop((
+        method,
+        query,
+        path_info,
+        path_translated,
+        content_type,
+        preload,
+    ));
+
+    let exchange = session.exchange();
+    let mut out = lock(&session.out);
+    let keep_alive = out.finish(status, ecb_status, exchange);
+    let status_code = out.head.as_ref().map(|h| h.status).unwrap_or(500);
+    let body_bytes = out.body_bytes;
+    drop(out);
+    let connection = lock(&session.body).take();
+    Outcome {
+        status: status_code,
+        body_bytes,
+        keep_alive,
+        connection,
+        log_data,
+    }
+}
+
+/// `GetServerVariable`: the named variable, NUL-terminated, in ANSI or (with the `UNICODE_`
+/// prefix) UTF-16; `*size` is the buffer size in, the bytes written (or needed) out.
+unsafe extern "system" fn get_server_variable(
+    conn: HCONN,
+    name: PCSTR,
+    buffer: *mut c_void,
+    size: *mut u32,
+) -> BOOL {
+    let Some(session) = session(conn) else {
+        return fail(ERROR_INVALID_PARAMETER);
+    };
+    if name.is_null() || size.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: the caller passes a NUL-terminated variable name (checked non-null above).
+    let Ok(name) = (unsafe { CStr::from_ptr(name.cast()) }).to_str() else {
+        return fail(ERROR_INVALID_INDEX);
+    };
+    let (unicode, base) = match name.get(..8) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("UNICODE_") => (true, &name[8..]),
+        _ => (false, name),
+    };
+    let Some(value) = session.info.server_variable(base) else {
+        return fail(ERROR_INVALID_INDEX);
+    };
+    let bytes: Vec<u8> = if unicode {
+        value
+            .encode_utf16()
+            .chain([0])
+            .flat_map(u16::to_le_bytes)
+            .collect()
+    } else {
+        c_string(&value)
+    };
+    let needed = bytes.len() as u32;
+    // SAFETY: `size` is non-null and points to the caller's DWORD.
+    let capacity = unsafe { *size };
+    if buffer.is_null() || capacity < needed {
+        // SAFETY: as above.
+        unsafe { *size = needed };
+        return fail(ERROR_INSUFFICIENT_BUFFER);
+    }
+    // SAFETY: the caller's buffer holds `capacity >= needed` bytes and cannot overlap ours.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
+        *size = needed;
+    }
+    TRUE
+}
+
+/// `ReadClient`: the next part of the body after the preloaded bytes, synchronously;
+/// `*size` is 0 at the end of the body.
+unsafe extern "system" fn read_client(conn: HCONN, buffer: *mut c_void, size: *mut u32) -> BOOL {
+    let Some(session) = session(conn) else {
+        return fail(ERROR_INVALID_PARAMETER);
+    };
+    if size.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: `size` is non-null and points to the caller's DWORD.
+    let want = unsafe { *size } as usize;
+    if want == 0 {
+        return TRUE;
+    }
+    if buffer.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: the caller's buffer is writable for `*size` bytes.
+    let buffer = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), want) };
+    let mut body = lock(&session.body);
+    let result = match body.as_mut() {
+        None => Ok(0),
+        Some(body) => loop {
+            match body.read(buffer) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        },
+    };
+    match result {
+        Ok(n) => {
+            // SAFETY: as above.
+            unsafe { *size = n as u32 };
+            TRUE
+        }
+        Err(e) => {
+            eprintln!(
+                "isapi-host: {} {}: reading the request body: {e}",
+                session.info.method, session.info.path
+            );
+            // A broken body leaves the connection in an unknown place: never reuse it.
+            body.take();
+            // SAFETY: as above.
+            unsafe { *size = 0 };
+            fail(ERROR_NETNAME_DELETED)
+        }
+    }
+}
+
+/// `WriteClient`: sends body bytes. With HSE_IO_ASYNC the write still happens now, and the
+/// completion registered by HSE_REQ_IO_COMPLETION is called from another thread, as IIS
+/// calls it from its I/O threads.
+unsafe extern "system" fn write_client(
+    conn: HCONN,
+    buffer: *mut c_void,
+    bytes: *mut u32,
+    flags: u32,
+) -> BOOL {
+    let Some(session) = session(conn) else {
+        return fail(ERROR_INVALID_PARAMETER);
+    };
+    if bytes.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: `bytes` is non-null and points to the caller's DWORD.
+    let len = unsafe { *bytes } as usize;
+    if len > 0 && buffer.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    let data: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's buffer holds `*bytes` readable bytes for this call.
+        unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), len) }
+    };
+    if flags & HSE_IO_ASYNC != 0 {
+        let Some((callback, context)) = *lock(&session.completion) else {
+            return fail(ERROR_INVALID_PARAMETER);
+        };
+        let (written, error) = match session.write(data) {
+            Ok(n) => (n as u32, 0),
+            Err(e) => (
+                0,
+                e.raw_os_error()
+                    .map(|c| c as u32)
+                    .unwrap_or(ERROR_NETNAME_DELETED),
+            ),
+        };
+        lock(&session.lifecycle).async_in_flight += 1;
+        let session = session.clone();
+        std::thread::spawn(move || {
+            let ecb = session.ecb.load(Ordering::SeqCst);
+            // SAFETY: `run` keeps the control block alive until `async_in_flight` is back to
+            // 0, which happens only after the callback returns; the context is the
+            // extension's own pointer, handed back untouched.
+            unsafe { callback(ecb, context as *mut c_void, written, error) };
+            lock(&session.lifecycle).async_in_flight -= 1;
+            session.changed.notify_all();
+        });
+        return TRUE;
+    }
+    match session.write(data) {
+        Ok(n) => {
+            // SAFETY: as above.
+            unsafe { *bytes = n as u32 };
+            TRUE
+        }
+        Err(e) => fail(
+            e.raw_os_error()
+                .map(|c| c as u32)
+                .unwrap_or(ERROR_NETNAME_DELETED),
+        ),
+    }
+}
+
+/// Reads an optional NUL-terminated string argument.
+///
+/// # Safety
+/// `text` is null or points to a NUL-terminated string.
+unsafe fn optional_str(text: *const c_void) -> Option<Vec<u8>> {
+    // SAFETY: upheld by the caller.
+    (!text.is_null()).then(|| unsafe { CStr::from_ptr(text.cast()) }.to_bytes().to_vec())
+}
+
+/// Reads a counted string argument (HSE_SEND_HEADER_EX_INFO): `count` bytes, but no further
+/// than a NUL, and the whole NUL-terminated string if the count is 0.
+///
+/// # Safety
+/// `text` is null or points to `count` readable bytes or a NUL-terminated string.
+unsafe fn counted_str(text: PCSTR, count: u32) -> Option<Vec<u8>> {
+    if text.is_null() {
+        return None;
+    }
+    if count == 0 {
+        // SAFETY: upheld by the caller.
+        return unsafe { optional_str(text.cast()) };
+    }
+    // SAFETY: upheld by the caller.
+    let bytes = unsafe { std::slice::from_raw_parts(text, count as usize) };
+    Some(bytes.iter().copied().take_while(|&b| b != 0).collect())
+}
+
+/// `ServerSupportFunction`: the requests an extension frozen by isapi-freeze uses.
+unsafe extern "system" fn server_support_function(
+    conn: HCONN,
+    request: u32,
+    buffer: *mut c_void,
+    size: *mut u32,
+    data_type: *mut u32,
+) -> BOOL {
+    let Some(session) = session(conn) else {
+        return fail(ERROR_INVALID_PARAMETER);
+    };
+    match request {
+        HSE_REQ_SEND_RESPONSE_HEADER => {
+            // lpvBuffer: status string ("200 OK" if null); lpdwDataType: the header block.
+            // SAFETY: both are null or NUL-terminated strings, per httpext.h.
+            let (status, headers) =
+                unsafe { (optional_str(buffer), optional_str(data_type.cast())) };
+            let status = status.map(|s| String::from_utf8_lossy(&s).into_owned());
+            match session.send_head(status.as_deref(), &headers.unwrap_or_default(), true) {
+                Ok(()) => TRUE,
+                Err(code) => fail(code),
+            }
+        }
+        HSE_REQ_SEND_RESPONSE_HEADER_EX => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            // SAFETY: lpvBuffer points to the extension's HSE_SEND_HEADER_EX_INFO, whose
+            // strings are counted by cchStatus/cchHeader (httpext.h).
+            let (status, headers, keep) = unsafe {
+                let info = &*buffer.cast::<HSE_SEND_HEADER_EX_INFO>();
+                (
+                    counted_str(info.pszStatus, info.cchStatus),
+                    counted_str(info.pszHeader, info.cchHeader),
+                    info.fKeepConn != 0,
+                )
+            };
+            let status = status.map(|s| String::from_utf8_lossy(&s).into_owned());
+            match session.send_head(status.as_deref(), &headers.unwrap_or_default(), keep) {
+                Ok(()) => TRUE,
+                Err(code) => fail(code),
+            }
+        }
+        HSE_REQ_SEND_URL_REDIRECT_RESP => {
+            // SAFETY: lpvBuffer is the NUL-terminated target URL.
+            let Some(url) = (unsafe { optional_str(buffer) }) else {
+                return fail(ERROR_INVALID_PARAMETER);
+            };
+            let url = String::from_utf8_lossy(&url).into_owned();
+            if url.is_empty() || url.chars().any(|c| c.is_control()) {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            let mut out = lock(&session.out);
+            if out.head.is_some() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            let (head, body) = http::simple_response(
+                302,
+                &[("Location".into(), url)],
+                "",
+                session.exchange(),
+                true,
+            );
+            out.send_head(head);
+            let _ = out.write_body(&body);
+            TRUE
+        }
+        HSE_REQ_DONE_WITH_SESSION => {
+            // lpvBuffer optionally points to the final HSE_STATUS_* of a pending request.
+            let status = if buffer.is_null() {
+                HSE_STATUS_SUCCESS
+            } else {
+                // SAFETY: non-null lpvBuffer points to a DWORD status (httpext.h).
+                unsafe { *buffer.cast::<u32>() }
+            };
+            let mut state = lock(&session.lifecycle);
+            state.done.get_or_insert(status);
+            drop(state);
+            session.changed.notify_all();
+            TRUE
+        }
+        HSE_REQ_IS_KEEP_CONN | HSE_REQ_IS_CONNECTED => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            let answer = if request == HSE_REQ_IS_KEEP_CONN {
+                session.exchange().client_keep_alive
+            } else {
+                !lock(&session.out).failed
+            };
+            // SAFETY: lpvBuffer points to the extension's BOOL for the answer.
+            unsafe { *buffer.cast::<BOOL>() = if answer { TRUE } else { FALSE } };
+            TRUE
+        }
+        HSE_REQ_CLOSE_CONNECTION => {
+            session.close_requested.store(true, Ordering::SeqCst);
+            TRUE
+        }
+        HSE_REQ_MAP_URL_TO_PATH => {
+            if buffer.is_null() || size.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            // SAFETY: lpvBuffer holds the NUL-terminated URL on entry and is `*size` bytes.
+            let url = unsafe { optional_str(buffer) }.unwrap_or_default();
+            let path = c_string(&session.info.map_url(&String::from_utf8_lossy(&url)));
+            // SAFETY: `size` is non-null and points to the caller's DWORD.
+            let capacity = unsafe { *size } as usize;
+            // SAFETY: as above; the copy stays within the caller's `capacity` bytes.
+            unsafe {
+                *size = path.len() as u32;
+                if capacity < path.len() {
+                    return fail(ERROR_INSUFFICIENT_BUFFER);
+                }
+                std::ptr::copy_nonoverlapping(path.as_ptr(), buffer.cast::<u8>(), path.len());
+            }
+            TRUE
+        }
+        HSE_REQ_IO_COMPLETION => {
+            // lpvBuffer: the callback (null unregisters); lpdwDataType: its context.
+            let callback = if buffer.is_null() {
+                None
+            } else {
+                // SAFETY: httpext.h passes a PFN_HSE_IO_COMPLETION in lpvBuffer; a data
+                // pointer and a function pointer have the same size on Windows.
+                Some(unsafe { std::mem::transmute::<*mut c_void, IoCompletion>(buffer) })
+            };
+            *lock(&session.completion) = callback.map(|c| (c, data_type as usize));
+            TRUE
+        }
+        _ => fail(ERROR_INVALID_PARAMETER),
+    }
+}

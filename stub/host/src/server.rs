@@ -1,0 +1,309 @@
+//! Accepting connections and running each on its own thread: read a request head, answer
+//! what IIS answers itself (400, 431, 404 outside the application), hand the rest to the
+//! extension through ecb.rs, log one line, and keep the connection while HTTP allows.
+//! Shutdown stops accepting, closes idle connections and waits for busy ones.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::ecb::{self, Request};
+use crate::extension::Extension;
+use crate::http::{self, Body, Framing, HeadError, Version};
+use crate::variables::{strip_vpath, RequestInfo};
+
+/// At most this many connections are served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+/// IIS's default connectionTimeout: an idle or stalled client is dropped after this.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Unread request body the host reads and drops to reuse a connection; more closes it.
+const DISCARD_LIMIT: u64 = 1024 * 1024;
+
+pub struct Server {
+    extension: Extension,
+    vpath: String,
+    physical_root: String,
+    shutting_down: AtomicBool,
+    connections: Mutex<Connections>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    /// Each open connection: a handle to close it with, and whether a request is in flight.
+    open: HashMap<u64, (TcpStream, Arc<AtomicBool>)>,
+}
+
+impl Server {
+    pub fn new(extension: Extension, vpath: String, physical_root: String) -> Server {
+        Server {
+            extension,
+            vpath,
+            physical_root,
+            shutting_down: AtomicBool::new(false),
+            connections: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn extension(&self) -> &Extension {
+        &self.extension
+    }
+
+    fn connections(&self) -> MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Accepts until [`Server::shutdown`] is called.
+    pub fn serve(self: &Arc<Self>, listener: TcpListener) {
+        loop {
+            {
+                let mut connections = self.connections();
+                while connections.open.len() >= MAX_CONNECTIONS
+                    && !self.shutting_down.load(Ordering::SeqCst)
+                {
+                    connections = self
+                        .changed
+                        .wait(connections)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    eprintln!("isapi-host: accept: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(handle) = stream.try_clone() else {
+                continue;
+            };
+            let busy = Arc::new(AtomicBool::new(false));
+            let id = {
+                let mut connections = self.connections();
+                connections.next_id += 1;
+                let id = connections.next_id;
+                connections.open.insert(id, (handle, busy.clone()));
+                id
+            };
+            let server = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("connection-{id}"))
+                .spawn(move || {
+                    server.connection(stream, &busy);
+                    server.connections().open.remove(&id);
+                    server.changed.notify_all();
+                });
+            if let Err(e) = spawned {
+                eprintln!("isapi-host: cannot start a connection thread: {e}");
+                self.connections().open.remove(&id);
+            }
+        }
+    }
+
+    /// Stops accepting (waking the accept loop with a connection of its own) and closes
+    /// every connection that is waiting for its next request.
+    pub fn shutdown(&self, listening: SocketAddr) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+        let mut wake = listening;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(5));
+        for (stream, busy) in self.connections().open.values() {
+            if !busy.load(Ordering::SeqCst) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the connections still serving a request; true if all ended.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut connections = self.connections();
+        while !connections.open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            connections = self
+                .changed
+                .wait_timeout(connections, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn connection(&self, stream: TcpStream, busy: &AtomicBool) {
+        let _ = stream.set_read_timeout(Some(CONNECTION_TIMEOUT));
+        let _ = stream.set_nodelay(true);
+        let (Ok(remote), Ok(local), Ok(reader)) =
+            (stream.peer_addr(), stream.local_addr(), stream.try_clone())
+        else {
+            return;
+        };
+        let mut reader = BufReader::with_capacity(16 * 1024, reader);
+        loop {
+            busy.store(false, Ordering::SeqCst);
+            if self.shutting_down.load(Ordering::SeqCst) {
+                break;
+            }
+            // Wait for the first byte of the next request while counted as idle.
+            match reader.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(_) => busy.store(true, Ordering::SeqCst),
+            }
+            match self.request(&stream, reader, remote, local) {
+                Some(next) => reader = next,
+                None => break,
+            }
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+
+    /// Serves one request; gives the reader back if the connection can carry another.
+    fn request(
+        &self,
+        stream: &TcpStream,
+        mut reader: ecb::Connection,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Option<ecb::Connection> {
+        let plain = http::Exchange {
+            version: Version::Http11,
+            client_keep_alive: false,
+            head_request: false,
+        };
+        let head = match http::read_head(&mut reader) {
+            Ok(head) => head,
+            Err(HeadError::Closed) => return None,
+            Err(HeadError::Io(e)) => {
+                eprintln!("isapi-host: reading a request from {remote}: {e}");
+                return None;
+            }
+            Err(HeadError::Malformed(why)) => {
+                respond(stream, 400, &format!("400 Bad Request: {why}\n"), plain);
+                eprintln!("isapi-host: - - 400 ({why})");
+                linger(stream);
+                return None;
+            }
+            Err(HeadError::TooLarge) => {
+                respond(stream, 431, "431 Request Header Fields Too Large\n", plain);
+                eprintln!("isapi-host: - - 431");
+                linger(stream);
+                return None;
+            }
+        };
+        let exchange = http::Exchange {
+            version: head.version,
+            client_keep_alive: head.client_keep_alive()
+                && !self.shutting_down.load(Ordering::SeqCst),
+            head_request: head.method == "HEAD",
+        };
+        let target = head.target.clone();
+        let mut body = Body::new(reader, head.framing);
+
+        if strip_vpath(&self.vpath, &head.path).is_none() {
+            let keep = respond(stream, 404, "404 Not Found\n", exchange);
+            eprintln!(
+                "isapi-host: {} {target} 404 0 (outside {})",
+                head.method, self.vpath
+            );
+            return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
+        }
+        if head.expects_continue() && !body.is_done() {
+            let mut writer = stream;
+            if writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+                return None;
+            }
+        }
+        let writer = stream.try_clone().ok()?;
+        let total_bytes = match head.framing {
+            Framing::None => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        };
+        let info = RequestInfo {
+            method: head.method.clone(),
+            path: head.path,
+            query: head.query,
+            raw_target: head.target,
+            protocol: head.version.as_str(),
+            headers: head.headers,
+            raw_headers: head.raw_headers,
+            remote,
+            local,
+            vpath: self.vpath.clone(),
+            physical_root: self.physical_root.clone(),
+            chunked: head.framing == Framing::Chunked,
+        };
+        let outcome = ecb::run(
+            &self.extension,
+            Request {
+                info,
+                exchange,
+                body,
+                total_bytes,
+                writer,
+            },
+        );
+        let log = if outcome.log_data.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", outcome.log_data)
+        };
+        eprintln!(
+            "isapi-host: {} {target} {} {}{log}",
+            head.method, outcome.status, outcome.body_bytes
+        );
+        if !outcome.keep_alive {
+            return None;
+        }
+        let mut body = outcome.connection?;
+        body.discard(DISCARD_LIMIT).then(|| body.into_inner())
+    }
+}
+
+/// Sends a response the host makes itself; true if the connection may stay open.
+fn respond(stream: &TcpStream, status: u16, text: &str, exchange: http::Exchange) -> bool {
+    let keep = exchange.client_keep_alive;
+    let (head, body) = http::simple_response(status, &[], text, exchange, keep);
+    let mut writer = stream;
+    let sent = writer
+        .write_all(&head.bytes)
+        .and_then(|()| writer.write_all(&body));
+    sent.is_ok() && head.keep_alive
+}
+
+/// Closes after an error answer without losing it: closing a socket with unread input makes
+/// TCP send a reset, which can overtake the answer, so stop sending, then read and drop
+/// what the client still sends for a short while.
+fn linger(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 16 * 1024];
+    let mut reader = stream;
+    while Instant::now() < deadline {
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! IIS server variables for one request, computed from the parsed request and where the
+//! host listens, as text; the ISAPI layer (ecb.rs) turns them into ANSI or UTF-16 buffers.
+//!
+//! The host serves the DLL as IIS 7+ serves a *wildcard* script map (`path="*"`) on an
+//! application at `--vpath`. Such a mapping has no script file in the URL, so IIS reports
+//! the whole request path as URL, as PATH_INFO (AllowPathInfoForScriptMappings is false by
+//! default, so PATH_INFO is never shortened) and as SCRIPT_NAME; where the application is
+//! mounted is told by APPL_MD_PATH (`/LM/W3SVC/1/ROOT/app`). This is why WSGI adapters for
+//! IIS (pywin32's isapi samples, isapi-wsgi, wfastcgi) derive the mount point themselves
+//! instead of trusting SCRIPT_NAME. PATH_TRANSLATED maps PATH_INFO below the application's
+//! physical folder, which for the host is the folder holding the DLL.
+
+use std::net::SocketAddr;
+
+/// Everything the variables are made of; built once per request.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub method: String,
+    /// Decoded, normalised request path.
+    pub path: String,
+    pub query: String,
+    /// The request-target as sent.
+    pub raw_target: String,
+    pub protocol: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub raw_headers: String,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// The application's virtual path: `/` or `/app`.
+    pub vpath: String,
+    /// The DLL's folder as Windows sees it, ending in `\`.
+    pub physical_root: String,
+    pub chunked: bool,
+}
+
+impl RequestInfo {
+    fn header(&self, name: &str) -> Option<String> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        Some(values.fold(first.to_string(), |all, v| all + "," + v))
+    }
+
+    /// The physical path of a URL path under the application (HSE_REQ_MAP_URL_TO_PATH,
+    /// PATH_TRANSLATED). The DLL's folder is the application root and the only physical
+    /// folder the host knows, so URLs outside the application map below it from `/`.
+    pub fn map_url(&self, url: &str) -> String {
+        let relative = strip_vpath(&self.vpath, url).unwrap_or(url);
+        let relative = relative.trim_start_matches('/').replace('/', "\\");
+        format!("{}{}", self.physical_root, relative)
+    }
+
+    /// The value of a server variable by IIS's name (case-insensitive), without the
+    /// `UNICODE_` prefix; None for a name IIS would answer with ERROR_INVALID_INDEX.
+    pub fn server_variable(&self, name: &str) -> Option<String> {
+        let name = name.to_ascii_uppercase();
+        let value = match name.as_str() {
+            "REQUEST_METHOD" => self.method.clone(),
+            "URL" | "PATH_INFO" | "SCRIPT_NAME" => self.path.clone(),
+            "QUERY_STRING" => self.query.clone(),
+            "UNENCODED_URL" => self.raw_target.clone(),
+            "PATH_TRANSLATED" => self.map_url(&self.path),
+            "SERVER_NAME" => self.server_name(),
+            "SERVER_PORT" => self.local.port().to_string(),
+            "SERVER_PROTOCOL" => self.protocol.to_string(),
+            "SERVER_SOFTWARE" => concat!("isapi-host/", env!("CARGO_PKG_VERSION")).to_string(),
+            "GATEWAY_INTERFACE" => "CGI/1.1".to_string(),
+            "REMOTE_ADDR" | "REMOTE_HOST" => self.remote.ip().to_string(),
+            "REMOTE_PORT" => self.remote.port().to_string(),
+            "LOCAL_ADDR" => self.local.ip().to_string(),
+            "CONTENT_TYPE" => self.header("Content-Type").unwrap_or_default(),
+            // A chunked body has no length up front; IIS leaves CONTENT_LENGTH empty then.
+            "CONTENT_LENGTH" if self.chunked => String::new(),
+            "CONTENT_LENGTH" => self.header("Content-Length").unwrap_or_else(|| "0".into()),
+            "HTTPS" => "off".to_string(),
+            "SERVER_PORT_SECURE" => "0".to_string(),
+            "AUTH_TYPE" | "AUTH_USER" | "AUTH_PASSWORD" | "REMOTE_USER" | "LOGON_USER" => {
+                String::new()
+            }
+            "APPL_MD_PATH" => format!(
+                "/LM/W3SVC/1/ROOT{}",
+                if self.vpath == "/" { "" } else { &self.vpath }
+            ),
+            "APPL_PHYSICAL_PATH" => self.physical_root.clone(),
+            "INSTANCE_ID" => "1".to_string(),
+            "INSTANCE_META_PATH" => "/LM/W3SVC/1".to_string(),
+            "ALL_HTTP" => self
+                .headers_by_cgi_name()
+                .into_iter()
+                .map(|(n, v)| format!("{n}:{v}\n"))
+                .collect(),
+            "ALL_RAW" => self.raw_headers.clone(),
+            _ => {
+                let wanted = name.strip_prefix("HTTP_")?;
+                return self
+                    .headers_by_cgi_name()
+                    .into_iter()
+                    .find(|(n, _)| &n["HTTP_".len()..] == wanted)
+                    .map(|(_, v)| v);
+            }
+        };
+        Some(value)
+    }
+
+    fn server_name(&self) -> String {
+        let host = self.header("Host").unwrap_or_default();
+        let name = if host.starts_with('[') {
+            host.split_inclusive(']')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            host.split(':').next().unwrap_or_default().to_string()
+        };
+        if name.is_empty() {
+            self.local.ip().to_string()
+        } else {
+            name
+        }
+    }
+
+    /// `HTTP_NAME` -> value, one entry per header name in first-seen order, repeats joined.
+    fn headers_by_cgi_name(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (name, value) in &self.headers {
+            let cgi = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+            match out.iter_mut().find(|(n, _)| *n == cgi) {
+                Some((_, v)) => {
+                    v.push(',');
+                    v.push_str(value);
+                }
+                None => out.push((cgi, value.clone())),
+            }
+        }
+        out
+    }
+}
+
+/// The part of `path` after the application's virtual path, or None when the path is
+/// outside it. IIS matches URL paths case-insensitively.
+pub fn strip_vpath<'a>(vpath: &str, path: &'a str) -> Option<&'a str> {
+    if vpath == "/" {
+        return Some(path);
+    }
+    let head = path.get(..vpath.len())?;
+    if !head.eq_ignore_ascii_case(vpath) {
+        return None;
+    }
+    let rest = &path[vpath.len()..];
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            method: "GET".into(),
+            path: "/app/a/b".into(),
+            query: "q=1".into(),
+            raw_target: "/app/a/b?q=1".into(),
+            protocol: "HTTP/1.1",
+            headers: vec![
+                ("Host".into(), "example:81".into()),
+                ("X-Custom".into(), "1".into()),
+                ("x-custom".into(), "2".into()),
+            ],
+            raw_headers: "Host: example:81\r\n".into(),
+            remote: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:81".parse().unwrap(),
+            vpath: "/app".into(),
+            physical_root: "C:\\site\\".into(),
+            chunked: false,
+        }
+    }
+
+    #[test]
+    fn variables_follow_iis_for_a_wildcard_map() {
+        let i = info();
+        let v = |n: &str| i.server_variable(n);
+        assert_eq!(v("SCRIPT_NAME").as_deref(), Some("/app/a/b"));
+        assert_eq!(v("path_info").as_deref(), Some("/app/a/b"));
+        assert_eq!(v("PATH_TRANSLATED").as_deref(), Some("C:\\site\\a\\b"));
+        assert_eq!(v("APPL_MD_PATH").as_deref(), Some("/LM/W3SVC/1/ROOT/app"));
+        assert_eq!(v("SERVER_NAME").as_deref(), Some("example"));
+        assert_eq!(v("HTTP_X_CUSTOM").as_deref(), Some("1,2"));
+        assert_eq!(
+            v("ALL_HTTP").as_deref(),
+            Some("HTTP_HOST:example:81\nHTTP_X_CUSTOM:1,2\n")
+        );
+        assert_eq!(v("CONTENT_LENGTH").as_deref(), Some("0"));
+        assert_eq!(v("NO_SUCH_THING"), None);
+        assert_eq!(v("HTTP_MISSING"), None);
+    }
+
+    #[test]
+    fn vpath_matching_is_by_whole_segments() {
+        assert_eq!(strip_vpath("/app", "/APP/x"), Some("/x"));
+        assert_eq!(strip_vpath("/app", "/app"), Some(""));
+        assert_eq!(strip_vpath("/app", "/apple"), None);
+        assert_eq!(strip_vpath("/", "/x"), Some("/x"));
+    }
+}
