@@ -9,11 +9,15 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut code = String::from("/// Files of resources/, by archive path.\npub const RESOURCES: &[(&str, &[u8])] = &[\n");
+    let mut code =
+        String::from("/// Files of resources/, by archive path.\npub const RESOURCES: &[(&str, &[u8])] = &[\n");
     for path in files {
         println!("cargo:rerun-if-changed={}", path.display());
         let rel = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
-        code.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("resources.rs");

@@ -47,7 +47,10 @@ mod tests {
     use std::io::Read;
 
     fn entry(name: &str, data: &[u8]) -> ArchiveEntry {
-        ArchiveEntry { name: name.into(), data: data.to_vec() }
+        ArchiveEntry {
+            name: name.into(),
+            data: data.to_vec(),
+        }
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a frozen output directory over HTTP with isapi-host (under Wine off Windows).
+    ///
+    /// isapi-host loads _NAME.dll as IIS does and answers HTTP/1.1 on a loopback address.
+    /// It stops when this command's standard input ends (Ctrl+D) or on Ctrl+C. The
+    /// extension's log is DIST/logs/_NAME.log.
     Serve(ServeArgs),
 }
 

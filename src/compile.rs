@@ -45,7 +45,13 @@ pub struct BytecodeVersion {
 #[derive(Debug, Error)]
 pub enum CompileError {
     #[error("{path}:{lineno}:{offset}: {kind}: {msg}", path = .path.display())]
-    Syntax { path: PathBuf, kind: String, msg: String, lineno: u32, offset: u32 },
+    Syntax {
+        path: PathBuf,
+        kind: String,
+        msg: String,
+        lineno: u32,
+        offset: u32,
+    },
     #[error("cannot compile {path}: {kind}: {msg}", path = .path.display())]
     Unreadable { path: PathBuf, kind: String, msg: String },
     #[error("cannot run the build Python {python}: {source}", python = .python.display())]
@@ -72,12 +78,21 @@ pub struct PythonCompiler {
 
 impl PythonCompiler {
     pub fn new(python: &Path) -> PythonCompiler {
-        PythonCompiler { python: python.to_path_buf(), version: None }
+        PythonCompiler {
+            python: python.to_path_buf(),
+            version: None,
+        }
     }
 
     fn run(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
-        let spawn_error = |source| CompileError::Spawn { python: self.python.clone(), source };
-        let worker_error = |detail: String| CompileError::Worker { python: self.python.clone(), detail };
+        let spawn_error = |source| CompileError::Spawn {
+            python: self.python.clone(),
+            source,
+        };
+        let worker_error = |detail: String| CompileError::Worker {
+            python: self.python.clone(),
+            detail,
+        };
         let mut child = Command::new(&self.python)
             .args(["-I", "-S", "-B", "-c", WORKER])
             .stdin(Stdio::piped())
@@ -94,9 +109,19 @@ impl PythonCompiler {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let writer = std::thread::spawn(move || stdin.write_all(request.to_string().as_bytes()));
         let mut stdout = Vec::new();
-        child.stdout.take().expect("stdout is piped").read_to_end(&mut stdout).map_err(spawn_error)?;
+        child
+            .stdout
+            .take()
+            .expect("stdout is piped")
+            .read_to_end(&mut stdout)
+            .map_err(spawn_error)?;
         let mut stderr = String::new();
-        child.stderr.take().expect("stderr is piped").read_to_string(&mut stderr).ok();
+        child
+            .stderr
+            .take()
+            .expect("stderr is piped")
+            .read_to_string(&mut stderr)
+            .ok();
         let status = child.wait().map_err(spawn_error)?;
         let _ = writer.join();
         if !status.success() {
@@ -116,11 +141,15 @@ impl PythonCompiler {
             let mut factories = None;
             let (mut tag, mut payload) = frames.next().ok_or_else(|| worker_error("missing result".into()))?;
             if tag == b'F' {
-                factories = serde_json::from_slice::<Option<Vec<String>>>(payload).map_err(|e| worker_error(e.to_string()))?;
+                factories =
+                    serde_json::from_slice::<Option<Vec<String>>>(payload).map_err(|e| worker_error(e.to_string()))?;
                 (tag, payload) = frames.next().ok_or_else(|| worker_error("missing code".into()))?;
             }
             match tag {
-                b'C' => out.push(Compiled { pyc: pyc_bytes(magic, payload), factories }),
+                b'C' => out.push(Compiled {
+                    pyc: pyc_bytes(magic, payload),
+                    factories,
+                }),
                 b'E' => {
                     let e: WorkerError = serde_json::from_slice(payload).map_err(|e| worker_error(e.to_string()))?;
                     return Err(match e.lineno {
@@ -131,7 +160,11 @@ impl PythonCompiler {
                             lineno,
                             offset: e.offset.unwrap_or(0),
                         },
-                        None => CompileError::Unreadable { path: file.path.clone(), kind: e.kind, msg: e.msg },
+                        None => CompileError::Unreadable {
+                            path: file.path.clone(),
+                            kind: e.kind,
+                            msg: e.msg,
+                        },
                     });
                 }
                 other => return Err(worker_error(format!("unknown frame tag {other}"))),
@@ -237,7 +270,13 @@ pub(crate) mod tests {
 
     fn host_python() -> Option<PathBuf> {
         let python = PathBuf::from("python3");
-        Command::new(&python).arg("-c").arg("0").status().ok()?.success().then_some(python)
+        Command::new(&python)
+            .arg("-c")
+            .arg("0")
+            .status()
+            .ok()?
+            .success()
+            .then_some(python)
     }
 
     #[test]
@@ -255,7 +294,12 @@ pub(crate) mod tests {
         let mut compiler = PythonCompiler::new(&python);
         let version = compiler.version().unwrap();
         assert_eq!(version.version[0], 3);
-        let file = |path: &Path| SourceFile { path: path.into(), text: None, filename: "m.py".into(), check_factories: true };
+        let file = |path: &Path| SourceFile {
+            path: path.into(),
+            text: None,
+            filename: "m.py".into(),
+            check_factories: true,
+        };
         let out = compiler.compile(&[file(&good), file(&plain)]).unwrap();
         assert_eq!(&out[0].pyc[..4], &parse_magic(&version.magic).unwrap());
         assert_eq!(out[0].factories, None, "a star import cannot be judged");

@@ -89,9 +89,9 @@ impl FreezeConfig {
             .script
             .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
         let script = resolve_script(&script_path)?;
-        let python = args.python.context(
-            "no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)",
-        )?;
+        let python = args
+            .python
+            .context("no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)")?;
         let runtime = probe_runtime(&python)?;
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
@@ -128,12 +128,21 @@ fn resolve_script(path: &Path) -> Result<Script> {
     let is_identifier = stem.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
         && stem.chars().all(|c| c == '_' || c.is_alphanumeric());
     if !is_identifier {
-        bail!("script {}: `{stem}` is not a valid Python module name; rename the file", path.display());
+        bail!(
+            "script {}: `{stem}` is not a valid Python module name; rename the file",
+            path.display()
+        );
     }
     if stem == "isapi" || stem == format::BOOT_MODULE {
-        bail!("script {}: `{stem}` is the name of isapi-freeze's runtime package; rename the script", path.display());
+        bail!(
+            "script {}: `{stem}` is the name of isapi-freeze's runtime package; rename the script",
+            path.display()
+        );
     }
-    Ok(Script { path: path.to_path_buf(), module: stem.to_string() })
+    Ok(Script {
+        path: path.to_path_buf(),
+        module: stem.to_string(),
+    })
 }
 
 /// Reads layout and version from a Windows CPython folder.
@@ -167,7 +176,10 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
         [one] => one.clone(),
         many => {
             let names: Vec<String> = many.iter().map(|(p, _)| file_name(p)).collect();
-            return Err(not_runtime(&format!("it has several Python DLLs ({})", names.join(", "))));
+            return Err(not_runtime(&format!(
+                "it has several Python DLLs ({})",
+                names.join(", ")
+            )));
         }
     };
     let bytes = fs_err::read(&dll)?;
@@ -186,16 +198,29 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
     let (layout, magic, extension_dir) = if zip.is_file() {
         (RuntimeLayout::Embeddable, stdlib_zip_magic(&zip)?, root.to_path_buf())
     } else if root.join("Lib").join("os.py").is_file() {
-        let cached = root.join("Lib").join("__pycache__").join(format!("os.cpython-3{minor}.pyc"));
+        let cached = root
+            .join("Lib")
+            .join("__pycache__")
+            .join(format!("os.cpython-3{minor}.pyc"));
         let magic = match fs_err::read(&cached) {
             Ok(pyc) if pyc.len() >= 4 => Some([pyc[0], pyc[1], pyc[2], pyc[3]]),
             _ => None,
         };
         (RuntimeLayout::Installation, magic, root.join("DLLs"))
     } else {
-        return Err(not_runtime(&format!("it has {} but neither {stem}.zip nor Lib\\os.py", file_name(&dll))));
+        return Err(not_runtime(&format!(
+            "it has {} but neither {stem}.zip nor Lib\\os.py",
+            file_name(&dll)
+        )));
     };
-    Ok(PythonRuntime { root: root.to_path_buf(), layout, dll, version, magic, extension_dir })
+    Ok(PythonRuntime {
+        root: root.to_path_buf(),
+        layout,
+        dll,
+        version,
+        magic,
+        extension_dir,
+    })
 }
 
 /// The file version in a Python DLL's version resource: Python writes
@@ -227,7 +252,8 @@ fn stdlib_zip_magic(zip_path: &Path) -> Result<Option<[u8; 4]>> {
     let Some(name) = name else { return Ok(None) };
     let mut entry = zip.by_name(&name)?;
     let mut magic = [0u8; 4];
-    std::io::Read::read_exact(&mut entry, &mut magic).with_context(|| format!("reading {name} in {}", zip_path.display()))?;
+    std::io::Read::read_exact(&mut entry, &mut magic)
+        .with_context(|| format!("reading {name} in {}", zip_path.display()))?;
     Ok(Some(magic))
 }
 
@@ -262,7 +288,11 @@ pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     bail!(
         "cannot find the Windows stubs ({}); looked in {}. Build them with `make stubs` or pass --stubs DIR",
         required.join(", "),
-        candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -327,7 +357,9 @@ pub fn check_bytecode_version(compiler: &mut impl BytecodeCompiler, runtime: &Py
 }
 
 pub fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -344,7 +376,10 @@ mod tests {
         };
         assert_eq!(resolve_script(&write("hello.py")).unwrap().module, "hello");
         let err = resolve_script(&write("my.app.py")).unwrap_err().to_string();
-        assert!(err.contains("cannot contain a dot") && err.contains("my_app.py"), "{err}");
+        assert!(
+            err.contains("cannot contain a dot") && err.contains("my_app.py"),
+            "{err}"
+        );
         let err = resolve_script(&write("9lives.py")).unwrap_err().to_string();
         assert!(err.contains("not a valid Python module name"), "{err}");
         let err = resolve_script(&dir.path().join("missing.py")).unwrap_err().to_string();
@@ -353,11 +388,75 @@ mod tests {
         assert!(err.contains("not a .py file"), "{err}");
     }
 
+    /// A build Python that reports a fixed bytecode version and compiles nothing.
+    struct FakeCompiler(crate::compile::BytecodeVersion);
+
+    impl BytecodeCompiler for FakeCompiler {
+        fn interpreter(&self) -> &Path {
+            Path::new("/opt/python3.12/bin/python3")
+        }
+        fn version(&mut self) -> Result<crate::compile::BytecodeVersion, crate::compile::CompileError> {
+            Ok(self.0.clone())
+        }
+        fn compile(
+            &mut self,
+            _: &[crate::compile::SourceFile],
+        ) -> Result<Vec<crate::compile::Compiled>, crate::compile::CompileError> {
+            unreachable!("the version check compiles nothing")
+        }
+    }
+
+    fn runtime_311(magic: Option<[u8; 4]>) -> PythonRuntime {
+        PythonRuntime {
+            root: "C:/Python311".into(),
+            layout: RuntimeLayout::Embeddable,
+            dll: "C:/Python311/python311.dll".into(),
+            version: (3, 11, 9),
+            magic,
+            extension_dir: "C:/Python311".into(),
+        }
+    }
+
+    fn fake(magic: &str, version: &[u32]) -> FakeCompiler {
+        FakeCompiler(crate::compile::BytecodeVersion {
+            magic: magic.into(),
+            version: version.to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_build_python_of_another_version_is_refused() {
+        let err = check_bytecode_version(
+            &mut fake("cb0d0d0a", &[3, 12, 1]),
+            &runtime_311(Some([0xa7, 0x0d, 0x0d, 0x0a])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "the build Python /opt/python3.12/bin/python3 is 3.12.1 (bytecode magic cb0d0d0a), but the target runtime \
+             C:/Python311 is CPython 3.11.9 (magic a70d0d0a): bytecode must match. Pass --build-python with a Python 3.11"
+        );
+    }
+
+    #[test]
+    fn same_version_with_another_magic_is_refused_and_a_match_passes() {
+        let target = runtime_311(Some([0xa7, 0x0d, 0x0d, 0x0a]));
+        assert!(check_bytecode_version(&mut fake("a60d0d0a", &[3, 11, 0]), &target).is_err());
+        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 11, 7]), &target).is_ok());
+        // Without a compiled stdlib to read the target's magic from, the version decides.
+        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 11, 7]), &runtime_311(None)).is_ok());
+        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 10, 7]), &runtime_311(None)).is_err());
+    }
+
     #[test]
     fn a_folder_without_python_dll_is_not_a_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let err = probe_runtime(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("is not a Windows CPython runtime: it has no python3XY.dll"), "{err}");
+        assert!(
+            err.contains("is not a Windows CPython runtime: it has no python3XY.dll"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("python311.dll"), b"MZ nope").unwrap();
         let err = probe_runtime(dir.path()).unwrap_err().to_string();
         assert!(err.contains("python311.dll: not a PE file"), "{err}");

@@ -36,14 +36,28 @@ pub fn app_modules(script: &Script) -> Vec<ModuleSource> {
     let filename = format!("{}.py", script.module);
     modules.push(ModuleSource {
         archive_name: pyc_name(&filename),
-        source: SourceFile { path: script.path.clone(), text: None, filename, check_factories: true },
+        source: SourceFile {
+            path: script.path.clone(),
+            text: None,
+            filename,
+            check_factories: true,
+        },
     });
     modules
 }
 
 /// Folders of an installation's Lib\ that a server never imports.
-const STDLIB_SKIPPED: &[&str] =
-    &["site-packages", "test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "__pycache__", "lib2to3/tests"];
+const STDLIB_SKIPPED: &[&str] = &[
+    "site-packages",
+    "test",
+    "tests",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "__pycache__",
+    "lib2to3/tests",
+];
 
 /// An installation's standard library: sources to compile, and other files to store as is.
 pub struct StdlibFiles {
@@ -54,10 +68,18 @@ pub struct StdlibFiles {
 pub fn stdlib_files(lib_dir: &Path) -> Result<StdlibFiles> {
     let mut modules = Vec::new();
     let mut data = Vec::new();
-    let walker = walkdir::WalkDir::new(lib_dir).sort_by_file_name().into_iter().filter_entry(|e| {
-        let rel = e.path().strip_prefix(lib_dir).unwrap_or(e.path()).to_string_lossy().replace('\\', "/");
-        !(e.file_type().is_dir() && STDLIB_SKIPPED.contains(&rel.as_str()))
-    });
+    let walker = walkdir::WalkDir::new(lib_dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(lib_dir)
+                .unwrap_or(e.path())
+                .to_string_lossy()
+                .replace('\\', "/");
+            !(e.file_type().is_dir() && STDLIB_SKIPPED.contains(&rel.as_str()))
+        });
     for entry in walker {
         let entry = entry.with_context(|| format!("reading the standard library in {}", lib_dir.display()))?;
         if !entry.file_type().is_file() {
@@ -83,36 +105,6 @@ pub fn stdlib_files(lib_dir: &Path) -> Result<StdlibFiles> {
 
 fn pyc_name(py_name: &str) -> String {
     format!("{}.pyc", py_name.strip_suffix(".py").unwrap_or(py_name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_archive_holds_runtime_package_boot_module_and_script() {
-        let script = Script { path: "x/hello.py".into(), module: "hello".into() };
-        let names: Vec<String> = app_modules(&script).into_iter().map(|m| m.archive_name).collect();
-        for expected in ["_isapi_freeze_boot.pyc", "isapi/__init__.pyc", "isapi/isapicon.pyc", "isapi/simple.pyc", "hello.pyc"] {
-            assert!(names.contains(&expected.to_string()), "{expected} missing from {names:?}");
-        }
-        assert_eq!(names.last().unwrap(), "hello.pyc");
-    }
-
-    #[test]
-    fn stdlib_walk_skips_tests_and_site_packages() {
-        let dir = tempfile::tempdir().unwrap();
-        for rel in ["os.py", "json/__init__.py", "test/test_os.py", "site-packages/x.py", "lib2to3/Grammar.txt", "__pycache__/os.cpython-311.pyc"] {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, "").unwrap();
-        }
-        let files = stdlib_files(dir.path()).unwrap();
-        let modules: Vec<&str> = files.modules.iter().map(|m| m.archive_name.as_str()).collect();
-        assert_eq!(modules, ["json/__init__.pyc", "os.pyc"]);
-        let data: Vec<&str> = files.data.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(data, ["lib2to3/Grammar.txt"]);
-    }
 }
 
 /// The runtime's binaries a server needs beside python3XY.dll: the C runtime DLLs, the
@@ -144,4 +136,53 @@ fn is_shipped_extension_file(lower: &str) -> bool {
     let is_python_dll = lower.starts_with("python3") && lower.ends_with(".dll");
     let is_tk = lower.starts_with("_tkinter") || lower.starts_with("tcl") || lower.starts_with("tk");
     is_binary && !is_python_dll && !is_tk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_archive_holds_runtime_package_boot_module_and_script() {
+        let script = Script {
+            path: "x/hello.py".into(),
+            module: "hello".into(),
+        };
+        let names: Vec<String> = app_modules(&script).into_iter().map(|m| m.archive_name).collect();
+        for expected in [
+            "_isapi_freeze_boot.pyc",
+            "isapi/__init__.pyc",
+            "isapi/isapicon.pyc",
+            "isapi/simple.pyc",
+            "hello.pyc",
+        ] {
+            assert!(
+                names.contains(&expected.to_string()),
+                "{expected} missing from {names:?}"
+            );
+        }
+        assert_eq!(names.last().unwrap(), "hello.pyc");
+    }
+
+    #[test]
+    fn stdlib_walk_skips_tests_and_site_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        for rel in [
+            "os.py",
+            "json/__init__.py",
+            "test/test_os.py",
+            "site-packages/x.py",
+            "lib2to3/Grammar.txt",
+            "__pycache__/os.cpython-311.pyc",
+        ] {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let files = stdlib_files(dir.path()).unwrap();
+        let modules: Vec<&str> = files.modules.iter().map(|m| m.archive_name.as_str()).collect();
+        assert_eq!(modules, ["json/__init__.pyc", "os.pyc"]);
+        let data: Vec<&str> = files.data.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(data, ["lib2to3/Grammar.txt"]);
+    }
 }

@@ -31,7 +31,10 @@ struct ManifestEntry<'a> {
 pub fn execute(plan: &Plan) -> Result<()> {
     let dist = &plan.dist_dir;
     check_replaceable(dist)?;
-    let name = dist.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dist".into());
+    let name = dist
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dist".into());
     let parent = match dist.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -56,18 +59,31 @@ fn write_all(plan: &Plan, staging: &Path) -> Result<()> {
         if let Some(parent) = target.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        let mut out = HashingWriter { inner: fs_err::File::create(&target)?, hasher: Sha256::new(), size: 0 };
+        let mut out = HashingWriter {
+            inner: fs_err::File::create(&target)?,
+            hasher: Sha256::new(),
+            size: 0,
+        };
         match &file.contents {
             Contents::Bytes(bytes) => out.write_all(bytes)?,
             Contents::Copy(source) => {
                 let mut input = fs_err::File::open(source)?;
-                std::io::copy(&mut input, &mut out).with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
+                std::io::copy(&mut input, &mut out)
+                    .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
             }
         }
         out.inner.flush()?;
-        entries.push(ManifestEntry { path: &file.path, role: file.role, size: out.size, sha256: to_hex(&out.hasher.finalize()) });
+        entries.push(ManifestEntry {
+            path: &file.path,
+            role: file.role,
+            size: out.size,
+            sha256: to_hex(&out.hasher.finalize()),
+        });
     }
-    let manifest = Manifest { format: 1, files: entries };
+    let manifest = Manifest {
+        format: 1,
+        files: entries,
+    };
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
     fs_err::write(staging.join(MANIFEST), json)?;
@@ -80,7 +96,10 @@ fn check_replaceable(dist: &Path) -> Result<()> {
         return Ok(());
     }
     if !dist.is_dir() {
-        bail!("--dist-dir {} exists and is not a directory; remove it or choose another --dist-dir", dist.display());
+        bail!(
+            "--dist-dir {} exists and is not a directory; remove it or choose another --dist-dir",
+            dist.display()
+        );
     }
     let empty = fs_err::read_dir(dist)?.next().is_none();
     if !empty && !dist.join(MANIFEST).is_file() {
@@ -136,24 +155,38 @@ mod tests {
     use crate::plan::PlannedFile;
     use std::io::Read;
 
-/// Reads a manifest's file list back: (path, sha256), for checks and tests.
+    /// Reads a manifest's file list back: (path, sha256), for checks and tests.
     pub fn read_manifest(dist: &Path) -> Result<Vec<(String, String)>> {
         let mut text = String::new();
         fs_err::File::open(dist.join(MANIFEST))?.read_to_string(&mut text)?;
-        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dist.join(MANIFEST).display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dist.join(MANIFEST).display()))?;
         let files = value["files"].as_array().context("manifest has no files")?;
         Ok(files
             .iter()
-            .map(|f| (f["path"].as_str().unwrap_or_default().to_string(), f["sha256"].as_str().unwrap_or_default().to_string()))
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap_or_default().to_string(),
+                    f["sha256"].as_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect())
     }
 
     fn plan(dist: &Path, files: Vec<PlannedFile>) -> Plan {
-        Plan { dist_dir: dist.to_path_buf(), files, archive_sha256: [0; 32] }
+        Plan {
+            dist_dir: dist.to_path_buf(),
+            files,
+            archive_sha256: [0; 32],
+        }
     }
 
     fn bytes(path: &str, data: &[u8]) -> PlannedFile {
-        PlannedFile { path: path.into(), role: Role::Binary, contents: Contents::Bytes(data.to_vec()) }
+        PlannedFile {
+            path: path.into(),
+            role: Role::Binary,
+            contents: Contents::Bytes(data.to_vec()),
+        }
     }
 
     #[test]
@@ -164,7 +197,10 @@ mod tests {
         assert_eq!(std::fs::read(dist.join("a.dll")).unwrap(), b"abc");
         assert_eq!(
             read_manifest(&dist).unwrap(),
-            [("a.dll".to_string(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string())]
+            [(
+                "a.dll".to_string(),
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string()
+            )]
         );
     }
 
@@ -173,11 +209,18 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dist = tmp.path().join("dist");
         execute(&plan(&dist, vec![bytes("a.dll", b"first")])).unwrap();
-        let missing = PlannedFile { path: "b.pyd".into(), role: Role::Binary, contents: Contents::Copy(tmp.path().join("nope.pyd")) };
+        let missing = PlannedFile {
+            path: "b.pyd".into(),
+            role: Role::Binary,
+            contents: Contents::Copy(tmp.path().join("nope.pyd")),
+        };
         let err = execute(&plan(&dist, vec![bytes("a.dll", b"second"), missing])).unwrap_err();
         assert!(format!("{err:#}").contains("nope.pyd"), "{err:#}");
         assert_eq!(std::fs::read(dist.join("a.dll")).unwrap(), b"first");
-        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers, ["dist"]);
     }
 
@@ -187,8 +230,13 @@ mod tests {
         let dist = tmp.path().join("mine");
         std::fs::create_dir(&dist).unwrap();
         std::fs::write(dist.join("thesis.tex"), "").unwrap();
-        let err = execute(&plan(&dist, vec![bytes("a.dll", b"x")])).unwrap_err().to_string();
-        assert!(err.contains("refusing to replace") && err.contains("has no manifest.json"), "{err}");
+        let err = execute(&plan(&dist, vec![bytes("a.dll", b"x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("refusing to replace") && err.contains("has no manifest.json"),
+            "{err}"
+        );
         assert!(dist.join("thesis.tex").exists());
     }
 }

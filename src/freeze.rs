@@ -32,14 +32,23 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     check_factories(&config, factories)?;
 
     let stdlib = match config.runtime.layout {
-        RuntimeLayout::Embeddable => StdlibSource::Zip(config.runtime.root.join(format!("{}.zip", config.runtime.stem()))),
+        RuntimeLayout::Embeddable => {
+            StdlibSource::Zip(config.runtime.root.join(format!("{}.zip", config.runtime.stem())))
+        }
         RuntimeLayout::Installation => {
             let lib = config.runtime.root.join("Lib");
             let files = discover::stdlib_files(&lib)?;
-            say(format!("compiling the standard library: {} modules from {}", files.modules.len(), lib.display()));
+            say(format!(
+                "compiling the standard library: {} modules from {}",
+                files.modules.len(),
+                lib.display()
+            ));
             let (mut entries, _) = compile(&mut config.compiler, &files.modules)?;
             for (name, path) in files.data {
-                entries.push(ArchiveEntry { name, data: fs_err::read(&path)? });
+                entries.push(ArchiveEntry {
+                    name,
+                    data: fs_err::read(&path)?,
+                });
             }
             StdlibSource::Entries(entries)
         }
@@ -77,7 +86,10 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
 
 /// Compiles modules into archive entries, and returns the factory names found in the one
 /// module that asked for that check.
-fn compile(compiler: &mut impl BytecodeCompiler, modules: &[ModuleSource]) -> Result<(Vec<ArchiveEntry>, Option<Vec<String>>)> {
+fn compile(
+    compiler: &mut impl BytecodeCompiler,
+    modules: &[ModuleSource],
+) -> Result<(Vec<ArchiveEntry>, Option<Vec<String>>)> {
     let sources: Vec<_> = modules.iter().map(|m| m.source.clone()).collect();
     let compiled = compiler.compile(&sources)?;
     let mut factories = None;
@@ -86,7 +98,10 @@ fn compile(compiler: &mut impl BytecodeCompiler, modules: &[ModuleSource]) -> Re
         if module.source.check_factories {
             factories = result.factories;
         }
-        entries.push(ArchiveEntry { name: module.archive_name.clone(), data: result.pyc });
+        entries.push(ArchiveEntry {
+            name: module.archive_name.clone(),
+            data: result.pyc,
+        });
     }
     Ok((entries, factories))
 }

@@ -18,7 +18,9 @@ fn main() {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
-        None => config::FreezeConfig::resolve(cli.freeze).and_then(freeze::freeze).map(|()| 0),
+        None => config::FreezeConfig::resolve(cli.freeze)
+            .and_then(freeze::freeze)
+            .map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -174,7 +174,9 @@ pub fn add_resources(image: &[u8], added: &[Resource]) -> Result<Vec<u8>, PeErro
         align_up(section_rva + section.len() as u32, layout.section_alignment),
     );
     if layout.number_of_rva_and_sizes as usize <= IMAGE_DIRECTORY_ENTRY_RESOURCE {
-        return Err(PeError::Malformed("the optional header has no resource directory slot".into()));
+        return Err(PeError::Malformed(
+            "the optional header has no resource directory slot".into(),
+        ));
     }
     let dir_at = layout.data_dirs + 8 * IMAGE_DIRECTORY_ENTRY_RESOURCE;
     put_u32(&mut out, dir_at, section_rva);
@@ -194,7 +196,11 @@ pub fn pe_checksum(image: &[u8], checksum_at: usize) -> u32 {
         if at == checksum_at || at == checksum_at + 2 {
             continue;
         }
-        let word = if chunk.len() == 2 { u16::from_le_bytes([chunk[0], chunk[1]]) } else { chunk[0] as u16 };
+        let word = if chunk.len() == 2 {
+            u16::from_le_bytes([chunk[0], chunk[1]])
+        } else {
+            chunk[0] as u16
+        };
         sum += word as u64;
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -219,7 +225,9 @@ pub fn read_resources(image: &[u8]) -> Result<Vec<Resource>, PeError> {
     let rva_to_offset = |rva: u32, len: u32| -> Result<usize, PeError> {
         pe.sections
             .iter()
-            .find(|s| rva >= s.virtual_address && rva - s.virtual_address + len <= s.size_of_raw_data.max(s.virtual_size))
+            .find(|s| {
+                rva >= s.virtual_address && rva - s.virtual_address + len <= s.size_of_raw_data.max(s.virtual_size)
+            })
             .map(|s| (rva - s.virtual_address + s.pointer_to_raw_data) as usize)
             .filter(|&at| at + len as usize <= image.len())
             .ok_or_else(|| PeError::Malformed(format!("resource RVA {rva:#x}+{len:#x} is outside the file")))
@@ -272,14 +280,18 @@ fn directory_entries(tree: &[u8], at: usize, subdirs: bool) -> Result<Vec<(ResNa
         let name = if name_field & IMAGE_RESOURCE_NAME_IS_STRING != 0 {
             let s = (name_field & !IMAGE_RESOURCE_NAME_IS_STRING) as usize;
             let len = u16_at(tree, s)? as usize;
-            let units: Vec<u16> = (0..len).map(|k| u16_at(tree, s + 2 + 2 * k)).collect::<Result<_, _>>()?;
+            let units: Vec<u16> = (0..len)
+                .map(|k| u16_at(tree, s + 2 + 2 * k))
+                .collect::<Result<_, _>>()?;
             ResName::Name(String::from_utf16_lossy(&units))
         } else {
             ResName::Id(name_field as u16)
         };
         let is_dir = target & IMAGE_RESOURCE_DATA_IS_DIRECTORY != 0;
         if is_dir != subdirs {
-            return Err(PeError::Malformed("the resource tree does not have three levels".into()));
+            return Err(PeError::Malformed(
+                "the resource tree does not have three levels".into(),
+            ));
         }
         let offset = (target & !IMAGE_RESOURCE_DATA_IS_DIRECTORY) as usize;
         // Every directory lies after its parent in trees that linkers and we write; requiring
@@ -459,7 +471,13 @@ pub(crate) mod tests {
     }
 
     fn rcdata(id: u16, data: &[u8]) -> Resource {
-        Resource { kind: ResName::Id(10), name: ResName::Id(id), language: 0, code_page: 0, data: data.to_vec() }
+        Resource {
+            kind: ResName::Id(10),
+            name: ResName::Id(id),
+            language: 0,
+            code_page: 0,
+            data: data.to_vec(),
+        }
     }
 
     #[test]
@@ -478,8 +496,18 @@ pub(crate) mod tests {
         let resources = pe.resource_data.expect("goblin reads the resource tree");
         assert_eq!(resources.count(), 1, "one type: RT_RCDATA");
 
-        assert_eq!(find_resource(&out, &ResName::Id(10), &ResName::Id(1), 0).unwrap().unwrap(), archive);
-        assert_eq!(find_resource(&out, &ResName::Id(10), &ResName::Id(2), 0).unwrap().unwrap(), b"config");
+        assert_eq!(
+            find_resource(&out, &ResName::Id(10), &ResName::Id(1), 0)
+                .unwrap()
+                .unwrap(),
+            archive
+        );
+        assert_eq!(
+            find_resource(&out, &ResName::Id(10), &ResName::Id(2), 0)
+                .unwrap()
+                .unwrap(),
+            b"config"
+        );
     }
 
     #[test]
@@ -501,19 +529,24 @@ pub(crate) mod tests {
     fn existing_resources_are_kept_and_replaced_by_key() {
         let once = add_resources(
             &tiny_pe(),
-            &[rcdata(1, b"old"), Resource {
-                kind: ResName::Id(24),
-                name: ResName::Name("MANIFEST".into()),
-                language: 1033,
-                code_page: 1252,
-                data: b"<xml/>".to_vec(),
-            }],
+            &[
+                rcdata(1, b"old"),
+                Resource {
+                    kind: ResName::Id(24),
+                    name: ResName::Name("MANIFEST".into()),
+                    language: 1033,
+                    code_page: 1252,
+                    data: b"<xml/>".to_vec(),
+                },
+            ],
         )
         .unwrap();
         let twice = add_resources(&once, &[rcdata(1, b"new"), rcdata(2, b"two")]).unwrap();
         let all = read_resources(&twice).unwrap();
-        let summary: Vec<(ResName, ResName, u16, &[u8])> =
-            all.iter().map(|r| (r.kind.clone(), r.name.clone(), r.language, r.data.as_slice())).collect();
+        let summary: Vec<(ResName, ResName, u16, &[u8])> = all
+            .iter()
+            .map(|r| (r.kind.clone(), r.name.clone(), r.language, r.data.as_slice()))
+            .collect();
         assert_eq!(
             summary,
             vec![

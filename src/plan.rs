@@ -82,15 +82,32 @@ pub fn build_plan(inputs: PlanInputs) -> Result<Plan> {
         rcdata(format::ARCHIVE_RESOURCE_ID, archive),
         rcdata(format::CONFIG_RESOURCE_ID, config.encode()),
     ];
-    let loader = pe::add_resources(inputs.loader_template, &resources).context("embedding the archive in the loader stub")?;
-    let installer =
-        pe::add_resources(inputs.installer_template, &resources).context("embedding the archive in the installer stub")?;
+    let loader =
+        pe::add_resources(inputs.loader_template, &resources).context("embedding the archive in the loader stub")?;
+    let installer = pe::add_resources(inputs.installer_template, &resources)
+        .context("embedding the archive in the installer stub")?;
 
     let mut files = vec![
-        PlannedFile { path: format!("_{}.dll", inputs.script_module), role: Role::Loader, contents: Contents::Bytes(loader) },
-        PlannedFile { path: format!("{}.exe", inputs.script_module), role: Role::Installer, contents: Contents::Bytes(installer) },
-        PlannedFile { path: format::RUNTIME_DLL.into(), role: Role::Runtime, contents: Contents::Copy(inputs.runtime_stub) },
-        PlannedFile { path: config.python_dll.clone(), role: Role::PythonDll, contents: Contents::Copy(inputs.python_dll) },
+        PlannedFile {
+            path: format!("_{}.dll", inputs.script_module),
+            role: Role::Loader,
+            contents: Contents::Bytes(loader),
+        },
+        PlannedFile {
+            path: format!("{}.exe", inputs.script_module),
+            role: Role::Installer,
+            contents: Contents::Bytes(installer),
+        },
+        PlannedFile {
+            path: format::RUNTIME_DLL.into(),
+            role: Role::Runtime,
+            contents: Contents::Copy(inputs.runtime_stub),
+        },
+        PlannedFile {
+            path: config.python_dll.clone(),
+            role: Role::PythonDll,
+            contents: Contents::Copy(inputs.python_dll),
+        },
     ];
     let stdlib_name = format!("{}.zip", inputs.python_stem);
     files.push(PlannedFile {
@@ -98,14 +115,24 @@ pub fn build_plan(inputs: PlanInputs) -> Result<Plan> {
         role: Role::Stdlib,
         contents: match inputs.stdlib {
             StdlibSource::Zip(path) => Contents::Copy(path),
-            StdlibSource::Entries(entries) => Contents::Bytes(archive_bytes(&entries).context("writing the standard library zip")?.0),
+            StdlibSource::Entries(entries) => {
+                Contents::Bytes(archive_bytes(&entries).context("writing the standard library zip")?.0)
+            }
         },
     });
     for (name, path) in inputs.binaries {
-        files.push(PlannedFile { path: name, role: Role::Binary, contents: Contents::Copy(path) });
+        files.push(PlannedFile {
+            path: name,
+            role: Role::Binary,
+            contents: Contents::Copy(path),
+        });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Plan { dist_dir: inputs.dist_dir.to_path_buf(), files, archive_sha256 })
+    Ok(Plan {
+        dist_dir: inputs.dist_dir.to_path_buf(),
+        files,
+        archive_sha256,
+    })
 }
 
 fn rcdata(id: u16, data: Vec<u8>) -> Resource {
@@ -121,17 +148,30 @@ fn rcdata(id: u16, data: Vec<u8>) -> Resource {
 impl Plan {
     /// The plan as `--dry-run` prints it: one line a file.
     pub fn describe(&self) -> String {
-        let mut out = format!("would write {} ({} files):\n", self.dist_dir.display(), self.files.len() + 1);
+        let mut out = format!(
+            "would write {} ({} files):\n",
+            self.dist_dir.display(),
+            self.files.len() + 1
+        );
         for file in &self.files {
             let origin = match &file.contents {
                 Contents::Copy(path) => format!("copy of {}", path.display()),
                 Contents::Bytes(bytes) => format!("{} bytes, built", bytes.len()),
             };
-            let role = serde_json::to_value(file.role).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let role = serde_json::to_value(file.role)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             out.push_str(&format!("  {:<28} {:<11} {origin}\n", file.path, role));
         }
-        out.push_str(&format!("  {:<28} {:<11} SHA-256 of every file above\n", "manifest.json", "manifest"));
-        out.push_str(&format!("app archive SHA-256: {}\n", format::to_hex(&self.archive_sha256)));
+        out.push_str(&format!(
+            "  {:<28} {:<11} SHA-256 of every file above\n",
+            "manifest.json", "manifest"
+        ));
+        out.push_str(&format!(
+            "app archive SHA-256: {}\n",
+            format::to_hex(&self.archive_sha256)
+        ));
         out
     }
 }
@@ -145,7 +185,10 @@ mod tests {
         PlanInputs {
             dist_dir: dist,
             script_module: "hello",
-            app_entries: vec![ArchiveEntry { name: "hello.pyc".into(), data: b"pyc".to_vec() }],
+            app_entries: vec![ArchiveEntry {
+                name: "hello.pyc".into(),
+                data: b"pyc".to_vec(),
+            }],
             loader_template: Box::leak(tiny_pe().into_boxed_slice()),
             installer_template: Box::leak(tiny_pe().into_boxed_slice()),
             runtime_stub: "stubs/isapi_freeze_runtime.dll".into(),
@@ -183,8 +226,12 @@ mod tests {
         let kind = ResName::Id(format::RT_RCDATA);
         for file in ["_hello.dll", "hello.exe"] {
             let image = bytes(file);
-            let archive = pe::find_resource(&image, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0).unwrap().unwrap();
-            let config = pe::find_resource(&image, &kind, &ResName::Id(format::CONFIG_RESOURCE_ID), 0).unwrap().unwrap();
+            let archive = pe::find_resource(&image, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0)
+                .unwrap()
+                .unwrap();
+            let config = pe::find_resource(&image, &kind, &ResName::Id(format::CONFIG_RESOURCE_ID), 0)
+                .unwrap()
+                .unwrap();
             let config = StubConfig::decode(&config).unwrap();
             let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&archive).into();
             assert_eq!(config.archive_sha256, digest);
@@ -199,8 +246,17 @@ mod tests {
         let plan = build_plan(inputs(Path::new("dist"))).unwrap();
         let text = plan.describe();
         assert!(text.starts_with("would write dist (7 files):\n"), "{text}");
-        assert!(text.contains("\n  python311.dll                python-dll  copy of py/python311.dll\n"), "{text}");
+        assert!(
+            text.contains("\n  python311.dll                python-dll  copy of py/python311.dll\n"),
+            "{text}"
+        );
         assert!(text.contains("copy of py/python311.zip"), "{text}");
-        assert!(text.contains(&format!("app archive SHA-256: {}", format::to_hex(&plan.archive_sha256))), "{text}");
+        assert!(
+            text.contains(&format!(
+                "app archive SHA-256: {}",
+                format::to_hex(&plan.archive_sha256)
+            )),
+            "{text}"
+        );
     }
 }

@@ -21,12 +21,19 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
         c
     };
     command.arg("--listen").arg(&args.listen).arg(windows_path(&dll));
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().with_context(|| {
         if cfg!(windows) {
             format!("cannot start {}", host.display())
         } else {
-            format!("cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE", wine.display(), host.display())
+            format!(
+                "cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE",
+                wine.display(),
+                host.display()
+            )
         }
     })?;
     // Relay without waiting for end of file: Wine's helper processes may hold the pipes open.
@@ -34,7 +41,10 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     let mut err = child.stderr.take().expect("piped");
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stdout()));
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
-    let _stdin = child.stdin.take();
+    // isapi-host stops when its input ends: pass ours on, so that closing it (Ctrl+D, or the
+    // end of a pipe) stops the server cleanly.
+    let mut stdin = child.stdin.take().expect("piped");
+    std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut stdin));
     let status = child.wait()?;
     Ok(status.code().unwrap_or(1))
 }
@@ -56,7 +66,8 @@ fn find_wine() -> PathBuf {
 
 /// The one `_NAME.dll` of an output directory.
 pub fn find_loader(dist: &Path) -> Result<PathBuf> {
-    let entries = fs_err::read_dir(dist).with_context(|| format!("{} is not an isapi-freeze output directory", dist.display()))?;
+    let entries = fs_err::read_dir(dist)
+        .with_context(|| format!("{} is not an isapi-freeze output directory", dist.display()))?;
     let mut loaders: Vec<PathBuf> = Vec::new();
     for entry in entries {
         let path = entry?.path();
@@ -68,8 +79,15 @@ pub fn find_loader(dist: &Path) -> Result<PathBuf> {
     loaders.sort();
     match loaders.len() {
         1 => Ok(fs_err::canonicalize(&loaders[0])?),
-        0 => bail!("{} has no _NAME.dll: freeze a script into it first (isapi-freeze SCRIPT.py --dist-dir {})", dist.display(), dist.display()),
-        _ => bail!("{} has several _NAME.dll files; it should hold the output of one freeze", dist.display()),
+        0 => bail!(
+            "{} has no _NAME.dll: freeze a script into it first (isapi-freeze SCRIPT.py --dist-dir {})",
+            dist.display(),
+            dist.display()
+        ),
+        _ => bail!(
+            "{} has several _NAME.dll files; it should hold the output of one freeze",
+            dist.display()
+        ),
     }
 }
 

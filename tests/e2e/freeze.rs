@@ -17,17 +17,32 @@ fn hello_script() -> PathBuf {
 
 /// Runs isapi-freeze with `args`, in `cwd`.
 pub fn freeze(args: &[&str], cwd: &Path) -> Output {
-    isapi_freeze().args(args).current_dir(cwd).output().expect("isapi-freeze runs")
+    isapi_freeze()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("isapi-freeze runs")
 }
 
 /// Freezes `script` into `dist` with the test CPython; panics with the output on failure.
 pub fn freeze_ok(script: &Path, dist: &Path) {
     let python = windows_python();
     let out = freeze(
-        &[script.to_str().unwrap(), "--python", python.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap()],
+        &[
+            script.to_str().unwrap(),
+            "--python",
+            python.to_str().unwrap(),
+            "--dist-dir",
+            dist.to_str().unwrap(),
+        ],
         &repo(),
     );
-    assert!(out.status.success(), "freeze failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "freeze failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One frozen hello shared by the tests that only read it.
@@ -72,7 +87,10 @@ fn get_with_query_is_answered_by_the_script() {
     let response = get(&host.address, "/anything/here?x=1&y=two");
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.header("Content-Type"), Some("text/plain; charset=utf-8"));
-    assert_eq!(response.text(), "method: GET\npath: /anything/here\nquery: x=1&y=two\nfrozen: dll\n");
+    assert_eq!(
+        response.text(),
+        "method: GET\npath: /anything/here\nquery: x=1&y=two\nfrozen: dll\n"
+    );
     let finished = host.running.finish(Duration::from_secs(60));
     assert_eq!(finished.code, 0, "{finished:?}");
 }
@@ -103,7 +121,10 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     for i in 0..3 {
         connection.send(format!("GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
         let response = connection.read_response();
-        assert_eq!(response.text(), format!("method: GET\npath: /n/{i}\nquery: \nfrozen: dll\n"));
+        assert_eq!(
+            response.text(),
+            format!("method: GET\npath: /n/{i}\nquery: \nfrozen: dll\n")
+        );
     }
 }
 
@@ -118,10 +139,21 @@ fn dll_loads_from_a_process_whose_folders_hold_no_python() {
     std::fs::create_dir_all(&cwd).unwrap();
     std::fs::copy(stubs().join("isapi-host.exe"), bin.join("isapi-host.exe")).unwrap();
     for dir in [&bin, &cwd] {
-        let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(!names.iter().any(|n| n.to_string_lossy().starts_with("python")), "{names:?}");
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.to_string_lossy().starts_with("python")),
+            "{names:?}"
+        );
     }
-    let host = Host::start_from(&bin.join("isapi-host.exe"), Some(&cwd), &hello_dist().join("_hello.dll"), &[]);
+    let host = Host::start_from(
+        &bin.join("isapi-host.exe"),
+        Some(&cwd),
+        &hello_dist().join("_hello.dll"),
+        &[],
+    );
     assert_eq!(get(&host.address, "/x").status, 200);
 }
 
@@ -130,7 +162,10 @@ fn installer_runs_the_script_as_main_and_exits_with_its_code() {
     let tmp = temp_dir();
     let finished = run_windows(&hello_dist().join("hello.exe"), &["install"], tmp.path());
     assert_eq!(finished.code, 0, "{finished:?}");
-    assert_eq!(finished.stdout, "hello: serve this extension with `isapi-freeze serve DIST`");
+    assert_eq!(
+        finished.stdout,
+        "hello: serve this extension with `isapi-freeze serve DIST`"
+    );
 
     let script = tmp.path().join("exits.py");
     std::fs::write(
@@ -148,12 +183,23 @@ fn installer_runs_the_script_as_main_and_exits_with_its_code() {
 /// Where the archive resource's bytes sit in a frozen DLL's file.
 fn archive_file_range(image: &[u8]) -> std::ops::Range<usize> {
     let pe = goblin::pe::PE::parse(image).unwrap();
-    let rsrc = pe.sections.iter().find(|s| s.name().ok() == Some(".rsrc")).expect("a resource section");
+    let rsrc = pe
+        .sections
+        .iter()
+        .find(|s| s.name().ok() == Some(".rsrc"))
+        .expect("a resource section");
     // The archive is the first resource and a zip: it starts with a local file header.
     let start = rsrc.pointer_to_raw_data as usize;
     let section = &image[start..start + rsrc.size_of_raw_data as usize];
-    let at = section.windows(4).position(|w| w == b"PK\x03\x04").expect("a zip in the resource section");
-    let end = section.windows(4).rposition(|w| w == b"PK\x05\x06").expect("the zip's end record") + 22;
+    let at = section
+        .windows(4)
+        .position(|w| w == b"PK\x03\x04")
+        .expect("a zip in the resource section");
+    let end = section
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("the zip's end record")
+        + 22;
     start + at..start + end
 }
 
@@ -169,12 +215,17 @@ fn tampered_archive_refuses_to_load_and_says_why() {
     std::fs::write(&dll, &image).unwrap();
 
     let mut command = crate::harness::windows_command(&stubs().join("isapi-host.exe"));
-    command.args(["--listen", "127.0.0.1:0"]).arg(crate::harness::win_path(&dll));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .arg(crate::harness::win_path(&dll));
     let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
     assert_eq!(finished.code, 3, "{finished:?}");
     assert!(finished.stderr.contains("GetExtensionVersion"), "{finished:?}");
     let log = std::fs::read_to_string(dist.join("logs/_hello.log")).unwrap();
-    assert!(log.contains("the app archive in ") && log.contains("was altered or damaged"), "{log}");
+    assert!(
+        log.contains("the app archive in ") && log.contains("was altered or damaged"),
+        "{log}"
+    );
     assert!(log.contains("refusing to run it"), "{log}");
 }
 
@@ -194,7 +245,11 @@ fn an_exception_in_the_handler_gives_a_500_and_a_logged_traceback() {
     let host = Host::start(&dist.join("_broken.dll"), &[]);
     let response = get(&host.address, "/p?secret");
     assert_eq!(response.status, 500, "{response:?}");
-    assert!(!response.text().contains("boom"), "the traceback must not reach the client: {}", response.text());
+    assert!(
+        !response.text().contains("boom"),
+        "the traceback must not reach the client: {}",
+        response.text()
+    );
     assert!(response.text().contains("Internal Server Error"));
     let log = std::fs::read_to_string(dist.join("logs/_broken.log")).unwrap();
     assert!(log.contains("HttpExtensionProc failed for GET /p?secret:"), "{log}");
@@ -231,7 +286,18 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
     assert_eq!(lines[1], "True");
     assert_eq!(lines[2], "1");
     assert_eq!(lines[3], "1");
-    assert_eq!(lines[4], format!("{:?}", [format!("{win_dist}\\_probe.dll"), format!("{win_dist}\\python311.zip"), win_dist.clone()]).replace('"', "'"));
+    assert_eq!(
+        lines[4],
+        format!(
+            "{:?}",
+            [
+                format!("{win_dist}\\_probe.dll"),
+                format!("{win_dist}\\python311.zip"),
+                win_dist.clone()
+            ]
+        )
+        .replace('"', "'")
+    );
     assert_eq!(lines[5], format!("{win_dist}\\_probe.dll\\isapi\\__init__.pyc"));
     assert_eq!(lines[6], "'zipimporter'");
     assert_eq!(lines[7], "(3, 11)");
@@ -262,7 +328,10 @@ fn assert_refused(args: &[&str], expected: &[&str]) -> String {
 #[test]
 fn a_missing_script_is_refused() {
     let python = windows_python();
-    assert_refused(&["examples/nope.py", "--python", python.to_str().unwrap()], &["script examples/nope.py does not exist"]);
+    assert_refused(
+        &["examples/nope.py", "--python", python.to_str().unwrap()],
+        &["script examples/nope.py does not exist"],
+    );
 }
 
 #[test]
@@ -285,7 +354,10 @@ fn a_script_with_neither_factory_is_refused() {
     let python = windows_python();
     assert_refused(
         &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
-        &[&script.display().to_string(), "defines neither __ExtensionFactory__ nor __FilterFactory__"],
+        &[
+            &script.display().to_string(),
+            "defines neither __ExtensionFactory__ nor __FilterFactory__",
+        ],
     );
 }
 
@@ -295,13 +367,19 @@ fn a_python_folder_that_is_not_a_cpython_runtime_is_refused() {
     let script = hello_script();
     assert_refused(
         &[script.to_str().unwrap(), "--python", tmp.path().to_str().unwrap()],
-        &[&format!("--python {} is not a Windows CPython runtime: it has no python3XY.dll", tmp.path().display())],
+        &[&format!(
+            "--python {} is not a Windows CPython runtime: it has no python3XY.dll",
+            tmp.path().display()
+        )],
     );
     // A Linux Python is not one either.
     let linux = tmp.path().join("linux");
     std::fs::create_dir(&linux).unwrap();
     std::fs::copy("/usr/bin/python3", linux.join("python311.dll")).unwrap();
-    assert_refused(&[script.to_str().unwrap(), "--python", linux.to_str().unwrap()], &["python311.dll: not a PE file"]);
+    assert_refused(
+        &[script.to_str().unwrap(), "--python", linux.to_str().unwrap()],
+        &["python311.dll: not a PE file"],
+    );
 }
 
 #[test]
@@ -310,14 +388,24 @@ fn a_dry_run_lists_the_output_and_writes_nothing() {
     let dist = tmp.path().join("dist");
     let python = windows_python();
     let out = freeze(
-        &[hello_script().to_str().unwrap(), "--python", python.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap(), "--dry-run"],
+        &[
+            hello_script().to_str().unwrap(),
+            "--python",
+            python.to_str().unwrap(),
+            "--dist-dir",
+            dist.to_str().unwrap(),
+            "--dry-run",
+        ],
         &repo(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("would write {} (", dist.display())), "{text}");
     assert!(text.contains("\n  _hello.dll "), "{text}");
-    assert!(text.contains(&format!("copy of {}/python311.dll", python.display())), "{text}");
+    assert!(
+        text.contains(&format!("copy of {}/python311.dll", python.display())),
+        "{text}"
+    );
     assert!(!dist.exists());
 }
 
@@ -332,26 +420,45 @@ fn a_regular_windows_installation_layout_is_accepted() {
     for entry in std::fs::read_dir(&embed).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".pyd") || ["libffi-8.dll", "libssl-3.dll", "libcrypto-3.dll", "sqlite3.dll"].contains(&name.as_str()) {
+        if name.ends_with(".pyd")
+            || ["libffi-8.dll", "libssl-3.dll", "libcrypto-3.dll", "sqlite3.dll"].contains(&name.as_str())
+        {
             std::fs::copy(&path, install.join("DLLs").join(&name)).unwrap();
         } else if name.ends_with(".dll") || name.ends_with(".exe") {
             std::fs::copy(&path, install.join(&name)).unwrap();
         }
     }
-    let stdlib = std::process::Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"]).output().unwrap();
+    let stdlib = std::process::Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"])
+        .output()
+        .unwrap();
     let stdlib = PathBuf::from(String::from_utf8(stdlib.stdout).unwrap().trim());
-    let status = std::process::Command::new("cp").arg("-r").arg(&stdlib).arg(install.join("Lib")).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&stdlib)
+        .arg(install.join("Lib"))
+        .status()
+        .unwrap();
     assert!(status.success());
     let dist = tmp.path().join("dist");
     let out = freeze(
-        &[hello_script().to_str().unwrap(), "--python", install.to_str().unwrap(), "--dist-dir", dist.to_str().unwrap()],
+        &[
+            hello_script().to_str().unwrap(),
+            "--python",
+            install.to_str().unwrap(),
+            "--dist-dir",
+            dist.to_str().unwrap(),
+        ],
         &repo(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("(Installation at"), "{}", stderr(&out));
     assert!(dist.join("_socket.pyd").is_file());
     let host = Host::start(&dist.join("_hello.dll"), &[]);
-    assert_eq!(get(&host.address, "/inst?1").text(), "method: GET\npath: /inst\nquery: 1\nfrozen: dll\n");
+    assert_eq!(
+        get(&host.address, "/inst?1").text(),
+        "method: GET\npath: /inst\nquery: 1\nfrozen: dll\n"
+    );
 }
 
 #[test]
@@ -362,33 +469,128 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
     for (name, image) in [("_hello.dll", &dll), ("hello.exe", &exe)] {
         let pe = goblin::pe::PE::parse(image).unwrap();
         let last = pe.sections.last().unwrap();
-        assert_eq!(last.name().unwrap(), ".rsrc", "{name}: the resources are in the last section");
+        assert_eq!(
+            last.name().unwrap(),
+            ".rsrc",
+            "{name}: the resources are in the last section"
+        );
         let optional = pe.header.optional_header.unwrap();
         let table = *optional.data_directories.get_resource_table().unwrap();
         assert_eq!(table.virtual_address, last.virtual_address, "{name}");
         assert!(pe.resource_data.is_some(), "{name}: goblin reads the resource tree");
         // The file ends with that section: nothing is appended after the PE image.
-        assert_eq!(image.len(), (last.pointer_to_raw_data + last.size_of_raw_data) as usize, "{name}");
+        assert_eq!(
+            image.len(),
+            (last.pointer_to_raw_data + last.size_of_raw_data) as usize,
+            "{name}"
+        );
         // Windows' own checksum routine agrees with the header.
-        let oracle = run_windows(&stubs().join("pe-checksum.exe"), &[&crate::harness::win_path(&dist.join(name))], dist);
+        let oracle = run_windows(
+            &stubs().join("pe-checksum.exe"),
+            &[&crate::harness::win_path(&dist.join(name))],
+            dist,
+        );
         let (header, computed) = oracle.stdout.split_once(' ').unwrap();
-        assert_eq!(header.strip_prefix("header=").unwrap(), computed.strip_prefix("computed=").unwrap(), "{name}: {oracle:?}");
+        assert_eq!(
+            header.strip_prefix("header=").unwrap(),
+            computed.strip_prefix("computed=").unwrap(),
+            "{name}: {oracle:?}"
+        );
         assert_ne!(header, "header=00000000");
     }
     let archive = &dll[archive_file_range(&dll)];
-    assert_eq!(archive, &exe[archive_file_range(&exe)], "the installer carries the same archive");
+    assert_eq!(
+        archive,
+        &exe[archive_file_range(&exe)],
+        "the installer carries the same archive"
+    );
     let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 1").unwrap();
     let config = String::from_utf8_lossy(&dll[config_at..config_at + 200]);
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
     assert!(config.contains(&format!("archive_sha256={digest}\n")), "{config}");
-    assert!(config.contains("python_dll=python311.dll\nscript_module=hello\n"), "{config}");
+    assert!(
+        config.contains("python_dll=python311.dll\nscript_module=hello\n"),
+        "{config}"
+    );
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
     let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
     assert_eq!(
         names,
-        ["_isapi_freeze_boot.pyc", "hello.pyc", "isapi/__init__.pyc", "isapi/isapicon.pyc", "isapi/simple.pyc"]
+        [
+            "_isapi_freeze_boot.pyc",
+            "hello.pyc",
+            "isapi/__init__.pyc",
+            "isapi/isapicon.pyc",
+            "isapi/simple.pyc"
+        ]
     );
     let hello = zip.by_name("hello.pyc").unwrap();
     assert_eq!(hello.last_modified(), Some(zip::DateTime::default()));
+}
+
+#[test]
+fn serve_runs_isapi_host_on_the_output_until_its_input_ends() {
+    crate::harness::wine_ready();
+    let mut command = isapi_freeze();
+    command
+        .args(["serve", hello_dist().to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("WINEPREFIX", crate::harness::wine_prefix())
+        .env("WINEDEBUG", "-all")
+        .env("WINE", crate::harness::wine())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let running = crate::harness::Running::start(command);
+    let line = running.wait_for_stdout(crate::harness::HOST_READY, Duration::from_secs(120));
+    let address = line[crate::harness::HOST_READY.len()..]
+        .trim_end_matches('/')
+        .to_string();
+    let response = get(&address, "/served?by=serve");
+    assert_eq!(
+        response.text(),
+        "method: GET\npath: /served\nquery: by=serve\nfrozen: dll\n"
+    );
+    let finished = running.finish(Duration::from_secs(60));
+    assert_eq!(finished.code, 0, "{finished:?}");
+    assert!(
+        finished
+            .stdout
+            .contains("isapi-host: extension \"isapi-freeze hello example\""),
+        "{finished:?}"
+    );
+    assert!(finished.stdout.ends_with("isapi-host: stopped"), "{finished:?}");
+}
+
+#[test]
+fn serve_says_what_to_do_with_a_folder_that_is_not_an_output() {
+    let tmp = temp_dir();
+    let out = isapi_freeze()
+        .args(["serve", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {} has no _NAME.dll: freeze a script into it first (isapi-freeze SCRIPT.py --dist-dir {})\n",
+            tmp.path().display(),
+            tmp.path().display()
+        )
+    );
+}
+
+#[test]
+fn a_build_python_that_cannot_run_is_refused() {
+    let python = windows_python();
+    assert_refused(
+        &[
+            hello_script().to_str().unwrap(),
+            "--python",
+            python.to_str().unwrap(),
+            "--build-python",
+            "/nonexistent/python3",
+        ],
+        &["cannot run the build Python /nonexistent/python3; install Python 3.11 or pass --build-python PATH"],
+    );
 }

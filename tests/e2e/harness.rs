@@ -16,21 +16,31 @@ pub fn repo() -> PathBuf {
 /// The cross-built Windows binaries.
 pub fn stubs() -> PathBuf {
     let dir = repo().join("target/x86_64-pc-windows-gnu/release");
-    assert!(dir.join("isapi-host.exe").is_file(), "no Windows stubs in {}: run `make stubs` (or `make test`)", dir.display());
+    assert!(
+        dir.join("isapi-host.exe").is_file(),
+        "no Windows stubs in {}: run `make stubs` (or `make test`)",
+        dir.display()
+    );
     dir
 }
 
 /// The embeddable Windows CPython 3.11 that the tests freeze with.
 pub fn windows_python() -> PathBuf {
     let dir = repo().join("target/python/cp311");
-    assert!(dir.join("python311.dll").is_file(), "no Windows CPython in {}: run `make python` (or `make test`)", dir.display());
+    assert!(
+        dir.join("python311.dll").is_file(),
+        "no Windows CPython in {}: run `make python` (or `make test`)",
+        dir.display()
+    );
     dir
 }
 
 /// The isapi-freeze binary under test.
 pub fn isapi_freeze() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_isapi-freeze"));
-    c.env("ISAPI_FREEZE_STUBS", stubs()).env_remove("ISAPI_FREEZE_PYTHON").env_remove("ISAPI_FREEZE_BUILD_PYTHON");
+    c.env("ISAPI_FREEZE_STUBS", stubs())
+        .env_remove("ISAPI_FREEZE_PYTHON")
+        .env_remove("ISAPI_FREEZE_BUILD_PYTHON");
     c
 }
 
@@ -42,6 +52,15 @@ pub fn wine_prefix() -> PathBuf {
 /// standard streams as pipes: an embedded CPython under Wine 8 cannot start with a regular
 /// file as one of them.
 pub fn windows_command(program: &Path) -> Command {
+    wine_ready();
+    let mut c = Command::new(wine());
+    c.arg(program).env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all");
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// Checks the prefix and starts Wine's services (once per test run).
+pub fn wine_ready() {
     static START: Once = Once::new();
     let prefix = wine_prefix();
     START.call_once(|| {
@@ -63,13 +82,9 @@ pub fn windows_command(program: &Path) -> Command {
             .expect("Wine runs");
         assert!(status.success(), "Wine failed to start: {status}");
     });
-    let mut c = Command::new(wine());
-    c.arg(program).env("WINEPREFIX", &prefix).env("WINEDEBUG", "-all");
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
 }
 
-fn wine() -> String {
+pub fn wine() -> String {
     std::env::var("WINE").unwrap_or_else(|_| "/usr/lib/wine/wine64".into())
 }
 
@@ -103,7 +118,12 @@ impl Running {
         let err = Arc::new(Mutex::new(Vec::new()));
         let stdout_lines = lines(child.stdout.take().unwrap(), out.clone());
         let _ = lines(child.stderr.take().unwrap(), err.clone());
-        Running { child, stdout_lines, out, err }
+        Running {
+            child,
+            stdout_lines,
+            out,
+            err,
+        }
     }
 
     /// Waits for a stdout line starting with `prefix`; panics with all output after `timeout`.
@@ -114,14 +134,21 @@ impl Running {
             match self.stdout_lines.recv_timeout(left) {
                 Ok(line) if line.starts_with(prefix) => return line,
                 Ok(_) => continue,
-                Err(_) => panic!("no line starting with {prefix:?} within {timeout:?}; output so far:\n{}", self.output()),
+                Err(_) => panic!(
+                    "no line starting with {prefix:?} within {timeout:?}; output so far:\n{}",
+                    self.output()
+                ),
             }
         }
     }
 
     /// Everything printed so far: stdout, then stderr.
     pub fn output(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.out.lock().unwrap().join("\n"), self.err.lock().unwrap().join("\n"))
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            self.out.lock().unwrap().join("\n"),
+            self.err.lock().unwrap().join("\n")
+        )
     }
 
     /// Closes stdin (isapi-host's signal to shut down) and waits for the exit.
@@ -134,7 +161,10 @@ impl Running {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the program did not exit within {timeout:?}; output:\n{}", self.output());
+                panic!(
+                    "the program did not exit within {timeout:?}; output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -191,7 +221,10 @@ impl Host {
     /// Starts `host_exe` (a copy of isapi-host.exe anywhere) with `cwd` as its current folder.
     pub fn start_from(host_exe: &Path, cwd: Option<&Path>, dll: &Path, extra_args: &[&str]) -> Host {
         let mut command = windows_command(host_exe);
-        command.args(["--listen", "127.0.0.1:0"]).args(extra_args).arg(win_path(dll));
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .arg(win_path(dll));
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }

@@ -57,10 +57,7 @@ fn post_body_of_200_kib_is_echoed_exactly_through_preload_and_read_client() {
     assert_eq!(r.status, 200);
     let mut expected = b"POST /echo big\n".to_vec();
     expected.extend_from_slice(&body);
-    assert_eq!(
-        header(&r, "Content-Length"),
-        Some(expected.len().to_string().as_str())
-    );
+    assert_eq!(header(&r, "Content-Length"), Some(expected.len().to_string().as_str()));
     assert!(
         r.body == expected,
         "echoed body differs (got {} bytes, want {})",
@@ -74,7 +71,8 @@ fn chunked_request_body_is_decoded_for_the_extension() {
     let host = host();
     // Over the 48 KiB preload, so ReadClient has to decode chunks as well.
     let data = pattern(70 * 1024);
-    let mut raw = b"PUT /echo/chunks HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut raw =
+        b"PUT /echo/chunks HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for piece in data.chunks(30 * 1024 + 1) {
         raw.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
         raw.extend_from_slice(piece);
@@ -100,11 +98,7 @@ fn keep_alive_carries_several_requests_on_one_connection() {
     c.send(b"GET /echo/1?a HTTP/1.1\r\nHost: t\r\n\r\n");
     let first = c.read_response();
     assert_eq!(
-        (
-            first.status,
-            first.text().as_str(),
-            header(&first, "Connection")
-        ),
+        (first.status, first.text().as_str(), header(&first, "Connection")),
         (200, "GET /echo/1 a\n", None)
     );
     // No Content-Length from the extension: the host chunks it and keeps the connection.
@@ -185,10 +179,7 @@ fn server_variables_answer_as_iis_does() {
     let r = get(&host.address, "/uvar/caf%C3%A9/%E2%82%AC?URL");
     assert_eq!((r.status, r.text().as_str()), (200, "/uvar/café/€"));
     let r = var("GET /var?ALL_HTTP HTTP/1.1\r\nHost: t\r\nX-A-B: 1\r\nConnection: close\r\n\r\n");
-    assert_eq!(
-        r.text(),
-        "HTTP_HOST:t\nHTTP_X_A_B:1\nHTTP_CONNECTION:close\n"
-    );
+    assert_eq!(r.text(), "HTTP_HOST:t\nHTTP_X_A_B:1\nHTTP_CONNECTION:close\n");
 }
 
 #[test]
@@ -221,11 +212,7 @@ fn url_redirect_support_function_answers_302_with_location() {
     let host = host();
     let r = get(&host.address, "/redirect");
     assert_eq!(
-        (
-            r.status,
-            header(&r, "Location"),
-            header(&r, "Content-Length")
-        ),
+        (r.status, header(&r, "Location"), header(&r, "Content-Length")),
         (302, Some("/echo/redirected"), Some("0"))
     );
 }
@@ -253,16 +240,10 @@ fn request_head_over_64_kib_is_431() {
 fn request_outside_vpath_is_404_without_calling_the_extension() {
     let host = Host::start(&fixture(), &["--vpath", "/app"]);
     let outside = get(&host.address, "/other/echo");
-    assert_eq!(
-        (outside.status, outside.text().as_str()),
-        (404, "404 Not Found\n")
-    );
+    assert_eq!((outside.status, outside.text().as_str()), (404, "404 Not Found\n"));
     // Inside the application the extension answers (its own 404 text for an unknown path).
     let inside = get(&host.address, "/app/unknown");
-    assert_eq!(
-        (inside.status, inside.text().as_str()),
-        (404, "no such fixture path\n")
-    );
+    assert_eq!((inside.status, inside.text().as_str()), (404, "no such fixture path\n"));
 }
 
 #[test]
@@ -279,16 +260,10 @@ fn stdin_eof_stops_the_host_with_exit_0() {
         "{output}"
     );
     assert!(
-        done.stderr
-            .lines()
-            .any(|l| l == "isapi-host: GET /echo 200 11"),
+        done.stderr.lines().any(|l| l == "isapi-host: GET /echo 200 11"),
         "no request log line; {output}"
     );
-    assert_eq!(
-        done.stdout.lines().last(),
-        Some("isapi-host: stopped"),
-        "{output}"
-    );
+    assert_eq!(done.stdout.lines().last(), Some("isapi-host: stopped"), "{output}");
 }
 
 #[test]

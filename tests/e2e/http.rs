@@ -16,7 +16,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -32,7 +35,9 @@ impl Connection {
     pub fn open(address: &str) -> Connection {
         let stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        Connection { reader: BufReader::new(stream) }
+        Connection {
+            reader: BufReader::new(stream),
+        }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
@@ -47,7 +52,11 @@ impl Connection {
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         assert!(version.starts_with("HTTP/1."), "bad status line {line:?}");
-        let status: u16 = parts.next().unwrap_or_default().parse().unwrap_or_else(|_| panic!("bad status line {line:?}"));
+        let status: u16 = parts
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad status line {line:?}"));
         let reason = parts.next().unwrap_or_default().to_string();
         let mut headers = Vec::new();
         loop {
@@ -60,7 +69,12 @@ impl Connection {
             let (n, v) = h.split_once(':').unwrap_or_else(|| panic!("bad header {h:?}"));
             headers.push((n.to_string(), v.trim().to_string()));
         }
-        let find = |name: &str| headers.iter().find(|(n, _): &&(String, String)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _): &&(String, String)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
         let mut body = Vec::new();
         if let Some(len) = find("Content-Length") {
             body.resize(len.parse().unwrap(), 0);
@@ -80,7 +94,12 @@ impl Connection {
         } else if status != 204 && status != 304 {
             self.reader.read_to_end(&mut body).unwrap();
         }
-        Response { status, reason, headers, body }
+        Response {
+            status,
+            reason,
+            headers,
+            body,
+        }
     }
 }
 
@@ -92,5 +111,8 @@ pub fn request(address: &str, raw: &[u8]) -> Response {
 }
 
 pub fn get(address: &str, path: &str) -> Response {
-    request(address, format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+    request(
+        address,
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }

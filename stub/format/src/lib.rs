@@ -50,7 +50,12 @@ pub fn append_log(output_dir: &std::path::Path, module_file_name: &str, message:
     let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
         return;
     };
-    let line = format!("{} [pid {}] {}\n", utc_timestamp(std::time::SystemTime::now()), std::process::id(), message.trim_end());
+    let line = format!(
+        "{} [pid {}] {}\n",
+        utc_timestamp(std::time::SystemTime::now()),
+        std::process::id(),
+        message.trim_end()
+    );
     // One write call, so that lines from several threads do not interleave.
     let _ = file.write_all(line.as_bytes());
 }
@@ -69,7 +74,12 @@ pub fn utc_timestamp(time: std::time::SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// What the loader needs to know before Python runs, stored as resource
@@ -262,7 +272,11 @@ pub mod resource {
     /// the installer exe: neither is unloaded while Python runs).
     pub unsafe fn rcdata(module: *mut c_void, id: u16) -> Option<&'static [u8]> {
         // MAKEINTRESOURCE: an integer id passed in the pointer's place.
-        let info = FindResourceW(module, id as usize as *const u16, super::RT_RCDATA as usize as *const u16);
+        let info = FindResourceW(
+            module,
+            id as usize as *const u16,
+            super::RT_RCDATA as usize as *const u16,
+        );
         if info.is_null() {
             return None;
         }

@@ -68,15 +68,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                     .map_err(|_| format!("--listen {v:?} is not IP:PORT (e.g. 127.0.0.1:8080)"))?;
             }
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
-            _ if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag}"))
-            }
+            _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
             _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
-            _ => {
-                return Err(format!(
-                    "unexpected argument {text:?}: only one EXTENSION.DLL"
-                ))
-            }
+            _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
         }
     }
     let dll = dll.ok_or("missing EXTENSION.DLL")?;
@@ -84,20 +78,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
 }
 
 fn normalize_vpath(v: &str) -> Result<String, String> {
-    if !v.starts_with('/')
-        || v.contains(['?', '#', '\\'])
-        || v.split('/').any(|s| s == "." || s == "..")
-    {
-        return Err(format!(
-            "--vpath {v:?} must be an absolute URL path such as /app"
-        ));
+    if !v.starts_with('/') || v.contains(['?', '#', '\\']) || v.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("--vpath {v:?} must be an absolute URL path such as /app"));
     }
     let trimmed = v.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".into()
-    } else {
-        trimmed.into()
-    })
+    Ok(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
 }
 
 #[cfg(test)]
@@ -117,8 +102,7 @@ mod tests {
             (a.listen.to_string().as_str(), a.vpath.as_str()),
             ("127.0.0.1:8080", "/")
         );
-        let Parsed::Run(a) = run(&["--listen", "127.0.0.1:0", "--vpath=/app/", "x.dll"]).unwrap()
-        else {
+        let Parsed::Run(a) = run(&["--listen", "127.0.0.1:0", "--vpath=/app/", "x.dll"]).unwrap() else {
             panic!()
         };
         assert_eq!((a.listen.port(), a.vpath.as_str()), (0, "/app"));

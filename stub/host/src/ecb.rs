@@ -16,16 +16,16 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 use windows_sys::core::{BOOL, PCSTR};
 use windows_sys::Win32::Foundation::{
-    SetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER,
-    ERROR_NETNAME_DELETED, FALSE, TRUE,
+    SetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER, ERROR_NETNAME_DELETED,
+    FALSE, TRUE,
 };
 use windows_sys::Win32::Globalization::{WideCharToMultiByte, CP_ACP};
 use windows_sys::Win32::System::Iis::{
-    EXTENSION_CONTROL_BLOCK, HCONN, HSE_IO_ASYNC, HSE_REQ_CLOSE_CONNECTION,
-    HSE_REQ_DONE_WITH_SESSION, HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN,
-    HSE_REQ_MAP_URL_TO_PATH, HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX,
-    HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_ERROR, HSE_STATUS_PENDING,
-    HSE_STATUS_SUCCESS, HSE_VERSION_MAJOR, HSE_VERSION_MINOR,
+    EXTENSION_CONTROL_BLOCK, HCONN, HSE_IO_ASYNC, HSE_REQ_CLOSE_CONNECTION, HSE_REQ_DONE_WITH_SESSION,
+    HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN, HSE_REQ_MAP_URL_TO_PATH,
+    HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
+    HSE_SEND_HEADER_EX_INFO, HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_STATUS_SUCCESS, HSE_VERSION_MAJOR,
+    HSE_VERSION_MINOR,
 };
 
 use crate::extension::Extension;
@@ -188,12 +188,7 @@ impl Session {
     }
 
     /// Sends the response head once; later attempts are an extension bug.
-    fn send_head(
-        &self,
-        status: Option<&str>,
-        header_block: &[u8],
-        extension_keeps: bool,
-    ) -> Result<(), u32> {
+    fn send_head(&self, status: Option<&str>, header_block: &[u8], extension_keeps: bool) -> Result<(), u32> {
         let mut out = lock(&self.out);
         if out.head.is_some() {
             eprintln!(
@@ -206,9 +201,7 @@ impl Session {
             None => (200, "OK".to_string()),
             Some((_, Some(parsed))) => parsed,
             Some((s, None)) => {
-                eprintln!(
-                    "isapi-host: ignoring status {s:?}, which does not start with a 3-digit code"
-                );
+                eprintln!("isapi-host: ignoring status {s:?}, which does not start with a 3-digit code");
                 (200, "OK".to_string())
             }
         };
@@ -216,13 +209,7 @@ impl Session {
         for line in &block.rejected {
             eprintln!("isapi-host: dropped response header line {line:?}: not `Name: value`");
         }
-        let head = http::frame_head(
-            code,
-            &reason,
-            &block.fields,
-            self.exchange(),
-            extension_keeps,
-        );
+        let head = http::frame_head(code, &reason, &block.fields, self.exchange(), extension_keeps);
         out.send_head(head);
         out.write_body(&block.body)
             .map(|_| ())
@@ -261,11 +248,7 @@ impl Output {
         if self.failed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let mode = self
-            .head
-            .as_ref()
-            .map(|h| h.mode)
-            .unwrap_or(BodyMode::Empty);
+        let mode = self.head.as_ref().map(|h| h.mode).unwrap_or(BodyMode::Empty);
         let result = match mode {
             BodyMode::Empty => Ok(()),
             BodyMode::Chunked => self.stream.write_all(&http::chunk(data)),
@@ -286,11 +269,7 @@ impl Output {
     /// Ends the response after the extension is done; false if the connection must close.
     fn finish(&mut self, status: u32, ecb_status: u16, exchange: http::Exchange) -> bool {
         let Some(head) = &self.head else {
-            let code = if status == HSE_STATUS_ERROR {
-                500
-            } else {
-                ecb_status
-            };
+            let code = if status == HSE_STATUS_ERROR { 500 } else { ecb_status };
             let body = if code == 500 {
                 "500 Internal Server Error: the ISAPI extension failed\n"
             } else {
@@ -369,12 +348,7 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
     let mut query = c_string(&session.info.query);
     let mut path_info = c_string(&session.info.path);
     let mut path_translated = c_string(&session.info.map_url(&session.info.path));
-    let mut content_type = c_string(
-        &session
-            .info
-            .server_variable("CONTENT_TYPE")
-            .unwrap_or_default(),
-    );
+    let mut content_type = c_string(&session.info.server_variable("CONTENT_TYPE").unwrap_or_default());
     let ecb = Box::into_raw(Box::new(EXTENSION_CONTROL_BLOCK {
         cbSize: std::mem::size_of::<EXTENSION_CONTROL_BLOCK>() as u32,
         dwVersion: (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR,
@@ -417,24 +391,13 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
     // flight); the extension's log text is read within its fixed 80 bytes.
     let log_data = unsafe {
         let log = &(*ecb).lpszLogData;
-        let bytes: Vec<u8> = log
-            .iter()
-            .map(|&c| c as u8)
-            .take_while(|&b| b != 0)
-            .collect();
+        let bytes: Vec<u8> = log.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     session.ecb.store(std::ptr::null_mut(), Ordering::SeqCst);
     // SAFETY: `ecb` came from Box::into_raw above and nothing refers to it any more.
     drop(unsafe { Box::from_raw(ecb) });
-    drop((
-        method,
-        query,
-        path_info,
-        path_translated,
-        content_type,
-        preload,
-    ));
+    drop((method, query, path_info, path_translated, content_type, preload));
 
     let exchange = session.exchange();
     let mut out = lock(&session.out);
@@ -454,12 +417,7 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
 
 /// `GetServerVariable`: the named variable, NUL-terminated, in ANSI or (with the `UNICODE_`
 /// prefix) UTF-16; `*size` is the buffer size in, the bytes written (or needed) out.
-unsafe extern "system" fn get_server_variable(
-    conn: HCONN,
-    name: PCSTR,
-    buffer: *mut c_void,
-    size: *mut u32,
-) -> BOOL {
+unsafe extern "system" fn get_server_variable(conn: HCONN, name: PCSTR, buffer: *mut c_void, size: *mut u32) -> BOOL {
     let Some(session) = session(conn) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
@@ -478,11 +436,7 @@ unsafe extern "system" fn get_server_variable(
         return fail(ERROR_INVALID_INDEX);
     };
     let bytes: Vec<u8> = if unicode {
-        value
-            .encode_utf16()
-            .chain([0])
-            .flat_map(u16::to_le_bytes)
-            .collect()
+        value.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()
     } else {
         c_string(&value)
     };
@@ -554,12 +508,7 @@ unsafe extern "system" fn read_client(conn: HCONN, buffer: *mut c_void, size: *m
 /// `WriteClient`: sends body bytes. With HSE_IO_ASYNC the write still happens now, and the
 /// completion registered by HSE_REQ_IO_COMPLETION is called from another thread, as IIS
 /// calls it from its I/O threads.
-unsafe extern "system" fn write_client(
-    conn: HCONN,
-    buffer: *mut c_void,
-    bytes: *mut u32,
-    flags: u32,
-) -> BOOL {
+unsafe extern "system" fn write_client(conn: HCONN, buffer: *mut c_void, bytes: *mut u32, flags: u32) -> BOOL {
     let Some(session) = session(conn) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
@@ -583,12 +532,7 @@ unsafe extern "system" fn write_client(
         };
         let (written, error) = match session.write(data) {
             Ok(n) => (n as u32, 0),
-            Err(e) => (
-                0,
-                e.raw_os_error()
-                    .map(|c| c as u32)
-                    .unwrap_or(ERROR_NETNAME_DELETED),
-            ),
+            Err(e) => (0, e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED)),
         };
         lock(&session.lifecycle).async_in_flight += 1;
         let session = session.clone();
@@ -609,11 +553,7 @@ unsafe extern "system" fn write_client(
             unsafe { *bytes = n as u32 };
             TRUE
         }
-        Err(e) => fail(
-            e.raw_os_error()
-                .map(|c| c as u32)
-                .unwrap_or(ERROR_NETNAME_DELETED),
-        ),
+        Err(e) => fail(e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED)),
     }
 }
 
@@ -659,8 +599,7 @@ unsafe extern "system" fn server_support_function(
         HSE_REQ_SEND_RESPONSE_HEADER => {
             // lpvBuffer: status string ("200 OK" if null); lpdwDataType: the header block.
             // SAFETY: both are null or NUL-terminated strings, per httpext.h.
-            let (status, headers) =
-                unsafe { (optional_str(buffer), optional_str(data_type.cast())) };
+            let (status, headers) = unsafe { (optional_str(buffer), optional_str(data_type.cast())) };
             let status = status.map(|s| String::from_utf8_lossy(&s).into_owned());
             match session.send_head(status.as_deref(), &headers.unwrap_or_default(), true) {
                 Ok(()) => TRUE,
@@ -700,13 +639,7 @@ unsafe extern "system" fn server_support_function(
             if out.head.is_some() {
                 return fail(ERROR_INVALID_PARAMETER);
             }
-            let (head, body) = http::simple_response(
-                302,
-                &[("Location".into(), url)],
-                "",
-                session.exchange(),
-                true,
-            );
+            let (head, body) = http::simple_response(302, &[("Location".into(), url)], "", session.exchange(), true);
             out.send_head(head);
             let _ = out.write_body(&body);
             TRUE

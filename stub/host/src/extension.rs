@@ -19,8 +19,7 @@ pub enum LoadError {
     MissingExport { path: PathBuf, name: &'static str },
 }
 
-type GetExtensionVersion =
-    unsafe extern "system" fn(*mut HSE_VERSION_INFO) -> windows_sys::core::BOOL;
+type GetExtensionVersion = unsafe extern "system" fn(*mut HSE_VERSION_INFO) -> windows_sys::core::BOOL;
 pub type HttpExtensionProc = unsafe extern "system" fn(*mut EXTENSION_CONTROL_BLOCK) -> u32;
 type TerminateExtension = unsafe extern "system" fn(u32) -> windows_sys::core::BOOL;
 
@@ -56,8 +55,7 @@ impl Extension {
             path: path.clone(),
             name,
         };
-        let version =
-            export(c"GetExtensionVersion").ok_or_else(|| missing("GetExtensionVersion"))?;
+        let version = export(c"GetExtensionVersion").ok_or_else(|| missing("GetExtensionVersion"))?;
         let proc_ = export(c"HttpExtensionProc").ok_or_else(|| missing("HttpExtensionProc"))?;
         // TerminateExtension is optional in the ISAPI contract.
         let terminate = export(c"TerminateExtension");

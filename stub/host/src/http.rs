@@ -108,17 +108,13 @@ pub fn read_head(reader: &mut impl BufRead) -> Result<RequestHead, HeadError> {
         used += n;
         let text = trim_eol(&line).ok_or(HeadError::Malformed("request line without line end"))?;
         if !text.is_empty() {
-            break String::from_utf8(text.to_vec())
-                .map_err(|_| HeadError::Malformed("request line is not ASCII"))?;
+            break String::from_utf8(text.to_vec()).map_err(|_| HeadError::Malformed("request line is not ASCII"))?;
         }
     };
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(HeadError::Malformed(
-            "request line is not METHOD TARGET VERSION",
-        ));
+        return Err(HeadError::Malformed("request line is not METHOD TARGET VERSION"));
     };
     if method.is_empty() || !method.bytes().all(is_token_byte) {
         return Err(HeadError::Malformed("bad method"));
@@ -129,13 +125,10 @@ pub fn read_head(reader: &mut impl BufRead) -> Result<RequestHead, HeadError> {
         _ => return Err(HeadError::Malformed("unsupported HTTP version")),
     };
     if !target.starts_with('/') || !target.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(HeadError::Malformed(
-            "request target is not an absolute path",
-        ));
+        return Err(HeadError::Malformed("request target is not an absolute path"));
     }
     let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
-    let path =
-        normalize_path(raw_path).ok_or(HeadError::Malformed("bad percent-encoding in path"))?;
+    let path = normalize_path(raw_path).ok_or(HeadError::Malformed("bad percent-encoding in path"))?;
 
     let mut headers = Vec::new();
     let mut raw_headers = String::new();
@@ -212,9 +205,7 @@ fn request_framing(head: &RequestHead) -> Result<Framing, HeadError> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HeadError::Malformed("bad Content-Length"));
             }
-            let n: u64 = part
-                .parse()
-                .map_err(|_| HeadError::Malformed("bad Content-Length"))?;
+            let n: u64 = part.parse().map_err(|_| HeadError::Malformed("bad Content-Length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::Malformed("conflicting Content-Length"));
             }
@@ -228,11 +219,7 @@ fn request_framing(head: &RequestHead) -> Result<Framing, HeadError> {
 }
 
 /// Reads through `\n`, but never more than `limit` bytes: a head over the limit is 431.
-fn read_line_limited(
-    reader: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    limit: usize,
-) -> Result<usize, HeadError> {
+fn read_line_limited(reader: &mut impl BufRead, line: &mut Vec<u8>, limit: usize) -> Result<usize, HeadError> {
     let n = match reader.take(limit as u64).read_until(b'\n', line) {
         Ok(n) => n,
         Err(e)
@@ -243,12 +230,7 @@ fn read_line_limited(
         {
             return Err(HeadError::Closed)
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) && line.is_empty() =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) && line.is_empty() => {
             return Err(HeadError::Closed)
         }
         Err(e) => return Err(HeadError::Io(e)),
@@ -514,9 +496,7 @@ pub fn parse_header_block(block: &[u8]) -> HeaderBlock {
         });
         match field {
             Some(f) => out.fields.push(f),
-            None => out
-                .rejected
-                .push(String::from_utf8_lossy(line).into_owned()),
+            None => out.rejected.push(String::from_utf8_lossy(line).into_owned()),
         }
     }
     out
@@ -585,10 +565,7 @@ pub fn frame_head(
     let mut own_framing = false;
     for (name, value) in fields {
         if name.eq_ignore_ascii_case("Connection") || name.eq_ignore_ascii_case("Keep-Alive") {
-            if value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("close"))
-            {
+            if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
                 keep = false;
             }
             continue;
@@ -690,8 +667,7 @@ mod tests {
 
     #[test]
     fn request_head_is_split_into_path_query_and_headers() {
-        let h = head("GET /a/./b/../c%20d?x=1&y HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a:  2 \r\n\r\n")
-            .unwrap();
+        let h = head("GET /a/./b/../c%20d?x=1&y HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a:  2 \r\n\r\n").unwrap();
         assert_eq!(
             (h.method.as_str(), h.path.as_str(), h.query.as_str()),
             ("GET", "/a/c d", "x=1&y")
@@ -734,9 +710,7 @@ mod tests {
 
     #[test]
     fn header_block_drops_lines_that_are_not_fields_and_keeps_trailing_body() {
-        let block = parse_header_block(
-            b"Content-Type: text/plain\r\nX-Bad\rInjected: 1\r\nbroken line\r\n\r\nbody",
-        );
+        let block = parse_header_block(b"Content-Type: text/plain\r\nX-Bad\rInjected: 1\r\nbroken line\r\n\r\nbody");
         assert_eq!(
             block.fields,
             vec![("Content-Type".to_string(), "text/plain".to_string())]
@@ -754,10 +728,7 @@ mod tests {
         };
         let f = frame_head(200, "OK", &[], ex, true);
         assert_eq!(f.mode, BodyMode::Chunked);
-        assert_eq!(
-            f.bytes,
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        );
+        assert_eq!(f.bytes, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         let ex10 = Exchange {
             version: Version::Http10,
             client_keep_alive: false,
@@ -773,10 +744,7 @@ mod tests {
 
     #[test]
     fn status_strings_parse_like_iis() {
-        assert_eq!(
-            parse_status("404 Not Found"),
-            Some((404, "Not Found".into()))
-        );
+        assert_eq!(parse_status("404 Not Found"), Some((404, "Not Found".into())));
         assert_eq!(parse_status("302"), Some((302, "Object Moved".into())));
         assert_eq!(parse_status("OK"), None);
     }

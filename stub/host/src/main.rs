@@ -58,10 +58,9 @@ mod windows_main {
         };
         let extension = match Extension::load(&args.dll) {
             Ok(extension) => extension,
-            Err(LoadError::Load { path, code }) => exit(
-                2,
-                &format!("cannot load {}: Windows error {code}", path.display()),
-            ),
+            Err(LoadError::Load { path, code }) => {
+                exit(2, &format!("cannot load {}: Windows error {code}", path.display()))
+            }
             Err(LoadError::MissingExport { path, name }) => exit(
                 2,
                 &format!(
@@ -114,9 +113,7 @@ mod windows_main {
 
         server.serve(listener);
         if !server.drain(SHUTDOWN_GRACE) {
-            eprintln!(
-                "isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway"
-            );
+            eprintln!("isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway");
         }
         server.extension().terminate(HSE_TERM_MUST_UNLOAD);
         let mut stdout = std::io::stdout().lock();

@@ -63,13 +63,8 @@ impl Server {
         loop {
             {
                 let mut connections = self.connections();
-                while connections.open.len() >= MAX_CONNECTIONS
-                    && !self.shutting_down.load(Ordering::SeqCst)
-                {
-                    connections = self
-                        .changed
-                        .wait(connections)
-                        .unwrap_or_else(|e| e.into_inner());
+                while connections.open.len() >= MAX_CONNECTIONS && !self.shutting_down.load(Ordering::SeqCst) {
+                    connections = self.changed.wait(connections).unwrap_or_else(|e| e.into_inner());
                 }
             }
             if self.shutting_down.load(Ordering::SeqCst) {
@@ -153,9 +148,7 @@ impl Server {
     fn connection(&self, stream: TcpStream, busy: &AtomicBool) {
         let _ = stream.set_read_timeout(Some(CONNECTION_TIMEOUT));
         let _ = stream.set_nodelay(true);
-        let (Ok(remote), Ok(local), Ok(reader)) =
-            (stream.peer_addr(), stream.local_addr(), stream.try_clone())
-        else {
+        let (Ok(remote), Ok(local), Ok(reader)) = (stream.peer_addr(), stream.local_addr(), stream.try_clone()) else {
             return;
         };
         let mut reader = BufReader::with_capacity(16 * 1024, reader);
@@ -212,8 +205,7 @@ impl Server {
         };
         let exchange = http::Exchange {
             version: head.version,
-            client_keep_alive: head.client_keep_alive()
-                && !self.shutting_down.load(Ordering::SeqCst),
+            client_keep_alive: head.client_keep_alive() && !self.shutting_down.load(Ordering::SeqCst),
             head_request: head.method == "HEAD",
         };
         let target = head.target.clone();
@@ -221,10 +213,7 @@ impl Server {
 
         if strip_vpath(&self.vpath, &head.path).is_none() {
             let keep = respond(stream, 404, "404 Not Found\n", exchange);
-            eprintln!(
-                "isapi-host: {} {target} 404 0 (outside {})",
-                head.method, self.vpath
-            );
+            eprintln!("isapi-host: {} {target} 404 0 (outside {})", head.method, self.vpath);
             return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
         }
         if head.expects_continue() && !body.is_done() {
@@ -285,9 +274,7 @@ fn respond(stream: &TcpStream, status: u16, text: &str, exchange: http::Exchange
     let keep = exchange.client_keep_alive;
     let (head, body) = http::simple_response(status, &[], text, exchange, keep);
     let mut writer = stream;
-    let sent = writer
-        .write_all(&head.bytes)
-        .and_then(|()| writer.write_all(&body));
+    let sent = writer.write_all(&head.bytes).and_then(|()| writer.write_all(&body));
     sent.is_ok() && head.keep_alive
 }
 

@@ -77,13 +77,8 @@ impl RequestInfo {
             "CONTENT_LENGTH" => self.header("Content-Length").unwrap_or_else(|| "0".into()),
             "HTTPS" => "off".to_string(),
             "SERVER_PORT_SECURE" => "0".to_string(),
-            "AUTH_TYPE" | "AUTH_USER" | "AUTH_PASSWORD" | "REMOTE_USER" | "LOGON_USER" => {
-                String::new()
-            }
-            "APPL_MD_PATH" => format!(
-                "/LM/W3SVC/1/ROOT{}",
-                if self.vpath == "/" { "" } else { &self.vpath }
-            ),
+            "AUTH_TYPE" | "AUTH_USER" | "AUTH_PASSWORD" | "REMOTE_USER" | "LOGON_USER" => String::new(),
+            "APPL_MD_PATH" => format!("/LM/W3SVC/1/ROOT{}", if self.vpath == "/" { "" } else { &self.vpath }),
             "APPL_PHYSICAL_PATH" => self.physical_root.clone(),
             "INSTANCE_ID" => "1".to_string(),
             "INSTANCE_META_PATH" => "/LM/W3SVC/1".to_string(),
@@ -108,10 +103,7 @@ impl RequestInfo {
     fn server_name(&self) -> String {
         let host = self.header("Host").unwrap_or_default();
         let name = if host.starts_with('[') {
-            host.split_inclusive(']')
-                .next()
-                .unwrap_or_default()
-                .to_string()
+            host.split_inclusive(']').next().unwrap_or_default().to_string()
         } else {
             host.split(':').next().unwrap_or_default().to_string()
         };

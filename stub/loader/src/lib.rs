@@ -62,7 +62,11 @@ fn load_library(path: &Path) -> Result<HMODULE, String> {
     if module.is_null() {
         // SAFETY: reads this thread's last error, set by the failed call above.
         let code = unsafe { GetLastError() };
-        let hint = if code == 126 { " (the file, or a DLL it needs, is missing)" } else { "" };
+        let hint = if code == 126 {
+            " (the file, or a DLL it needs, is missing)"
+        } else {
+            ""
+        };
         return Err(format!("cannot load {}: Windows error {code}{hint}", path.display()));
     }
     Ok(module)
@@ -72,34 +76,58 @@ fn load_runtime() -> Result<Runtime, String> {
     let (module, path) = own_module();
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // SAFETY: this DLL stays loaded while any of its entry points can run.
-    let config = unsafe { format::resource::rcdata(module, format::CONFIG_RESOURCE_ID) }
-        .ok_or_else(|| format!("{} has no isapi-freeze config resource: it was not made by isapi-freeze", path.display()))?;
+    let config = unsafe { format::resource::rcdata(module, format::CONFIG_RESOURCE_ID) }.ok_or_else(|| {
+        format!(
+            "{} has no isapi-freeze config resource: it was not made by isapi-freeze",
+            path.display()
+        )
+    })?;
     let config = StubConfig::decode(config).map_err(|e| format!("{}: {e}", path.display()))?;
     load_library(&dir.join(&config.python_dll))?;
     let runtime = load_library(&dir.join(format::RUNTIME_DLL))?;
 
-    let symbol = |name: &str| -> Result<unsafe extern "system" fn() -> isize, String> {
-        let cname: Vec<u8> = name.bytes().chain([0]).collect();
-        // SAFETY: `runtime` is a loaded module and `cname` NUL-terminated.
-        unsafe { GetProcAddress(runtime, cname.as_ptr()) }
-            .ok_or_else(|| format!("{} does not export {name}: it does not match this loader", format::RUNTIME_DLL))
-    };
-    // SAFETY: each export has the signature named here, fixed by the ISAPI ABI (and, for
-    // attach, by stub/runtime); transmuting between fn pointer types of those shapes is sound.
+    // SAFETY: each export has the type named in `Runtime` (fixed by the ISAPI ABI) or here
+    // (attach, fixed by stub/runtime).
     unsafe {
-        let attach: unsafe extern "system" fn(HMODULE) -> BOOL = std::mem::transmute(symbol("isapi_freeze_attach")?);
+        let attach: unsafe extern "system" fn(HMODULE) -> BOOL = export(runtime, "isapi_freeze_attach")?;
         if attach(module) == FALSE {
-            return Err(format!("{} refused to start; the reason is logged above", format::RUNTIME_DLL));
+            return Err(format!(
+                "{} refused to start; the reason is logged above",
+                format::RUNTIME_DLL
+            ));
         }
         Ok(Runtime {
-            get_extension_version: std::mem::transmute(symbol("GetExtensionVersion")?),
-            http_extension_proc: std::mem::transmute(symbol("HttpExtensionProc")?),
-            terminate_extension: std::mem::transmute(symbol("TerminateExtension")?),
-            get_filter_version: std::mem::transmute(symbol("GetFilterVersion")?),
-            http_filter_proc: std::mem::transmute(symbol("HttpFilterProc")?),
-            terminate_filter: std::mem::transmute(symbol("TerminateFilter")?),
+            get_extension_version: export(runtime, "GetExtensionVersion")?,
+            http_extension_proc: export(runtime, "HttpExtensionProc")?,
+            terminate_extension: export(runtime, "TerminateExtension")?,
+            get_filter_version: export(runtime, "GetFilterVersion")?,
+            http_filter_proc: export(runtime, "HttpFilterProc")?,
+            terminate_filter: export(runtime, "TerminateFilter")?,
         })
     }
+}
+
+/// The export `name` of `module` as a function pointer of type `F`.
+///
+/// # Safety
+/// `F` must be the export's true function pointer type.
+unsafe fn export<F: Copy>(module: HMODULE, name: &str) -> Result<F, String> {
+    type RawFn = unsafe extern "system" fn() -> isize;
+    assert_eq!(
+        std::mem::size_of::<F>(),
+        std::mem::size_of::<RawFn>(),
+        "a function pointer type"
+    );
+    let cname: Vec<u8> = name.bytes().chain([0]).collect();
+    // SAFETY: `module` is loaded and `cname` NUL-terminated.
+    let raw: RawFn = unsafe { GetProcAddress(module, cname.as_ptr()) }.ok_or_else(|| {
+        format!(
+            "{} does not export {name}: it does not match this loader",
+            format::RUNTIME_DLL
+        )
+    })?;
+    // SAFETY: same size (asserted), and the caller promises the type.
+    Ok(unsafe { std::mem::transmute_copy::<RawFn, F>(&raw) })
 }
 
 /// The runtime, loading it on first use; a failure is logged once and remembered.
@@ -109,7 +137,10 @@ fn runtime() -> Option<&'static Runtime> {
             let loaded = load_runtime();
             if let Err(why) = &loaded {
                 let (_, path) = own_module();
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 format::append_log(&dir, &name, &format!("cannot start: {why}"));
             }

@@ -42,9 +42,17 @@ pub fn open(host: &Host) -> Result<StubConfig, String> {
             format::to_hex(&config.archive_sha256)
         ));
     }
-    let zip = ZipArchive::new(Cursor::new(archive)).map_err(|e| format!("the app archive in {what} is not a zip: {e}"))?;
-    let names = zip.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
-    let _ = ARCHIVE.set(Archive { zip: Mutex::new(zip), names });
+    let zip =
+        ZipArchive::new(Cursor::new(archive)).map_err(|e| format!("the app archive in {what} is not a zip: {e}"))?;
+    let names = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .map(|n| n.into_owned())
+        .collect();
+    let _ = ARCHIVE.set(Archive {
+        zip: Mutex::new(zip),
+        names,
+    });
     Ok(config)
 }
 
@@ -66,7 +74,8 @@ impl Archive {
             Err(e) => return Err(format!("reading {name} from the app archive: {e}")),
         };
         let mut data = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut data).map_err(|e| format!("reading {name} from the app archive: {e}"))?;
+        file.read_to_end(&mut data)
+            .map_err(|e| format!("reading {name} from the app archive: {e}"))?;
         Ok(Some(data))
     }
 }

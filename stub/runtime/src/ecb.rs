@@ -37,7 +37,10 @@ unsafe impl Send for Raw {}
 
 impl ExtensionControlBlock {
     pub fn new(ecb: *mut EXTENSION_CONTROL_BLOCK) -> Self {
-        ExtensionControlBlock { ecb: AtomicPtr::new(ecb), response_started: AtomicBool::new(false) }
+        ExtensionControlBlock {
+            ecb: AtomicPtr::new(ecb),
+            response_started: AtomicBool::new(false),
+        }
     }
 
     /// Drops the pointer: the server may free the control block from now on.
@@ -94,8 +97,16 @@ impl ExtensionControlBlock {
             // frame, which waits for this call.
             unsafe {
                 let ecb = &*raw.0;
-                let f = ecb.ServerSupportFunction.expect("the server fills ServerSupportFunction");
-                let ok = f(ecb.ConnID, request, buffer as *mut c_void, size as *mut u32, data_type as *mut u32);
+                let f = ecb
+                    .ServerSupportFunction
+                    .expect("the server fills ServerSupportFunction");
+                let ok = f(
+                    ecb.ConnID,
+                    request,
+                    buffer as *mut c_void,
+                    size as *mut u32,
+                    data_type as *mut u32,
+                );
                 (ok, GetLastError())
             }
         });
@@ -174,7 +185,9 @@ impl ExtensionControlBlock {
             return Ok(PyBytes::new(py, b""));
         }
         // SAFETY: the server guarantees cbAvailable readable bytes at lpbData.
-        Ok(PyBytes::new(py, unsafe { std::slice::from_raw_parts(ecb.lpbData, ecb.cbAvailable as usize) }))
+        Ok(PyBytes::new(py, unsafe {
+            std::slice::from_raw_parts(ecb.lpbData, ecb.cbAvailable as usize)
+        }))
     }
     #[getter(LogData)]
     fn get_log_data(&self) -> PyResult<()> {
@@ -200,7 +213,12 @@ impl ExtensionControlBlock {
     /// GetServerVariable(name[, default]): bytes, or str for `UNICODE_*` names. A missing
     /// variable returns `default` if given, else raises ExtensionError.
     #[pyo3(signature = (name, default = None))]
-    fn GetServerVariable<'py>(&self, py: Python<'py>, name: &str, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn GetServerVariable<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let raw = self.raw()?;
         let cname: Vec<u8> = name.bytes().chain([0]).collect();
         let mut size: u32 = 8192;
@@ -226,7 +244,10 @@ impl ExtensionControlBlock {
             let (mut buffer, needed) = value;
             if ok != 0 {
                 if name.starts_with("UNICODE_") {
-                    let units: Vec<u16> = buffer.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                    let units: Vec<u16> = buffer
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
                     let units = units.strip_suffix(&[0]).unwrap_or(&units);
                     return Ok(PyString::new(py, &String::from_utf16_lossy(units)).into_any());
                 }
@@ -293,7 +314,10 @@ impl ExtensionControlBlock {
                 let (ok, err) = unsafe {
                     let ecb = &*raw.0;
                     let f = ecb.ReadClient.expect("the server fills ReadClient");
-                    (f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len), GetLastError())
+                    (
+                        f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len),
+                        GetLastError(),
+                    )
                 };
                 if ok == 0 {
                     return (ok, err, data);
@@ -314,7 +338,13 @@ impl ExtensionControlBlock {
     /// SendResponseHeaders(status, headers[, keepAlive]): `status` like "200 OK", `headers`
     /// a block of "Name: value\r\n" lines ending with a blank line.
     #[pyo3(signature = (status, headers, keepAlive = false))]
-    fn SendResponseHeaders(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, keepAlive: bool) -> PyResult<()> {
+    fn SendResponseHeaders(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        keepAlive: bool,
+    ) -> PyResult<()> {
         let mut status = bytes_of(status, "status")?;
         let mut headers = bytes_of(headers, "headers")?;
         let (status_len, headers_len) = (status.len() as u32, headers.len() as u32);
@@ -356,7 +386,10 @@ impl ExtensionControlBlock {
     /// IsKeepAlive(): whether the client asked for a persistent connection (1 or 0).
     fn IsKeepAlive(&self, py: Python<'_>) -> PyResult<u32> {
         let value = self.GetServerVariable(py, "HTTP_CONNECTION", Some(PyBytes::new(py, b"").into_any()))?;
-        let value = value.cast::<PyBytes>().map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+        let value = value
+            .cast::<PyBytes>()
+            .map(|b| b.as_bytes().to_vec())
+            .unwrap_or_default();
         Ok(value.eq_ignore_ascii_case(b"keep-alive") as u32)
     }
 

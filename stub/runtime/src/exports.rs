@@ -40,7 +40,11 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// Calls `boot.<function>(*args)` with the GIL; a Python error is logged and gives None.
-fn call_boot<'py>(py: Python<'py>, function: &str, args: impl pyo3::call::PyCallArgs<'py>) -> Option<Bound<'py, PyAny>> {
+fn call_boot<'py>(
+    py: Python<'py>,
+    function: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> Option<Bound<'py, PyAny>> {
     let started = interpreter::started()?;
     match started.boot.bind(py).call_method1(function, args) {
         Ok(value) => Some(value),
@@ -84,8 +88,11 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
             return FALSE;
         }
         Python::attach(|py| {
-            let Ok(info) = Py::new(py, ExtensionVersion::new()) else { return FALSE };
-            let ok = call_boot(py, "get_extension_version", (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false));
+            let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
+                return FALSE;
+            };
+            let ok = call_boot(py, "get_extension_version", (info.clone_ref(py),))
+                .is_some_and(|r| r.is_truthy().unwrap_or(false));
             let desc = info.get().desc();
             // SAFETY: as above; the description array has 256 bytes and `desc` is shorter.
             unsafe {
@@ -111,7 +118,9 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
 pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOCK) -> u32 {
     guarded(HSE_STATUS_ERROR, || {
         Python::attach(|py| {
-            let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else { return HSE_STATUS_ERROR };
+            let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
+                return HSE_STATUS_ERROR;
+            };
             let status = call_boot(py, "http_extension_proc", (object.clone_ref(py),))
                 .and_then(|r| r.extract::<u32>().ok())
                 .unwrap_or(HSE_STATUS_ERROR);
@@ -155,8 +164,11 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
             return FALSE;
         }
         Python::attach(|py| {
-            let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else { return FALSE };
-            let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false));
+            let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
+                return FALSE;
+            };
+            let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),))
+                .is_some_and(|r| r.is_truthy().unwrap_or(false));
             let (filter_version, flags, desc) = info.get().values();
             // SAFETY: as above; the description array has 257 bytes and `desc` is shorter.
             unsafe {
@@ -181,11 +193,21 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
 /// # Safety
 /// The arguments are those the server passes for a notification.
 #[no_mangle]
-pub unsafe extern "system" fn HttpFilterProc(_context: *mut std::ffi::c_void, notification: u32, _data: *mut std::ffi::c_void) -> u32 {
+pub unsafe extern "system" fn HttpFilterProc(
+    _context: *mut std::ffi::c_void,
+    notification: u32,
+    _data: *mut std::ffi::c_void,
+) -> u32 {
     guarded(SF_STATUS_REQ_ERROR, || {
         Python::attach(|py| {
             call_boot(py, "http_filter_proc", (notification,))
-                .and_then(|r| if r.is_none() { Some(SF_STATUS_REQ_NEXT_NOTIFICATION) } else { r.extract::<u32>().ok() })
+                .and_then(|r| {
+                    if r.is_none() {
+                        Some(SF_STATUS_REQ_NEXT_NOTIFICATION)
+                    } else {
+                        r.extract::<u32>().ok()
+                    }
+                })
                 .unwrap_or(SF_STATUS_REQ_ERROR)
         })
     })
@@ -245,7 +267,9 @@ pub unsafe extern "C" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
 
 /// The process exit code SystemExit asks for, as Python's own main computes it.
 fn exit_code(py: Python<'_>, err: &PyErr) -> i32 {
-    let Ok(code) = err.value(py).getattr("code") else { return 1 };
+    let Ok(code) = err.value(py).getattr("code") else {
+        return 1;
+    };
     if code.is_none() {
         return 0;
     }
@@ -256,6 +280,11 @@ fn exit_code(py: Python<'_>, err: &PyErr) -> i32 {
     let _ = py
         .import("sys")
         .and_then(|sys| sys.getattr("stderr"))
-        .and_then(|stderr| stderr.call_method1("write", (format!("{}\n", code.str().map(|s| s.to_string()).unwrap_or_default()),)));
+        .and_then(|stderr| {
+            stderr.call_method1(
+                "write",
+                (format!("{}\n", code.str().map(|s| s.to_string()).unwrap_or_default()),),
+            )
+        });
     1
 }

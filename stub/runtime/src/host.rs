@@ -38,7 +38,10 @@ pub fn set(module: HMODULE, kind: HostKind) -> &'static Host {
             handle: module as usize,
             kind,
             dir: path.parent().map(PathBuf::from).unwrap_or_default(),
-            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            file_name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             path,
         }
     })

@@ -90,18 +90,30 @@ unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
         pyconfig.parse_argv = 0;
         pyconfig.safe_path = 1;
         let home = wide(host.dir.as_os_str());
-        check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.home, home.as_ptr()), "setting home")?;
+        check(
+            ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.home, home.as_ptr()),
+            "setting home",
+        )?;
         let program = wide(host.path.as_os_str());
-        check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.program_name, program.as_ptr()), "setting program name")?;
+        check(
+            ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.program_name, program.as_ptr()),
+            "setting program name",
+        )?;
         if is_exe {
-            check(ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.executable, program.as_ptr()), "setting executable")?;
+            check(
+                ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.executable, program.as_ptr()),
+                "setting executable",
+            )?;
         }
         let stem = config.python_dll.trim_end_matches(".dll");
         let stdlib = host.dir.join(format!("{stem}.zip"));
         pyconfig.module_search_paths_set = 1;
         for path in [stdlib.as_path(), host.dir.as_path()] {
             let w = wide(path.as_os_str());
-            check(ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()), "setting sys.path")?;
+            check(
+                ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()),
+                "setting sys.path",
+            )?;
         }
         let args: Vec<Vec<u16>> = if is_exe {
             std::env::args_os().map(|a| wide(&a)).collect()
@@ -109,7 +121,10 @@ unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
             vec![program.clone()]
         };
         let mut argv: Vec<*const u16> = args.iter().map(|a| a.as_ptr()).collect();
-        check(ffi::PyConfig_SetArgv(&mut pyconfig, argv.len() as _, argv.as_mut_ptr()), "setting sys.argv")?;
+        check(
+            ffi::PyConfig_SetArgv(&mut pyconfig, argv.len() as _, argv.as_mut_ptr()),
+            "setting sys.argv",
+        )?;
         check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python")
     })();
     ffi::PyConfig_Clear(&mut pyconfig);
@@ -133,15 +148,27 @@ fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyM
             magic
         )));
     }
-    let code = py.import("marshal")?.call_method1("loads", (PyBytes::new(py, &pyc[16..]),))?;
+    let code = py
+        .import("marshal")?
+        .call_method1("loads", (PyBytes::new(py, &pyc[16..]),))?;
     let module = PyModule::new(py, format::BOOT_MODULE)?;
-    py.import("sys")?.getattr("modules")?.set_item(format::BOOT_MODULE, &module)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item(format::BOOT_MODULE, &module)?;
     py.import("builtins")?.getattr("exec")?.call1((code, module.dict()))?;
     let kind = match host.kind {
         HostKind::Dll => "dll",
         HostKind::Exe => "exe",
     };
-    module.call_method1("start", (kind, &config.script_module, host.path.display().to_string(), host.handle))?;
+    module.call_method1(
+        "start",
+        (
+            kind,
+            &config.script_module,
+            host.path.display().to_string(),
+            host.handle,
+        ),
+    )?;
     Ok(module.unbind())
 }
 
@@ -156,4 +183,3 @@ pub fn describe(py: Python<'_>, err: &PyErr) -> String {
         Err(_) => err.to_string(),
     }
 }
-

@@ -41,7 +41,12 @@ pub mod _isapi_freeze {
     #[pyfunction]
     fn log_path() -> Option<String> {
         let host = crate::host::get()?;
-        Some(host.dir.join(isapi_freeze_format::log_file_name(&host.file_name)).display().to_string())
+        Some(
+            host.dir
+                .join(isapi_freeze_format::log_file_name(&host.file_name))
+                .display()
+                .to_string(),
+        )
     }
 }
 

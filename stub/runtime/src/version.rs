@@ -17,14 +17,18 @@ pub fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     } else if value.is_none() {
         Ok(Vec::new())
     } else {
-        Err(pyo3::exceptions::PyTypeError::new_err(format!("{what} must be str or bytes")))
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{what} must be str or bytes"
+        )))
     }
 }
 
 fn checked_desc(value: &Bound<'_, PyAny>, max: usize, what: &str) -> PyResult<Vec<u8>> {
     let bytes = bytes_of(value, what)?;
     if bytes.len() >= max {
-        return Err(PyValueError::new_err(format!("{what} must be shorter than {max} bytes")));
+        return Err(PyValueError::new_err(format!(
+            "{what} must be shorter than {max} bytes"
+        )));
     }
     if bytes.contains(&0) {
         return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
@@ -39,7 +43,9 @@ pub struct ExtensionVersion {
 
 impl ExtensionVersion {
     pub fn new() -> Self {
-        ExtensionVersion { desc: Mutex::new(Vec::new()) }
+        ExtensionVersion {
+            desc: Mutex::new(Vec::new()),
+        }
     }
     pub fn desc(&self) -> Vec<u8> {
         self.desc.lock().unwrap().clone()
@@ -68,7 +74,10 @@ pub struct FilterVersion {
 
 impl FilterVersion {
     pub fn new(server_filter_version: u32, filter_version: u32) -> Self {
-        FilterVersion { server_filter_version, state: Mutex::new((filter_version, 0, Vec::new())) }
+        FilterVersion {
+            server_filter_version,
+            state: Mutex::new((filter_version, 0, Vec::new())),
+        }
     }
     /// (FilterVersion, Flags, FilterDesc) as the script left them.
     pub fn values(&self) -> (u32, u32, Vec<u8>) {
