@@ -20,7 +20,7 @@ demo: deps python stubs cli wine-prefix
 # that freeze, serve and request under Wine.
 test: deps python stubs wine-prefix
 	$(WINESERVER) -p
-	cargo test; status=$$?; $(WINESERVER) -k 2>/dev/null; exit $$status
+	cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # System packages and the Rust target, each only when missing.
 deps:
@@ -62,5 +62,5 @@ lint:
 		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -- -D warnings
 
 clean:
-	-$(WINESERVER) -k 2>/dev/null
+	-$(WINESERVER) -k >/dev/null 2>&1
 	rm -rf target dist
