@@ -278,7 +278,21 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
     .unwrap();
     let dist = tmp.path().join("dist");
     freeze_ok(&script, &dist);
-    let host = Host::start(&dist.join("_probe.dll"), &[]);
+    // Plant what a non-isolated Python would pick up: json.py in the current folder and on
+    // PYTHONPATH, and a PYTHONHOME pointing at it.
+    let planted = tmp.path().join("planted");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(
+        planted.join("json.py"),
+        "raise SystemExit('planted json.py was imported')\n",
+    )
+    .unwrap();
+    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_probe.dll"), &[]);
+    command
+        .current_dir(&planted)
+        .env("PYTHONPATH", crate::harness::win_path(&planted))
+        .env("PYTHONHOME", crate::harness::win_path(&planted));
+    let host = Host::from_command(command);
     let response = get(&host.address, "/");
     let win_dist = crate::harness::win_path(&dist);
     let lines: Vec<String> = response.text().lines().map(String::from).collect();

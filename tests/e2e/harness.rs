@@ -220,14 +220,25 @@ impl Host {
 
     /// Starts `host_exe` (a copy of isapi-host.exe anywhere) with `cwd` as its current folder.
     pub fn start_from(host_exe: &Path, cwd: Option<&Path>, dll: &Path, extra_args: &[&str]) -> Host {
+        let mut command = Host::command(host_exe, dll, extra_args);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        Host::from_command(command)
+    }
+
+    /// The command that starts `host_exe` on `dll`, to adjust before `from_command`.
+    pub fn command(host_exe: &Path, dll: &Path, extra_args: &[&str]) -> Command {
         let mut command = windows_command(host_exe);
         command
             .args(["--listen", "127.0.0.1:0"])
             .args(extra_args)
             .arg(win_path(dll));
-        if let Some(cwd) = cwd {
-            command.current_dir(cwd);
-        }
+        command
+    }
+
+    /// Starts isapi-host with `command` and waits until it listens.
+    pub fn from_command(command: Command) -> Host {
         let running = Running::start(command);
         let line = running.wait_for_stdout(HOST_READY, Duration::from_secs(120));
         let address = line[HOST_READY.len()..].trim_end_matches('/').to_string();
