@@ -181,7 +181,9 @@ def start(kind, script, archive, handle):
 
 
 def _log_exception(what):
-    _isapi_freeze.log(f"{what}\n{traceback.format_exc().rstrip()}")
+    """Logs the exception being handled, with its traceback, in the extension's log and the
+    Windows Event Log."""
+    _isapi_freeze.log_error(f"{what}\n{traceback.format_exc().rstrip()}")
 
 
 def _import_script():

@@ -33,6 +33,11 @@ pub enum Command {
     /// It stops when this command's standard input ends (Ctrl+D) or on Ctrl+C. The
     /// extension's log is DIST/logs/_NAME.log.
     Serve(ServeArgs),
+    /// Follow an output directory's logs live: the script's print output, tracebacks and
+    /// startup errors (DIST/logs/*.log), as win32traceutil's collector did for pywin32.
+    ///
+    /// On the server, `SCRIPT.exe trace` does the same.
+    Trace(TraceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,4 +90,19 @@ pub struct ServeArgs {
     /// else Debian's /usr/lib/wine/wine64, else `wine`.
     #[arg(long, value_name = "PATH", env = "WINE")]
     pub wine: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// An output directory made by isapi-freeze.
+    #[arg(value_name = "DIST")]
+    pub dist: PathBuf,
+
+    /// How many earlier lines of each log to show first.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+    pub lines: usize,
+
+    /// Print the last lines and exit instead of following.
+    #[arg(long)]
+    pub no_follow: bool,
 }

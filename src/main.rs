@@ -11,6 +11,7 @@ mod freeze;
 mod pe;
 mod plan;
 mod serve;
+mod trace;
 
 use clap::Parser;
 
@@ -18,6 +19,7 @@ fn main() {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
+        Some(cli::Command::Trace(args)) => trace::trace(args),
         None => config::FreezeConfig::resolve(cli.freeze)
             .and_then(freeze::freeze)
             .map(|()| 0),

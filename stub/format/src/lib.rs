@@ -248,6 +248,71 @@ mod tests {
     }
 }
 
+/// The event source name under which errors go to the Windows Event Log (Application).
+pub const EVENT_SOURCE: &str = "isapi-freeze";
+
+/// Logs an error: a line in the module's log, and an error event in the Windows Event Log
+/// (Application log, source [`EVENT_SOURCE`]), where IIS administrators look first.
+pub fn log_error(output_dir: &std::path::Path, module_file_name: &str, message: &str) {
+    append_log(output_dir, module_file_name, message);
+    #[cfg(windows)]
+    event_log::report_error(&format!("{module_file_name} ({}): {message}", output_dir.display()));
+}
+
+#[cfg(windows)]
+mod event_log {
+    use std::ffi::c_void;
+
+    /// `EVENTLOG_ERROR_TYPE` from winnt.h.
+    const EVENTLOG_ERROR_TYPE: u16 = 0x0001;
+    /// The longest string one event may carry.
+    const MAX_EVENT_STRING: usize = 31_839;
+
+    #[link(name = "advapi32")]
+    extern "system" {
+        fn RegisterEventSourceW(server: *const u16, source: *const u16) -> *mut c_void;
+        fn ReportEventW(
+            log: *mut c_void,
+            kind: u16,
+            category: u16,
+            event_id: u32,
+            user_sid: *mut c_void,
+            num_strings: u16,
+            data_size: u32,
+            strings: *const *const u16,
+            data: *const c_void,
+        ) -> i32;
+        fn DeregisterEventSource(log: *mut c_void) -> i32;
+    }
+
+    pub fn report_error(message: &str) {
+        let source: Vec<u16> = super::EVENT_SOURCE.encode_utf16().chain([0]).collect();
+        let mut text: Vec<u16> = message.encode_utf16().take(MAX_EVENT_STRING).collect();
+        text.push(0);
+        // SAFETY: both strings are NUL-terminated UTF-16 that outlive the calls; the handle
+        // is checked before use and released after.
+        unsafe {
+            let log = RegisterEventSourceW(std::ptr::null(), source.as_ptr());
+            if log.is_null() {
+                return;
+            }
+            let strings = [text.as_ptr()];
+            ReportEventW(
+                log,
+                EVENTLOG_ERROR_TYPE,
+                0,
+                1,
+                std::ptr::null_mut(),
+                1,
+                0,
+                strings.as_ptr(),
+                std::ptr::null(),
+            );
+            DeregisterEventSource(log);
+        }
+    }
+}
+
 /// Finding this crate's records in a loaded module's memory (Windows only): the loader
 /// reads the config before Python exists, the runtime reads the archive and the config.
 #[cfg(windows)]
@@ -289,5 +354,134 @@ pub mod resource {
         // SAFETY: LockResource points into the module's image, which holds `len` bytes of
         // this resource and stays mapped while the module is loaded (caller's promise).
         Some(std::slice::from_raw_parts(data, len))
+    }
+}
+
+/// Following an output directory's logs live, as `tail -f` does: used by `isapi-freeze
+/// trace DIST` and by `SCRIPT.exe trace` on the server. Prints the last lines of each
+/// `logs/*.log`, then what is appended, with a `==> logs/NAME.log <==` header whenever the
+/// file changes.
+pub mod trace {
+    use std::collections::BTreeMap;
+    use std::io::{self, Read, Seek, SeekFrom, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    /// Prints the last `lines` lines of every log in `output_dir/logs`, then, with `follow`,
+    /// keeps printing what is appended (also to logs that appear later) until writing to
+    /// `out` fails.
+    pub fn follow(output_dir: &Path, lines: usize, follow: bool, out: &mut impl Write) -> io::Result<()> {
+        let logs = output_dir.join(super::LOG_DIR);
+        let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
+        let mut current: Option<PathBuf> = None;
+        for path in log_files(&logs) {
+            let text = std::fs::read(&path)?;
+            let start = tail_start(&text, lines);
+            if start < text.len() {
+                header(out, &path, &mut current)?;
+                out.write_all(&text[start..])?;
+            }
+            offsets.insert(path, text.len() as u64);
+        }
+        out.flush()?;
+        while follow {
+            std::thread::sleep(Duration::from_millis(200));
+            for path in log_files(&logs) {
+                let offset = offsets.entry(path.clone()).or_insert(0);
+                let mut file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
+                if len < *offset {
+                    *offset = 0; // truncated or replaced: start over
+                }
+                if len == *offset {
+                    continue;
+                }
+                file.seek(SeekFrom::Start(*offset))?;
+                let mut new = Vec::new();
+                file.take(len - *offset).read_to_end(&mut new)?;
+                // Only whole lines; a line being written is printed once it ends.
+                let Some(end) = new.iter().rposition(|&b| b == b'\n') else {
+                    continue;
+                };
+                header(out, &path, &mut current)?;
+                out.write_all(&new[..=end])?;
+                out.flush()?;
+                *offset += end as u64 + 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn log_files(logs: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(logs)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    fn header(out: &mut impl Write, path: &Path, current: &mut Option<PathBuf>) -> io::Result<()> {
+        if current.as_deref() != Some(path) {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            writeln!(out, "==> {}/{name} <==", super::LOG_DIR)?;
+            *current = Some(path.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Where the last `lines` lines of `text` start.
+    fn tail_start(text: &[u8], lines: usize) -> usize {
+        let body = text.strip_suffix(b"\n").unwrap_or(text);
+        let mut seen = 0;
+        for (i, &b) in body.iter().enumerate().rev() {
+            if b == b'\n' {
+                seen += 1;
+                if seen == lines {
+                    return i + 1;
+                }
+            }
+        }
+        if lines == 0 {
+            text.len()
+        } else {
+            0
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn prints_the_last_lines_of_each_log_under_a_header() {
+            let dir = std::env::temp_dir().join(format!("isapi-freeze-trace-{}", std::process::id()));
+            std::fs::create_dir_all(dir.join("logs")).unwrap();
+            std::fs::write(dir.join("logs/_a.log"), "1\n2\n3\n").unwrap();
+            std::fs::write(dir.join("logs/b.log"), "only\n").unwrap();
+            std::fs::write(dir.join("logs/notes.txt"), "not a log\n").unwrap();
+            let mut out = Vec::new();
+            follow(&dir, 2, false, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "==> logs/_a.log <==\n2\n3\n==> logs/b.log <==\nonly\n"
+            );
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+
+        #[test]
+        fn tail_start_counts_lines_from_the_end() {
+            assert_eq!(tail_start(b"a\nb\nc\n", 1), 4);
+            assert_eq!(tail_start(b"a\nb\nc\n", 3), 0);
+            assert_eq!(tail_start(b"a\nb\nc\n", 9), 0);
+            assert_eq!(tail_start(b"a\nb\nc\n", 0), 6);
+        }
     }
 }

@@ -142,7 +142,7 @@ fn runtime() -> Option<&'static Runtime> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                format::append_log(&dir, &name, &format!("cannot start: {why}"));
+                format::log_error(&dir, &name, &format!("cannot start: {why}"));
             }
             loaded
         })

@@ -33,7 +33,7 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            host::log(&format!("internal error in the isapi-freeze runtime: {what}"));
+            host::log_error(&format!("internal error in the isapi-freeze runtime: {what}"));
             fallback
         }
     }
@@ -49,7 +49,7 @@ fn call_boot<'py>(
     match started.boot.bind(py).call_method1(function, args) {
         Ok(value) => Some(value),
         Err(e) => {
-            host::log(&format!("{function} failed:\n{}", describe(py, &e)));
+            host::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
             None
         }
     }
@@ -231,7 +231,8 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
 }
 
 /// The installer's main: runs the script as `__main__` and returns the process exit code
-/// (SystemExit's code, 1 after an uncaught exception or a failed start).
+/// (SystemExit's code, 1 after an uncaught exception or a failed start). `SCRIPT.exe trace`
+/// follows the output directory's logs instead, without starting Python.
 ///
 /// # Safety
 /// `module` is the calling executable's module handle.
@@ -239,6 +240,12 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
 pub unsafe extern "C" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
     guarded(1, || {
         let host = host::set(module, HostKind::Exe);
+        if std::env::args().nth(1).as_deref() == Some("trace") {
+            eprintln!("following {}\\logs (Ctrl+C to stop)", host.dir.display());
+            let stdout = std::io::stdout();
+            let followed = isapi_freeze_format::trace::follow(&host.dir, 20, true, &mut stdout.lock());
+            return i32::from(followed.is_err());
+        }
         if let Err(why) = interpreter::start(host) {
             eprintln!("{}: cannot start: {why}", host.file_name);
             return 1;

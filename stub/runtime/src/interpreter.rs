@@ -29,7 +29,7 @@ pub fn start(host: &'static Host) -> Result<&'static Started, &'static str> {
         .get_or_init(|| {
             let started = start_now(host);
             if let Err(why) = &started {
-                crate::host::log(&format!("cannot start Python: {why}"));
+                crate::host::log_error(&format!("cannot start Python: {why}"));
             }
             started
         })

@@ -37,6 +37,12 @@ pub mod _isapi_freeze {
         crate::host::log(message);
     }
 
+    /// Logs an error: a line in the extension's log and an event in the Windows Event Log.
+    #[pyfunction]
+    fn log_error(message: &str) {
+        crate::host::log_error(message);
+    }
+
     /// The log file's full path.
     #[pyfunction]
     fn log_path() -> Option<String> {

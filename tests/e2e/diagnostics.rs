@@ -1,0 +1,185 @@
+//! Seeing what went wrong: the script's output and errors in the trace log, followed live
+//! with `isapi-freeze trace` or `SCRIPT.exe trace`, and errors in the Windows Event Log.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::freeze::freeze_ok;
+use crate::harness::{
+    isapi_freeze, run_windows, stubs, temp_dir, win_path, windows_command, wine_prefix, Host, Running,
+};
+use crate::http::get;
+
+const PRINTING: &str = "import win32traceutil\n\
+from isapi.simple import SimpleExtension\n\
+class E(SimpleExtension):\n    'printing'\n\
+\x20   def HttpExtensionProc(self, ecb):\n\
+\x20       print('handled', ecb.PathInfo.decode())\n\
+\x20       ecb.SendResponseHeaders('200 OK', 'Content-Length: 2\\r\\n\\r\\n', True)\n\
+\x20       ecb.WriteClient(b'ok')\n        return 1\n\
+def __ExtensionFactory__():\n    return E()\n\
+if __name__ == '__main__':\n    print('from the installer')\n";
+
+fn frozen(name: &str, source: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = temp_dir();
+    let script = tmp.path().join(format!("{name}.py"));
+    std::fs::write(&script, source).unwrap();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&script, &dist);
+    (tmp, dist)
+}
+
+/// `isapi-freeze trace DIST`, running.
+fn trace(dist: &Path, extra: &[&str]) -> Running {
+    let mut command = isapi_freeze();
+    command
+        .arg("trace")
+        .arg(dist)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Running::start(command)
+}
+
+#[test]
+fn print_output_of_a_handler_is_followed_live_by_trace() {
+    let (_tmp, dist) = frozen("printing", PRINTING);
+    let host = Host::start(&dist.join("_printing.dll"), &[]);
+    let follower = trace(&dist, &[]);
+    assert_eq!(get(&host.address, "/first").text(), "ok");
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with("stdout: handled /first"), "{line}");
+    assert_eq!(get(&host.address, "/second").text(), "ok");
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with("stdout: handled /second"), "{line}");
+}
+
+#[test]
+fn trace_without_follow_prints_the_last_lines_under_a_header() {
+    let (_tmp, dist) = frozen("printing", PRINTING);
+    let host = Host::start(&dist.join("_printing.dll"), &[]);
+    for i in 0..3 {
+        assert_eq!(get(&host.address, &format!("/n{i}")).text(), "ok");
+    }
+    let out = isapi_freeze()
+        .args(["trace", dist.to_str().unwrap(), "--no-follow", "-n", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "==> logs/_printing.log <==");
+    assert!(lines[1].ends_with("stdout: handled /n1"), "{text}");
+    assert!(lines[2].ends_with("stdout: handled /n2"), "{text}");
+}
+
+#[test]
+fn trace_refuses_a_folder_that_is_not_an_output() {
+    let tmp = temp_dir();
+    let out = isapi_freeze()
+        .args(["trace", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: {} is not an isapi-freeze output directory (it has no manifest.json); pass the --dist-dir of a freeze\n",
+            tmp.path().display()
+        )
+    );
+}
+
+#[test]
+fn the_installer_follows_the_same_logs_with_its_trace_command() {
+    let (_tmp, dist) = frozen("printing", PRINTING);
+    let host = Host::start(&dist.join("_printing.dll"), &[]);
+    assert_eq!(get(&host.address, "/before").text(), "ok");
+    let follower = Running::start({
+        let mut c = windows_command(&dist.join("printing.exe"));
+        c.arg("trace").current_dir(&dist);
+        c
+    });
+    assert_eq!(
+        follower.wait_for_stdout("==> logs", Duration::from_secs(60)),
+        "==> logs/_printing.log <=="
+    );
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with("stdout: handled /before"), "{line}");
+    assert_eq!(get(&host.address, "/after").text(), "ok");
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with("stdout: handled /after"), "{line}");
+}
+
+#[test]
+fn win32traceutil_sends_the_installers_print_output_to_its_log() {
+    let (tmp, dist) = frozen("printing", PRINTING);
+    let finished = run_windows(&dist.join("printing.exe"), &[], tmp.path());
+    assert_eq!(finished.code, 0, "{finished:?}");
+    assert_eq!(
+        finished.stdout, "",
+        "print output goes to the trace log, not the console"
+    );
+    let log = std::fs::read_to_string(dist.join("logs/printing.log")).unwrap();
+    assert!(log.trim_end().ends_with("stdout: from the installer"), "{log}");
+}
+
+#[test]
+fn an_unhandled_error_is_logged_with_its_request_line_and_reported_to_the_event_log() {
+    let (_tmp, dist) = frozen(
+        "failing",
+        "from isapi.simple import SimpleExtension\n\
+         class E(SimpleExtension):\n    'failing'\n    def HttpExtensionProc(self, ecb):\n        raise KeyError('missing-thing')\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    );
+    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_failing.dll"), &[]);
+    // Wine's ReportEventW prints error events on its `eventlog` debug channel.
+    command.env("WINEDEBUG", "-all,err+eventlog");
+    let host = Host::from_command(command);
+    assert_eq!(get(&host.address, "/fail?q=1").status, 500);
+    let finished = host.running.finish(Duration::from_secs(60));
+    let event = finished
+        .stderr
+        .lines()
+        .find(|l| l.contains("err:eventlog:ReportEventW"))
+        .unwrap_or_else(|| panic!("no event reported: {finished:?}"));
+    let expected = format!(
+        "L\"_failing.dll ({}): HttpExtensionProc failed for GET /fail?q=1:\\nTraceback (most recent call last):",
+        win_path(&dist).replace('\\', "\\\\")
+    );
+    assert!(event.contains(&expected), "{event}\nexpected {expected}");
+    // Wine's debug output cuts long strings, so the traceback's end is checked in the log.
+    let log = std::fs::read_to_string(dist.join("logs/_failing.log")).unwrap();
+    assert!(
+        log.contains("HttpExtensionProc failed for GET /fail?q=1:\nTraceback"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
+    let (_tmp, dist) = frozen("printing", PRINTING);
+    std::fs::remove_file(dist.join("python311.dll")).unwrap();
+    let mut command = windows_command(&stubs().join("isapi-host.exe"));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .arg(win_path(&dist.join("_printing.dll")));
+    command
+        .env("WINEPREFIX", wine_prefix())
+        .env("WINEDEBUG", "-all,err+eventlog");
+    let finished = Running::start(command).finish(Duration::from_secs(60));
+    assert_eq!(finished.code, 3, "{finished:?}");
+    let log = std::fs::read_to_string(dist.join("logs/_printing.log")).unwrap();
+    let expected = format!(
+        "cannot start: cannot load {}\\python311.dll: Windows error 126 (the file, or a DLL it needs, is missing)",
+        win_path(&dist)
+    );
+    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+    assert!(
+        finished.stderr.contains("err:eventlog:ReportEventW L\"_printing.dll"),
+        "{finished:?}"
+    );
+}
