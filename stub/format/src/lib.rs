@@ -384,7 +384,10 @@ pub mod trace {
             offsets.insert(path, text.len() as u64);
         }
         out.flush()?;
-        while follow {
+        if !follow {
+            return Ok(());
+        }
+        loop {
             std::thread::sleep(Duration::from_millis(200));
             for path in log_files(&logs) {
                 let offset = offsets.entry(path.clone()).or_insert(0);
@@ -409,7 +412,6 @@ pub mod trace {
                 *offset += end as u64 + 1;
             }
         }
-        Ok(())
     }
 
     fn log_files(logs: &Path) -> Vec<PathBuf> {
