@@ -1,4 +1,4 @@
-//! Compiling Python source to bytecode, behind the `BytecodeCompiler` trait so that the pure
+//! Compiling Python source to bytecode, behind the `BuildPython` trait so that the pure
 //! layers are tested without an interpreter. The real compiler runs the build Python once
 //! per batch with `compile_worker.py`, which speaks a small framed protocol on stdout.
 
@@ -19,6 +19,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The source itself, for files embedded in isapi-freeze rather than read from disk.
     pub text: Option<String>,
+    /// A member of a zip file to read instead (e.g. a .pyc of the embeddable stdlib).
+    pub zip: Option<(PathBuf, String)>,
     pub filename: String,
     /// Also report which factory names the module binds at top level.
     pub check_factories: bool,
@@ -60,14 +62,35 @@ pub enum CompileError {
     Worker { python: PathBuf, detail: String },
 }
 
-/// Whatever turns Python source into bytecode for the target.
-pub trait BytecodeCompiler {
+/// One import statement (or literal `__import__`/`import_module` call) of a module.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ImportRecord {
+    /// The module named (empty for `from . import x`).
+    pub name: String,
+    /// 0 for absolute imports, else how many leading dots.
+    pub level: u32,
+    /// The names after `from ... import`.
+    pub fromlist: Vec<String>,
+    /// A call with a literal name rather than a statement.
+    pub dynamic: bool,
+}
+
+enum Outcome {
+    Compiled(Compiled),
+    Imports(Vec<ImportRecord>),
+}
+
+/// What isapi-freeze needs a Python on the build machine for: compiling bytecode for the
+/// target, and reading which modules a module imports.
+pub trait BuildPython {
     /// The interpreter (or whatever does the work), for error messages.
     fn interpreter(&self) -> &Path;
     /// The version of bytecode this compiler produces.
     fn version(&mut self) -> Result<BytecodeVersion, CompileError>;
     /// Compiles every file, in order; the first file that fails ends the batch with its error.
     fn compile(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError>;
+    /// The imports of every file, in order; a file that cannot be parsed ends the batch.
+    fn scan(&mut self, files: &[SourceFile]) -> Result<Vec<Vec<ImportRecord>>, CompileError>;
 }
 
 /// Compiles with a real Python interpreter on the build machine.
@@ -84,7 +107,7 @@ impl PythonCompiler {
         }
     }
 
-    fn run(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
+    fn run(&mut self, files: &[SourceFile], op: &str) -> Result<Vec<Outcome>, CompileError> {
         let spawn_error = |source| CompileError::Spawn {
             python: self.python.clone(),
             source,
@@ -102,7 +125,7 @@ impl PythonCompiler {
             .map_err(spawn_error)?;
         let request = serde_json::json!({
             "files": files.iter().map(|f| serde_json::json!({
-                "path": f.path, "text": f.text, "filename": f.filename,
+                "path": f.path, "text": f.text, "zip": f.zip, "filename": f.filename, "op": op,
                 "check_factories": f.check_factories,
             })).collect::<Vec<_>>(),
         });
@@ -146,10 +169,10 @@ impl PythonCompiler {
                 (tag, payload) = frames.next().ok_or_else(|| worker_error("missing code".into()))?;
             }
             match tag {
-                b'C' => out.push(Compiled {
-                    pyc: pyc_bytes(magic, payload),
-                    factories,
-                }),
+                b'C' => out.push(Outcome::Compiled(Compiled { pyc: pyc_bytes(magic, payload), factories })),
+                b'I' => out.push(Outcome::Imports(
+                    serde_json::from_slice::<Vec<ImportRecord>>(payload).map_err(|e| worker_error(e.to_string()))?,
+                )),
                 b'E' => {
                     let e: WorkerError = serde_json::from_slice(payload).map_err(|e| worker_error(e.to_string()))?;
                     return Err(match e.lineno {
@@ -179,20 +202,38 @@ impl PythonCompiler {
     }
 }
 
-impl BytecodeCompiler for PythonCompiler {
+impl BuildPython for PythonCompiler {
     fn interpreter(&self) -> &Path {
         &self.python
     }
 
     fn version(&mut self) -> Result<BytecodeVersion, CompileError> {
         if self.version.is_none() {
-            self.run(&[])?;
+            self.run(&[], "compile")?;
         }
         Ok(self.version.clone().expect("run sets the version"))
     }
 
     fn compile(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
-        self.run(files)
+        Ok(self
+            .run(files, "compile")?
+            .into_iter()
+            .filter_map(|o| match o {
+                Outcome::Compiled(c) => Some(c),
+                Outcome::Imports(_) => None,
+            })
+            .collect())
+    }
+
+    fn scan(&mut self, files: &[SourceFile]) -> Result<Vec<Vec<ImportRecord>>, CompileError> {
+        Ok(self
+            .run(files, "scan")?
+            .into_iter()
+            .filter_map(|o| match o {
+                Outcome::Imports(i) => Some(i),
+                Outcome::Compiled(_) => None,
+            })
+            .collect())
     }
 }
 
@@ -297,6 +338,7 @@ pub(crate) mod tests {
         let file = |path: &Path| SourceFile {
             path: path.into(),
             text: None,
+            zip: None,
             filename: "m.py".into(),
             check_factories: true,
         };

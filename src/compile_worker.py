@@ -1,15 +1,19 @@
 """Bytecode compiler run by isapi-freeze with the build Python.
 
-Reads one JSON request from stdin: {"files": [{"path", "text", "filename", "check_factories"}]}.
+Reads one JSON request from stdin: {"files": [{"path", "text", "zip", "filename", "op",
+"check_factories"}]}, where op is "compile" (the default) or "scan" (list the imports).
 Writes binary frames to stdout, each a tag byte, a little-endian u32 length and a payload:
-b"V" JSON {"magic", "version"} first, then per file b"C" marshalled code or b"E" JSON error.
+b"V" JSON {"magic", "version"} first, then per file b"C" marshalled code, b"I" JSON imports
+or b"E" JSON error (b"F" JSON factory names before b"C" when asked).
 """
 import ast
 import importlib.util
 import json
 import marshal
+import dis
 import struct
 import sys
+import zipfile
 
 
 def frame(tag, payload):
@@ -37,12 +41,70 @@ def factories_of(tree):
     return sorted(found)
 
 
-def compile_one(item):
+def imports_of_tree(tree):
+    """[name, level, fromlist, dynamic] for every import statement anywhere in the module,
+    and for __import__("x") / importlib.import_module("x") calls with a literal name."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend([alias.name, 0, [], False] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append([node.module or "", node.level, [a.name for a in node.names], False])
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if name in ("__import__", "import_module"):
+                target = node.args[0].value
+                level = len(target) - len(target.lstrip("."))
+                if level and name == "import_module":
+                    # import_module(".x", package): relative to the package argument.
+                    continue
+                found.append([target.lstrip("."), level, [], True])
+    return found
+
+
+def imports_of_code(code):
+    """The same from bytecode (the embeddable distribution's stdlib has no sources)."""
+    found = []
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        consts = []
+        for ins in dis.get_instructions(co):
+            if ins.opname == "LOAD_CONST":
+                consts.append(ins.argval)
+            elif ins.opname == "IMPORT_NAME":
+                level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
+                fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
+                found.append([ins.argval, level if isinstance(level, int) else 0, fromlist, False])
+                consts = []
+            else:
+                consts = []
+        stack.extend(c for c in co.co_consts if hasattr(c, "co_code"))
+    return found
+
+
+def read_source(item):
     if item.get("text") is not None:
-        source = item["text"].encode("utf-8")
-    else:
-        with open(item["path"], "rb") as f:
-            source = f.read()
+        return item["text"].encode("utf-8")
+    if item.get("zip"):
+        with zipfile.ZipFile(item["zip"][0]) as z:
+            return z.read(item["zip"][1])
+    with open(item["path"], "rb") as f:
+        return f.read()
+
+
+def scan_one(item):
+    data = read_source(item)
+    if item.get("zip") and item["zip"][1].endswith(".pyc"):
+        return imports_of_code(marshal.loads(data[16:]))
+    tree = compile(data, item["filename"], "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    return imports_of_tree(tree)
+
+
+def compile_one(item):
+    source = read_source(item)
     tree = compile(source, item["filename"], "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     code = compile(tree, item["filename"], "exec", dont_inherit=True)
     result = {"code": marshal.dumps(code)}
@@ -59,6 +121,9 @@ def main():
     }).encode())
     for item in request["files"]:
         try:
+            if item.get("op") == "scan":
+                frame(b"I", json.dumps(scan_one(item)).encode())
+                continue
             result = compile_one(item)
         except SyntaxError as e:
             frame(b"E", json.dumps({

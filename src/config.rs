@@ -9,7 +9,7 @@ use goblin::pe::PE;
 use isapi_freeze_format as format;
 
 use crate::cli::FreezeArgs;
-use crate::compile::{parse_magic, BytecodeCompiler, PythonCompiler};
+use crate::compile::{parse_magic, BuildPython, PythonCompiler};
 
 /// Everything a freeze needs, resolved.
 pub struct FreezeConfig {
@@ -326,7 +326,7 @@ fn check_runtime_stub(stubs: &Stubs, runtime: &PythonRuntime) -> Result<()> {
 }
 
 /// The build Python must write the bytecode the target reads.
-pub fn check_bytecode_version(compiler: &mut impl BytecodeCompiler, runtime: &PythonRuntime) -> Result<()> {
+pub fn check_bytecode_version(compiler: &mut impl BuildPython, runtime: &PythonRuntime) -> Result<()> {
     let found = compiler.version().with_context(|| {
         format!(
             "cannot run the build Python {}; install Python {}.{} or pass --build-python PATH",
@@ -391,7 +391,7 @@ mod tests {
     /// A build Python that reports a fixed bytecode version and compiles nothing.
     struct FakeCompiler(crate::compile::BytecodeVersion);
 
-    impl BytecodeCompiler for FakeCompiler {
+    impl BuildPython for FakeCompiler {
         fn interpreter(&self) -> &Path {
             Path::new("/opt/python3.12/bin/python3")
         }
@@ -403,6 +403,12 @@ mod tests {
             _: &[crate::compile::SourceFile],
         ) -> Result<Vec<crate::compile::Compiled>, crate::compile::CompileError> {
             unreachable!("the version check compiles nothing")
+        }
+        fn scan(
+            &mut self,
+            _: &[crate::compile::SourceFile],
+        ) -> Result<Vec<Vec<crate::compile::ImportRecord>>, crate::compile::CompileError> {
+            unreachable!("the version check scans nothing")
         }
     }
 

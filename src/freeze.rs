@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::archive::ArchiveEntry;
-use crate::compile::BytecodeCompiler;
+use crate::compile::BuildPython;
 use crate::config::{FreezeConfig, RuntimeLayout};
 use crate::discover::{self, ModuleSource};
 use crate::plan::{self, PlanInputs, StdlibSource};
@@ -87,7 +87,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
 /// Compiles modules into archive entries, and returns the factory names found in the one
 /// module that asked for that check.
 fn compile(
-    compiler: &mut impl BytecodeCompiler,
+    compiler: &mut impl BuildPython,
     modules: &[ModuleSource],
 ) -> Result<(Vec<ArchiveEntry>, Option<Vec<String>>)> {
     let sources: Vec<_> = modules.iter().map(|m| m.source.clone()).collect();

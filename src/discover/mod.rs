@@ -27,6 +27,7 @@ pub fn app_modules(script: &Script) -> Vec<ModuleSource> {
             source: SourceFile {
                 path: PathBuf::from("resources").join(rel),
                 text: Some(String::from_utf8_lossy(bytes).into_owned()),
+                zip: None,
                 filename: rel.to_string(),
                 check_factories: false,
             },
@@ -39,6 +40,7 @@ pub fn app_modules(script: &Script) -> Vec<ModuleSource> {
         source: SourceFile {
             path: script.path.clone(),
             text: None,
+            zip: None,
             filename,
             check_factories: true,
         },
@@ -92,6 +94,7 @@ pub fn stdlib_files(lib_dir: &Path) -> Result<StdlibFiles> {
                 source: SourceFile {
                     path: entry.path().to_path_buf(),
                     text: None,
+                    zip: None,
                     filename: rel,
                     check_factories: false,
                 },
