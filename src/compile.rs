@@ -169,7 +169,10 @@ impl PythonCompiler {
                 (tag, payload) = frames.next().ok_or_else(|| worker_error("missing code".into()))?;
             }
             match tag {
-                b'C' => out.push(Outcome::Compiled(Compiled { pyc: pyc_bytes(magic, payload), factories })),
+                b'C' => out.push(Outcome::Compiled(Compiled {
+                    pyc: pyc_bytes(magic, payload),
+                    factories,
+                })),
                 b'I' => out.push(Outcome::Imports(
                     serde_json::from_slice::<Vec<ImportRecord>>(payload).map_err(|e| worker_error(e.to_string()))?,
                 )),

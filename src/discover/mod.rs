@@ -9,6 +9,9 @@ use anyhow::{Context, Result};
 use crate::compile::SourceFile;
 use crate::config::Script;
 
+pub mod graph;
+pub mod roots;
+
 include!(concat!(env!("OUT_DIR"), "/resources.rs"));
 
 /// A module to compile and where its .pyc goes in an archive.

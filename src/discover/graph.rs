@@ -1,0 +1,461 @@
+//! The import graph: starting from the script (and isapi-freeze's runtime modules), follow
+//! every import transitively through the roots, as modulefinder does: `from x import y`
+//! tries submodule `x.y`, relative imports resolve against the importing package, literal
+//! `__import__`/`importlib.import_module` names count. The build Python only lists each
+//! module's imports (in batches); resolving them is done here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::roots::{Found, ModuleFile, RootError, RootKind, Roots};
+use crate::compile::{BuildPython, CompileError, ImportRecord, SourceFile};
+
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub found: Found,
+    /// The modules that import this one.
+    pub importers: BTreeSet<String>,
+}
+
+impl Module {
+    pub fn is_package(&self) -> bool {
+        !self.found.package_dirs.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub modules: BTreeMap<String, Module>,
+    /// Modules imported by app or runtime code but found nowhere, with their importers.
+    pub missing: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Error)]
+pub enum GraphError {
+    #[error(transparent)]
+    Root(#[from] RootError),
+    #[error(transparent)]
+    Python(#[from] CompileError),
+}
+
+/// What to start from and what to leave out.
+#[derive(Debug, Default)]
+pub struct GraphRequest {
+    /// Modules that must be in the output (the script, runtime modules, `--include`).
+    pub roots: Vec<String>,
+    /// Packages to include whole, every submodule (`--package`, and always `encodings`).
+    pub packages: Vec<String>,
+    /// Modules (and their submodules) to leave out (`--exclude`).
+    pub excludes: Vec<String>,
+}
+
+struct Wanted {
+    name: String,
+    importer: Option<String>,
+    /// A `from package import name` that may be an attribute rather than a submodule.
+    optional: bool,
+}
+
+fn within(name: &str, package: &str) -> bool {
+    name == package || (name.starts_with(package) && name.as_bytes().get(package.len()) == Some(&b'.'))
+}
+
+fn parent(name: &str) -> Option<&str> {
+    name.rsplit_once('.').map(|(p, _)| p)
+}
+
+pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphRequest) -> Result<Graph, GraphError> {
+    let mut graph = Graph::default();
+    let mut not_found: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<Wanted> = request
+        .roots
+        .iter()
+        .chain(&request.packages)
+        .map(|name| Wanted {
+            name: name.clone(),
+            importer: None,
+            optional: false,
+        })
+        .collect();
+    loop {
+        let mut to_scan: Vec<String> = Vec::new();
+        while let Some(wanted) = pending.pop() {
+            if request.excludes.iter().any(|e| within(&wanted.name, e)) {
+                continue;
+            }
+            let found = ensure(roots, &mut graph, &mut not_found, &wanted.name, &mut to_scan)?;
+            match (found, &wanted.importer) {
+                (true, Some(importer)) => {
+                    if let Some(m) = graph.modules.get_mut(&wanted.name) {
+                        m.importers.insert(importer.clone());
+                    }
+                }
+                (false, Some(importer)) if !wanted.optional => {
+                    // Only the app's own imports are worth reporting: the standard library
+                    // imports platform modules it guards itself.
+                    let kind = importer_kind(roots, &graph, importer);
+                    if matches!(kind, Some(RootKind::App | RootKind::Runtime)) {
+                        graph
+                            .missing
+                            .entry(missing_name(&graph, &wanted.name))
+                            .or_default()
+                            .insert(importer.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Whole packages: every submodule of a found package inside a requested one.
+        for name in to_scan.clone() {
+            let module = &graph.modules[&name];
+            if module.is_package() && request.packages.iter().any(|p| within(&name, p)) {
+                for (root, dir) in module.found.package_dirs.clone() {
+                    for sub in roots.submodules(root, &dir) {
+                        pending.push(Wanted {
+                            name: format!("{name}.{sub}"),
+                            importer: None,
+                            optional: false,
+                        });
+                    }
+                }
+            }
+        }
+        let scannable: Vec<(String, SourceFile)> = to_scan
+            .iter()
+            .filter_map(|name| source_file(roots, name, &graph.modules[name].found).map(|s| (name.clone(), s)))
+            .collect();
+        if scannable.is_empty() && pending.is_empty() {
+            break;
+        }
+        let sources: Vec<SourceFile> = scannable.iter().map(|(_, s)| s.clone()).collect();
+        let imports = if sources.is_empty() {
+            Vec::new()
+        } else {
+            python.scan(&sources)?
+        };
+        for ((name, _), records) in scannable.iter().zip(imports) {
+            let is_package = graph.modules[name].is_package();
+            for record in records {
+                pending.extend(resolve(name, is_package, &record));
+            }
+        }
+    }
+    Ok(graph)
+}
+
+/// Makes sure `name` and its parents are found; returns whether `name` is in the graph.
+/// Newly found modules with code are added to `to_scan`.
+fn ensure(
+    roots: &Roots,
+    graph: &mut Graph,
+    not_found: &mut BTreeSet<String>,
+    name: &str,
+    to_scan: &mut Vec<String>,
+) -> Result<bool, GraphError> {
+    if graph.modules.contains_key(name) {
+        return Ok(true);
+    }
+    if not_found.contains(name) || name.is_empty() {
+        return Ok(false);
+    }
+    let parent_found = match parent(name) {
+        Some(p) => {
+            if !ensure(roots, graph, not_found, p, to_scan)? {
+                not_found.insert(name.to_string());
+                return Ok(false);
+            }
+            let parent_module = &graph.modules[p];
+            if !parent_module.is_package() {
+                not_found.insert(name.to_string());
+                return Ok(false);
+            }
+            Some(parent_module.found.clone())
+        }
+        None => None,
+    };
+    match roots.find(name, parent_found.as_ref())? {
+        Some(found) => {
+            let scan = matches!(found.file, ModuleFile::Source { .. } | ModuleFile::Bytecode { .. });
+            graph.modules.insert(
+                name.to_string(),
+                Module {
+                    found,
+                    importers: BTreeSet::new(),
+                },
+            );
+            if scan || graph.modules[name].is_package() {
+                to_scan.push(name.to_string());
+            }
+            Ok(true)
+        }
+        None => {
+            not_found.insert(name.to_string());
+            Ok(false)
+        }
+    }
+}
+
+/// The outermost missing name: `a` rather than `a.b` when `a` itself is missing.
+fn missing_name(graph: &Graph, name: &str) -> String {
+    let mut outer = name;
+    while let Some(p) = parent(outer) {
+        if graph.modules.contains_key(p) {
+            break;
+        }
+        outer = p;
+    }
+    outer.to_string()
+}
+
+fn importer_kind(roots: &Roots, graph: &Graph, importer: &str) -> Option<RootKind> {
+    match &graph.modules.get(importer)?.found.file {
+        ModuleFile::Source { root, .. } | ModuleFile::Bytecode { root, .. } | ModuleFile::Extension { root, .. } => {
+            Some(roots.roots[*root].kind)
+        }
+        _ => None,
+    }
+}
+
+/// What to read to scan a module's imports (None for modules without code).
+pub fn source_file(roots: &Roots, name: &str, found: &Found) -> Option<SourceFile> {
+    let (root, rel) = match &found.file {
+        ModuleFile::Source { root, rel } | ModuleFile::Bytecode { root, rel } => (*root, rel),
+        _ => return None,
+    };
+    let filename = rel.clone();
+    Some(match (&roots.roots[root].files, roots.path(root, rel)) {
+        (_, Some(path)) => SourceFile {
+            path,
+            text: None,
+            zip: None,
+            filename,
+            check_factories: false,
+        },
+        (super::roots::RootFiles::Listing { origin, .. }, None) if roots.roots[root].kind == RootKind::Runtime => {
+            let text = super::RESOURCES
+                .iter()
+                .find(|(r, _)| *r == rel.as_str())
+                .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+                .unwrap_or_else(|| panic!("resource {rel} of {name} is embedded"));
+            SourceFile {
+                path: origin.join(rel),
+                text: Some(text),
+                zip: None,
+                filename,
+                check_factories: false,
+            }
+        }
+        (super::roots::RootFiles::Listing { origin, .. }, None) => SourceFile {
+            path: origin.join(rel),
+            text: None,
+            zip: Some((origin.clone(), rel.clone())),
+            filename,
+            check_factories: false,
+        },
+        (super::roots::RootFiles::Dir(_), None) => unreachable!("a folder root has paths"),
+    })
+}
+
+/// The modules one import statement of `importer` asks for.
+fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> Vec<Wanted> {
+    let target = if record.level == 0 {
+        record.name.clone()
+    } else {
+        let mut base: Vec<&str> = importer.split('.').collect();
+        if !importer_is_package {
+            base.pop();
+        }
+        for _ in 1..record.level {
+            if base.pop().is_none() {
+                return Vec::new(); // beyond the top-level package: Python raises ImportError
+            }
+        }
+        if base.is_empty() {
+            return Vec::new();
+        }
+        let mut target = base.join(".");
+        if !record.name.is_empty() {
+            target.push('.');
+            target.push_str(&record.name);
+        }
+        target
+    };
+    if target.is_empty() {
+        return Vec::new();
+    }
+    let importer = Some(importer.to_string());
+    let mut out = vec![Wanted {
+        name: target.clone(),
+        importer: importer.clone(),
+        optional: false,
+    }];
+    for item in record.fromlist.iter().filter(|i| i.as_str() != "*") {
+        out.push(Wanted {
+            name: format!("{target}.{item}"),
+            importer: importer.clone(),
+            optional: true,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::compile::{BytecodeVersion, Compiled};
+    use crate::discover::roots::{listing, Root};
+
+    /// Imports given per archive path, instead of a Python parsing files.
+    struct FakeScanner(BTreeMap<&'static str, Vec<ImportRecord>>);
+
+    impl BuildPython for FakeScanner {
+        fn interpreter(&self) -> &Path {
+            Path::new("fake")
+        }
+        fn version(&mut self) -> Result<BytecodeVersion, CompileError> {
+            unreachable!()
+        }
+        fn compile(&mut self, _: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
+            unreachable!()
+        }
+        fn scan(&mut self, files: &[SourceFile]) -> Result<Vec<Vec<ImportRecord>>, CompileError> {
+            Ok(files
+                .iter()
+                .map(|f| self.0.get(f.filename.as_str()).cloned().unwrap_or_default())
+                .collect())
+        }
+    }
+
+    fn import(name: &str, level: u32, fromlist: &[&str]) -> ImportRecord {
+        ImportRecord {
+            name: name.into(),
+            level,
+            fromlist: fromlist.iter().map(|s| s.to_string()).collect(),
+            dynamic: false,
+        }
+    }
+
+    fn app_roots() -> Roots {
+        Roots {
+            roots: vec![
+                Root {
+                    kind: RootKind::App,
+                    files: listing(
+                        Path::new("app"),
+                        [
+                            "app.py",
+                            "pkg/__init__.py",
+                            "pkg/a.py",
+                            "pkg/b.py",
+                            "pkg/sub/__init__.py",
+                            "pkg/sub/c.py",
+                            "pkg/data.txt",
+                        ]
+                        .map(String::from),
+                    ),
+                },
+                Root {
+                    kind: RootKind::Stdlib,
+                    files: listing(
+                        Path::new("python311.zip"),
+                        ["os.pyc", "json/__init__.pyc", "json/decoder.pyc"].map(String::from),
+                    ),
+                },
+            ],
+            builtins: ["sys".to_string()].into(),
+            abi_tag: "cp311".into(),
+        }
+    }
+
+    #[test]
+    fn imports_are_followed_transitively_with_relative_and_from_imports() {
+        let mut scanner = FakeScanner(
+            [
+                (
+                    "app.py",
+                    vec![
+                        import("pkg", 0, &["a"]),
+                        import("json", 0, &[]),
+                        import("sys", 0, &[]),
+                        import("nowhere", 0, &[]),
+                    ],
+                ),
+                (
+                    "pkg/a.py",
+                    vec![
+                        import("", 1, &["b"]),
+                        import("sub.c", 1, &[]),
+                        import("os", 0, &["path"]),
+                    ],
+                ),
+                ("pkg/sub/c.py", vec![import("a", 2, &["X"])]),
+                (
+                    "json/__init__.pyc",
+                    vec![import("decoder", 1, &[]), import("_json", 0, &[])],
+                ),
+            ]
+            .into(),
+        );
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            ..Default::default()
+        };
+        let graph = build(&app_roots(), &mut scanner, &request).unwrap();
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "app",
+                "json",
+                "json.decoder",
+                "os",
+                "pkg",
+                "pkg.a",
+                "pkg.b",
+                "pkg.sub",
+                "pkg.sub.c",
+                "sys"
+            ]
+        );
+        assert_eq!(graph.modules["pkg.b"].importers, ["pkg.a".to_string()].into());
+        // Only the app's missing imports are reported; json's `_json` is the stdlib's business.
+        assert_eq!(
+            graph.missing,
+            [("nowhere".to_string(), ["app".to_string()].into())].into()
+        );
+    }
+
+    #[test]
+    fn whole_packages_and_excludes() {
+        let mut scanner = FakeScanner([("app.py", vec![import("pkg", 0, &[])])].into());
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            packages: vec!["pkg".into()],
+            excludes: vec!["pkg.sub".into()],
+        };
+        let graph = build(&app_roots(), &mut scanner, &request).unwrap();
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(names, ["app", "pkg", "pkg.a", "pkg.b"]);
+    }
+
+    #[test]
+    fn relative_imports_resolve_against_the_package() {
+        let names = |importer, is_package, record| -> Vec<(String, bool)> {
+            resolve(importer, is_package, &record)
+                .into_iter()
+                .map(|w| (w.name, w.optional))
+                .collect()
+        };
+        assert_eq!(names("p.m", false, import("x", 1, &[])), [("p.x".into(), false)]);
+        assert_eq!(names("p", true, import("x", 1, &[])), [("p.x".into(), false)]);
+        assert_eq!(
+            names("p.q.m", false, import("", 2, &["y"])),
+            [("p".into(), false), ("p.y".into(), true)]
+        );
+        assert_eq!(names("m", false, import("x", 1, &[])), []);
+        assert_eq!(names("m", false, import("x.y", 0, &["*"])), [("x.y".into(), false)]);
+    }
+}

@@ -1,0 +1,500 @@
+//! Where modules are looked for, in the order the frozen app's `sys.path` will have them:
+//! isapi-freeze's own runtime files first (so our `isapi` always wins over pywin32's), the
+//! script's folder and `--path` folders, then the target's standard library (its zip or
+//! Lib\ folder) and its extension modules. Files are classified for the Windows target
+//! whatever this machine is: `NAME.cp3XY-win_amd64.pyd` and `NAME.pyd` are extension modules.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// What a root holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// isapi-freeze's own Python (resources/): the boot module, `isapi`, `win32traceutil`.
+    Runtime,
+    /// The script's folder and `--path` folders: the app and its third-party packages.
+    App,
+    /// The target's standard library.
+    Stdlib,
+    /// The target's own extension modules (the embeddable root, or DLLs\).
+    StdlibExtensions,
+}
+
+/// A root's files: a folder on disk, or a listing of names (a zip, or embedded resources).
+#[derive(Debug)]
+pub enum RootFiles {
+    Dir(PathBuf),
+    /// `names` are `/`-separated paths inside `origin` (a zip file, or "resources").
+    Listing {
+        origin: PathBuf,
+        names: BTreeSet<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Root {
+    pub kind: RootKind,
+    pub files: RootFiles,
+}
+
+/// What a found module is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleFile {
+    /// Python source (`rel` is `pkg/mod.py` or `pkg/__init__.py`) in root `root`.
+    Source { root: usize, rel: String },
+    /// Compiled bytecode with no source (the embeddable standard library).
+    Bytecode { root: usize, rel: String },
+    /// An extension module: a .pyd file, placed as a file in the output.
+    Extension { root: usize, rel: String },
+    /// Compiled into python3XY.dll.
+    Builtin,
+    /// A folder without `__init__` (PEP 420); it may span roots.
+    Namespace,
+}
+
+/// A module found in the roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub file: ModuleFile,
+    /// For a package: the (root, folder) pairs its submodules are looked for in.
+    pub package_dirs: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RootError {
+    #[error("two files claim module `{module}`: {first} and {second}; remove or rename one")]
+    Conflict {
+        module: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{file} is built for {built}, but the target is {target}: install the package for the target \
+             (pip install --platform win_amd64 --python-version {version} --only-binary=:all: --target DIR ...)"
+    )]
+    WrongTarget {
+        file: String,
+        built: String,
+        target: String,
+        version: String,
+    },
+}
+
+pub struct Roots {
+    pub roots: Vec<Root>,
+    /// The target's built-in modules, read from its python3XY.dll.
+    pub builtins: BTreeSet<String>,
+    /// e.g. `cp311`.
+    pub abi_tag: String,
+}
+
+impl Roots {
+    /// A readable location of `rel` in root `root`, for messages.
+    pub fn display(&self, root: usize, rel: &str) -> String {
+        match &self.roots[root].files {
+            RootFiles::Dir(dir) => dir.join(rel).display().to_string(),
+            RootFiles::Listing { origin, .. } => format!("{}/{rel}", origin.display()),
+        }
+    }
+
+    /// The file of `rel` in root `root` on disk, when the root is a folder.
+    pub fn path(&self, root: usize, rel: &str) -> Option<PathBuf> {
+        match &self.roots[root].files {
+            RootFiles::Dir(dir) => Some(dir.join(rel)),
+            RootFiles::Listing { .. } => None,
+        }
+    }
+
+    fn exists(&self, root: usize, rel: &str) -> bool {
+        match &self.roots[root].files {
+            RootFiles::Dir(dir) => dir.join(rel).is_file(),
+            RootFiles::Listing { names, .. } => names.contains(rel),
+        }
+    }
+
+    fn is_dir(&self, root: usize, rel: &str) -> bool {
+        match &self.roots[root].files {
+            RootFiles::Dir(dir) => dir.join(rel).is_dir(),
+            RootFiles::Listing { names, .. } => {
+                let prefix = format!("{rel}/");
+                names
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            }
+        }
+    }
+
+    /// Finds `fullname` (whose parent package, if any, is `parent`).
+    pub fn find(&self, fullname: &str, parent: Option<&Found>) -> Result<Option<Found>, RootError> {
+        let leaf = fullname.rsplit('.').next().unwrap_or(fullname);
+        let places: Vec<(usize, String)> = match parent {
+            Some(p) => p.package_dirs.clone(),
+            None => {
+                if self.builtins.contains(fullname) {
+                    return Ok(Some(Found {
+                        file: ModuleFile::Builtin,
+                        package_dirs: vec![],
+                    }));
+                }
+                (0..self.roots.len()).map(|r| (r, String::new())).collect()
+            }
+        };
+        let mut namespace_dirs = Vec::new();
+        for (root, dir) in places {
+            let join = |name: &str| {
+                if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                }
+            };
+            let kind = self.roots[root].kind;
+            let mut candidates: Vec<(ModuleFile, Vec<(usize, String)>)> = Vec::new();
+            if kind != RootKind::StdlibExtensions {
+                for ext in ["py", "pyc"] {
+                    let init = join(&format!("{leaf}/__init__.{ext}"));
+                    if self.exists(root, &init) {
+                        candidates.push((self.code_file(root, init, ext), vec![(root, join(leaf))]));
+                        break;
+                    }
+                }
+                for ext in ["py", "pyc"] {
+                    let module = join(&format!("{leaf}.{ext}"));
+                    if self.exists(root, &module) {
+                        candidates.push((self.code_file(root, module, ext), vec![]));
+                        break;
+                    }
+                }
+            }
+            for name in [format!("{leaf}.{}-win_amd64.pyd", self.abi_tag), format!("{leaf}.pyd")] {
+                let rel = join(&name);
+                if self.exists(root, &rel) {
+                    candidates.push((ModuleFile::Extension { root, rel }, vec![]));
+                    break;
+                }
+            }
+            if candidates.is_empty() {
+                self.check_foreign_extension(root, &dir, leaf)?;
+            }
+            match candidates.len() {
+                0 => {
+                    if kind != RootKind::StdlibExtensions && self.is_dir(root, &join(leaf)) {
+                        namespace_dirs.push((root, join(leaf)));
+                    }
+                }
+                1 => {
+                    let (file, package_dirs) = candidates.remove(0);
+                    return Ok(Some(Found { file, package_dirs }));
+                }
+                _ => {
+                    let describe = |f: &ModuleFile| match f {
+                        ModuleFile::Source { root, rel }
+                        | ModuleFile::Bytecode { root, rel }
+                        | ModuleFile::Extension { root, rel } => self.display(*root, rel),
+                        _ => String::new(),
+                    };
+                    return Err(RootError::Conflict {
+                        module: fullname.to_string(),
+                        first: describe(&candidates[0].0),
+                        second: describe(&candidates[1].0),
+                    });
+                }
+            }
+        }
+        if namespace_dirs.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(Found {
+                file: ModuleFile::Namespace,
+                package_dirs: namespace_dirs,
+            }))
+        }
+    }
+
+    /// Refuses `leaf.TAG.pyd` built for another Python or platform, where the module would
+    /// otherwise be reported missing without saying why.
+    fn check_foreign_extension(&self, root: usize, dir: &str, leaf: &str) -> Result<(), RootError> {
+        let prefix = if dir.is_empty() {
+            format!("{leaf}.")
+        } else {
+            format!("{dir}/{leaf}.")
+        };
+        let names: Vec<String> = match &self.roots[root].files {
+            RootFiles::Dir(base) => std::fs::read_dir(base.join(dir))
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .map(|e| {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            if dir.is_empty() {
+                                name
+                            } else {
+                                format!("{dir}/{name}")
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            RootFiles::Listing { names, .. } => names
+                .range(prefix.clone()..)
+                .take_while(|n| n.starts_with(&prefix))
+                .cloned()
+                .collect(),
+        };
+        for name in names {
+            let Some(tag) = name.strip_prefix(&prefix).and_then(|t| t.strip_suffix(".pyd")) else {
+                continue;
+            };
+            if tag.contains('.') || tag.is_empty() {
+                continue;
+            }
+            let (python, platform) = tag.split_once('-').unwrap_or((tag, ""));
+            if python != self.abi_tag || platform != "win_amd64" {
+                let describe = |python: &str, platform: &str| {
+                    let version = python
+                        .strip_prefix("cp3")
+                        .map(|m| format!("CPython 3.{m}"))
+                        .unwrap_or(python.to_string());
+                    format!(
+                        "{version} on {}",
+                        if platform.is_empty() {
+                            "an unknown platform"
+                        } else {
+                            platform
+                        }
+                    )
+                };
+                return Err(RootError::WrongTarget {
+                    file: self.display(root, &name),
+                    built: describe(python, platform),
+                    target: describe(&self.abi_tag, "win_amd64"),
+                    version: self
+                        .abi_tag
+                        .strip_prefix("cp")
+                        .map(|v| format!("{}.{}", &v[..1], &v[1..]))
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn code_file(&self, root: usize, rel: String, ext: &str) -> ModuleFile {
+        if ext == "py" {
+            ModuleFile::Source { root, rel }
+        } else {
+            ModuleFile::Bytecode { root, rel }
+        }
+    }
+
+    /// Every file under `dir` of `root` (relative to the root), sorted; `dir` "" is the root.
+    pub fn files_under(&self, root: usize, dir: &str) -> Vec<String> {
+        match &self.roots[root].files {
+            RootFiles::Dir(base) => {
+                let start = base.join(dir);
+                let mut out: Vec<String> = walkdir::WalkDir::new(&start)
+                    .sort_by_file_name()
+                    .into_iter()
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_file())
+                    .filter_map(|e| {
+                        e.path()
+                            .strip_prefix(base)
+                            .ok()
+                            .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    })
+                    .collect();
+                out.sort();
+                out
+            }
+            RootFiles::Listing { names, .. } => {
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                names.iter().filter(|n| n.starts_with(&prefix)).cloned().collect()
+            }
+        }
+    }
+
+    /// The submodule names directly inside a package folder (for `--package`).
+    pub fn submodules(&self, root: usize, dir: &str) -> BTreeSet<String> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out = BTreeSet::new();
+        for rel in self.files_under(root, dir) {
+            let rest = &rel[prefix.len()..];
+            let mut parts = rest.split('/');
+            let first = parts.next().unwrap_or_default();
+            if parts.next().is_some() {
+                // A folder: a subpackage if it has an __init__.
+                if rest.ends_with("/__init__.py") || rest.ends_with("/__init__.pyc") {
+                    if rest.matches('/').count() == 1 {
+                        out.insert(first.to_string());
+                    }
+                }
+                continue;
+            }
+            if let Some(stem) = module_stem(first, &self.abi_tag) {
+                if stem != "__init__" {
+                    out.insert(stem.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The module name a file in a package folder defines, for the Windows target.
+pub fn module_stem<'a>(file: &'a str, abi_tag: &str) -> Option<&'a str> {
+    if let Some(stem) = file.strip_suffix(".py").or_else(|| file.strip_suffix(".pyc")) {
+        return Some(stem);
+    }
+    let stem = file.strip_suffix(".pyd")?;
+    let tagged = format!(".{abi_tag}-win_amd64");
+    Some(stem.strip_suffix(tagged.as_str()).unwrap_or(stem))
+}
+
+/// Whether a file is part of a package's code rather than its data.
+pub fn is_code_file(rel: &str) -> bool {
+    rel.ends_with(".py")
+        || rel.ends_with(".pyc")
+        || rel.ends_with(".pyd")
+        || rel.ends_with(".so")
+        || rel.contains("/__pycache__/")
+        || rel.starts_with("__pycache__/")
+}
+
+/// A listing root for embedded files (isapi-freeze's resources).
+pub fn listing(origin: &Path, names: impl IntoIterator<Item = String>) -> RootFiles {
+    RootFiles::Listing {
+        origin: origin.to_path_buf(),
+        names: names.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(names: &[&str]) -> Roots {
+        Roots {
+            roots: vec![
+                Root {
+                    kind: RootKind::Runtime,
+                    files: listing(Path::new("resources"), ["isapi/__init__.py".to_string()]),
+                },
+                Root {
+                    kind: RootKind::App,
+                    files: listing(Path::new("app"), names.iter().map(|s| s.to_string())),
+                },
+                Root {
+                    kind: RootKind::Stdlib,
+                    files: listing(
+                        Path::new("python311.zip"),
+                        ["json/__init__.pyc", "os.pyc"].map(String::from),
+                    ),
+                },
+            ],
+            builtins: ["sys".to_string()].into(),
+            abi_tag: "cp311".into(),
+        }
+    }
+
+    #[test]
+    fn modules_are_found_in_root_order_and_classified() {
+        let r = roots(&[
+            "isapi/__init__.py",
+            "mod.py",
+            "pkg/__init__.py",
+            "pkg/fast.cp311-win_amd64.pyd",
+            "ns/x.py",
+        ]);
+        let isapi = r.find("isapi", None).unwrap().unwrap();
+        assert_eq!(
+            isapi.file,
+            ModuleFile::Source {
+                root: 0,
+                rel: "isapi/__init__.py".into()
+            },
+            "ours wins"
+        );
+        assert_eq!(
+            r.find("mod", None).unwrap().unwrap().file,
+            ModuleFile::Source {
+                root: 1,
+                rel: "mod.py".into()
+            }
+        );
+        let pkg = r.find("pkg", None).unwrap().unwrap();
+        assert_eq!(pkg.package_dirs, vec![(1, "pkg".to_string())]);
+        assert_eq!(
+            r.find("pkg.fast", Some(&pkg)).unwrap().unwrap().file,
+            ModuleFile::Extension {
+                root: 1,
+                rel: "pkg/fast.cp311-win_amd64.pyd".into()
+            }
+        );
+        assert_eq!(
+            r.find("json", None).unwrap().unwrap().file,
+            ModuleFile::Bytecode {
+                root: 2,
+                rel: "json/__init__.pyc".into()
+            }
+        );
+        assert_eq!(r.find("sys", None).unwrap().unwrap().file, ModuleFile::Builtin);
+        assert_eq!(r.find("ns", None).unwrap().unwrap().file, ModuleFile::Namespace);
+        assert_eq!(r.find("nope", None).unwrap(), None);
+    }
+
+    #[test]
+    fn two_files_for_one_module_are_an_error() {
+        let r = roots(&["dup.py", "dup/__init__.py"]);
+        assert_eq!(
+            r.find("dup", None).unwrap_err().to_string(),
+            "two files claim module `dup`: app/dup/__init__.py and app/dup.py; remove or rename one"
+        );
+    }
+
+    #[test]
+    fn extension_modules_for_another_target_are_refused() {
+        let r = roots(&[
+            "lin.cpython-311-x86_64-linux-gnu.so",
+            "old.cp310-win_amd64.pyd",
+            "x86.cp311-win32.pyd",
+        ]);
+        assert_eq!(r.find("lin", None).unwrap(), None, "not a Windows file at all");
+        assert_eq!(
+            r.find("old", None).unwrap_err().to_string(),
+            "app/old.cp310-win_amd64.pyd is built for CPython 3.10 on win_amd64, but the target is CPython 3.11 on \
+             win_amd64: install the package for the target (pip install --platform win_amd64 --python-version 3.11 \
+             --only-binary=:all: --target DIR ...)"
+        );
+        assert!(r
+            .find("x86", None)
+            .unwrap_err()
+            .to_string()
+            .contains("built for CPython 3.11 on win32"));
+    }
+
+    #[test]
+    fn submodules_of_a_package_are_listed() {
+        let r = roots(&[
+            "p/__init__.py",
+            "p/a.py",
+            "p/b.cp311-win_amd64.pyd",
+            "p/sub/__init__.py",
+            "p/sub/deep.py",
+            "p/data.txt",
+        ]);
+        let names: Vec<String> = r.submodules(1, "p").into_iter().collect();
+        assert_eq!(names, ["a", "b", "sub"]);
+    }
+}
