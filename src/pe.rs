@@ -214,6 +214,51 @@ pub fn checksum_offset(image: &[u8]) -> Result<usize, PeError> {
     Ok(Layout::read(image)?.opt + 64)
 }
 
+/// The names of the modules built into a Python DLL, read from the table its exported
+/// `PyImport_Inittab` points to (an array of {name, init function} pairs ending with NULL).
+pub fn python_builtin_modules(image: &[u8]) -> Result<Vec<String>, PeError> {
+    let pe = PE::parse(image)?;
+    let export = pe
+        .exports
+        .iter()
+        .find(|e| e.name == Some("PyImport_Inittab"))
+        .ok_or_else(|| PeError::Malformed("it does not export PyImport_Inittab".into()))?;
+    let va_to_offset = |va: u64| -> Result<usize, PeError> {
+        let rva = va.checked_sub(pe.image_base).ok_or_else(|| PeError::Malformed(format!("address {va:#x} below the image")))?;
+        rva_to_offset(&pe, image, rva as u32, 8)
+    };
+    let read_u64 = |at: usize| -> Result<u64, PeError> {
+        image
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| PeError::Malformed(format!("truncated at offset {at:#x}")))
+    };
+    let table = read_u64(rva_to_offset(&pe, image, export.rva as u32, 8)?)?;
+    let mut at = va_to_offset(table)?;
+    let mut names = Vec::new();
+    // A few hundred entries at most; the bound guards against a damaged file.
+    for _ in 0..4096 {
+        let name_va = read_u64(at)?;
+        if name_va == 0 {
+            return Ok(names);
+        }
+        let start = va_to_offset(name_va)?;
+        let len = image[start..].iter().position(|&b| b == 0).ok_or_else(|| PeError::Malformed("unterminated name".into()))?;
+        names.push(String::from_utf8_lossy(&image[start..start + len]).into_owned());
+        at += 16;
+    }
+    Err(PeError::Malformed("PyImport_Inittab has no end".into()))
+}
+
+fn rva_to_offset(pe: &PE, image: &[u8], rva: u32, len: u32) -> Result<usize, PeError> {
+    pe.sections
+        .iter()
+        .find(|s| rva >= s.virtual_address && rva - s.virtual_address + len <= s.size_of_raw_data.max(s.virtual_size))
+        .map(|s| (rva - s.virtual_address + s.pointer_to_raw_data) as usize)
+        .filter(|&at| at + len as usize <= image.len())
+        .ok_or_else(|| PeError::Malformed(format!("RVA {rva:#x}+{len:#x} is outside the file")))
+}
+
 /// Every resource in `image`, in tree order.
 pub fn read_resources(image: &[u8]) -> Result<Vec<Resource>, PeError> {
     let pe = PE::parse(image)?;
@@ -222,16 +267,7 @@ pub fn read_resources(image: &[u8]) -> Result<Vec<Resource>, PeError> {
     if rva == 0 || size == 0 {
         return Ok(Vec::new());
     }
-    let rva_to_offset = |rva: u32, len: u32| -> Result<usize, PeError> {
-        pe.sections
-            .iter()
-            .find(|s| {
-                rva >= s.virtual_address && rva - s.virtual_address + len <= s.size_of_raw_data.max(s.virtual_size)
-            })
-            .map(|s| (rva - s.virtual_address + s.pointer_to_raw_data) as usize)
-            .filter(|&at| at + len as usize <= image.len())
-            .ok_or_else(|| PeError::Malformed(format!("resource RVA {rva:#x}+{len:#x} is outside the file")))
-    };
+    let rva_to_offset = |rva: u32, len: u32| rva_to_offset(&pe, image, rva, len);
     let base = rva_to_offset(rva, size)?;
     let tree = &image[base..base + size as usize];
     let mut out = Vec::new();
@@ -563,6 +599,23 @@ pub(crate) mod tests {
         let mut image = tiny_pe();
         image.extend_from_slice(b"overlay");
         assert!(matches!(add_resources(&image, &[]), Err(PeError::Overlay(7))));
+    }
+
+    #[test]
+    fn builtin_module_names_are_read_from_the_python_dll() {
+        // The Windows CPython the tests use, when `make python` fetched it.
+        let dll = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python/cp311/python311.dll");
+        let Ok(image) = std::fs::read(&dll) else {
+            panic!("{} is missing: run `make python`", dll.display());
+        };
+        let names = python_builtin_modules(&image).unwrap();
+        for builtin in ["sys", "builtins", "_io", "nt", "winreg", "_winapi", "marshal", "_json", "math"] {
+            assert!(names.iter().any(|n| n == builtin), "{builtin} missing from {names:?}");
+        }
+        for not_builtin in ["_socket", "os", "posix"] {
+            assert!(!names.iter().any(|n| n == not_builtin), "{not_builtin} is not built in: {names:?}");
+        }
+        assert!(python_builtin_modules(&tiny_pe()).is_err());
     }
 
     #[test]

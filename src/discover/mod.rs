@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use crate::compile::SourceFile;
 use crate::config::Script;
 
+pub mod collect;
+pub mod dlls;
 pub mod graph;
 pub mod roots;
 
@@ -109,7 +111,7 @@ pub fn stdlib_files(lib_dir: &Path) -> Result<StdlibFiles> {
     Ok(StdlibFiles { modules, data })
 }
 
-fn pyc_name(py_name: &str) -> String {
+pub fn pyc_name(py_name: &str) -> String {
     format!("{}.pyc", py_name.strip_suffix(".py").unwrap_or(py_name))
 }
 

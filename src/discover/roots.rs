@@ -107,6 +107,11 @@ impl Roots {
         }
     }
 
+    /// Whether root `root` has the file `rel`.
+    pub fn has_file(&self, root: usize, rel: &str) -> bool {
+        self.exists(root, rel)
+    }
+
     fn exists(&self, root: usize, rel: &str) -> bool {
         match &self.roots[root].files {
             RootFiles::Dir(dir) => dir.join(rel).is_file(),
