@@ -51,6 +51,32 @@ pub struct FreezeArgs {
     #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_PYTHON")]
     pub python: Option<PathBuf>,
 
+    /// Another folder to find modules in, after the script's own (repeatable): e.g. a
+    /// site-packages made for the target with `pip install --target DIR --platform win_amd64
+    /// --python-version 3.11 --only-binary=:all: PACKAGE`.
+    #[arg(long = "path", value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Include a module the import scan cannot see, e.g. one named in a settings file (repeatable).
+    #[arg(long = "include", value_name = "MODULE")]
+    pub includes: Vec<String>,
+
+    /// Leave a module and its submodules out, even if something imports it (repeatable).
+    #[arg(long = "exclude", value_name = "MODULE")]
+    pub excludes: Vec<String>,
+
+    /// Include a whole package, every submodule, for dynamic imports such as Django apps (repeatable).
+    #[arg(long = "package", value_name = "PACKAGE")]
+    pub packages: Vec<String>,
+
+    /// Ship the whole standard library instead of only the modules the app imports.
+    #[arg(long)]
+    pub full_stdlib: bool,
+
+    /// Fail when an import of the app's cannot be found (otherwise it is a warning).
+    #[arg(long)]
+    pub strict: bool,
+
     /// Where to write the output directory. An existing one is replaced only if an
     /// earlier isapi-freeze run made it (it has manifest.json).
     #[arg(long, value_name = "DIR", default_value = "dist")]

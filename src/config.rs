@@ -14,6 +14,13 @@ use crate::compile::{parse_magic, BuildPython, PythonCompiler};
 /// Everything a freeze needs, resolved.
 pub struct FreezeConfig {
     pub script: Script,
+    /// `--path` folders, checked to exist.
+    pub paths: Vec<PathBuf>,
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+    pub packages: Vec<String>,
+    pub full_stdlib: bool,
+    pub strict: bool,
     pub runtime: PythonRuntime,
     pub stubs: Stubs,
     pub dist_dir: PathBuf,
@@ -98,8 +105,19 @@ impl FreezeConfig {
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
         let mut compiler = PythonCompiler::new(&build_python);
         check_bytecode_version(&mut compiler, &runtime)?;
+        for dir in &args.paths {
+            if !dir.is_dir() {
+                bail!("--path {} is not a folder", dir.display());
+            }
+        }
         Ok(FreezeConfig {
             script,
+            paths: args.paths,
+            includes: args.includes,
+            excludes: args.excludes,
+            packages: args.packages,
+            full_stdlib: args.full_stdlib,
+            strict: args.strict,
             runtime,
             stubs,
             dist_dir: args.dist_dir,

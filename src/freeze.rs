@@ -3,10 +3,16 @@
 
 use anyhow::{bail, Context, Result};
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
 use crate::archive::ArchiveEntry;
 use crate::compile::BuildPython;
 use crate::config::{FreezeConfig, RuntimeLayout};
-use crate::discover::{self, ModuleSource};
+use crate::discover::collect::{collect, Collected, FileSource};
+use crate::discover::graph::{self, Graph, GraphRequest};
+use crate::discover::roots::{RootKind, Roots};
+use crate::discover::{self, dlls, ModuleSource};
 use crate::plan::{self, PlanInputs, StdlibSource};
 
 pub fn freeze(mut config: FreezeConfig) -> Result<()> {
@@ -27,32 +33,64 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         rt.root.display()
     ));
 
-    let modules = discover::app_modules(&config.script);
-    let (app_entries, factories) = compile(&mut config.compiler, &modules)?;
-    check_factories(&config, factories)?;
-
-    let stdlib = match config.runtime.layout {
-        RuntimeLayout::Embeddable => {
-            StdlibSource::Zip(config.runtime.root.join(format!("{}.zip", config.runtime.stem())))
-        }
-        RuntimeLayout::Installation => {
-            let lib = config.runtime.root.join("Lib");
-            let files = discover::stdlib_files(&lib)?;
-            say(format!(
-                "compiling the standard library: {} modules from {}",
-                files.modules.len(),
-                lib.display()
-            ));
-            let (mut entries, _) = compile(&mut config.compiler, &files.modules)?;
-            for (name, path) in files.data {
-                entries.push(ArchiveEntry {
-                    name,
-                    data: fs_err::read(&path)?,
-                });
-            }
-            StdlibSource::Entries(entries)
-        }
+    let roots = discover::build_roots(&config.script, &config.paths, &config.runtime)?;
+    check_script_name(&config, &roots)?;
+    let mut wanted = discover::runtime_module_names();
+    wanted.push(config.script.module.clone());
+    wanted.extend(config.includes.iter().cloned());
+    let mut packages = vec!["encodings".to_string()];
+    packages.extend(config.packages.iter().cloned());
+    let request = GraphRequest {
+        roots: wanted,
+        packages,
+        excludes: config.excludes.clone(),
     };
+    say(format!("following the imports of {}", config.script.path.display()));
+    let graph = graph::build(&roots, &mut config.compiler, &request)?;
+    report_missing(&config, &graph)?;
+    let collected = collect(&graph, &roots, &config.script.module);
+    say(format!(
+        "found {} modules: {} of the app, {} of the standard library, {} extension modules",
+        graph.modules.len(),
+        collected.app_sources.len() + collected.app_files.iter().filter(|(n, _)| n.ends_with(".pyc")).count(),
+        collected.stdlib_sources.len()
+            + collected
+                .stdlib_files
+                .iter()
+                .filter(|(n, _)| n.ends_with(".pyc"))
+                .count(),
+        collected.extensions.len()
+    ));
+
+    let mut files = FileReader::default();
+    let (mut app_entries, factories) = compile(&mut config.compiler, &collected.app_sources)?;
+    check_factories(&config, factories)?;
+    for (name, source) in &collected.app_files {
+        app_entries.push(ArchiveEntry {
+            name: name.clone(),
+            data: files.read(source)?,
+        });
+    }
+
+    let stdlib = if config.full_stdlib {
+        full_stdlib(&mut config, &say)?
+    } else {
+        if !collected.stdlib_sources.is_empty() {
+            say(format!(
+                "compiling {} standard-library modules",
+                collected.stdlib_sources.len()
+            ));
+        }
+        let (mut entries, _) = compile(&mut config.compiler, &collected.stdlib_sources)?;
+        for (name, source) in &collected.stdlib_files {
+            entries.push(ArchiveEntry {
+                name: name.clone(),
+                data: files.read(source)?,
+            });
+        }
+        StdlibSource::Entries(entries)
+    };
+    let binaries = binaries(&config, &collected, &say)?;
 
     let loader_template = fs_err::read(config.stubs.loader())?;
     let installer_template = fs_err::read(config.stubs.installer())?;
@@ -66,7 +104,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         python_dll: config.runtime.dll.clone(),
         python_stem: config.runtime.stem(),
         stdlib,
-        binaries: discover::runtime_binaries(&config.runtime)?,
+        binaries,
     })?;
 
     if config.dry_run {
@@ -117,4 +155,173 @@ fn check_factories(config: &FreezeConfig, factories: Option<Vec<String>>) -> Res
         }
     }
     Ok(())
+}
+
+/// A script named like a standard-library module would shadow it for everything else.
+fn check_script_name(config: &FreezeConfig, roots: &Roots) -> Result<()> {
+    let module = &config.script.module;
+    let stdlib = roots
+        .roots
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.kind, RootKind::Stdlib | RootKind::StdlibExtensions));
+    let shadows = roots.builtins.contains(module)
+        || stdlib.into_iter().any(|(i, _)| {
+            ["py", "pyc"].iter().any(|ext| {
+                roots.has_file(i, &format!("{module}.{ext}")) || roots.has_file(i, &format!("{module}/__init__.{ext}"))
+            }) || roots.has_file(i, &format!("{module}.pyd"))
+        });
+    if shadows {
+        bail!(
+            "script {} has the name of the standard-library module `{module}`, which it would hide from every \
+             other module; rename the script (e.g. to {module}_app.py)",
+            config.script.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reports imports of the app's that were found nowhere; with --strict they are an error.
+fn report_missing(config: &FreezeConfig, graph: &Graph) -> Result<()> {
+    if graph.missing.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = graph
+        .missing
+        .iter()
+        .map(|(name, importers)| {
+            format!(
+                "  {name} (imported by {})",
+                importers.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    if config.strict {
+        bail!(
+            "these modules are imported but found nowhere (--strict):\n{}\nadd their folder with --path, or --exclude them",
+            lines.join("\n")
+        );
+    }
+    if !config.quiet {
+        eprintln!(
+            "warning: these modules are imported but found nowhere; the app fails if it runs those imports:\n{}",
+            lines.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The whole standard library (--full-stdlib).
+fn full_stdlib(config: &mut FreezeConfig, say: &impl Fn(String)) -> Result<StdlibSource> {
+    Ok(match config.runtime.layout {
+        RuntimeLayout::Embeddable => {
+            StdlibSource::Zip(config.runtime.root.join(format!("{}.zip", config.runtime.stem())))
+        }
+        RuntimeLayout::Installation => {
+            let lib = config.runtime.root.join("Lib");
+            let files = discover::stdlib_files(&lib)?;
+            say(format!(
+                "compiling the standard library: {} modules from {}",
+                files.modules.len(),
+                lib.display()
+            ));
+            let (mut entries, _) = compile(&mut config.compiler, &files.modules)?;
+            for (name, path) in files.data {
+                entries.push(ArchiveEntry {
+                    name,
+                    data: fs_err::read(&path)?,
+                });
+            }
+            StdlibSource::Entries(entries)
+        }
+    })
+}
+
+/// Extension modules and every DLL they need, placed as files: (path in the output, file).
+fn binaries(config: &FreezeConfig, collected: &Collected, say: &impl Fn(String)) -> Result<Vec<(String, PathBuf)>> {
+    let runtime = &config.runtime;
+    let mut out: BTreeMap<String, PathBuf> = collected.extensions.iter().cloned().collect();
+    if config.full_stdlib {
+        out.extend(discover::runtime_binaries(runtime)?);
+    }
+    // python3XY.dll needs the C runtime beside it.
+    for entry in fs_err::read_dir(&runtime.root)? {
+        let path = entry?.path();
+        let name = crate::config::file_name(&path);
+        if name.to_ascii_lowercase().starts_with("vcruntime") && name.to_ascii_lowercase().ends_with(".dll") {
+            out.insert(name, path);
+        }
+    }
+    let provided: BTreeSet<String> = out
+        .keys()
+        .map(|k| k.rsplit('/').next().unwrap_or(k).to_ascii_lowercase())
+        .collect();
+    let modules: Vec<PathBuf> = out
+        .iter()
+        .filter(|(name, _)| name.ends_with(".pyd"))
+        .map(|(_, p)| p.clone())
+        .collect();
+    let mut search: Vec<PathBuf> = Vec::new();
+    for dir in std::iter::once(config.script.path.parent().map(PathBuf::from).unwrap_or_default())
+        .chain(config.paths.iter().cloned())
+    {
+        search.push(dir.clone());
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut extra: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_dir() && (p.extension().is_some_and(|e| e == "libs") || p.ends_with("pywin32_system32"))
+                })
+                .collect();
+            extra.sort();
+            search.extend(extra);
+        }
+    }
+    search.push(runtime.extension_dir.clone());
+    search.push(runtime.root.clone());
+    let deps = dlls::dependencies(&modules, &search, &runtime.dll_name(), &provided)?;
+    for (name, path) in deps.ship {
+        say(format!(
+            "shipping {name} (needed by an extension module) from {}",
+            path.display()
+        ));
+        out.insert(crate::config::file_name(&path), path);
+    }
+    if !deps.unresolved.is_empty() && !config.quiet {
+        for (dll, users) in &deps.unresolved {
+            eprintln!(
+                "warning: {dll} is needed by {} but was not found beside it or in the runtime; it must be on the server",
+                users.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Reads copied files, opening each zip once.
+#[derive(Default)]
+struct FileReader {
+    zips: BTreeMap<PathBuf, zip::ZipArchive<fs_err::File>>,
+}
+
+impl FileReader {
+    fn read(&mut self, source: &FileSource) -> Result<Vec<u8>> {
+        match source {
+            FileSource::Path(path) => Ok(fs_err::read(path)?),
+            FileSource::ZipMember(zip_path, member) => {
+                if !self.zips.contains_key(zip_path) {
+                    let archive = zip::ZipArchive::new(fs_err::File::open(zip_path)?)
+                        .with_context(|| format!("{} is not a zip file", zip_path.display()))?;
+                    self.zips.insert(zip_path.clone(), archive);
+                }
+                let archive = self.zips.get_mut(zip_path).expect("inserted above");
+                let mut entry = archive
+                    .by_name(member)
+                    .with_context(|| format!("reading {member} from {}", zip_path.display()))?;
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut data)?;
+                Ok(data)
+            }
+        }
+    }
 }

@@ -224,7 +224,9 @@ pub fn python_builtin_modules(image: &[u8]) -> Result<Vec<String>, PeError> {
         .find(|e| e.name == Some("PyImport_Inittab"))
         .ok_or_else(|| PeError::Malformed("it does not export PyImport_Inittab".into()))?;
     let va_to_offset = |va: u64| -> Result<usize, PeError> {
-        let rva = va.checked_sub(pe.image_base).ok_or_else(|| PeError::Malformed(format!("address {va:#x} below the image")))?;
+        let rva = va
+            .checked_sub(pe.image_base)
+            .ok_or_else(|| PeError::Malformed(format!("address {va:#x} below the image")))?;
         rva_to_offset(&pe, image, rva as u32, 8)
     };
     let read_u64 = |at: usize| -> Result<u64, PeError> {
@@ -243,7 +245,10 @@ pub fn python_builtin_modules(image: &[u8]) -> Result<Vec<String>, PeError> {
             return Ok(names);
         }
         let start = va_to_offset(name_va)?;
-        let len = image[start..].iter().position(|&b| b == 0).ok_or_else(|| PeError::Malformed("unterminated name".into()))?;
+        let len = image[start..]
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| PeError::Malformed("unterminated name".into()))?;
         names.push(String::from_utf8_lossy(&image[start..start + len]).into_owned());
         at += 16;
     }
@@ -609,11 +614,16 @@ pub(crate) mod tests {
             panic!("{} is missing: run `make python`", dll.display());
         };
         let names = python_builtin_modules(&image).unwrap();
-        for builtin in ["sys", "builtins", "_io", "nt", "winreg", "_winapi", "marshal", "_json", "math"] {
+        for builtin in [
+            "sys", "builtins", "_io", "nt", "winreg", "_winapi", "marshal", "_json", "math",
+        ] {
             assert!(names.iter().any(|n| n == builtin), "{builtin} missing from {names:?}");
         }
         for not_builtin in ["_socket", "os", "posix"] {
-            assert!(!names.iter().any(|n| n == not_builtin), "{not_builtin} is not built in: {names:?}");
+            assert!(
+                !names.iter().any(|n| n == not_builtin),
+                "{not_builtin} is not built in: {names:?}"
+            );
         }
         assert!(python_builtin_modules(&tiny_pe()).is_err());
     }

@@ -37,7 +37,10 @@ pub fn collect(graph: &Graph, roots: &Roots, script_module: &str) -> Collected {
             ModuleFile::Source { root, rel } => {
                 let mut source = source_file(roots, name, &module.found).expect("a source module has a file");
                 source.check_factories = name == script_module;
-                let entry = ModuleSource { source, archive_name: super::pyc_name(rel) };
+                let entry = ModuleSource {
+                    source,
+                    archive_name: super::pyc_name(rel),
+                };
                 match roots.roots[*root].kind {
                     RootKind::Stdlib => out.stdlib_sources.push(entry),
                     _ => out.app_sources.push(entry),
@@ -96,7 +99,9 @@ fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
             let parts: Vec<&str> = inner.split('/').collect();
             for part in &parts[..parts.len() - 1] {
                 folder = format!("{folder}/{part}");
-                if roots.has_file(root, &format!("{folder}/__init__.py")) || roots.has_file(root, &format!("{folder}/__init__.pyc")) {
+                if roots.has_file(root, &format!("{folder}/__init__.py"))
+                    || roots.has_file(root, &format!("{folder}/__init__.pyc"))
+                {
                     return false;
                 }
             }
@@ -122,31 +127,74 @@ mod tests {
                     kind: RootKind::App,
                     files: listing(
                         Path::new("app"),
-                        ["pkg/__init__.py", "pkg/templates/page.html", "pkg/sub/__init__.py", "pkg/sub/x.txt", "pkg/__pycache__/a.pyc"]
-                            .map(String::from),
+                        [
+                            "pkg/__init__.py",
+                            "pkg/templates/page.html",
+                            "pkg/sub/__init__.py",
+                            "pkg/sub/x.txt",
+                            "pkg/__pycache__/a.pyc",
+                        ]
+                        .map(String::from),
                     ),
                 },
-                Root { kind: RootKind::Stdlib, files: listing(Path::new("py.zip"), ["json/__init__.pyc"].map(String::from)) },
+                Root {
+                    kind: RootKind::Stdlib,
+                    files: listing(Path::new("py.zip"), ["json/__init__.pyc"].map(String::from)),
+                },
             ],
             builtins: BTreeSet::new(),
             abi_tag: "cp311".into(),
         };
         let module = |file, dirs: Vec<(usize, &str)>| Module {
-            found: Found { file, package_dirs: dirs.into_iter().map(|(r, d)| (r, d.to_string())).collect() },
+            found: Found {
+                file,
+                package_dirs: dirs.into_iter().map(|(r, d)| (r, d.to_string())).collect(),
+            },
             importers: BTreeSet::new(),
         };
         let mut graph = Graph::default();
-        graph.modules.insert("pkg".into(), module(ModuleFile::Source { root: 0, rel: "pkg/__init__.py".into() }, vec![(0, "pkg")]));
-        graph.modules.insert("json".into(), module(ModuleFile::Bytecode { root: 1, rel: "json/__init__.pyc".into() }, vec![(1, "json")]));
+        graph.modules.insert(
+            "pkg".into(),
+            module(
+                ModuleFile::Source {
+                    root: 0,
+                    rel: "pkg/__init__.py".into(),
+                },
+                vec![(0, "pkg")],
+            ),
+        );
+        graph.modules.insert(
+            "json".into(),
+            module(
+                ModuleFile::Bytecode {
+                    root: 1,
+                    rel: "json/__init__.pyc".into(),
+                },
+                vec![(1, "json")],
+            ),
+        );
         let collected = collect(&graph, &roots, "app");
-        assert_eq!(collected.app_sources.iter().map(|m| m.archive_name.as_str()).collect::<Vec<_>>(), ["pkg/__init__.pyc"]);
+        assert_eq!(
+            collected
+                .app_sources
+                .iter()
+                .map(|m| m.archive_name.as_str())
+                .collect::<Vec<_>>(),
+            ["pkg/__init__.pyc"]
+        );
         assert_eq!(
             collected.app_files,
-            [("pkg/templates/page.html".to_string(), FileSource::ZipMember("app".into(), "pkg/templates/page.html".into()))]
+            [(
+                "pkg/templates/page.html".to_string(),
+                FileSource::ZipMember("app".into(), "pkg/templates/page.html".into())
+            )]
         );
         assert_eq!(
             collected.stdlib_files,
-            [("json/__init__.pyc".to_string(), FileSource::ZipMember("py.zip".into(), "json/__init__.pyc".into()))]
+            [(
+                "json/__init__.pyc".to_string(),
+                FileSource::ZipMember("py.zip".into(), "json/__init__.pyc".into())
+            )]
         );
     }
 }

@@ -17,23 +17,78 @@ const IMAGE_FILE_MACHINE_AMD64: u16 = 0x8664;
 pub enum DllError {
     #[error("cannot read {path}: {why}")]
     Unreadable { path: String, why: String },
-    #[error("{path} is built for another architecture (machine {machine:#06x}); isapi-freeze builds for x86_64 (win_amd64)")]
+    #[error(
+        "{path} is built for another architecture (machine {machine:#06x}); isapi-freeze builds for x86_64 (win_amd64)"
+    )]
     Architecture { path: String, machine: u16 },
-    #[error("{path} is built for {linked}, but the target is {target}: install the package built for the target's Python")]
-    PythonVersion { path: String, linked: String, target: String },
+    #[error(
+        "{path} is built for {linked}, but the target is {target}: install the package built for the target's Python"
+    )]
+    PythonVersion {
+        path: String,
+        linked: String,
+        target: String,
+    },
 }
 
 /// DLLs Windows itself provides: never shipped, never reported.
 fn is_system_dll(lower: &str) -> bool {
     const SYSTEM: &[&str] = &[
-        "kernel32.dll", "user32.dll", "advapi32.dll", "gdi32.dll", "shell32.dll", "ole32.dll", "oleaut32.dll",
-        "ws2_32.dll", "crypt32.dll", "bcrypt.dll", "ntdll.dll", "rpcrt4.dll", "secur32.dll", "shlwapi.dll",
-        "version.dll", "winmm.dll", "iphlpapi.dll", "netapi32.dll", "userenv.dll", "msvcrt.dll", "comdlg32.dll",
-        "comctl32.dll", "imm32.dll", "setupapi.dll", "wininet.dll", "winhttp.dll", "dbghelp.dll", "psapi.dll",
-        "mpr.dll", "wtsapi32.dll", "powrprof.dll", "cabinet.dll", "msi.dll", "odbc32.dll", "oleacc.dll",
-        "uxtheme.dll", "dwmapi.dll", "winspool.drv", "ncrypt.dll", "dnsapi.dll", "mswsock.dll", "ucrtbase.dll",
-        "bcryptprimitives.dll", "authz.dll", "credui.dll", "wintrust.dll", "activeds.dll", "wldap32.dll",
-        "normaliz.dll", "mscoree.dll", "dxgi.dll", "d3d11.dll", "winusb.dll", "hid.dll", "propsys.dll",
+        "kernel32.dll",
+        "user32.dll",
+        "advapi32.dll",
+        "gdi32.dll",
+        "shell32.dll",
+        "ole32.dll",
+        "oleaut32.dll",
+        "ws2_32.dll",
+        "crypt32.dll",
+        "bcrypt.dll",
+        "ntdll.dll",
+        "rpcrt4.dll",
+        "secur32.dll",
+        "shlwapi.dll",
+        "version.dll",
+        "winmm.dll",
+        "iphlpapi.dll",
+        "netapi32.dll",
+        "userenv.dll",
+        "msvcrt.dll",
+        "comdlg32.dll",
+        "comctl32.dll",
+        "imm32.dll",
+        "setupapi.dll",
+        "wininet.dll",
+        "winhttp.dll",
+        "dbghelp.dll",
+        "psapi.dll",
+        "mpr.dll",
+        "wtsapi32.dll",
+        "powrprof.dll",
+        "cabinet.dll",
+        "msi.dll",
+        "odbc32.dll",
+        "oleacc.dll",
+        "uxtheme.dll",
+        "dwmapi.dll",
+        "winspool.drv",
+        "ncrypt.dll",
+        "dnsapi.dll",
+        "mswsock.dll",
+        "ucrtbase.dll",
+        "bcryptprimitives.dll",
+        "authz.dll",
+        "credui.dll",
+        "wintrust.dll",
+        "activeds.dll",
+        "wldap32.dll",
+        "normaliz.dll",
+        "mscoree.dll",
+        "dxgi.dll",
+        "d3d11.dll",
+        "winusb.dll",
+        "hid.dll",
+        "propsys.dll",
     ];
     lower.starts_with("api-ms-win-") || lower.starts_with("ext-ms-") || SYSTEM.contains(&lower)
 }
@@ -65,8 +120,14 @@ pub fn dependencies(
             continue;
         }
         let display = binary.display().to_string();
-        let bytes = fs_err::read(&binary).map_err(|e| DllError::Unreadable { path: display.clone(), why: e.to_string() })?;
-        let pe = PE::parse(&bytes).map_err(|e| DllError::Unreadable { path: display.clone(), why: e.to_string() })?;
+        let bytes = fs_err::read(&binary).map_err(|e| DllError::Unreadable {
+            path: display.clone(),
+            why: e.to_string(),
+        })?;
+        let pe = PE::parse(&bytes).map_err(|e| DllError::Unreadable {
+            path: display.clone(),
+            why: e.to_string(),
+        })?;
         let machine = pe.header.coff_header.machine;
         if machine != IMAGE_FILE_MACHINE_AMD64 {
             return Err(DllError::Architecture { path: display, machine });
@@ -80,17 +141,28 @@ pub fn dependencies(
                     target: describe_python(&python_dll.to_ascii_lowercase()),
                 });
             }
-            if is_system_dll(&lower) || provided.contains(&lower) || is_python_dll(&lower) || out.ship.contains_key(&lower) {
+            if is_system_dll(&lower)
+                || provided.contains(&lower)
+                || is_python_dll(&lower)
+                || out.ship.contains_key(&lower)
+            {
                 continue;
             }
             let own_dir = binary.parent().map(Path::to_path_buf).into_iter();
-            match own_dir.chain(search_dirs.iter().cloned()).map(|d| find_case_insensitive(&d, &lower)).find_map(|f| f) {
+            match own_dir
+                .chain(search_dirs.iter().cloned())
+                .map(|d| find_case_insensitive(&d, &lower))
+                .find_map(|f| f)
+            {
                 Some(found) => {
                     out.ship.insert(lower.clone(), found.clone());
                     queue.push_back(found);
                 }
                 None => {
-                    out.unresolved.entry(library.to_string()).or_default().insert(display.clone());
+                    out.unresolved
+                        .entry(library.to_string())
+                        .or_default()
+                        .insert(display.clone());
                 }
             }
         }
@@ -133,7 +205,13 @@ mod tests {
     #[test]
     fn ssl_needs_openssl_from_the_runtime_folder() {
         let dir = embed();
-        let deps = dependencies(&[dir.join("_ssl.pyd")], &[dir.clone()], "python311.dll", &BTreeSet::new()).unwrap();
+        let deps = dependencies(
+            &[dir.join("_ssl.pyd")],
+            &[dir.clone()],
+            "python311.dll",
+            &BTreeSet::new(),
+        )
+        .unwrap();
         let shipped: Vec<&str> = deps.ship.keys().map(String::as_str).collect();
         assert_eq!(shipped, ["libcrypto-3.dll", "libssl-3.dll", "vcruntime140.dll"]);
         assert!(deps.unresolved.is_empty(), "{deps:?}");
@@ -144,10 +222,19 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         // python311.dll itself links no pythonXY, so use a real extension module and pretend
         // the target is 3.12.
-        let err = dependencies(&[embed().join("select.pyd")], &[tmp.path().to_path_buf()], "python312.dll", &BTreeSet::new())
-            .unwrap_err();
+        let err = dependencies(
+            &[embed().join("select.pyd")],
+            &[tmp.path().to_path_buf()],
+            "python312.dll",
+            &BTreeSet::new(),
+        )
+        .unwrap_err();
         assert!(matches!(err, DllError::PythonVersion { .. }), "{err}");
-        assert!(err.to_string().contains("is built for CPython 3.11 (python311.dll), but the target is CPython 3.12"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is built for CPython 3.11 (python311.dll), but the target is CPython 3.12"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -158,7 +245,10 @@ mod tests {
         let provided: BTreeSet<String> = ["vcruntime140.dll".to_string()].into();
         let deps = dependencies(&[pyd.clone()], &[], "python311.dll", &provided).unwrap();
         assert!(deps.ship.is_empty());
-        assert_eq!(deps.unresolved.keys().cloned().collect::<Vec<_>>(), ["libcrypto-3.dll", "libssl-3.dll"]);
+        assert_eq!(
+            deps.unresolved.keys().cloned().collect::<Vec<_>>(),
+            ["libcrypto-3.dll", "libssl-3.dll"]
+        );
         assert_eq!(deps.unresolved["libssl-3.dll"], [pyd.display().to_string()].into());
     }
 }

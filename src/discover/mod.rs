@@ -1,6 +1,6 @@
-//! Finds what goes into the output: the script and isapi-freeze's own runtime package for
-//! the app archive, and, for a Windows installation (rather than the embeddable
-//! distribution), the standard library sources to compile into python3XY.zip.
+//! Finds what goes into the output: the search roots (roots.rs), the import graph from the
+//! script (graph.rs), the files it comes to (collect.rs) and the DLLs extension modules
+//! need (dlls.rs); plus the whole-stdlib and whole-runtime listings for --full-stdlib.
 
 use std::path::{Path, PathBuf};
 
@@ -24,33 +24,80 @@ pub struct ModuleSource {
     pub archive_name: String,
 }
 
-/// The app archive's modules: the runtime package and boot module, then the script.
-pub fn app_modules(script: &Script) -> Vec<ModuleSource> {
-    let mut modules: Vec<ModuleSource> = RESOURCES
+/// The names of isapi-freeze's own modules (resources/), all of which every archive holds.
+pub fn runtime_module_names() -> Vec<String> {
+    RESOURCES
         .iter()
-        .map(|(rel, bytes)| ModuleSource {
-            source: SourceFile {
-                path: PathBuf::from("resources").join(rel),
-                text: Some(String::from_utf8_lossy(bytes).into_owned()),
-                zip: None,
-                filename: rel.to_string(),
-                check_factories: false,
-            },
-            archive_name: pyc_name(rel),
+        .map(|(rel, _)| {
+            let dotted = rel.trim_end_matches(".py").replace('/', ".");
+            dotted.strip_suffix(".__init__").map(String::from).unwrap_or(dotted)
         })
-        .collect();
-    let filename = format!("{}.py", script.module);
-    modules.push(ModuleSource {
-        archive_name: pyc_name(&filename),
-        source: SourceFile {
-            path: script.path.clone(),
-            text: None,
-            zip: None,
-            filename,
-            check_factories: true,
-        },
+        .collect()
+}
+
+/// The search roots for a freeze, in `sys.path` order (see roots.rs).
+pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::PythonRuntime) -> Result<roots::Roots> {
+    use roots::{Root, RootFiles, RootKind};
+    let mut list = vec![Root {
+        kind: RootKind::Runtime,
+        files: roots::listing(Path::new("resources"), RESOURCES.iter().map(|(rel, _)| rel.to_string())),
+    }];
+    let script_dir = match script.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    list.push(Root {
+        kind: RootKind::App,
+        files: RootFiles::Dir(script_dir),
     });
-    modules
+    for dir in paths {
+        list.push(Root {
+            kind: RootKind::App,
+            files: RootFiles::Dir(dir.clone()),
+        });
+    }
+    let stdlib = match runtime.layout {
+        crate::config::RuntimeLayout::Embeddable => {
+            let zip_path = runtime.root.join(format!("{}.zip", runtime.stem()));
+            let file = fs_err::File::open(&zip_path)?;
+            let zip =
+                zip::ZipArchive::new(file).with_context(|| format!("{} is not a zip file", zip_path.display()))?;
+            let names = zip
+                .file_names()
+                .filter_map(|n| n.ok())
+                .map(|n| n.into_owned())
+                .collect::<Vec<_>>();
+            roots::listing(&zip_path, names)
+        }
+        crate::config::RuntimeLayout::Installation => {
+            let site = runtime.root.join("Lib").join("site-packages");
+            if site.is_dir() {
+                list.push(Root {
+                    kind: RootKind::App,
+                    files: RootFiles::Dir(site),
+                });
+            }
+            RootFiles::Dir(runtime.root.join("Lib"))
+        }
+    };
+    list.push(Root {
+        kind: RootKind::Stdlib,
+        files: stdlib,
+    });
+    list.push(Root {
+        kind: RootKind::StdlibExtensions,
+        files: RootFiles::Dir(runtime.extension_dir.clone()),
+    });
+    let dll = fs_err::read(&runtime.dll)?;
+    let mut builtins = crate::pe::python_builtin_modules(&dll)
+        .with_context(|| format!("reading the built-in modules of {}", runtime.dll.display()))?;
+    // The runtime adds its own built-in module before Python starts.
+    builtins.push("_isapi_freeze".to_string());
+    Ok(roots::Roots {
+        roots: list,
+        builtins: builtins.into_iter().collect(),
+        abi_tag: format!("cp{}{}", runtime.version.0, runtime.version.1),
+    })
 }
 
 /// Folders of an installation's Lib\ that a server never imports.
@@ -151,25 +198,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn app_archive_holds_runtime_package_boot_module_and_script() {
-        let script = Script {
-            path: "x/hello.py".into(),
-            module: "hello".into(),
-        };
-        let names: Vec<String> = app_modules(&script).into_iter().map(|m| m.archive_name).collect();
+    fn runtime_modules_are_named_from_resources() {
+        let names = runtime_module_names();
         for expected in [
-            "_isapi_freeze_boot.pyc",
-            "isapi/__init__.pyc",
-            "isapi/isapicon.pyc",
-            "isapi/simple.pyc",
-            "hello.pyc",
+            "_isapi_freeze_boot",
+            "isapi",
+            "isapi.isapicon",
+            "isapi.simple",
+            "win32traceutil",
         ] {
             assert!(
                 names.contains(&expected.to_string()),
                 "{expected} missing from {names:?}"
             );
         }
-        assert_eq!(names.last().unwrap(), "hello.pyc");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Lib\ folder) and its extension modules. Files are classified for the Windows target
 //! whatever this machine is: `NAME.cp3XY-win_amd64.pyd` and `NAME.pyd` are extension modules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
