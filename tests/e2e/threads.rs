@@ -130,7 +130,11 @@ fn shutdown_with_requests_in_flight_lets_them_finish_then_terminates() {
         worker_of(&response.text(), &format!("/hold/{i}"), "held");
     }
     assert_eq!(finished.code, 0, "{finished:?}");
-    assert_eq!(finished.stdout.lines().last(), Some("isapi-host: stopped"), "{finished:?}");
+    assert_eq!(
+        finished.stdout.lines().last(),
+        Some("isapi-host: stopped"),
+        "{finished:?}"
+    );
     let log = read_log(&dist, "_pool");
     let called = log.find("TerminateExtension(2) called").expect(&log);
     let returned = log

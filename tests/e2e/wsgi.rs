@@ -72,10 +72,18 @@ fn example_app_gives_its_documented_answers() {
     let check = |r: &Response, status: u16, text: &str| {
         assert_eq!(r.status, status, "{r:?}");
         assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"), "{r:?}");
-        assert_eq!(r.header("Content-Length"), Some(text.len().to_string().as_str()), "{r:?}");
+        assert_eq!(
+            r.header("Content-Length"),
+            Some(text.len().to_string().as_str()),
+            "{r:?}"
+        );
         assert_eq!(r.text(), text);
     };
-    check(&get(&host.address, "/"), 200, "Hello from a WSGI application under ISAPI.\n");
+    check(
+        &get(&host.address, "/"),
+        200,
+        "Hello from a WSGI application under ISAPI.\n",
+    );
     check(
         &get(&host.address, "/where?a=1"),
         200,
@@ -94,7 +102,10 @@ fn example_app_gives_its_documented_answers() {
 fn example_app_mounted_at_a_vpath_gets_script_name_and_the_rest_as_path_info() {
     let host = Host::start(&example_dist().join("_wsgi_hello.dll"), &["--vpath", "/app"]);
     let where_ = get(&host.address, "/app/where?b=2");
-    assert_eq!(where_.text(), "SCRIPT_NAME: /app\nPATH_INFO: /where\nQUERY_STRING: b=2\n");
+    assert_eq!(
+        where_.text(),
+        "SCRIPT_NAME: /app\nPATH_INFO: /where\nQUERY_STRING: b=2\n"
+    );
     let root = get(&host.address, "/app");
     assert_eq!(root.text(), "Hello from a WSGI application under ISAPI.\n");
     let root_slash = get(&host.address, "/app/");
@@ -218,17 +229,20 @@ fn application_exception_gives_a_generic_500_and_the_traceback_only_in_the_log()
     connection.send(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(connection.read_response().text(), "written by write(), then returned\n");
     let log = read_log(probe_dist(), "_wsgi_probe");
-    assert!(log.contains("isapi.wsgi: the application failed on GET /boom:"), "{log}");
-    assert!(log.contains("RuntimeError: wsgi probe failure with secret-1234"), "{log}");
+    assert!(
+        log.contains("isapi.wsgi: the application failed on GET /boom:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("RuntimeError: wsgi probe failure with secret-1234"),
+        "{log}"
+    );
 }
 
 #[test]
 fn exception_after_the_response_started_ends_the_connection() {
     let host = probe();
-    let (head, body) = raw_exchange(
-        &host.address,
-        b"GET /boom-late HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    let (head, body) = raw_exchange(&host.address, b"GET /boom-late HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     // The part sent before the error, then the end of the connection instead of the last
     // chunk, so the client knows the response is incomplete.
@@ -237,7 +251,10 @@ fn exception_after_the_response_started_ends_the_connection() {
     let log = wait_for_log(probe_dist(), "_wsgi_probe", "the late failure", |log| {
         log.contains("RuntimeError: wsgi probe late failure")
     });
-    assert!(log.contains("isapi.wsgi: the application failed on GET /boom-late:"), "{log}");
+    assert!(
+        log.contains("isapi.wsgi: the application failed on GET /boom-late:"),
+        "{log}"
+    );
     assert_eq!(get(&host.address, "/write").status, 200);
 }
 
