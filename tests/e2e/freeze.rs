@@ -522,7 +522,9 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
             "hello.pyc",
             "isapi/__init__.pyc",
             "isapi/isapicon.pyc",
-            "isapi/simple.pyc"
+            "isapi/simple.pyc",
+            "isapi/threaded_extension.pyc",
+            "isapi/wsgi.pyc",
         ]
     );
     let hello = zip.by_name("hello.pyc").unwrap();
