@@ -82,6 +82,9 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
     max_workers = 20
     # How long TerminateExtension waits for requests in flight, in milliseconds.
     worker_shutdown_wait = 15000
+    # Until GetExtensionVersion starts the pool there is no queue, and requests are refused.
+    io_req_port = None
+    _accepting = False
 
     def __init__(self):
         self.workers = []
@@ -91,12 +94,12 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
         self.dispatch_map = {
             ISAPI_REQUEST: self.DispatchConnection,
         }
-        self._pending = 0
-        self._pending_changed = threading.Condition()
-        self._accepting = False
 
     def GetExtensionVersion(self, vi):
         isapi.simple.SimpleExtension.GetExtensionVersion(self, vi)
+        # Set here rather than in __init__, which pywin32 subclasses sometimes skip.
+        self._pending = 0  # items queued or being dispatched
+        self._pending_changed = threading.Condition()
         self.io_req_port = queue.SimpleQueue()
         self.workers = []
         for _ in range(self.max_workers):
@@ -127,6 +130,8 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
     def TerminateExtension(self, status):
         """Stops taking requests, lets the workers finish what is queued or running, and
         returns once they have, or after ``worker_shutdown_wait`` milliseconds."""
+        if self.io_req_port is None:
+            return
         self._accepting = False
         deadline = time.monotonic() + self.worker_shutdown_wait / 1000
         with self._pending_changed:
@@ -138,9 +143,8 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
             unfinished = self._pending
         for worker in self.workers:
             worker.running = False
-        if self.io_req_port is not None:
-            for _ in self.workers:
-                self.io_req_port.put((0, 0, ISAPI_SHUTDOWN, None))
+        for _ in self.workers:
+            self.io_req_port.put((0, 0, ISAPI_SHUTDOWN, None))
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         if unfinished:
