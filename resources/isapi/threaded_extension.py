@@ -6,11 +6,11 @@ Dispatch ends the request with ``ecb.DoneWithSession()``. pywin32 queues on a Wi
 completion port; here a ``queue.SimpleQueue`` does the same job without pywin32.
 """
 
+import queue
 import sys
 import threading
 import time
 import traceback
-import queue
 
 import isapi.simple
 from isapi import ExtensionError, isapicon
