@@ -7,6 +7,7 @@ and turned into a 500 response.
 """
 
 import sys
+import threading
 import traceback
 
 import _isapi_freeze
@@ -17,6 +18,8 @@ SCRIPT = None
 _names = frozenset()
 _extension = None
 _filter = None
+# Held while the script is reloaded after an InternalReloadException.
+_reload_lock = threading.Lock()
 
 # From httpext.h / httpfilt.h (isapi.isapicon has them all; the boot module needs only these
 # before the script's own imports run).
@@ -194,6 +197,51 @@ def _import_script():
 
 # Extensions -----------------------------------------------------------------------------
 
+def _is_reload_request(error):
+    """Whether `error` is isapi.InternalReloadException, a script's request to be reloaded."""
+    isapi = sys.modules.get("isapi")
+    wanted = getattr(isapi, "InternalReloadException", None)
+    return wanted is not None and isinstance(error, wanted)
+
+
+def _reload_extension(stale):
+    """pywin32's reload: TerminateExtension(0) on the extension that asked, a fresh import
+    of the script (from the archive), its factory again, GetExtensionVersion(None). Errors
+    of the terminate and init calls are logged and ignored, as pywin32 does; a failed
+    import or factory raises, which fails the call that asked for the reload."""
+    global _extension
+    import importlib
+
+    with _reload_lock:
+        if _extension is not stale:
+            # Another request asked at the same time and the reload is done.
+            return
+        _isapi_freeze.log(f"{SCRIPT} raised InternalReloadException: reloading it")
+        try:
+            stale.TerminateExtension(0)
+        except Exception:
+            _log_exception(f"TerminateExtension(0) of {SCRIPT} before the reload failed:")
+        module = importlib.reload(_import_script())
+        _extension = module.__ExtensionFactory__()
+        try:
+            _extension.GetExtensionVersion(None)
+        except Exception:
+            _log_exception(f"GetExtensionVersion(None) of the reloaded {SCRIPT} failed:")
+
+
+def _call_extension(method, *args):
+    """Calls `method` of the extension; if it raises InternalReloadException, reloads the
+    script and makes the same call once more, on the new extension."""
+    extension = _extension
+    try:
+        return getattr(extension, method)(*args)
+    except Exception as error:
+        if not _is_reload_request(error):
+            raise
+    _reload_extension(extension)
+    return getattr(_extension, method)(*args)
+
+
 def get_extension_version(vi):
     """Imports the script, calls __ExtensionFactory__() and its GetExtensionVersion(vi).
     Returns whether the extension may serve requests."""
@@ -205,7 +253,7 @@ def get_extension_version(vi):
             _isapi_freeze.log(f"{SCRIPT} defines no __ExtensionFactory__: it is not an ISAPI extension")
             return False
         _extension = factory()
-        result = _extension.GetExtensionVersion(vi)
+        result = _call_extension("GetExtensionVersion", vi)
     except Exception:
         _log_exception(f"GetExtensionVersion of {SCRIPT} failed:")
         return False
@@ -244,7 +292,7 @@ def http_extension_proc(ecb):
     if _extension is None:
         return HSE_STATUS_ERROR
     try:
-        result = _extension.HttpExtensionProc(ecb)
+        result = _call_extension("HttpExtensionProc", ecb)
         if not isinstance(result, int):
             raise TypeError(f"HttpExtensionProc must return an int (an HSE_STATUS_* value), not {result!r}")
         return result
@@ -256,7 +304,7 @@ def terminate_extension(flags):
     if _extension is None:
         return True
     try:
-        result = _extension.TerminateExtension(flags)
+        result = _call_extension("TerminateExtension", flags)
     except Exception:
         _log_exception(f"TerminateExtension of {SCRIPT} failed:")
         return False

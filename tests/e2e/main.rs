@@ -6,3 +6,5 @@ mod freeze;
 mod harness;
 mod host;
 mod http;
+mod threads;
+mod wsgi;

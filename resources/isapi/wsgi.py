@@ -1,0 +1,421 @@
+"""Serve a PEP 3333 (WSGI) application as an ISAPI extension.
+
+A script needs only::
+
+    from isapi.wsgi import factory
+    __ExtensionFactory__ = factory(app)
+
+Requests run on a ThreadPoolExtension's workers (``factory(app, threaded=False)`` runs
+them on the server's own thread, inside HttpExtensionProc). The request body is read from
+the server as the application reads ``wsgi.input``; the response goes out as the
+application produces it (the server chunks it when there is no Content-Length).
+
+The mount point comes from APPL_MD_PATH: IIS serves a wildcard script map with the whole
+URL path as PATH_INFO, so for an application at ``/app`` (APPL_MD_PATH
+``/LM/W3SVC/1/ROOT/app``) and ``/app/x/y``, SCRIPT_NAME is ``/app`` and PATH_INFO ``/x/y``.
+"""
+
+import sys
+import traceback
+
+from isapi import ExtensionError, isapicon
+from isapi.simple import SimpleExtension
+from isapi.threaded_extension import ThreadPoolExtension
+
+__all__ = ["factory", "WSGIExtension", "ThreadedWSGIExtension", "InputStream", "FileWrapper"]
+
+# cbTotalBytes of a body whose length is not known up front (chunked).
+UNKNOWN_LENGTH = 0xFFFFFFFF
+# How much wsgi.input asks the server for at a time.
+READ_CHUNK = 64 * 1024
+
+ERROR_PAGE = (
+    b"<html><head><title>500 Internal Server Error</title></head><body>"
+    b"<h1>Internal Server Error</h1><p>The application failed to handle this request. "
+    b"The details are in the application's log.</p></body></html>"
+)
+
+# Headers that become CGI variables without the HTTP_ prefix.
+_UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
+
+
+def factory(app, threaded=True):
+    """An ``__ExtensionFactory__`` serving the WSGI application `app`."""
+    extension_class = ThreadedWSGIExtension if threaded else WSGIExtension
+
+    def __ExtensionFactory__():
+        return extension_class(app)
+
+    return __ExtensionFactory__
+
+
+class ClientDisconnected(OSError):
+    """The client went away while the request body was being read."""
+
+
+class InputStream:
+    """``wsgi.input``: the request body, read from the server as it is asked for.
+
+    First the bytes the server read ahead (``ecb.AvailableData``), then ``ReadClient`` in
+    chunks of at most READ_CHUNK; only what a read call asked for (or one chunk, for
+    readline) is ever held. It never reads beyond the body's length.
+    """
+
+    def __init__(self, ecb):
+        self._ecb = ecb
+        total = ecb.TotalBytes
+        self._remaining = None if total == UNKNOWN_LENGTH else total
+        self._buffer = bytearray(ecb.AvailableData)
+        if self._remaining is not None:
+            del self._buffer[self._remaining:]
+            self._remaining -= len(self._buffer)
+        self._eof = self._remaining == 0
+
+    def _fill(self, wanted=READ_CHUNK):
+        """Reads the next piece from the server into the buffer; False at the end."""
+        if self._eof:
+            return False
+        n = min(wanted, READ_CHUNK)
+        if self._remaining is not None:
+            n = min(n, self._remaining)
+        try:
+            data = self._ecb.ReadClient(n)
+        except ExtensionError as error:
+            self._eof = True
+            raise ClientDisconnected(f"reading the request body failed: {error}") from error
+        if self._remaining is not None:
+            self._remaining -= len(data)
+            if len(data) < n:
+                self._eof = True
+                raise ClientDisconnected(
+                    f"the client sent {self._remaining} bytes fewer than Content-Length announced"
+                )
+            self._eof = self._remaining == 0
+        elif len(data) < n:
+            self._eof = True
+        self._buffer += data
+        return bool(data)
+
+    def _take(self, n):
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            return self._take(len(self._buffer))
+        while len(self._buffer) < size and self._fill(size - len(self._buffer)):
+            pass
+        return self._take(size)
+
+    def readline(self, size=-1):
+        if size is None:
+            size = -1
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end >= 0:
+                n = end + 1
+                break
+            if 0 <= size <= len(self._buffer):
+                n = size
+                break
+            start = len(self._buffer)
+            if not self._fill():
+                n = len(self._buffer)
+                break
+        if 0 <= size < n:
+            n = size
+        return self._take(n)
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class ErrorStream:
+    """``wsgi.errors``: text for the application's log (whatever sys.stderr is then)."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            sys.stderr.write(line)
+
+    def flush(self):
+        flush = getattr(sys.stderr, "flush", None)
+        if flush is not None:
+            flush()
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file-like object in blocks, and closes it."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+def _mount_point(appl_md_path):
+    """The application's URL path from APPL_MD_PATH (``/LM/W3SVC/1/ROOT/app`` -> ``/app``;
+    the site root gives "")."""
+    upper = appl_md_path.upper()
+    at = upper.find("/ROOT")
+    if at < 0:
+        return ""
+    return appl_md_path[at + len("/ROOT"):].rstrip("/")
+
+
+def _split_path(path, mount):
+    """(SCRIPT_NAME, PATH_INFO) for a request path under the mount point; URL paths match
+    case-insensitively, as in IIS."""
+    if mount and path[: len(mount)].lower() == mount.lower():
+        rest = path[len(mount):]
+        if not rest or rest.startswith("/"):
+            return path[: len(mount)], rest
+    return "", path
+
+
+def _latin1(value):
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+class _Request:
+    """One request through the application."""
+
+    def __init__(self, extension, ecb):
+        self.extension = extension
+        self.ecb = ecb
+        self.status = None
+        self.headers = None
+        self.headers_sent = False
+
+    def variable(self, name, default=""):
+        value = self.ecb.GetServerVariable(name, None)
+        if value is None:
+            return default
+        return _latin1(value)
+
+    def environ(self):
+        ecb = self.ecb
+        # PEP 3333's "bytes as latin-1" native strings: the decoded path's UTF-8 bytes.
+        path = self.ecb.GetServerVariable("UNICODE_PATH_INFO", None)
+        if isinstance(path, str):
+            path = path.encode("utf-8", "surrogateescape").decode("latin-1")
+        else:
+            path = _latin1(ecb.PathInfo)
+        script_name, path_info = _split_path(path, _mount_point(self.variable("APPL_MD_PATH")))
+        https = self.variable("HTTPS", "off").lower() == "on"
+        environ = {
+            "REQUEST_METHOD": _latin1(ecb.Method),
+            "SCRIPT_NAME": script_name,
+            "PATH_INFO": path_info,
+            "QUERY_STRING": _latin1(ecb.QueryString),
+            "SERVER_NAME": self.variable("SERVER_NAME"),
+            "SERVER_PORT": self.variable("SERVER_PORT", "443" if https else "80"),
+            "SERVER_PROTOCOL": self.variable("SERVER_PROTOCOL", "HTTP/1.1"),
+            "SERVER_SOFTWARE": self.variable("SERVER_SOFTWARE"),
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "REMOTE_ADDR": self.variable("REMOTE_ADDR"),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if https else "http",
+            "wsgi.input": InputStream(ecb),
+            "wsgi.errors": ErrorStream(),
+            "wsgi.multithread": self.extension.multithread,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "isapi.ecb": ecb,
+        }
+        for name in ("REMOTE_PORT", "REMOTE_USER", "AUTH_TYPE"):
+            value = self.variable(name)
+            if value:
+                environ[name] = value
+        content_type = _latin1(ecb.ContentType)
+        if content_type:
+            environ["CONTENT_TYPE"] = content_type
+        content_length = self.variable("CONTENT_LENGTH")
+        if content_length and ecb.TotalBytes != UNKNOWN_LENGTH:
+            environ["CONTENT_LENGTH"] = content_length
+        for name, value in self.request_headers():
+            if name in _UNPREFIXED:
+                continue
+            key = "HTTP_" + name
+            environ[key] = environ[key] + "," + value if key in environ else value
+        return environ
+
+    def request_headers(self):
+        """(CGI_NAME, value) for each request header line: from ALL_RAW, the headers as
+        sent, else from ALL_HTTP. Names with `_` are dropped, as CGI servers do, so that a
+        client cannot pass one off as another (X_User vs X-User)."""
+        raw = self.variable("ALL_RAW")
+        if raw:
+            for line in raw.split("\n"):
+                name, sep, value = line.rstrip("\r").partition(":")
+                name = name.strip()
+                if not sep or not name or "_" in name:
+                    continue
+                yield name.upper().replace("-", "_"), value.strip()
+            return
+        for line in self.variable("ALL_HTTP").split("\n"):
+            name, sep, value = line.partition(":")
+            if sep and name.startswith("HTTP_"):
+                yield name[len("HTTP_"):], value.strip()
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response was already called (without exc_info)")
+        if not isinstance(status, str):
+            raise TypeError(f"the status must be a str, not {type(status).__name__}")
+        if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+            raise ValueError(f"the status {status!r} is not 'NNN Reason'")
+        for header in headers:
+            if not (isinstance(header, tuple) and len(header) == 2
+                    and isinstance(header[0], str) and isinstance(header[1], str)):
+                raise TypeError(f"each header must be a (str, str) tuple, not {header!r}")
+            if any(c in header[0] + header[1] for c in "\r\n"):
+                raise ValueError(f"a header contains a line break: {header!r}")
+        self.status = status
+        self.headers = list(headers)
+        return self.write
+
+    def send_headers(self):
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response")
+        block = "".join(f"{name}: {value}\r\n" for name, value in self.headers) + "\r\n"
+        self.ecb.HttpStatusCode = int(self.status[:3])
+        self.headers_sent = True
+        self.ecb.SendResponseHeaders(self.status.encode("latin-1"), block.encode("latin-1"), True)
+
+    def write(self, data):
+        if not isinstance(data, bytes):
+            raise TypeError(f"the application must write bytes, not {type(data).__name__}")
+        if not self.headers_sent:
+            self.send_headers()
+        if data:
+            self.ecb.WriteClient(data)
+
+    def has_header(self, name):
+        return any(n.lower() == name for n, _ in self.headers)
+
+    def run(self):
+        """Runs the application; returns the HSE_STATUS_* that ends the request."""
+        try:
+            result = self.extension.app(self.environ(), self.start_response)
+            try:
+                # One block and no length (as wsgiref does): the length is known, so the
+                # response need not be chunked.
+                if (isinstance(result, (list, tuple)) and len(result) == 1 and self.status
+                        and not self.headers_sent and not self.has_header("content-length")):
+                    self.headers.append(("Content-Length", str(len(result[0]))))
+                for data in result:
+                    if not isinstance(data, bytes):
+                        raise TypeError(f"the application must yield bytes, not {type(data).__name__}")
+                    if data:
+                        self.write(data)
+                if not self.headers_sent:
+                    if not self.has_header("content-length"):
+                        self.headers.append(("Content-Length", "0"))
+                    self.send_headers()
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except ExtensionError as error:
+            # Sending failed: the client is gone, which is not the application's fault.
+            print(f"isapi.wsgi: {self.request_line()}: the client went away ({error})", file=sys.stderr)
+            return isapicon.HSE_STATUS_ERROR
+        except Exception:
+            return self.fail()
+        return isapicon.HSE_STATUS_SUCCESS
+
+    def request_line(self):
+        try:
+            query = _latin1(self.ecb.QueryString)
+            return f"{_latin1(self.ecb.Method)} {self.variable('URL')}{'?' + query if query else ''}"
+        except Exception:
+            return "(a request whose details are unavailable)"
+
+    def fail(self):
+        """The application raised: the traceback goes to the log; the client gets a generic
+        500 page, or, once the response has started, the end of the connection."""
+        print(f"isapi.wsgi: the application failed on {self.request_line()}:", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        if self.headers_sent:
+            return isapicon.HSE_STATUS_ERROR
+        try:
+            self.ecb.HttpStatusCode = 500
+            self.headers_sent = True
+            self.ecb.SendResponseHeaders(
+                b"500 Internal Server Error",
+                b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(ERROR_PAGE),
+                True,
+            )
+            self.ecb.WriteClient(ERROR_PAGE)
+        except ExtensionError:
+            return isapicon.HSE_STATUS_ERROR
+        return isapicon.HSE_STATUS_SUCCESS
+
+
+class WSGIExtension(SimpleExtension):
+    "WSGI application (isapi.wsgi)"
+
+    multithread = False
+
+    def __init__(self, app):
+        SimpleExtension.__init__(self)
+        self.app = app
+
+    def HttpExtensionProc(self, ecb):
+        return _Request(self, ecb).run()
+
+
+class ThreadedWSGIExtension(ThreadPoolExtension):
+    "WSGI application (isapi.wsgi, threaded)"
+
+    multithread = True
+
+    def __init__(self, app):
+        ThreadPoolExtension.__init__(self)
+        self.app = app
+
+    def Dispatch(self, ecb):
+        status = _Request(self, ecb).run()
+        ecb.DoneWithSession(status)

@@ -1,0 +1,183 @@
+//! isapi.threaded_extension and InternalReloadException, frozen and served over HTTP under
+//! Wine: requests served at once by the pool's workers, shutdown waiting for requests in
+//! flight, and a reload that re-imports the script and replays the request.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::freeze::freeze_ok;
+use crate::harness::{repo, temp_dir, Host};
+use crate::http::{get, Connection};
+
+/// A test script of tests/fixtures/scripts.
+pub fn fixture_script(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/scripts").join(name)
+}
+
+/// `script` frozen into a fresh folder: (the folder to keep, the dist inside it).
+pub fn frozen(script: &Path) -> (tempfile::TempDir, PathBuf) {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    freeze_ok(script, &dist);
+    (tmp, dist)
+}
+
+/// The extension's log as written so far (empty if there is none yet).
+pub fn read_log(dist: &Path, dll_stem: &str) -> String {
+    std::fs::read_to_string(dist.join("logs").join(format!("{dll_stem}.log"))).unwrap_or_default()
+}
+
+/// Waits until the extension's log satisfies `ready`; panics with the log after a minute.
+pub fn wait_for_log(dist: &Path, dll_stem: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = read_log(dist, dll_stem);
+        if ready(&log) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "the log never showed {what}:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The pool fixture, frozen once for the tests that do not read its log.
+fn pool_dist() -> &'static Path {
+    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIST.get_or_init(|| frozen(&fixture_script("pool.py"))).1
+}
+
+/// "PATH OUTCOME on isapi-worker-N\n" -> N, checking the rest.
+fn worker_of(text: &str, path: &str, outcome: &str) -> usize {
+    let prefix = format!("{path} {outcome} on isapi-worker-");
+    let n = text
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{text:?} is not {prefix:?}N"));
+    n.parse().unwrap_or_else(|_| panic!("{text:?}: no worker number"))
+}
+
+#[test]
+fn thread_pool_serves_32_concurrent_clients_on_all_its_workers() {
+    let host = Host::start(&pool_dist().join("_pool.dll"), &[]);
+    let clients: Vec<_> = (0..32)
+        .map(|i| {
+            let address = host.address.clone();
+            std::thread::spawn(move || (i, get(&address, &format!("/meet/{i}"))))
+        })
+        .collect();
+    let mut workers = std::collections::BTreeSet::new();
+    for client in clients {
+        let (i, response) = client.join().unwrap();
+        assert_eq!(response.status, 200, "{response:?}");
+        // Groups of 8 pass the fixture's barrier together: all 8 workers held one request
+        // each at the same time, else the barrier breaks and the text says so.
+        workers.insert(worker_of(&response.text(), &format!("/meet/{i}"), "met"));
+    }
+    assert_eq!(workers, (1..=8).collect(), "every worker served requests");
+}
+
+#[test]
+fn thread_pool_keeps_a_connection_alive_across_requests() {
+    let host = Host::start(&pool_dist().join("_pool.dll"), &[]);
+    let mut connection = Connection::open(&host.address);
+    for i in 0..3 {
+        connection.send(format!("GET /plain/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = connection.read_response();
+        assert_eq!(response.status, 200, "{response:?}");
+        worker_of(&response.text(), &format!("/plain/{i}"), "plain");
+    }
+}
+
+#[test]
+fn dispatch_error_gives_a_generic_500_and_the_traceback_only_in_the_log() {
+    let (_tmp, dist) = frozen(&fixture_script("pool.py"));
+    let host = Host::start(&dist.join("_pool.dll"), &[]);
+    let mut connection = Connection::open(&host.address);
+    connection.send(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failed = connection.read_response();
+    assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
+    assert!(failed.text().contains("<h1>Internal Server Error</h1>"), "{failed:?}");
+    assert!(!failed.text().contains("secret-42"), "{failed:?}");
+    assert!(!failed.text().contains("Traceback"), "{failed:?}");
+    // The same connection goes on to the next request.
+    connection.send(b"GET /plain/after HTTP/1.1\r\nHost: x\r\n\r\n");
+    let next = connection.read_response();
+    worker_of(&next.text(), "/plain/after", "plain");
+    let log = read_log(&dist, "_pool");
+    assert!(log.contains("Dispatch failed for GET /fail:"), "{log}");
+    assert!(log.contains("ValueError: pool failure with secret-42"), "{log}");
+}
+
+#[test]
+fn shutdown_with_requests_in_flight_lets_them_finish_then_terminates() {
+    let (_tmp, dist) = frozen(&fixture_script("pool.py"));
+    let host = Host::start(&dist.join("_pool.dll"), &[]);
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let address = host.address.clone();
+            std::thread::spawn(move || (i, get(&address, &format!("/hold/{i}"))))
+        })
+        .collect();
+    wait_for_log(&dist, "_pool", "all four requests holding", |log| {
+        (0..4).all(|i| log.contains(&format!("holding /hold/{i}\n")))
+    });
+    // Closing stdin stops the host while the four requests sleep in Dispatch.
+    let finished = host.running.finish(Duration::from_secs(120));
+    for client in clients {
+        let (i, response) = client.join().unwrap();
+        assert_eq!(response.status, 200, "{response:?}");
+        worker_of(&response.text(), &format!("/hold/{i}"), "held");
+    }
+    assert_eq!(finished.code, 0, "{finished:?}");
+    assert_eq!(
+        finished.stdout.lines().last(),
+        Some("isapi-host: stopped"),
+        "{finished:?}"
+    );
+    let log = read_log(&dist, "_pool");
+    let called = log.find("TerminateExtension(2) called").expect(&log);
+    let returned = log
+        .find("TerminateExtension(2) returns with 0 workers alive")
+        .expect(&log);
+    assert!(called < returned, "{log}");
+    for i in 0..4 {
+        assert!(log.find(&format!("holding /hold/{i}\n")).unwrap() < called, "{log}");
+    }
+}
+
+#[test]
+fn internal_reload_exception_reimports_the_script_and_replays_the_request() {
+    let (_tmp, dist) = frozen(&fixture_script("reload.py"));
+    let host = Host::start(&dist.join("_reload.dll"), &[]);
+    let before = get(&host.address, "/before");
+    assert_eq!(before.text(), "generation 1 answered /before\n");
+    // Generation 1 raises InternalReloadException for /reload; the same request is then
+    // answered by the extension of the re-imported module.
+    let reloaded = get(&host.address, "/reload");
+    assert_eq!(reloaded.status, 200, "{reloaded:?}");
+    assert_eq!(reloaded.text(), "generation 2 answered /reload\n");
+    let after = get(&host.address, "/after");
+    assert_eq!(after.text(), "generation 2 answered /after\n");
+
+    let finished = host.running.finish(Duration::from_secs(60));
+    assert_eq!(finished.code, 0, "{finished:?}");
+    let log = read_log(&dist, "_reload");
+    let steps = [
+        "reload.py imported: generation 1",
+        "GetExtensionVersion(vi) on generation 1",
+        "raised InternalReloadException: reloading it",
+        "TerminateExtension(0) on generation 1",
+        "reload.py imported: generation 2",
+        "GetExtensionVersion(None) on generation 2",
+        "TerminateExtension(2) on generation 2",
+    ];
+    let mut at = 0;
+    for step in steps {
+        let found = log[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing (or out of order) in the log:\n{log}"));
+        at += found + step.len();
+    }
+    assert!(!log.contains("Traceback"), "{log}");
+}

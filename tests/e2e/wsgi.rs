@@ -1,0 +1,303 @@
+//! isapi.wsgi, frozen and served over HTTP under Wine: the examples/wsgi application's
+//! documented answers, and the PEP 3333 behaviours the probe application
+//! (tests/fixtures/scripts/wsgi_probe.py) shows: environ, mount point, streamed input and
+//! output, wsgiref.validate, close(), errors and clients that go away.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::harness::{repo, Host};
+use crate::http::{get, request, Connection, Response};
+use crate::threads::{fixture_script, frozen, read_log, wait_for_log};
+
+const ERROR_PAGE: &str = "<html><head><title>500 Internal Server Error</title></head><body>\
+<h1>Internal Server Error</h1><p>The application failed to handle this request. \
+The details are in the application's log.</p></body></html>";
+
+fn example_dist() -> &'static Path {
+    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIST
+        .get_or_init(|| frozen(&repo().join("examples/wsgi/wsgi_hello.py")))
+        .1
+}
+
+/// The probe, frozen once; each test looks for log lines only it causes.
+fn probe_dist() -> &'static Path {
+    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIST.get_or_init(|| frozen(&fixture_script("wsgi_probe.py"))).1
+}
+
+fn probe() -> Host {
+    Host::start(&probe_dist().join("_wsgi_probe.dll"), &[])
+}
+
+fn post(address: &str, path: &str, body: &[u8]) -> Response {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    request(address, &raw)
+}
+
+/// Sends `raw` and reads until the server closes: (head, body bytes as sent on the wire).
+fn raw_exchange(address: &str, raw: &[u8]) -> (String, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut all = Vec::new();
+    // A reset after the data (the server ending a broken response) still leaves the data.
+    let _ = stream.read_to_end(&mut all);
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    (head, all[end + 4..].to_vec())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    isapi_freeze_format::to_hex(&Sha256::digest(data))
+}
+
+#[test]
+fn example_app_gives_its_documented_answers() {
+    let host = Host::start(&example_dist().join("_wsgi_hello.dll"), &[]);
+    let check = |r: &Response, status: u16, text: &str| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"), "{r:?}");
+        assert_eq!(
+            r.header("Content-Length"),
+            Some(text.len().to_string().as_str()),
+            "{r:?}"
+        );
+        assert_eq!(r.text(), text);
+    };
+    check(
+        &get(&host.address, "/"),
+        200,
+        "Hello from a WSGI application under ISAPI.\n",
+    );
+    check(
+        &get(&host.address, "/where?a=1"),
+        200,
+        "SCRIPT_NAME: \nPATH_INFO: /where\nQUERY_STRING: a=1\n",
+    );
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    check(
+        &post(&host.address, "/upload", &body),
+        200,
+        &format!("received 100000 bytes, sha256 {}\n", sha256_hex(&body)),
+    );
+    check(&get(&host.address, "/missing"), 404, "no such page: GET /missing\n");
+}
+
+#[test]
+fn example_app_mounted_at_a_vpath_gets_script_name_and_the_rest_as_path_info() {
+    let host = Host::start(&example_dist().join("_wsgi_hello.dll"), &["--vpath", "/app"]);
+    let where_ = get(&host.address, "/app/where?b=2");
+    assert_eq!(
+        where_.text(),
+        "SCRIPT_NAME: /app\nPATH_INFO: /where\nQUERY_STRING: b=2\n"
+    );
+    let root = get(&host.address, "/app");
+    assert_eq!(root.text(), "Hello from a WSGI application under ISAPI.\n");
+    let root_slash = get(&host.address, "/app/");
+    assert_eq!(root_slash.text(), "Hello from a WSGI application under ISAPI.\n");
+}
+
+#[test]
+fn environ_carries_cgi_variables_headers_and_wsgi_keys() {
+    let host = probe();
+    let port = host.address.rsplit(':').next().unwrap().to_string();
+    let r = request(
+        &host.address,
+        b"GET /env?q=1&r=%20 HTTP/1.1\r\nHost: probe.example:8080\r\nX-Probe: one\r\nX-Probe: two\r\n\
+X_Probe_Underscore: spoof\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let expected = format!(
+        "REQUEST_METHOD='GET'\nSCRIPT_NAME=''\nPATH_INFO='/env'\nQUERY_STRING='q=1&r=%20'\n\
+CONTENT_TYPE absent\nCONTENT_LENGTH='0'\nSERVER_NAME='probe.example'\nSERVER_PORT='{port}'\n\
+SERVER_PROTOCOL='HTTP/1.1'\nREMOTE_ADDR='127.0.0.1'\nHTTP_HOST='probe.example:8080'\n\
+HTTP_X_PROBE='one,two'\nHTTP_X_PROBE_UNDERSCORE absent\nwsgi.url_scheme='http'\n\
+wsgi.multithread=True\nwsgi.multiprocess=False\nwsgi.run_once=False\nwsgi.version=(1, 0)\n"
+    );
+    assert_eq!(r.text(), expected);
+}
+
+#[test]
+fn two_mib_post_streams_through_wsgi_input_in_pieces() {
+    let host = probe();
+    let body: Vec<u8> = (0..2 * 1024 * 1024u32).map(|i| (i * 13 % 256) as u8).collect();
+    let r = post(&host.address, "/hash", &body);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.text(),
+        format!("2097152 bytes, largest read 32768, sha256 {}\n", sha256_hex(&body))
+    );
+}
+
+#[test]
+fn chunked_request_body_reaches_wsgi_input_whole() {
+    let host = probe();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 199) as u8).collect();
+    let mut raw = b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for piece in body.chunks(70_000) {
+        raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = request(&host.address, &raw);
+    assert_eq!(
+        r.text(),
+        format!("300000 bytes, largest read 32768, sha256 {}\n", sha256_hex(&body))
+    );
+}
+
+#[test]
+fn readline_readlines_and_iteration_split_a_multi_line_body() {
+    let host = probe();
+    let r = post(&host.address, "/lines", b"alpha\nbravo charlie\n\nlast without newline");
+    assert_eq!(
+        r.text(),
+        "first b'alpha\\n'\ncapped b'brav'\nrest b'o charlie\\n'\niter b'\\n'\n\
+iter b'last without newline'\nafter end b'' b''\n"
+    );
+}
+
+#[test]
+fn wsgiref_validator_accepts_what_the_adapter_does() {
+    let host = probe();
+    let r = post(&host.address, "/validated", b"line one\nrest of it");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "validated: line one\n|rest of it\n");
+    let log = read_log(probe_dist(), "_wsgi_probe");
+    assert!(!log.contains("WSGIWarning"), "{log}");
+    assert!(!log.contains("AssertionError"), "{log}");
+}
+
+#[test]
+fn generator_response_goes_out_chunk_by_chunk_as_produced() {
+    let host = probe();
+    let (head, body) = raw_exchange(
+        &host.address,
+        b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nTransfer-Encoding: chunked"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    let expected: String = (0..5).map(|n| format!("8\r\nchunk {n}\n\r\n")).collect::<String>() + "0\r\n\r\n";
+    assert_eq!(String::from_utf8_lossy(&body), expected);
+}
+
+#[test]
+fn write_callable_output_precedes_the_returned_body() {
+    let host = probe();
+    let r = get(&host.address, "/write");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "written by write(), then returned\n");
+}
+
+#[test]
+fn close_of_the_returned_iterable_is_called() {
+    let host = probe();
+    let r = get(&host.address, "/close");
+    assert_eq!(r.text(), "closing body\n");
+    wait_for_log(probe_dist(), "_wsgi_probe", "close() being called", |log| {
+        log.contains("close() called for /close")
+    });
+}
+
+#[test]
+fn application_exception_gives_a_generic_500_and_the_traceback_only_in_the_log() {
+    let host = probe();
+    let mut connection = Connection::open(&host.address);
+    connection.send(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failed = connection.read_response();
+    assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
+    assert_eq!(failed.header("Content-Type"), Some("text/html"));
+    assert_eq!(failed.text(), ERROR_PAGE);
+    // The connection stays usable, and the application serves the next request.
+    connection.send(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(connection.read_response().text(), "written by write(), then returned\n");
+    let log = read_log(probe_dist(), "_wsgi_probe");
+    assert!(
+        log.contains("isapi.wsgi: the application failed on GET /boom:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("RuntimeError: wsgi probe failure with secret-1234"),
+        "{log}"
+    );
+}
+
+#[test]
+fn exception_after_the_response_started_ends_the_connection() {
+    let host = probe();
+    let (head, body) = raw_exchange(&host.address, b"GET /boom-late HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // The part sent before the error, then the end of the connection instead of the last
+    // chunk, so the client knows the response is incomplete.
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.eq_ignore_ascii_case("b\r\nfirst part\n\r\n"), "{body:?}");
+    let log = wait_for_log(probe_dist(), "_wsgi_probe", "the late failure", |log| {
+        log.contains("RuntimeError: wsgi probe late failure")
+    });
+    assert!(
+        log.contains("isapi.wsgi: the application failed on GET /boom-late:"),
+        "{log}"
+    );
+    assert_eq!(get(&host.address, "/write").status, 200);
+}
+
+#[test]
+fn client_leaving_mid_body_does_not_stop_the_server() {
+    let host = probe();
+    let mut stream = TcpStream::connect(&host.address).unwrap();
+    stream
+        .write_all(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+        .unwrap();
+    stream.write_all(&vec![7u8; 100 * 1024]).unwrap();
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    wait_for_log(probe_dist(), "_wsgi_probe", "the body read failing", |log| {
+        log.contains("isapi.wsgi: the application failed on POST /hash:")
+            && log.contains("isapi.wsgi.ClientDisconnected")
+    });
+    let next = get(&host.address, "/write");
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.text(), "written by write(), then returned\n");
+}
+
+#[test]
+fn inline_factory_serves_on_the_server_thread_and_says_so_in_environ() {
+    let tmp = crate::harness::temp_dir();
+    let script = tmp.path().join("inline_wsgi.py");
+    std::fs::write(
+        &script,
+        "import threading\n\
+         from isapi.wsgi import factory\n\
+         def app(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   worker = threading.current_thread().name.startswith('isapi-worker')\n\
+         \x20   return [f\"multithread={environ['wsgi.multithread']} worker={worker}\\n\".encode()]\n\
+         __ExtensionFactory__ = factory(app, threaded=False)\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    crate::freeze::freeze_ok(&script, &dist);
+    let host = Host::start(&dist.join("_inline_wsgi.dll"), &[]);
+    let r = get(&host.address, "/");
+    assert_eq!(r.status, 200, "{r:?}");
+    // A one-block body gets a Content-Length, so the response is not chunked.
+    assert_eq!(r.header("Content-Length"), Some("31"), "{r:?}");
+    assert_eq!(r.text(), "multithread=False worker=False\n");
+}
