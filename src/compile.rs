@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use thiserror::Error;
 
 const WORKER: &str = include_str!("compile_worker.py");
@@ -63,7 +64,7 @@ pub enum CompileError {
 }
 
 /// One import statement (or literal `__import__`/`import_module` call) of a module.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ImportRecord {
     /// The module named (empty for `from . import x`).
     pub name: String,
@@ -260,6 +261,200 @@ impl<'a> Iterator for Frames<'a> {
         let payload = rest.get(4..4 + len)?;
         self.bytes = &rest[4 + len..];
         Some((tag, payload))
+    }
+}
+
+/// Reads the bytes a `SourceFile` names, opening each zip once.
+#[derive(Default)]
+pub struct SourceReader {
+    zips: std::collections::BTreeMap<PathBuf, zip::ZipArchive<fs_err::File>>,
+}
+
+impl SourceReader {
+    pub fn read_zip_member(&mut self, zip_path: &Path, member: &str) -> std::io::Result<Vec<u8>> {
+        if !self.zips.contains_key(zip_path) {
+            let archive = zip::ZipArchive::new(fs_err::File::open(zip_path)?)
+                .map_err(|e| std::io::Error::other(format!("{} is not a zip file: {e}", zip_path.display())))?;
+            self.zips.insert(zip_path.to_path_buf(), archive);
+        }
+        let archive = self.zips.get_mut(zip_path).expect("inserted above");
+        let mut entry = archive
+            .by_name(member)
+            .map_err(|e| std::io::Error::other(format!("reading {member} from {}: {e}", zip_path.display())))?;
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    pub fn read(&mut self, file: &SourceFile) -> std::io::Result<Vec<u8>> {
+        match (&file.text, &file.zip) {
+            (Some(text), _) => Ok(text.as_bytes().to_vec()),
+            (None, Some((zip_path, member))) => self.read_zip_member(zip_path, member),
+            (None, None) => Ok(fs_err::read(&file.path)?),
+        }
+    }
+}
+
+/// Remembers compiled bytecode and scanned imports by the content they came from (and the
+/// bytecode version), in a folder shared by every freeze, so that an unchanged rebuild
+/// hardly asks the build Python anything. Errors are never cached.
+pub struct Cached<P> {
+    inner: P,
+    dir: Option<PathBuf>,
+    reader: SourceReader,
+}
+
+impl<P: BuildPython> Cached<P> {
+    /// `dir` None turns the cache off.
+    pub fn new(inner: P, dir: Option<PathBuf>) -> Self {
+        let dir = dir.filter(|d| std::fs::create_dir_all(d).is_ok());
+        Cached {
+            inner,
+            dir,
+            reader: SourceReader::default(),
+        }
+    }
+
+    /// `$ISAPI_FREEZE_CACHE`, else `$XDG_CACHE_HOME/isapi-freeze`, else `~/.cache/isapi-freeze`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("ISAPI_FREEZE_CACHE") {
+            return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("isapi-freeze"))
+    }
+
+    fn key(&mut self, op: &str, file: &SourceFile) -> Result<Option<String>, CompileError> {
+        if self.dir.is_none() {
+            return Ok(None);
+        }
+        let bytes = self.reader.read(file).map_err(|e| CompileError::Unreadable {
+            path: file.path.clone(),
+            kind: "OSError".into(),
+            msg: e.to_string(),
+        })?;
+        let magic = self.inner.version()?.magic;
+        let mut hasher = sha2::Sha256::new();
+        for part in [
+            op.as_bytes(),
+            magic.as_bytes(),
+            file.filename.as_bytes(),
+            &[file.check_factories as u8],
+        ] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        hasher.update(&bytes);
+        Ok(Some(isapi_freeze_format::to_hex(&hasher.finalize())))
+    }
+
+    fn path(&self, key: &str, ext: &str) -> PathBuf {
+        self.dir
+            .as_ref()
+            .expect("keys exist only with a cache")
+            .join(&key[..2])
+            .join(format!("{key}.{ext}"))
+    }
+
+    fn store(&self, key: &str, ext: &str, data: &[u8]) {
+        let path = self.path(key, ext);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        // Write then rename, so that a concurrent freeze never reads half an entry.
+        let tmp = path.with_extension(format!("{ext}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, data).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+
+    /// Runs `run` on the files whose results are not cached, and merges in order.
+    fn cached<T: Clone>(
+        &mut self,
+        op: &str,
+        files: &[SourceFile],
+        load: impl Fn(&[u8]) -> Option<T>,
+        save: impl Fn(&T) -> Vec<u8>,
+        run: impl FnOnce(&mut P, &[SourceFile]) -> Result<Vec<T>, CompileError>,
+    ) -> Result<Vec<T>, CompileError> {
+        let mut results: Vec<Option<T>> = Vec::with_capacity(files.len());
+        let mut keys = Vec::with_capacity(files.len());
+        for file in files {
+            let key = self.key(op, file)?;
+            let hit = key
+                .as_ref()
+                .and_then(|k| std::fs::read(self.path(k, op)).ok())
+                .and_then(|b| load(&b));
+            results.push(hit);
+            keys.push(key);
+        }
+        let misses: Vec<SourceFile> = files
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .map(|(f, _)| f.clone())
+            .collect();
+        if !misses.is_empty() {
+            let mut fresh = run(&mut self.inner, &misses)?.into_iter();
+            for (result, key) in results.iter_mut().zip(&keys) {
+                if result.is_none() {
+                    let value = fresh.next().expect("one result per file");
+                    if let Some(key) = key {
+                        self.store(key, op, &save(&value));
+                    }
+                    *result = Some(value);
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every file has a result"))
+            .collect())
+    }
+}
+
+impl<P: BuildPython> BuildPython for Cached<P> {
+    fn interpreter(&self) -> &Path {
+        self.inner.interpreter()
+    }
+
+    fn version(&mut self) -> Result<BytecodeVersion, CompileError> {
+        self.inner.version()
+    }
+
+    fn compile(&mut self, files: &[SourceFile]) -> Result<Vec<Compiled>, CompileError> {
+        self.cached(
+            "compile",
+            files,
+            |bytes| {
+                // factories JSON, a NUL, then the .pyc.
+                let split = bytes.iter().position(|&b| b == 0)?;
+                let factories = serde_json::from_slice(&bytes[..split]).ok()?;
+                Some(Compiled {
+                    pyc: bytes[split + 1..].to_vec(),
+                    factories,
+                })
+            },
+            |compiled| {
+                let mut out = serde_json::to_vec(&compiled.factories).expect("JSON of names");
+                out.push(0);
+                out.extend_from_slice(&compiled.pyc);
+                out
+            },
+            |inner, misses| inner.compile(misses),
+        )
+    }
+
+    fn scan(&mut self, files: &[SourceFile]) -> Result<Vec<Vec<ImportRecord>>, CompileError> {
+        self.cached(
+            "scan",
+            files,
+            |bytes| serde_json::from_slice(bytes).ok(),
+            |imports: &Vec<ImportRecord>| serde_json::to_vec(imports).expect("JSON of imports"),
+            |inner, misses| inner.scan(misses),
+        )
     }
 }
 

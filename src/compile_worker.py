@@ -64,20 +64,37 @@ def imports_of_tree(tree):
     return found
 
 
+LOAD_CONST = dis.opmap["LOAD_CONST"]
+IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+CACHE = dis.opmap.get("CACHE", -1)
+
+
 def imports_of_code(code):
-    """The same from bytecode (the embeddable distribution's stdlib has no sources)."""
+    """The same from bytecode (the embeddable distribution's stdlib has no sources): each
+    IMPORT_NAME with the level and fromlist loaded just before it. Walks the raw
+    instructions, which is far quicker than dis.get_instructions."""
     found = []
     stack = [code]
     while stack:
         co = stack.pop()
+        raw = co.co_code
         consts = []
-        for ins in dis.get_instructions(co):
-            if ins.opname == "LOAD_CONST":
-                consts.append(ins.argval)
-            elif ins.opname == "IMPORT_NAME":
+        extended = 0
+        for i in range(0, len(raw), 2):
+            op, arg = raw[i], raw[i + 1] | extended
+            if op == EXTENDED_ARG:
+                extended = arg << 8
+                continue
+            extended = 0
+            if op == CACHE:
+                continue
+            if op == LOAD_CONST:
+                consts.append(co.co_consts[arg])
+            elif op == IMPORT_NAME:
                 level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
                 fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
-                found.append([ins.argval, level if isinstance(level, int) else 0, fromlist, False])
+                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False])
                 consts = []
             else:
                 consts = []

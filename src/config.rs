@@ -9,7 +9,7 @@ use goblin::pe::PE;
 use isapi_freeze_format as format;
 
 use crate::cli::FreezeArgs;
-use crate::compile::{parse_magic, BuildPython, PythonCompiler};
+use crate::compile::{parse_magic, BuildPython, Cached, PythonCompiler};
 
 /// Everything a freeze needs, resolved.
 pub struct FreezeConfig {
@@ -24,7 +24,7 @@ pub struct FreezeConfig {
     pub runtime: PythonRuntime,
     pub stubs: Stubs,
     pub dist_dir: PathBuf,
-    pub compiler: PythonCompiler,
+    pub compiler: Cached<PythonCompiler>,
     pub dry_run: bool,
     pub quiet: bool,
 }
@@ -103,7 +103,10 @@ impl FreezeConfig {
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
-        let mut compiler = PythonCompiler::new(&build_python);
+        let mut compiler = Cached::new(
+            PythonCompiler::new(&build_python),
+            Cached::<PythonCompiler>::default_dir(),
+        );
         check_bytecode_version(&mut compiler, &runtime)?;
         for dir in &args.paths {
             if !dir.is_dir() {

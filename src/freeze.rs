@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::archive::ArchiveEntry;
-use crate::compile::BuildPython;
+use crate::compile::{BuildPython, SourceReader};
 use crate::config::{FreezeConfig, RuntimeLayout};
 use crate::discover::collect::{collect, Collected, FileSource};
 use crate::discover::graph::{self, Graph, GraphRequest};
@@ -300,28 +300,13 @@ fn binaries(config: &FreezeConfig, collected: &Collected, say: &impl Fn(String))
 
 /// Reads copied files, opening each zip once.
 #[derive(Default)]
-struct FileReader {
-    zips: BTreeMap<PathBuf, zip::ZipArchive<fs_err::File>>,
-}
+struct FileReader(SourceReader);
 
 impl FileReader {
     fn read(&mut self, source: &FileSource) -> Result<Vec<u8>> {
-        match source {
-            FileSource::Path(path) => Ok(fs_err::read(path)?),
-            FileSource::ZipMember(zip_path, member) => {
-                if !self.zips.contains_key(zip_path) {
-                    let archive = zip::ZipArchive::new(fs_err::File::open(zip_path)?)
-                        .with_context(|| format!("{} is not a zip file", zip_path.display()))?;
-                    self.zips.insert(zip_path.clone(), archive);
-                }
-                let archive = self.zips.get_mut(zip_path).expect("inserted above");
-                let mut entry = archive
-                    .by_name(member)
-                    .with_context(|| format!("reading {member} from {}", zip_path.display()))?;
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut entry, &mut data)?;
-                Ok(data)
-            }
-        }
+        Ok(match source {
+            FileSource::Path(path) => fs_err::read(path)?,
+            FileSource::ZipMember(zip_path, member) => self.0.read_zip_member(zip_path, member)?,
+        })
     }
 }
