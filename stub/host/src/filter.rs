@@ -75,7 +75,10 @@ impl Filter {
         if module.is_null() {
             // SAFETY: reads this thread's last error, set by LoadLibraryExW.
             let code = unsafe { GetLastError() };
-            return Err(fail(2, format!("cannot load filter {}: Windows error {code}", path.display())));
+            return Err(fail(
+                2,
+                format!("cannot load filter {}: Windows error {code}", path.display()),
+            ));
         }
         let export = |name: &CStr| {
             // SAFETY: `module` is loaded and `name` is NUL-terminated.
@@ -113,7 +116,10 @@ impl Filter {
         if unsafe { version(&mut info) } == 0 {
             return Err(fail(
                 3,
-                format!("GetFilterVersion of {} returned FALSE; see the filter's log", path.display()),
+                format!(
+                    "GetFilterVersion of {} returned FALSE; see the filter's log",
+                    path.display()
+                ),
             ));
         }
         let description: Vec<u8> = info
@@ -525,11 +531,7 @@ impl Connection {
             head.target = url;
         }
         head.headers = editable.headers;
-        head.raw_headers = head
-            .headers
-            .iter()
-            .map(|(n, v)| format!("{n}: {v}\r\n"))
-            .collect();
+        head.raw_headers = head.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
         lock(&self.state).info = Some(self.info_for(head));
         true
     }
@@ -551,7 +553,10 @@ impl Connection {
                 HttpStatus: 0,
                 dwReserved: 0,
             };
-            let flow = self.notify(SF_NOTIFY_PREPROC_HEADERS, (&mut preproc as *mut HTTP_FILTER_PREPROC_HEADERS).cast());
+            let flow = self.notify(
+                SF_NOTIFY_PREPROC_HEADERS,
+                (&mut preproc as *mut HTTP_FILTER_PREPROC_HEADERS).cast(),
+            );
             if !self.store_head(head) {
                 return Flow::Error;
             }
@@ -588,7 +593,10 @@ impl Connection {
                 pszPassword: password_buffer.as_mut_ptr(),
                 cbPasswordBuff: SF_MAX_PASSWORD,
             };
-            let flow = self.notify(SF_NOTIFY_AUTHENTICATION, (&mut authent as *mut HTTP_FILTER_AUTHENT).cast());
+            let flow = self.notify(
+                SF_NOTIFY_AUTHENTICATION,
+                (&mut authent as *mut HTTP_FILTER_AUTHENT).cast(),
+            );
             if flow != Flow::Continue {
                 return flow;
             }
@@ -623,7 +631,11 @@ impl Connection {
     fn prepare_head(&self, head: &mut FramedHead) -> bool {
         let text = String::from_utf8_lossy(&head.bytes).into_owned();
         let (status_line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
-        let status_text = status_line.split_once(' ').map(|(_, s)| s).unwrap_or("200 OK").to_string();
+        let status_text = status_line
+            .split_once(' ')
+            .map(|(_, s)| s)
+            .unwrap_or("200 OK")
+            .to_string();
         let fields = http::parse_header_block(rest.as_bytes()).fields;
         if head.status == 401 && self.filters.wanted(SF_NOTIFY_ACCESS_DENIED) {
             let info = lock(&self.state).info.clone();
@@ -635,7 +647,10 @@ impl Connection {
                 pszPhysicalPath: physical.as_ptr().cast(),
                 dwReason: SF_DENIED_APPLICATION,
             };
-            match self.notify(SF_NOTIFY_ACCESS_DENIED, (&mut denied as *mut HTTP_FILTER_ACCESS_DENIED).cast()) {
+            match self.notify(
+                SF_NOTIFY_ACCESS_DENIED,
+                (&mut denied as *mut HTTP_FILTER_ACCESS_DENIED).cast(),
+            ) {
                 Flow::Continue | Flow::ReadNext => {}
                 _ => return false,
             }
@@ -652,7 +667,10 @@ impl Connection {
                 HttpStatus: head.status as u32,
                 dwReserved: 0,
             };
-            match self.notify(SF_NOTIFY_SEND_RESPONSE, (&mut response as *mut HTTP_FILTER_PREPROC_HEADERS).cast()) {
+            match self.notify(
+                SF_NOTIFY_SEND_RESPONSE,
+                (&mut response as *mut HTTP_FILTER_PREPROC_HEADERS).cast(),
+            ) {
                 Flow::Continue | Flow::ReadNext => {}
                 _ => return false,
             }
@@ -1012,7 +1030,11 @@ unsafe extern "system" fn get_server_variable(
     unsafe { copy_out(&bytes, buffer, size) }
 }
 
-unsafe extern "system" fn add_response_headers(pfc: *mut HTTP_FILTER_CONTEXT, headers: *const u8, _reserved: u32) -> BOOL {
+unsafe extern "system" fn add_response_headers(
+    pfc: *mut HTTP_FILTER_CONTEXT,
+    headers: *const u8,
+    _reserved: u32,
+) -> BOOL {
     let Some((connection, _)) = connection_of(pfc) else {
         return fail(ERROR_INVALID_PARAMETER);
     };

@@ -101,7 +101,11 @@ mod windows_main {
             Err(e) => exit(1, &format!("cannot listen on {}: {e}", args.listen)),
         };
         let local = listener.local_addr().unwrap_or(args.listen);
-        let first_dll = args.dll.clone().or_else(|| args.filters.first().cloned()).unwrap_or_default();
+        let first_dll = args
+            .dll
+            .clone()
+            .or_else(|| args.filters.first().cloned())
+            .unwrap_or_default();
         let folder = std::path::absolute(&first_dll)
             .unwrap_or(first_dll)
             .parent()

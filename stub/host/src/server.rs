@@ -256,7 +256,12 @@ impl Server {
                 let sent = filters.map(|f| f.filter_response()).unwrap_or_default();
                 if sent.bytes == 0 {
                     if let Some(mut out) = outgoing() {
-                        respond(&mut out, 500, "500 Internal Server Error: an ISAPI filter failed\n", exchange);
+                        respond(
+                            &mut out,
+                            500,
+                            "500 Internal Server Error: an ISAPI filter failed\n",
+                            exchange,
+                        );
                     }
                 }
                 self.log(filters, record(500, 0), "");

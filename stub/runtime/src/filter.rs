@@ -10,23 +10,23 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER};
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
-    HTTP_FILTER_LOG, HTTP_FILTER_PREPROC_HEADERS, HTTP_FILTER_RAW_DATA, HTTP_FILTER_URL_MAP,
-    SF_NOTIFY_ACCESS_DENIED, SF_NOTIFY_AUTHENTICATION, SF_NOTIFY_AUTH_COMPLETE, SF_NOTIFY_END_OF_NET_SESSION,
-    SF_NOTIFY_END_OF_REQUEST, SF_NOTIFY_LOG, SF_NOTIFY_PREPROC_HEADERS, SF_NOTIFY_READ_RAW_DATA,
-    SF_NOTIFY_SEND_RAW_DATA, SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS,
-    SF_REQ_SEND_RESPONSE_HEADER,
+    HTTP_FILTER_LOG, HTTP_FILTER_PREPROC_HEADERS, HTTP_FILTER_RAW_DATA, HTTP_FILTER_URL_MAP, SF_NOTIFY_ACCESS_DENIED,
+    SF_NOTIFY_AUTHENTICATION, SF_NOTIFY_AUTH_COMPLETE, SF_NOTIFY_END_OF_NET_SESSION, SF_NOTIFY_END_OF_REQUEST,
+    SF_NOTIFY_LOG, SF_NOTIFY_PREPROC_HEADERS, SF_NOTIFY_READ_RAW_DATA, SF_NOTIFY_SEND_RAW_DATA,
+    SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER,
 };
 
 use crate::version::bytes_of;
 
 // httpfilt.h declares the server's callbacks as typed function pointers; windows-sys
 // stores them as isize (the struct refers to itself), so they are cast back to these.
-type FnGetServerVariable = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, *const u8, *mut c_void, *mut u32) -> BOOL;
+type FnGetServerVariable =
+    unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, *const u8, *mut c_void, *mut u32) -> BOOL;
 type FnAddResponseHeaders = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, *const u8, u32) -> BOOL;
 type FnWriteClient = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, *mut c_void, *mut u32, u32) -> BOOL;
 type FnAllocMem = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, u32, u32) -> *mut c_void;
@@ -140,7 +140,9 @@ impl FilterContext {
         }
         let ptr = self.data.load(Ordering::SeqCst);
         if ptr.is_null() {
-            return Err(PyRuntimeError::new_err("the server passed no data with this notification"));
+            return Err(PyRuntimeError::new_err(
+                "the server passed no data with this notification",
+            ));
         }
         Ok(ptr.cast())
     }
@@ -272,14 +274,16 @@ impl FilterContext {
         })
     }
 
-    /// GetServerVariable(name[, default]): bytes, or str for `UNICODE_*` names.
-    #[pyo3(signature = (name, default = None))]
+    /// GetServerVariable(name[, default]): bytes, or str for `UNICODE_*` names; a missing
+    /// variable gives `default` when one is passed (None too), else raises FilterError.
+    #[pyo3(signature = (name, *default))]
     fn GetServerVariable<'py>(
         &self,
         py: Python<'py>,
         name: &str,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let default = optional_arg(default)?;
         let slot = self.fields()?.GetServerVariable;
         match self.get_value(py, name.as_bytes(), slot)? {
             Ok(mut buffer) => {
@@ -390,7 +394,16 @@ impl FilterContext {
         let f = unsafe { callback::<FnServerSupport>(self.fields()?.ServerSupportFunction) }
             .ok_or_else(|| PyRuntimeError::new_err("the server gave no ServerSupportFunction"))?;
         // SAFETY: live notification; this request takes no buffers.
-        if unsafe { f(pfc, SF_REQ_DISABLE_NOTIFICATIONS, std::ptr::null_mut(), flags as usize, 0) } == 0 {
+        if unsafe {
+            f(
+                pfc,
+                SF_REQ_DISABLE_NOTIFICATIONS,
+                std::ptr::null_mut(),
+                flags as usize,
+                0,
+            )
+        } == 0
+        {
             return Err(filter_error(py, last_error(), "DisableNotifications"));
         }
         Ok(())
@@ -427,12 +440,22 @@ fn header_slots(fc: &FilterContext) -> PyResult<(isize, isize, isize)> {
     Ok((h.GetHeader, h.SetHeader, h.AddHeader))
 }
 
+/// The optional `default` argument: passing None is passing a default, as in pywin32.
+fn optional_arg<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match args.len() {
+        0 => Ok(None),
+        1 => Ok(Some(args.get_item(0)?)),
+        n => Err(PyTypeError::new_err(format!("expected at most 2 arguments, got {}", n + 1))),
+    }
+}
+
 fn get_header<'py>(
     fc: &FilterContext,
     py: Python<'py>,
     name: &Bound<'py, PyAny>,
-    default: Option<Bound<'py, PyAny>>,
+    default: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let default = optional_arg(default)?;
     let name = bytes_of(name, "name")?;
     let (get, _, _) = header_slots(fc)?;
     match fc.get_value(py, &name, get)? {
@@ -482,12 +505,12 @@ pub struct PreprocHeaders {
 #[allow(non_snake_case)]
 #[pymethods]
 impl PreprocHeaders {
-    #[pyo3(signature = (name, default = None))]
+    #[pyo3(signature = (name, *default))]
     fn GetHeader<'py>(
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         get_header(self.fc.get(), py, name, default)
     }
@@ -509,12 +532,12 @@ pub struct SendResponse {
 #[allow(non_snake_case)]
 #[pymethods]
 impl SendResponse {
-    #[pyo3(signature = (name, default = None))]
+    #[pyo3(signature = (name, *default))]
     fn GetHeader<'py>(
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         get_header(self.fc.get(), py, name, default)
     }
@@ -527,7 +550,10 @@ impl SendResponse {
     /// The response's status code.
     #[getter(HttpStatus)]
     fn http_status(&self) -> PyResult<u32> {
-        let ptr = self.fc.get().data::<HTTP_FILTER_PREPROC_HEADERS>(&[SF_NOTIFY_SEND_RESPONSE])?;
+        let ptr = self
+            .fc
+            .get()
+            .data::<HTTP_FILTER_PREPROC_HEADERS>(&[SF_NOTIFY_SEND_RESPONSE])?;
         // SAFETY: live notification data.
         Ok(unsafe { (*ptr).HttpStatus })
     }
@@ -548,12 +574,12 @@ impl AuthComplete {
 #[allow(non_snake_case)]
 #[pymethods]
 impl AuthComplete {
-    #[pyo3(signature = (name, default = None))]
+    #[pyo3(signature = (name, *default))]
     fn GetHeader<'py>(
         &self,
         py: Python<'py>,
         name: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         get_header(self.fc.get(), py, name, default)
     }
@@ -695,7 +721,13 @@ impl Authent {
     fn get<'py>(&self, py: Python<'py>, password: bool) -> PyResult<Py<PyAny>> {
         let a = self.fc.get().data::<HTTP_FILTER_AUTHENT>(&[SF_NOTIFY_AUTHENTICATION])?;
         // SAFETY: live notification data.
-        let s = unsafe { if password { (*a).pszPassword } else { (*a).pszUser } };
+        let s = unsafe {
+            if password {
+                (*a).pszPassword
+            } else {
+                (*a).pszUser
+            }
+        };
         if s.is_null() {
             return Ok(py.None());
         }
@@ -787,7 +819,12 @@ impl FilterLog {
         self.fc.get().data(&[SF_NOTIFY_LOG])
     }
     /// Points one string field at a copy of `value` in the server's memory.
-    fn set_text(&self, value: &Bound<'_, PyAny>, what: &str, field: fn(&mut HTTP_FILTER_LOG) -> &mut *const u8) -> PyResult<()> {
+    fn set_text(
+        &self,
+        value: &Bound<'_, PyAny>,
+        what: &str,
+        field: fn(&mut HTTP_FILTER_LOG) -> &mut *const u8,
+    ) -> PyResult<()> {
         let bytes = bytes_of(value, what)?;
         c_string(&bytes, what)?;
         let log = self.log()?;
