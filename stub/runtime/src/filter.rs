@@ -445,7 +445,10 @@ fn optional_arg<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, P
     match args.len() {
         0 => Ok(None),
         1 => Ok(Some(args.get_item(0)?)),
-        n => Err(PyTypeError::new_err(format!("expected at most 2 arguments, got {}", n + 1))),
+        n => Err(PyTypeError::new_err(format!(
+            "expected at most 2 arguments, got {}",
+            n + 1
+        ))),
     }
 }
 
