@@ -24,8 +24,8 @@ _reload_lock = threading.Lock()
 # From httpext.h / httpfilt.h (isapi.isapicon has them all; the boot module needs only these
 # before the script's own imports run).
 HSE_STATUS_ERROR = 4
-SF_STATUS_REQ_NEXT_NOTIFICATION = 0x8000001
-SF_STATUS_REQ_ERROR = 0x8000003
+SF_STATUS_REQ_NEXT_NOTIFICATION = 0x8000002
+SF_STATUS_REQ_ERROR = 0x8000004
 
 ERROR_PAGE = (
     b"<html><head><title>500 Internal Server Error</title></head><body>"
@@ -329,13 +329,35 @@ def get_filter_version(fv):
     return True if result is None else bool(result)
 
 
-def http_filter_proc(notification):
-    # The filter context object is part of the complete runtime (not yet here): refuse
-    # loudly rather than pretend the notification was handled.
-    _isapi_freeze.log(
-        f"filter notification {notification:#x} not handled: filter contexts are not implemented yet"
-    )
-    return SF_STATUS_REQ_ERROR
+def http_filter_proc(fc):
+    """Calls the filter's HttpFilterProc(fc). None means SF_STATUS_REQ_NEXT_NOTIFICATION, an
+    int is returned as is; anything else, or an exception, is logged and the server is told
+    SF_STATUS_REQ_ERROR (IIS then fails the request)."""
+    if _filter is None:
+        return SF_STATUS_REQ_ERROR
+    try:
+        result = _filter.HttpFilterProc(fc)
+        if result is None:
+            return SF_STATUS_REQ_NEXT_NOTIFICATION
+        if not isinstance(result, int):
+            raise TypeError(f"HttpFilterProc must return an int (an SF_STATUS_* value) or None, not {result!r}")
+        return result & 0xFFFFFFFF
+    except Exception:
+        _log_exception(f"HttpFilterProc failed for notification {_notification_name(fc)}:")
+        return SF_STATUS_REQ_ERROR
+
+
+def _notification_name(fc):
+    try:
+        from isapi import isapicon
+
+        kind = fc.NotificationType
+        for name, value in vars(isapicon).items():
+            if name.startswith("SF_NOTIFY_") and not name.startswith("SF_NOTIFY_ORDER") and value == kind:
+                return name
+        return f"{kind:#x}"
+    except Exception:
+        return "(unknown)"
 
 
 def terminate_filter(flags):

@@ -44,6 +44,11 @@ impl Connection {
         self.reader.get_mut().write_all(raw).unwrap();
     }
 
+    /// Whether the server closed the connection: reading gives end of file.
+    pub fn closed_by_server(&mut self) -> bool {
+        matches!(self.reader.fill_buf(), Ok([]) | Err(_))
+    }
+
     /// Reads one response (to a request that was not HEAD).
     pub fn read_response(&mut self) -> Response {
         let mut line = String::new();

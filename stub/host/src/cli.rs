@@ -1,5 +1,5 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
-//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] EXTENSION.DLL`.
+//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -8,7 +8,8 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
 
-Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] EXTENSION.DLL
+Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--filter FILTER.DLL]... EXTENSION.DLL
+       isapi-host [--listen ADDR] --filter FILTER.DLL...
 
 Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
 wildcard script map of an application at VIRTUAL/PATH, and prints
@@ -19,17 +20,23 @@ when its standard input ends or reads a line `quit`.
 Options:
   --listen ADDR   address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
   --vpath PATH    the application's virtual path; requests outside it get 404 [default: /]
+  --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
+                  raise the notifications it asks for; repeatable. With filters only, requests
+                  no filter answers get 404
   -h, --help      print this help
 
 Exit codes: 0 stopped normally, 1 bad command line or cannot listen, 2 the DLL does not load,
-3 GetExtensionVersion returned FALSE.";
+3 GetExtensionVersion (or a filter's GetFilterVersion) returned FALSE.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub listen: SocketAddr,
     /// Starts with `/` and has no trailing `/` unless it is the root.
     pub vpath: String,
-    pub dll: PathBuf,
+    /// None when only filters are loaded.
+    pub dll: Option<PathBuf>,
+    /// `--filter` DLLs, in load order.
+    pub filters: Vec<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,6 +50,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
     let mut vpath = "/".to_string();
     let mut dll = None;
+    let mut filters = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -68,13 +76,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                     .map_err(|_| format!("--listen {v:?} is not IP:PORT (e.g. 127.0.0.1:8080)"))?;
             }
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
+            "--filter" => filters.push(PathBuf::from(value("--filter")?)),
             _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
             _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
         }
     }
-    let dll = dll.ok_or("missing EXTENSION.DLL")?;
-    Ok(Parsed::Run(Args { listen, vpath, dll }))
+    if dll.is_none() && filters.is_empty() {
+        return Err("missing EXTENSION.DLL (or a --filter FILTER.DLL)".into());
+    }
+    Ok(Parsed::Run(Args {
+        listen,
+        vpath,
+        dll,
+        filters,
+    }))
 }
 
 fn normalize_vpath(v: &str) -> Result<String, String> {
@@ -109,5 +125,19 @@ mod tests {
         assert_eq!(run(&["--help"]), Ok(Parsed::Help));
         assert!(run(&[]).is_err());
         assert!(run(&["--vpath", "app", "x.dll"]).is_err());
+    }
+
+    #[test]
+    fn filters_are_repeatable_and_may_stand_alone() {
+        let Parsed::Run(a) = run(&["--filter", "f1.dll", "--filter=f2.dll", "x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.filters, vec![PathBuf::from("f1.dll"), PathBuf::from("f2.dll")]);
+        assert_eq!(a.dll, Some(PathBuf::from("x.dll")));
+        let Parsed::Run(a) = run(&["--filter", "f.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.dll, a.filters.len()), (None, 1));
+        assert!(run(&["--filter"]).is_err());
     }
 }

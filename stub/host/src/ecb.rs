@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
 use std::io::{self, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
@@ -29,6 +28,7 @@ use windows_sys::Win32::System::Iis::{
 };
 
 use crate::extension::Extension;
+use crate::filter::{Incoming, Outgoing};
 use crate::http::{self, Body, BodyMode, FramedHead};
 use crate::variables::RequestInfo;
 
@@ -37,7 +37,7 @@ pub const PRELOAD: usize = 48 * 1024;
 /// cbTotalBytes when the length is not known up front (a chunked request body).
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
 
-pub type Connection = BufReader<TcpStream>;
+pub type Connection = BufReader<Incoming>;
 type IoCompletion = unsafe extern "system" fn(*mut EXTENSION_CONTROL_BLOCK, *mut c_void, u32, u32);
 
 /// What the connection hands over for one request.
@@ -47,8 +47,8 @@ pub struct Request {
     pub body: Body<Connection>,
     pub total_bytes: Option<u64>,
     /// A second handle on the socket for writing, so ReadClient and WriteClient never wait
-    /// for each other.
-    pub writer: TcpStream,
+    /// for each other (through the filters' SEND_RESPONSE and SEND_RAW_DATA).
+    pub writer: Outgoing,
 }
 
 /// How a request ended, for the connection loop and the log line.
@@ -84,7 +84,7 @@ struct Lifecycle {
 
 /// The response as sent so far.
 struct Output {
-    stream: TcpStream,
+    stream: Outgoing,
     head: Option<FramedHead>,
     body_bytes: u64,
     failed: bool,
@@ -234,7 +234,8 @@ impl Session {
 }
 
 impl Output {
-    fn send_head(&mut self, head: FramedHead) {
+    fn send_head(&mut self, mut head: FramedHead) {
+        self.stream.prepare_head(&mut head);
         if self.stream.write_all(&head.bytes).is_err() {
             self.failed = true;
         }

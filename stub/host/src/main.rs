@@ -10,6 +10,8 @@ mod cli;
 mod ecb;
 #[cfg(windows)]
 mod extension;
+#[cfg(windows)]
+mod filter;
 mod http;
 #[cfg(windows)]
 mod server;
@@ -37,6 +39,7 @@ mod windows_main {
 
     use crate::cli::{self, Parsed};
     use crate::extension::{Extension, LoadError};
+    use crate::filter::{Filter, Filters};
     use crate::server::Server;
 
     /// How long shutdown waits for requests in flight before unloading the extension.
@@ -47,16 +50,8 @@ mod windows_main {
         std::process::exit(code)
     }
 
-    pub fn main() {
-        let args = match cli::parse(std::env::args_os().skip(1)) {
-            Ok(Parsed::Run(args)) => args,
-            Ok(Parsed::Help) => {
-                println!("{}", cli::USAGE);
-                return;
-            }
-            Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
-        };
-        let extension = match Extension::load(&args.dll) {
+    fn load_extension(path: &std::path::Path) -> Extension {
+        match Extension::load(path) {
             Ok(extension) => extension,
             Err(LoadError::Load { path, code }) => {
                 exit(2, &format!("cannot load {}: Windows error {code}", path.display()))
@@ -68,32 +63,65 @@ mod windows_main {
                     path.display()
                 ),
             ),
+        }
+    }
+
+    pub fn main() {
+        let args = match cli::parse(std::env::args_os().skip(1)) {
+            Ok(Parsed::Run(args)) => args,
+            Ok(Parsed::Help) => {
+                println!("{}", cli::USAGE);
+                return;
+            }
+            Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
         };
-        let Some(description) = extension.version() else {
-            exit(
-                3,
-                &format!(
-                    "GetExtensionVersion of {} returned FALSE; see the extension's log",
-                    extension.path.display()
-                ),
-            )
-        };
+        // IIS loads filters when the worker starts, before any extension.
+        let mut filters = Vec::new();
+        for path in &args.filters {
+            match Filter::load(path) {
+                Ok(filter) => filters.push(filter),
+                Err(failure) => exit(failure.code, &failure.message),
+            }
+        }
+        let filters = Filters::new(filters);
+        let extension = args.dll.as_deref().map(load_extension);
+        let description = extension.as_ref().map(|e| {
+            e.version().unwrap_or_else(|| {
+                exit(
+                    3,
+                    &format!(
+                        "GetExtensionVersion of {} returned FALSE; see the extension's log",
+                        e.path.display()
+                    ),
+                )
+            })
+        });
         let listener = match TcpListener::bind(args.listen) {
             Ok(listener) => listener,
             Err(e) => exit(1, &format!("cannot listen on {}: {e}", args.listen)),
         };
         let local = listener.local_addr().unwrap_or(args.listen);
-        let folder = extension
-            .path
+        let first_dll = args
+            .dll
+            .clone()
+            .or_else(|| args.filters.first().cloned())
+            .unwrap_or_default();
+        let folder = std::path::absolute(&first_dll)
+            .unwrap_or(first_dll)
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let physical_root = format!("{}\\", folder.trim_end_matches('\\'));
-        let server = Arc::new(Server::new(extension, args.vpath, physical_root));
+        let server = Arc::new(Server::new(extension, Arc::new(filters), args.vpath, physical_root));
 
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "isapi-host: listening on http://{local}/");
-        let _ = writeln!(stdout, "isapi-host: extension {description:?}");
+        if let Some(description) = description {
+            let _ = writeln!(stdout, "isapi-host: extension {description:?}");
+        }
+        for filter in server.filters().iter() {
+            let _ = writeln!(stdout, "isapi-host: filter {:?}", filter.description);
+        }
         let _ = stdout.flush();
         drop(stdout);
 
@@ -115,7 +143,10 @@ mod windows_main {
         if !server.drain(SHUTDOWN_GRACE) {
             eprintln!("isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway");
         }
-        server.extension().terminate(HSE_TERM_MUST_UNLOAD);
+        if let Some(extension) = server.extension() {
+            extension.terminate(HSE_TERM_MUST_UNLOAD);
+        }
+        server.filters().terminate(0);
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "isapi-host: stopped");
         let _ = stdout.flush();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::ecb::{self, Request};
 use crate::extension::Extension;
+use crate::filter::{self, Filters, Flow, Incoming, LogRecord, Outgoing};
 use crate::http::{self, Body, Framing, HeadError, Version};
 use crate::variables::{strip_vpath, RequestInfo};
 
@@ -23,7 +24,9 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 const DISCARD_LIMIT: u64 = 1024 * 1024;
 
 pub struct Server {
-    extension: Extension,
+    /// None when only filters are loaded: requests they do not answer get 404.
+    extension: Option<Extension>,
+    filters: Arc<Filters>,
     vpath: String,
     physical_root: String,
     shutting_down: AtomicBool,
@@ -39,9 +42,10 @@ struct Connections {
 }
 
 impl Server {
-    pub fn new(extension: Extension, vpath: String, physical_root: String) -> Server {
+    pub fn new(extension: Option<Extension>, filters: Arc<Filters>, vpath: String, physical_root: String) -> Server {
         Server {
             extension,
+            filters,
             vpath,
             physical_root,
             shutting_down: AtomicBool::new(false),
@@ -50,8 +54,12 @@ impl Server {
         }
     }
 
-    pub fn extension(&self) -> &Extension {
-        &self.extension
+    pub fn extension(&self) -> Option<&Extension> {
+        self.extension.as_ref()
+    }
+
+    pub fn filters(&self) -> &Filters {
+        &self.filters
     }
 
     fn connections(&self) -> MutexGuard<'_, Connections> {
@@ -151,7 +159,8 @@ impl Server {
         let (Ok(remote), Ok(local), Ok(reader)) = (stream.peer_addr(), stream.local_addr(), stream.try_clone()) else {
             return;
         };
-        let mut reader = BufReader::with_capacity(16 * 1024, reader);
+        let filters = filter::Connection::open(&self.filters, &stream, remote, local, &self.vpath, &self.physical_root);
+        let mut reader = BufReader::with_capacity(16 * 1024, Incoming::new(reader, filters.clone()));
         loop {
             busy.store(false, Ordering::SeqCst);
             if self.shutting_down.load(Ordering::SeqCst) {
@@ -162,12 +171,15 @@ impl Server {
                 Ok([]) | Err(_) => break,
                 Ok(_) => busy.store(true, Ordering::SeqCst),
             }
-            match self.request(&stream, reader, remote, local) {
+            match self.request(&stream, reader, remote, local, filters.as_ref()) {
                 Some(next) => reader = next,
                 None => break,
             }
         }
         let _ = stream.shutdown(Shutdown::Both);
+        if let Some(filters) = filters {
+            filters.end_of_net_session();
+        }
     }
 
     /// Serves one request; gives the reader back if the connection can carry another.
@@ -177,13 +189,14 @@ impl Server {
         mut reader: ecb::Connection,
         remote: SocketAddr,
         local: SocketAddr,
+        filters: Option<&Arc<filter::Connection>>,
     ) -> Option<ecb::Connection> {
         let plain = http::Exchange {
             version: Version::Http11,
             client_keep_alive: false,
             head_request: false,
         };
-        let head = match http::read_head(&mut reader) {
+        let mut head = match http::read_head(&mut reader) {
             Ok(head) => head,
             Err(HeadError::Closed) => return None,
             Err(HeadError::Io(e)) => {
@@ -191,18 +204,24 @@ impl Server {
                 return None;
             }
             Err(HeadError::Malformed(why)) => {
-                respond(stream, 400, &format!("400 Bad Request: {why}\n"), plain);
+                if let Some(mut out) = Outgoing::plain(stream) {
+                    respond(&mut out, 400, &format!("400 Bad Request: {why}\n"), plain);
+                }
                 eprintln!("isapi-host: - - 400 ({why})");
                 linger(stream);
                 return None;
             }
             Err(HeadError::TooLarge) => {
-                respond(stream, 431, "431 Request Header Fields Too Large\n", plain);
+                if let Some(mut out) = Outgoing::plain(stream) {
+                    respond(&mut out, 431, "431 Request Header Fields Too Large\n", plain);
+                }
                 eprintln!("isapi-host: - - 431");
                 linger(stream);
                 return None;
             }
         };
+        let started = Instant::now();
+        let flow = filters.map_or(Flow::Continue, |f| f.request_head(&mut head));
         let exchange = http::Exchange {
             version: head.version,
             client_keep_alive: head.client_keep_alive() && !self.shutting_down.load(Ordering::SeqCst),
@@ -210,19 +229,67 @@ impl Server {
         };
         let target = head.target.clone();
         let mut body = Body::new(reader, head.framing);
+        let outgoing = || stream.try_clone().ok().map(|s| Outgoing::new(s, filters.cloned()));
+        // What the log line says, before the LOG notification may change it.
+        let (method, query) = (head.method.clone(), head.query.clone());
+        let record = |status: u16, bytes: u64| LogRecord {
+            client: remote.ip().to_string(),
+            server: local.ip().to_string(),
+            operation: method.clone(),
+            target: target.split_once('?').map_or(target.as_str(), |(p, _)| p).to_string(),
+            parameters: query.clone(),
+            status: status.into(),
+            bytes_sent: bytes.try_into().unwrap_or(u32::MAX),
+            milliseconds: started.elapsed().as_millis().try_into().unwrap_or(u32::MAX),
+            ..LogRecord::default()
+        };
 
-        if strip_vpath(&self.vpath, &head.path).is_none() {
-            let keep = respond(stream, 404, "404 Not Found\n", exchange);
-            eprintln!("isapi-host: {} {target} 404 0 (outside {})", head.method, self.vpath);
+        match flow {
+            Flow::Continue | Flow::ReadNext => {}
+            Flow::Finished { keep } => {
+                // A filter answered the request itself (WriteClient, SendResponseHeader).
+                let sent = filters.map(|f| f.filter_response()).unwrap_or_default();
+                self.log(filters, record(sent.status.unwrap_or(200), sent.bytes), "");
+                return (keep && exchange.client_keep_alive && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
+            }
+            Flow::Error => {
+                let sent = filters.map(|f| f.filter_response()).unwrap_or_default();
+                if sent.bytes == 0 {
+                    if let Some(mut out) = outgoing() {
+                        respond(
+                            &mut out,
+                            500,
+                            "500 Internal Server Error: an ISAPI filter failed\n",
+                            exchange,
+                        );
+                    }
+                }
+                self.log(filters, record(500, 0), "");
+                linger(stream);
+                return None;
+            }
+        }
+
+        if strip_vpath(&self.vpath, &head.path).is_none() || self.extension.is_none() {
+            let keep = outgoing().is_some_and(|mut out| respond(&mut out, 404, "404 Not Found\n", exchange));
+            let why = if self.extension.is_none() {
+                " (no extension)".to_string()
+            } else {
+                format!(" (outside {})", self.vpath)
+            };
+            self.log(filters, record(404, 0), &why);
             return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
         }
+        let Some(extension) = &self.extension else {
+            return None;
+        };
         if head.expects_continue() && !body.is_done() {
             let mut writer = stream;
             if writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
                 return None;
             }
         }
-        let writer = stream.try_clone().ok()?;
+        let writer = outgoing()?;
         let total_bytes = match head.framing {
             Framing::None => Some(0),
             Framing::Length(n) => Some(n),
@@ -243,7 +310,7 @@ impl Server {
             chunked: head.framing == Framing::Chunked,
         };
         let outcome = ecb::run(
-            &self.extension,
+            extension,
             Request {
                 info,
                 exchange,
@@ -257,10 +324,7 @@ impl Server {
         } else {
             format!(" {}", outcome.log_data)
         };
-        eprintln!(
-            "isapi-host: {} {target} {} {}{log}",
-            head.method, outcome.status, outcome.body_bytes
-        );
+        self.log(filters, record(outcome.status, outcome.body_bytes), &log);
         if !outcome.keep_alive {
             return None;
         }
@@ -269,11 +333,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// END_OF_REQUEST and LOG for the filters, then the request's log line.
+    fn log(&self, filters: Option<&Arc<filter::Connection>>, record: LogRecord, extra: &str) {
+        let record = match filters {
+            Some(filters) => filters.end_of_request(record),
+            None => record,
+        };
+        eprintln!("isapi-host: {}{extra}", record.line());
+    }
+}
+
 /// Sends a response the host makes itself; true if the connection may stay open.
-fn respond(stream: &TcpStream, status: u16, text: &str, exchange: http::Exchange) -> bool {
+fn respond(writer: &mut Outgoing, status: u16, text: &str, exchange: http::Exchange) -> bool {
     let keep = exchange.client_keep_alive;
-    let (head, body) = http::simple_response(status, &[], text, exchange, keep);
-    let mut writer = stream;
+    let (mut head, body) = http::simple_response(status, &[], text, exchange, keep);
+    writer.prepare_head(&mut head);
     let sent = writer.write_all(&head.bytes).and_then(|()| writer.write_all(&body));
     sent.is_ok() && head.keep_alive
 }

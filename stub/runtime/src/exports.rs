@@ -10,18 +10,20 @@ use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{FALSE, HMODULE, TRUE};
 use windows_sys::Win32::System::Iis::{
     EXTENSION_CONTROL_BLOCK, HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_VERSION_INFO, HSE_VERSION_MAJOR,
-    HSE_VERSION_MINOR, HTTP_FILTER_VERSION,
+    HSE_VERSION_MINOR, HTTP_FILTER_CONTEXT, HTTP_FILTER_VERSION, SF_NOTIFY_END_OF_NET_SESSION,
+    SF_STATUS_REQ_ERROR as SF_STATUS_REQ_ERROR_I32,
 };
 
 use crate::ecb::ExtensionControlBlock;
+use crate::filter::{self, FilterContext};
 use crate::host::{self, HostKind};
 use crate::interpreter::{self, describe};
 use crate::version::{ExtensionVersion, FilterVersion};
 
-/// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0) and `SF_STATUS_REQ_ERROR`.
+/// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0).
 const HTTP_FILTER_REVISION: u32 = 0x0007_0000;
-const SF_STATUS_REQ_ERROR: u32 = 0x0800_0003;
-const SF_STATUS_REQ_NEXT_NOTIFICATION: u32 = 0x0800_0001;
+/// httpfilt.h's SF_STATUS_TYPE values the runtime answers itself.
+const SF_STATUS_REQ_ERROR: u32 = SF_STATUS_REQ_ERROR_I32 as u32;
 
 /// Runs `f`, turning a panic into `fallback` and a log line.
 fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
@@ -169,7 +171,12 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
             };
             let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),))
                 .is_some_and(|r| r.is_truthy().unwrap_or(false));
-            let (filter_version, flags, desc) = info.get().values();
+            let (filter_version, mut flags, desc) = info.get().values();
+            if ok {
+                // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
+                // object is released, so the runtime always asks for it.
+                flags |= SF_NOTIFY_END_OF_NET_SESSION;
+            }
             // SAFETY: as above; the description array has 257 bytes and `desc` is shorter.
             unsafe {
                 (*version).dwFilterVersion = filter_version;
@@ -188,27 +195,37 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
     })
 }
 
-/// ISAPI HttpFilterProc: one notification, handed to the script's HttpFilterProc.
+/// ISAPI HttpFilterProc: one notification, handed to the script's HttpFilterProc with an
+/// HTTP_FILTER_CONTEXT object; its return value goes back to the server.
 ///
 /// # Safety
 /// The arguments are those the server passes for a notification.
 #[no_mangle]
 pub unsafe extern "system" fn HttpFilterProc(
-    _context: *mut std::ffi::c_void,
+    context: *mut HTTP_FILTER_CONTEXT,
     notification: u32,
-    _data: *mut std::ffi::c_void,
+    data: *mut std::ffi::c_void,
 ) -> u32 {
     guarded(SF_STATUS_REQ_ERROR, || {
+        if context.is_null() || interpreter::started().is_none() {
+            return SF_STATUS_REQ_ERROR;
+        }
         Python::attach(|py| {
-            call_boot(py, "http_filter_proc", (notification,))
-                .and_then(|r| {
-                    if r.is_none() {
-                        Some(SF_STATUS_REQ_NEXT_NOTIFICATION)
-                    } else {
-                        r.extract::<u32>().ok()
-                    }
-                })
-                .unwrap_or(SF_STATUS_REQ_ERROR)
+            // SAFETY: the server passes a live context for this notification.
+            let object = match Py::new(py, unsafe { FilterContext::new(context, notification, data) }) {
+                Ok(object) => object,
+                Err(_) => return SF_STATUS_REQ_ERROR,
+            };
+            let status = call_boot(py, "http_filter_proc", (object.clone_ref(py),))
+                .and_then(|r| r.extract::<u32>().ok())
+                .unwrap_or(SF_STATUS_REQ_ERROR);
+            // The server may reuse the context and the data once we return.
+            object.get().invalidate();
+            if notification == SF_NOTIFY_END_OF_NET_SESSION {
+                // SAFETY: the context is still the server's live one for this call.
+                unsafe { filter::release_connection_context(context) };
+            }
+            status
         })
     })
 }

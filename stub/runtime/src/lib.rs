@@ -8,6 +8,7 @@
 mod archive;
 mod ecb;
 mod exports;
+mod filter;
 mod host;
 mod interpreter;
 mod native;

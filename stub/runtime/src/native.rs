@@ -12,6 +12,10 @@ pub mod _isapi_freeze {
     #[pymodule_export]
     use crate::ecb::ExtensionControlBlock;
     #[pymodule_export]
+    use crate::filter::{
+        AccessDenied, AuthComplete, Authent, FilterContext, FilterLog, PreprocHeaders, RawData, SendResponse, UrlMap,
+    };
+    #[pymodule_export]
     use crate::version::{ExtensionVersion, FilterVersion};
 
     /// Every member name of the app archive.
