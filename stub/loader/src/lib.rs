@@ -18,9 +18,7 @@ use windows_sys::Win32::System::LibraryLoader::{
     GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT, LOAD_WITH_ALTERED_SEARCH_PATH,
 };
 
-/// `HSE_STATUS_ERROR` and `SF_STATUS_REQ_ERROR` from httpext.h / httpfilt.h.
-const HSE_STATUS_ERROR: u32 = 4;
-const SF_STATUS_REQ_ERROR: u32 = 0x0800_0003;
+use windows_sys::Win32::System::Iis::{HSE_STATUS_ERROR, SF_STATUS_REQ_ERROR};
 
 type Ptr = *mut c_void;
 
@@ -206,7 +204,7 @@ pub unsafe extern "system" fn GetFilterVersion(version: Ptr) -> BOOL {
 pub unsafe extern "system" fn HttpFilterProc(context: Ptr, notification: u32, data: Ptr) -> u32 {
     match runtime() {
         Some(rt) => (rt.http_filter_proc)(context, notification, data),
-        None => SF_STATUS_REQ_ERROR,
+        None => SF_STATUS_REQ_ERROR as u32,
     }
 }
 
