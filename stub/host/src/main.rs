@@ -13,6 +13,8 @@ mod extension;
 mod http;
 #[cfg(windows)]
 mod server;
+#[cfg(windows)]
+mod tokens;
 mod variables;
 
 #[cfg(not(windows))]
