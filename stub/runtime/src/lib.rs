@@ -7,6 +7,7 @@
 
 mod archive;
 mod ecb;
+mod ecb_io;
 mod exports;
 mod host;
 mod interpreter;
