@@ -244,7 +244,8 @@ impl ExtensionControlBlock {
     }
     #[getter(LogData)]
     fn get_log_data(&self) -> PyResult<()> {
-        Err(PyAttributeError::new_err("LogData is write-only"))
+        self.raw()?;
+        Err(PyAttributeError::new_err("LogData attribute can only be set"))
     }
     /// Text for the server's log line (at most 79 bytes are kept, as the field has 80).
     #[setter(LogData)]
