@@ -579,6 +579,8 @@ impl ExtensionControlBlock {
     /// method and headers may be None (the parent's). `info` and `entity` must be None.
     /// The child runs asynchronously: register IOCompletion first and return
     /// HSE_STATUS_PENDING; the completion is called when the child has finished.
+    // pywin32's six positional arguments.
+    #[allow(clippy::too_many_arguments)]
     fn ExecURL(
         &self,
         py: Python<'_>,
