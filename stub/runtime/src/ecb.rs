@@ -7,19 +7,18 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
 use windows_sys::Win32::System::Iis::{
-    EXTENSION_CONTROL_BLOCK, HSE_EXEC_URL_INFO, HSE_EXEC_URL_STATUS, HSE_IO_ASYNC, HSE_IO_SYNC,
-    HSE_REQ_DONE_WITH_SESSION, HSE_REQ_EXEC_URL, HSE_REQ_GET_ANONYMOUS_TOKEN, HSE_REQ_GET_EXEC_URL_STATUS,
-    HSE_REQ_GET_IMPERSONATION_TOKEN, HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN, HSE_REQ_IS_KEEP_CONN,
-    HSE_REQ_MAP_URL_TO_PATH, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
+    EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
+    HSE_REQ_IS_KEEP_CONN, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
     HSE_REQ_SET_FLUSH_FLAG, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
 };
 
 use crate::ecb_io::{self, TransmitArgs};
+use crate::ecb_requests::{self, optional_c_string};
 use crate::version::bytes_of;
 
 /// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
@@ -147,27 +146,6 @@ impl ExtensionControlBlock {
         }
         Ok(())
     }
-}
-
-/// A str (UTF-8) or bytes argument as a NUL-terminated string; None stays None.
-fn optional_c_string(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Vec<u8>>> {
-    if value.is_none() {
-        return Ok(None);
-    }
-    let mut bytes = bytes_of(value, what)?;
-    if bytes.contains(&0) {
-        return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
-    }
-    bytes.push(0);
-    Ok(Some(bytes))
-}
-
-/// Whether `err` is the ExtensionError for ERROR_INSUFFICIENT_BUFFER.
-fn is_insufficient_buffer(py: Python<'_>, err: &PyErr) -> bool {
-    err.value(py)
-        .getattr("errno")
-        .and_then(|e| e.extract::<u32>())
-        .is_ok_and(|e| e == ERROR_INSUFFICIENT_BUFFER)
 }
 
 fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
@@ -487,28 +465,7 @@ impl ExtensionControlBlock {
 
     /// MapURLToPath(url): the physical path IIS maps `url` to, as bytes.
     fn MapURLToPath<'py>(&self, py: Python<'py>, url: &str) -> PyResult<Bound<'py, PyBytes>> {
-        // The URL goes in the buffer and the path comes back in it; grow it if asked to.
-        let mut capacity = (url.len() + 1).max(4096);
-        loop {
-            let mut buffer = vec![0u8; capacity];
-            buffer[..url.len()].copy_from_slice(url.as_bytes());
-            let mut size = capacity as u32;
-            match self.support(
-                py,
-                "HSE_REQ_MAP_URL_TO_PATH",
-                HSE_REQ_MAP_URL_TO_PATH,
-                buffer.as_mut_ptr() as *mut c_void,
-                &mut size,
-                std::ptr::null_mut(),
-            ) {
-                Ok(()) => {
-                    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
-                    return Ok(PyBytes::new(py, &buffer[..end]));
-                }
-                Err(e) if size as usize > capacity && is_insufficient_buffer(py, &e) => capacity = size as usize,
-                Err(e) => return Err(e),
-            }
-        }
+        ecb_requests::map_url_to_path(self, py, url)
     }
 
     /// IsKeepConn(): whether the server keeps the connection open after this response.
@@ -543,36 +500,7 @@ impl ExtensionControlBlock {
     /// GetAnonymousToken(metabase_path): the anonymous user's token for that path; a str
     /// path uses the Unicode request. The caller owns (and closes) the handle.
     fn GetAnonymousToken(&self, py: Python<'_>, metabase_path: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let (request, name, mut path): (u32, &str, Vec<u8>) = if let Ok(b) = metabase_path.cast::<PyBytes>() {
-            (
-                HSE_REQ_GET_ANONYMOUS_TOKEN,
-                "HSE_REQ_GET_ANONYMOUS_TOKEN",
-                b.as_bytes().iter().copied().chain([0]).collect(),
-            )
-        } else if let Ok(s) = metabase_path.cast::<PyString>() {
-            let wide: Vec<u16> = s.to_str()?.encode_utf16().chain([0]).collect();
-            (
-                HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN,
-                "HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN",
-                wide.iter().flat_map(|u| u.to_le_bytes()).collect(),
-            )
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "must pass a string or unicode object (got {})",
-                metabase_path.get_type().name()?
-            )));
-        };
-        let mut token: HANDLE = std::ptr::null_mut();
-        self.support(
-            py,
-            name,
-            request,
-            path.as_mut_ptr() as *mut c_void,
-            // httpext.h passes the HANDLE out through lpdwSize for this request.
-            &mut token as *mut HANDLE as *mut u32,
-            std::ptr::null_mut(),
-        )?;
-        Ok(token as usize)
+        ecb_requests::anonymous_token(self, py, metabase_path)
     }
 
     /// ExecURL(url, method, clientHeaders, info, entity, flags): runs a child request; url,
@@ -591,49 +519,14 @@ impl ExtensionControlBlock {
         entity: &Bound<'_, PyAny>,
         flags: u32,
     ) -> PyResult<()> {
-        if !info.is_none() || !entity.is_none() {
-            return Err(PyValueError::new_err("info and entity params must be None"));
-        }
-        let mut url = optional_c_string(url, "url")?;
-        let mut method = optional_c_string(method, "method")?;
-        let mut headers = optional_c_string(clientHeaders, "clientHeaders")?;
-        let ptr = |v: &mut Option<Vec<u8>>| v.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
-        let mut request = HSE_EXEC_URL_INFO {
-            pszUrl: ptr(&mut url),
-            pszMethod: ptr(&mut method),
-            pszChildHeaders: ptr(&mut headers),
-            pUserInfo: std::ptr::null_mut(),
-            pEntity: std::ptr::null_mut(),
-            dwExecUrlFlags: flags,
-        };
         self.response_started.store(true, Ordering::SeqCst);
-        self.support(
-            py,
-            "HSE_REQ_EXEC_URL",
-            HSE_REQ_EXEC_URL,
-            &mut request as *mut HSE_EXEC_URL_INFO as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
+        ecb_requests::exec_url(self, py, url, method, clientHeaders, info, entity, flags)
     }
 
     /// GetExecURLStatus(): (uHttpStatusCode, uHttpSubStatus, dwWin32Error) of the child
     /// request ExecURL ran.
     fn GetExecURLStatus(&self, py: Python<'_>) -> PyResult<(u16, u16, u32)> {
-        let mut status = HSE_EXEC_URL_STATUS {
-            uHttpStatusCode: 0,
-            uHttpSubStatus: 0,
-            dwWin32Error: 0,
-        };
-        self.support(
-            py,
-            "HSE_REQ_GET_EXEC_URL_STATUS",
-            HSE_REQ_GET_EXEC_URL_STATUS,
-            &mut status as *mut HSE_EXEC_URL_STATUS as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )?;
-        Ok((status.uHttpStatusCode, status.uHttpSubStatus, status.dwWin32Error))
+        ecb_requests::exec_url_status(self, py)
     }
 
     /// IOCompletion(func[, arg]): `func(ecb, arg, cbIO, dwError)` is called (on a server

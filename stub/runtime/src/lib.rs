@@ -8,6 +8,7 @@
 mod archive;
 mod ecb;
 mod ecb_io;
+mod ecb_requests;
 mod exports;
 mod host;
 mod interpreter;
