@@ -2,6 +2,7 @@
 //! that needs Wine, the Windows stubs or the Windows CPython goes through `harness`.
 
 mod diagnostics;
+mod ecb;
 mod filters;
 mod freeze;
 mod harness;

@@ -6,6 +6,10 @@
 //! freed memory. The control block and every string it points to stay allocated until the
 //! request is finished: for HSE_STATUS_PENDING that is after HSE_REQ_DONE_WITH_SESSION
 //! (from any thread) and after every asynchronous WriteClient's completion has returned.
+//!
+//! HSE_REQ_EXEC_URL runs a child request through the same extension (IIS would run it
+//! through its whole pipeline; here the extension is the only handler there is): the child
+//! gets its own control block and ConnID but shares the parent's connection and response.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -15,21 +19,26 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 use windows_sys::core::{BOOL, PCSTR};
 use windows_sys::Win32::Foundation::{
-    SetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER, ERROR_NETNAME_DELETED,
-    FALSE, TRUE,
+    GetLastError, SetLastError, ERROR_HANDLE_EOF, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX,
+    ERROR_INVALID_PARAMETER, ERROR_NETNAME_DELETED, FALSE, HANDLE, TRUE,
 };
 use windows_sys::Win32::Globalization::{WideCharToMultiByte, CP_ACP};
+use windows_sys::Win32::Storage::FileSystem::ReadFile;
 use windows_sys::Win32::System::Iis::{
-    EXTENSION_CONTROL_BLOCK, HCONN, HSE_IO_ASYNC, HSE_REQ_CLOSE_CONNECTION, HSE_REQ_DONE_WITH_SESSION,
-    HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN, HSE_REQ_MAP_URL_TO_PATH,
-    HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
-    HSE_SEND_HEADER_EX_INFO, HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_STATUS_SUCCESS, HSE_VERSION_MAJOR,
-    HSE_VERSION_MINOR,
+    EXTENSION_CONTROL_BLOCK, HCONN, HSE_EXEC_URL_INFO, HSE_EXEC_URL_NO_HEADERS, HSE_EXEC_URL_STATUS, HSE_IO_ASYNC,
+    HSE_IO_DISCONNECT_AFTER_SEND, HSE_IO_SEND_HEADERS, HSE_REQ_CLOSE_CONNECTION, HSE_REQ_DONE_WITH_SESSION,
+    HSE_REQ_EXEC_URL, HSE_REQ_GET_ANONYMOUS_TOKEN, HSE_REQ_GET_EXEC_URL_STATUS, HSE_REQ_GET_IMPERSONATION_TOKEN,
+    HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN, HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN,
+    HSE_REQ_MAP_URL_TO_PATH, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX,
+    HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_REQ_SET_FLUSH_FLAG, HSE_REQ_TRANSMIT_FILE, HSE_SEND_HEADER_EX_INFO,
+    HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_STATUS_SUCCESS, HSE_TF_INFO, HSE_VERSION_MAJOR, HSE_VERSION_MINOR,
 };
+use windows_sys::Win32::System::IO::OVERLAPPED;
 
-use crate::extension::Extension;
+use crate::extension::{Extension, HttpExtensionProc};
 use crate::filter::{Incoming, Outgoing};
 use crate::http::{self, Body, BodyMode, FramedHead};
+use crate::tokens;
 use crate::variables::RequestInfo;
 
 /// IIS's default UploadReadAheadSize: how much of the body comes preloaded in lpbData.
@@ -65,13 +74,24 @@ pub struct Outcome {
 struct Session {
     info: RequestInfo,
     exchange: http::Exchange,
-    body: Mutex<Option<Body<Connection>>>,
-    out: Mutex<Output>,
+    /// Shared with ExecURL children, which read the same body and write the same response.
+    body: Arc<Mutex<Option<Body<Connection>>>>,
+    out: Arc<Mutex<Output>>,
     lifecycle: Mutex<Lifecycle>,
     changed: Condvar,
     completion: Mutex<Option<(IoCompletion, usize)>>,
     ecb: AtomicPtr<EXTENSION_CONTROL_BLOCK>,
     close_requested: AtomicBool,
+    http_extension_proc: HttpExtensionProc,
+    /// The status of the response head this session sent, if it sent one.
+    sent_status: Mutex<Option<u16>>,
+    /// An ExecURL child run with HSE_EXEC_URL_NO_HEADERS: its head is not sent.
+    suppress_headers: bool,
+    /// What HSE_REQ_GET_EXEC_URL_STATUS answers once a child request has finished.
+    exec_status: Mutex<Option<HSE_EXEC_URL_STATUS>>,
+    /// HSE_REQ_SET_FLUSH_FLAG's last value. The host never buffers, so every write is
+    /// flushed either way; it is kept for completeness.
+    flush: AtomicBool,
 }
 
 #[derive(Default)]
@@ -190,6 +210,16 @@ impl Session {
     /// Sends the response head once; later attempts are an extension bug.
     fn send_head(&self, status: Option<&str>, header_block: &[u8], extension_keeps: bool) -> Result<(), u32> {
         let mut out = lock(&self.out);
+        if self.suppress_headers && out.head.is_some() {
+            // The parent answers the client; the child's head is dropped, its body kept.
+            let code = status.and_then(http::parse_status).map(|(c, _)| c).unwrap_or(200);
+            *lock(&self.sent_status) = Some(code);
+            let block = http::parse_header_block(header_block);
+            return out
+                .write_body(&block.body)
+                .map(|_| ())
+                .map_err(|_| ERROR_NETNAME_DELETED);
+        }
         if out.head.is_some() {
             eprintln!(
                 "isapi-host: {} {}: the extension sent response headers twice",
@@ -210,6 +240,7 @@ impl Session {
             eprintln!("isapi-host: dropped response header line {line:?}: not `Name: value`");
         }
         let head = http::frame_head(code, &reason, &block.fields, self.exchange(), extension_keeps);
+        *lock(&self.sent_status) = Some(code);
         out.send_head(head);
         out.write_body(&block.body)
             .map(|_| ())
@@ -221,6 +252,7 @@ impl Session {
         if out.head.is_none() {
             // IIS sends a default head for body bytes written before any headers.
             let code = self.ecb_status();
+            *lock(&self.sent_status) = Some(code);
             out.send_head(http::frame_head(
                 code,
                 http::reason_phrase(code),
@@ -267,20 +299,26 @@ impl Output {
         }
     }
 
+    /// The whole response IIS sends for a request that ended without sending one: the
+    /// status code the extension left (500 after HSE_STATUS_ERROR). Returns that code.
+    fn send_default(&mut self, status: u32, ecb_status: u16, exchange: http::Exchange) -> u16 {
+        let code = if status == HSE_STATUS_ERROR { 500 } else { ecb_status };
+        let body = if code == 500 {
+            "500 Internal Server Error: the ISAPI extension failed\n"
+        } else {
+            ""
+        };
+        let (head, body) = http::simple_response(code, &[], body, exchange, true);
+        self.send_head(head);
+        let _ = self.write_body(&body);
+        code
+    }
+
     /// Ends the response after the extension is done; false if the connection must close.
     fn finish(&mut self, status: u32, ecb_status: u16, exchange: http::Exchange) -> bool {
         let Some(head) = &self.head else {
-            let code = if status == HSE_STATUS_ERROR { 500 } else { ecb_status };
-            let body = if code == 500 {
-                "500 Internal Server Error: the ISAPI extension failed\n"
-            } else {
-                ""
-            };
-            let (head, body) = http::simple_response(code, &[], body, exchange, true);
-            let keep = head.keep_alive;
-            self.send_head(head);
-            let _ = self.write_body(&body);
-            return keep && !self.failed;
+            self.send_default(status, ecb_status, exchange);
+            return self.head.as_ref().is_some_and(|h| h.keep_alive) && !self.failed;
         };
         let keep = head.keep_alive;
         let complete = match head.mode {
@@ -326,24 +364,81 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
     }
     preload.truncate(available);
 
-    let id = NEXT_CONN_ID.fetch_add(1, Ordering::SeqCst);
-    let session = Arc::new(Session {
+    let session = Session::new(
         info,
         exchange,
-        body: Mutex::new(Some(body)),
-        out: Mutex::new(Output {
+        Arc::new(Mutex::new(Some(body))),
+        Arc::new(Mutex::new(Output {
             stream: writer,
             head: None,
             body_bytes: 0,
             failed: false,
-        }),
-        lifecycle: Mutex::new(Lifecycle::default()),
-        changed: Condvar::new(),
-        completion: Mutex::new(None),
-        ecb: AtomicPtr::new(std::ptr::null_mut()),
-        close_requested: AtomicBool::new(false),
-    });
+        })),
+        extension.http_extension_proc(),
+        false,
+    );
+    let total = match total_bytes {
+        Some(n) => u32::try_from(n).unwrap_or(UNKNOWN_LENGTH),
+        None => UNKNOWN_LENGTH,
+    };
+    let ended = serve(&session, preload, total);
 
+    let exchange = session.exchange();
+    let mut out = lock(&session.out);
+    let keep_alive = out.finish(ended.status, ended.ecb_status, exchange);
+    let status_code = out.head.as_ref().map(|h| h.status).unwrap_or(500);
+    let body_bytes = out.body_bytes;
+    drop(out);
+    let connection = lock(&session.body).take();
+    Outcome {
+        status: status_code,
+        body_bytes,
+        keep_alive,
+        connection,
+        log_data: ended.log_data,
+    }
+}
+
+impl Session {
+    fn new(
+        info: RequestInfo,
+        exchange: http::Exchange,
+        body: Arc<Mutex<Option<Body<Connection>>>>,
+        out: Arc<Mutex<Output>>,
+        http_extension_proc: HttpExtensionProc,
+        suppress_headers: bool,
+    ) -> Arc<Session> {
+        Arc::new(Session {
+            info,
+            exchange,
+            body,
+            out,
+            lifecycle: Mutex::new(Lifecycle::default()),
+            changed: Condvar::new(),
+            completion: Mutex::new(None),
+            ecb: AtomicPtr::new(std::ptr::null_mut()),
+            close_requested: AtomicBool::new(false),
+            http_extension_proc,
+            sent_status: Mutex::new(None),
+            suppress_headers,
+            exec_status: Mutex::new(None),
+            flush: AtomicBool::new(false),
+        })
+    }
+}
+
+/// How the extension ended one session.
+struct Ended {
+    /// The HSE_STATUS_* it returned (or passed to HSE_REQ_DONE_WITH_SESSION).
+    status: u32,
+    ecb_status: u16,
+    log_data: String,
+}
+
+/// Builds the control block of `session`, calls HttpExtensionProc and waits until the
+/// session is over (DONE_WITH_SESSION for a pending one, and every completion returned).
+fn serve(session: &Arc<Session>, mut preload: Vec<u8>, total_bytes: u32) -> Ended {
+    let id = NEXT_CONN_ID.fetch_add(1, Ordering::SeqCst);
     // The strings the control block points to; they live until the end of this function.
     let mut method = c_string(&session.info.method);
     let mut query = c_string(&session.info.query);
@@ -360,11 +455,8 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
         lpszQueryString: query.as_mut_ptr(),
         lpszPathInfo: path_info.as_mut_ptr(),
         lpszPathTranslated: path_translated.as_mut_ptr(),
-        cbTotalBytes: match total_bytes {
-            Some(n) => u32::try_from(n).unwrap_or(UNKNOWN_LENGTH),
-            None => UNKNOWN_LENGTH,
-        },
-        cbAvailable: available as u32,
+        cbTotalBytes: total_bytes,
+        cbAvailable: preload.len() as u32,
         lpbData: preload.as_mut_ptr(),
         lpszContentType: content_type.as_mut_ptr(),
         GetServerVariable: Some(get_server_variable),
@@ -377,7 +469,7 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
 
     // SAFETY: `ecb` is a fully initialised control block whose pointers stay valid until
     // it is freed below, after the session is unregistered and no callback can run.
-    let returned = unsafe { (extension.http_extension_proc())(ecb) };
+    let returned = unsafe { (session.http_extension_proc)(ecb) };
     let status = if returned == HSE_STATUS_PENDING {
         session.wait_until(|s| s.done.is_some());
         lock(&session.lifecycle).done.unwrap_or(HSE_STATUS_SUCCESS)
@@ -399,21 +491,30 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
     // SAFETY: `ecb` came from Box::into_raw above and nothing refers to it any more.
     drop(unsafe { Box::from_raw(ecb) });
     drop((method, query, path_info, path_translated, content_type, preload));
-
-    let exchange = session.exchange();
-    let mut out = lock(&session.out);
-    let keep_alive = out.finish(status, ecb_status, exchange);
-    let status_code = out.head.as_ref().map(|h| h.status).unwrap_or(500);
-    let body_bytes = out.body_bytes;
-    drop(out);
-    let connection = lock(&session.body).take();
-    Outcome {
-        status: status_code,
-        body_bytes,
-        keep_alive,
-        connection,
+    Ended {
+        status,
+        ecb_status,
         log_data,
     }
+}
+
+/// Calls the completion the extension registered (HSE_REQ_IO_COMPLETION, or the one given
+/// with a request) from a new thread, as IIS calls it from its I/O threads; the session's
+/// control block stays alive until it returns.
+fn complete_async(session: &Arc<Session>, callback: Option<(IoCompletion, usize)>, bytes: u32, error: u32) {
+    lock(&session.lifecycle).async_in_flight += 1;
+    let session = session.clone();
+    std::thread::spawn(move || {
+        if let Some((callback, context)) = callback {
+            let ecb = session.ecb.load(Ordering::SeqCst);
+            // SAFETY: `serve` keeps the control block alive until `async_in_flight` is back
+            // to 0, which happens only after the callback returns; the context is the
+            // extension's own pointer, handed back untouched.
+            unsafe { callback(ecb, context as *mut c_void, bytes, error) };
+        }
+        lock(&session.lifecycle).async_in_flight -= 1;
+        session.changed.notify_all();
+    });
 }
 
 /// `GetServerVariable`: the named variable, NUL-terminated, in ANSI or (with the `UNICODE_`
@@ -535,17 +636,7 @@ unsafe extern "system" fn write_client(conn: HCONN, buffer: *mut c_void, bytes: 
             Ok(n) => (n as u32, 0),
             Err(e) => (0, e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED)),
         };
-        lock(&session.lifecycle).async_in_flight += 1;
-        let session = session.clone();
-        std::thread::spawn(move || {
-            let ecb = session.ecb.load(Ordering::SeqCst);
-            // SAFETY: `run` keeps the control block alive until `async_in_flight` is back to
-            // 0, which happens only after the callback returns; the context is the
-            // extension's own pointer, handed back untouched.
-            unsafe { callback(ecb, context as *mut c_void, written, error) };
-            lock(&session.lifecycle).async_in_flight -= 1;
-            session.changed.notify_all();
-        });
+        complete_async(&session, Some((callback, context)), written, error);
         return TRUE;
     }
     match session.write(data) {
@@ -707,6 +798,259 @@ unsafe extern "system" fn server_support_function(
             *lock(&session.completion) = callback.map(|c| (c, data_type as usize));
             TRUE
         }
+        HSE_REQ_SET_FLUSH_FLAG => {
+            // lpvBuffer is the flag itself (a BOOL passed as the pointer value).
+            session.flush.store(!buffer.is_null(), Ordering::SeqCst);
+            TRUE
+        }
+        HSE_REQ_GET_IMPERSONATION_TOKEN => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            match tokens::impersonation_token() {
+                Ok(token) => {
+                    // SAFETY: lpvBuffer points to the extension's HANDLE for the answer.
+                    unsafe { *buffer.cast::<HANDLE>() = token };
+                    TRUE
+                }
+                Err(code) => fail(code),
+            }
+        }
+        HSE_REQ_GET_ANONYMOUS_TOKEN | HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN => {
+            // lpvBuffer: the metabase path (ANSI or UTF-16); lpdwSize: the HANDLE out.
+            if buffer.is_null() || size.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            match tokens::anonymous_token() {
+                Ok(token) => {
+                    // SAFETY: httpext.h passes a HANDLE* in lpdwSize for this request.
+                    unsafe { *size.cast::<HANDLE>() = token };
+                    TRUE
+                }
+                Err(code) => fail(code),
+            }
+        }
+        HSE_REQ_REPORT_UNHEALTHY => {
+            // SAFETY: lpvBuffer is null or the NUL-terminated reason.
+            let reason = unsafe { optional_str(buffer) }.unwrap_or_default();
+            eprintln!(
+                "isapi-host: the extension reports itself unhealthy: {}",
+                String::from_utf8_lossy(&reason)
+            );
+            TRUE
+        }
+        HSE_REQ_TRANSMIT_FILE => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            // SAFETY: lpvBuffer points to the extension's HSE_TF_INFO, whose buffers stay
+            // valid until the completion is called (httpext.h).
+            let info = unsafe { *buffer.cast::<HSE_TF_INFO>() };
+            transmit_file(&session, &info)
+        }
+        HSE_REQ_EXEC_URL => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            // SAFETY: lpvBuffer points to the extension's HSE_EXEC_URL_INFO; its strings are
+            // null or NUL-terminated and are copied before this returns.
+            let info = unsafe { &*buffer.cast::<HSE_EXEC_URL_INFO>() };
+            exec_url(&session, info)
+        }
+        HSE_REQ_GET_EXEC_URL_STATUS => {
+            if buffer.is_null() {
+                return fail(ERROR_INVALID_PARAMETER);
+            }
+            let Some(status) = *lock(&session.exec_status) else {
+                return fail(ERROR_INVALID_PARAMETER);
+            };
+            // SAFETY: lpvBuffer points to the extension's HSE_EXEC_URL_STATUS.
+            unsafe { *buffer.cast::<HSE_EXEC_URL_STATUS>() = status };
+            TRUE
+        }
         _ => fail(ERROR_INVALID_PARAMETER),
     }
+}
+
+/// HSE_REQ_TRANSMIT_FILE: head (as a header block with HSE_IO_SEND_HEADERS, else as body
+/// bytes), then `BytesToWrite` bytes of the file from `Offset` (0: to its end), then tail;
+/// the completion gets the number of bytes sent.
+fn transmit_file(session: &Arc<Session>, info: &HSE_TF_INFO) -> BOOL {
+    // SAFETY: head and tail are null or hold HeadLength/TailLength bytes (httpext.h).
+    let (head, tail) = unsafe {
+        (
+            counted_bytes(info.pHead, info.HeadLength),
+            counted_bytes(info.pTail, info.TailLength),
+        )
+    };
+    let mut sent: u64 = 0;
+    if info.dwFlags & HSE_IO_SEND_HEADERS != 0 {
+        // SAFETY: pszStatusCode is null or NUL-terminated.
+        let status =
+            unsafe { optional_str(info.pszStatusCode.cast()) }.map(|s| String::from_utf8_lossy(&s).into_owned());
+        if let Err(code) = session.send_head(status.as_deref(), &head, true) {
+            return fail(code);
+        }
+    } else if let Err(e) = session.write(&head) {
+        return fail(e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED));
+    } else {
+        sent += head.len() as u64;
+    }
+    let mut offset = u64::from(info.Offset);
+    let mut left = (info.BytesToWrite != 0).then_some(u64::from(info.BytesToWrite));
+    let mut chunk = vec![0u8; 64 * 1024];
+    while left != Some(0) {
+        let want = left.map_or(chunk.len(), |n| n.min(chunk.len() as u64) as usize);
+        let n = match read_at(info.hFile, offset, &mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(code) => return fail(code),
+        };
+        if let Err(e) = session.write(&chunk[..n]) {
+            return fail(e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED));
+        }
+        offset += n as u64;
+        sent += n as u64;
+        left = left.map(|l| l - n as u64);
+    }
+    if let Err(e) = session.write(&tail) {
+        return fail(e.raw_os_error().map(|c| c as u32).unwrap_or(ERROR_NETNAME_DELETED));
+    }
+    sent += tail.len() as u64;
+    if info.dwFlags & HSE_IO_DISCONNECT_AFTER_SEND != 0 {
+        session.close_requested.store(true, Ordering::SeqCst);
+    }
+    let callback = match info.pfnHseIO {
+        Some(f) => Some((f as IoCompletion, info.pContext as usize)),
+        None => *lock(&session.completion),
+    };
+    complete_async(session, callback, u32::try_from(sent).unwrap_or(u32::MAX), 0);
+    TRUE
+}
+
+/// Reads a counted byte buffer argument.
+///
+/// # Safety
+/// `data` is null or points to `len` readable bytes.
+unsafe fn counted_bytes(data: *const c_void, len: u32) -> Vec<u8> {
+    if data.is_null() || len == 0 {
+        return Vec::new();
+    }
+    // SAFETY: upheld by the caller.
+    unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) }.to_vec()
+}
+
+/// HSE_REQ_EXEC_URL: runs the child request (URL, method and headers default to the
+/// parent's) through the extension on another thread, writing to the parent's response;
+/// when it ends, HSE_REQ_GET_EXEC_URL_STATUS reports its status and the parent's
+/// completion is called.
+fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
+    // SAFETY: the strings are null or NUL-terminated (checked by the caller's contract).
+    let (url, method, headers) = unsafe {
+        (
+            optional_str(info.pszUrl.cast()),
+            optional_str(info.pszMethod.cast()),
+            optional_str(info.pszChildHeaders.cast()),
+        )
+    };
+    let mut child = session.info.clone();
+    if let Some(url) = url {
+        let url = String::from_utf8_lossy(&url).into_owned();
+        if !url.starts_with('/') || url.chars().any(|c| c.is_control()) {
+            return fail(ERROR_INVALID_PARAMETER);
+        }
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let Some(path) = http::normalize_path(path) else {
+            return fail(ERROR_INVALID_PARAMETER);
+        };
+        child.path = path;
+        child.query = query.to_string();
+        child.raw_target = url.clone();
+    }
+    if let Some(method) = method {
+        child.method = String::from_utf8_lossy(&method).into_owned();
+    }
+    if let Some(headers) = headers {
+        // The child's headers replace the parent's.
+        child.headers = http::parse_header_block(&headers).fields;
+        child.raw_headers = String::from_utf8_lossy(&headers).into_owned();
+    }
+    // The child gets the parent's entity body: the preloaded part again, the rest from
+    // the connection (what the parent has not read).
+    let ecb = session.ecb.load(Ordering::SeqCst);
+    // SAFETY: the parent's control block is alive during its own callback.
+    let (preload, total) = unsafe {
+        let e = &*ecb;
+        let data = if e.lpbData.is_null() {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(e.lpbData, e.cbAvailable as usize).to_vec()
+        };
+        (data, e.cbTotalBytes)
+    };
+    let child = Session::new(
+        child,
+        session.exchange(),
+        session.body.clone(),
+        session.out.clone(),
+        session.http_extension_proc,
+        info.dwExecUrlFlags & HSE_EXEC_URL_NO_HEADERS != 0,
+    );
+    *lock(&session.exec_status) = None;
+    lock(&session.lifecycle).async_in_flight += 1;
+    let parent = session.clone();
+    std::thread::spawn(move || {
+        let ended = serve(&child, preload, total);
+        let sent = *lock(&child.sent_status);
+        let code = match sent {
+            Some(code) => code,
+            None => {
+                let mut out = lock(&child.out);
+                if out.head.is_none() {
+                    out.send_default(ended.status, ended.ecb_status, child.exchange())
+                } else if ended.status == HSE_STATUS_ERROR {
+                    500
+                } else {
+                    ended.ecb_status
+                }
+            }
+        };
+        eprintln!(
+            "isapi-host: {} {} {code} (ExecURL child of {} {})",
+            child.info.method, child.info.raw_target, parent.info.method, parent.info.raw_target
+        );
+        *lock(&parent.exec_status) = Some(HSE_EXEC_URL_STATUS {
+            uHttpStatusCode: code,
+            uHttpSubStatus: 0,
+            dwWin32Error: 0,
+        });
+        let callback = *lock(&parent.completion);
+        if let Some((callback, context)) = callback {
+            let ecb = parent.ecb.load(Ordering::SeqCst);
+            // SAFETY: as in `complete_async`: the parent's block lives while this runs.
+            unsafe { callback(ecb, context as *mut c_void, 0, 0) };
+        }
+        lock(&parent.lifecycle).async_in_flight -= 1;
+        parent.changed.notify_all();
+    });
+    TRUE
+}
+
+/// Reads from `file` at `offset` (the extension's handle, opened for reading); Ok(0) at
+/// its end.
+fn read_at(file: HANDLE, offset: u64, buffer: &mut [u8]) -> Result<usize, u32> {
+    let mut overlapped: OVERLAPPED = Default::default();
+    overlapped.Anonymous.Anonymous.Offset = offset as u32;
+    overlapped.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
+    let mut read = 0u32;
+    let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
+    // SAFETY: `buffer` is writable for `len` bytes and `overlapped` outlives the call; a
+    // handle opened for synchronous I/O reads at the OVERLAPPED's offset and waits.
+    let ok = unsafe { ReadFile(file, buffer.as_mut_ptr(), len, &mut read, &mut overlapped) };
+    if ok == 0 {
+        // SAFETY: reads the calling thread's last-error value.
+        let code = unsafe { GetLastError() };
+        return if code == ERROR_HANDLE_EOF { Ok(0) } else { Err(code) };
+    }
+    Ok(read as usize)
 }

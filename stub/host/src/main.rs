@@ -15,6 +15,8 @@ mod filter;
 mod http;
 #[cfg(windows)]
 mod server;
+#[cfg(windows)]
+mod tokens;
 mod variables;
 
 #[cfg(not(windows))]

@@ -1,7 +1,8 @@
 //! The EXTENSION_CONTROL_BLOCK object a script's HttpExtensionProc receives, with pywin32's
 //! names, argument forms and bytes/str types. It wraps the pointer IIS passed; once the
 //! session is done (DoneWithSession, or HttpExtensionProc returned without PENDING) the
-//! pointer is dropped and every use raises instead of touching freed memory.
+//! pointer is dropped and every use raises instead of touching freed memory. Asynchronous
+//! I/O (IOCompletion, TransmitFile) lives in ecb_io.rs.
 
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -9,12 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use windows_sys::Win32::Foundation::GetLastError;
+use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
 use windows_sys::Win32::System::Iis::{
-    EXTENSION_CONTROL_BLOCK, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_SEND_RESPONSE_HEADER_EX,
-    HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
+    EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
+    HSE_REQ_IS_KEEP_CONN, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
+    HSE_REQ_SET_FLUSH_FLAG, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
 };
 
+use crate::ecb_io::{self, TransmitArgs};
+use crate::ecb_requests::{self, optional_c_string};
 use crate::version::bytes_of;
 
 /// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
@@ -43,9 +47,36 @@ impl ExtensionControlBlock {
         }
     }
 
-    /// Drops the pointer: the server may free the control block from now on.
+    /// Drops the pointer (the server may free the control block from now on) and the
+    /// request's IOCompletion registration. Called with the GIL held.
     pub fn invalidate(&self) {
+        let ptr = self.ecb.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        if !ptr.is_null() {
+            // SAFETY: the block is still live: the server frees it only after this call.
+            ecb_io::forget(unsafe { (*ptr).ConnID } as usize);
+        }
+    }
+
+    /// ConnID of the live request.
+    pub(crate) fn conn(&self) -> PyResult<usize> {
+        Ok(self.fields()?.ConnID as usize)
+    }
+
+    /// DoneWithSession's work: ends the session and makes the object unusable.
+    pub(crate) fn done_with_session(&self, py: Python<'_>, status: u32) -> PyResult<()> {
+        let mut status = status;
+        let conn = self.conn()?;
+        ecb_io::forget(conn);
+        let result = self.support(
+            py,
+            "HSE_REQ_DONE_WITH_SESSION",
+            HSE_REQ_DONE_WITH_SESSION,
+            &mut status as *mut u32 as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
         self.ecb.store(std::ptr::null_mut(), Ordering::SeqCst);
+        result
     }
 
     pub fn response_started(&self) -> bool {
@@ -80,7 +111,7 @@ impl ExtensionControlBlock {
     }
 
     /// Calls ServerSupportFunction(request, buffer, size, data_type) with the GIL released.
-    fn support(
+    pub(crate) fn support(
         &self,
         py: Python<'_>,
         name: &str,
@@ -191,7 +222,8 @@ impl ExtensionControlBlock {
     }
     #[getter(LogData)]
     fn get_log_data(&self) -> PyResult<()> {
-        Err(PyAttributeError::new_err("LogData is write-only"))
+        self.raw()?;
+        Err(PyAttributeError::new_err("LogData attribute can only be set"))
     }
     /// Text for the server's log line (at most 79 bytes are kept, as the field has 80).
     #[setter(LogData)]
@@ -272,20 +304,32 @@ impl ExtensionControlBlock {
     fn WriteClient(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
         let bytes = bytes_of(data, "data")?;
         let raw = self.raw()?;
+        let conn = self.conn()?;
         let flags = if flags == 0 { HSE_IO_SYNC } else { flags };
         self.response_started.store(true, Ordering::SeqCst);
+        let asynchronous = flags & HSE_IO_ASYNC != 0;
+        // An async write's buffer must live until its completion: the registration keeps it.
+        let (ptr, len, owned) = match asynchronous.then(|| ecb_io::keep_for_async_write(conn, bytes.clone())) {
+            Some(Some((ptr, len))) => (ptr as usize, len, None),
+            _ => (bytes.as_ptr() as usize, bytes.len(), Some(bytes)),
+        };
         let (ok, err, written) = py.detach(move || {
             let raw = raw;
-            let mut len = bytes.len() as u32;
-            // SAFETY: live session; `bytes` outlives the synchronous call.
+            let _owned = owned;
+            let mut len = len as u32;
+            // SAFETY: live session; the buffer (`_owned`, or the one kept for an async write)
+            // outlives the call.
             unsafe {
                 let ecb = &*raw.0;
                 let f = ecb.WriteClient.expect("the server fills WriteClient");
-                let ok = f(ecb.ConnID, bytes.as_ptr() as *mut c_void, &mut len, flags);
+                let ok = f(ecb.ConnID, ptr as *mut c_void, &mut len, flags);
                 (ok, GetLastError(), len)
             }
         });
         if ok == 0 {
+            if asynchronous {
+                ecb_io::release_async_write(conn);
+            }
             return Err(Self::server_error(py, err, "WriteClient"));
         }
         Ok(written)
@@ -397,23 +441,165 @@ impl ExtensionControlBlock {
     /// HSE_STATUS_PENDING. The object is unusable afterwards.
     #[pyo3(signature = (status = HSE_STATUS_SUCCESS))]
     fn DoneWithSession(&self, py: Python<'_>, status: u32) -> PyResult<()> {
-        let mut status = status;
-        let result = self.support(
-            py,
-            "HSE_REQ_DONE_WITH_SESSION",
-            HSE_REQ_DONE_WITH_SESSION,
-            &mut status as *mut u32 as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        self.invalidate();
-        result
+        self.done_with_session(py, status)
     }
 
     /// The same as DoneWithSession.
     #[pyo3(signature = (status = HSE_STATUS_SUCCESS))]
     fn close(&self, py: Python<'_>, status: u32) -> PyResult<()> {
         self.DoneWithSession(py, status)
+    }
+
+    /// SetFlushFlag(flag): HSE_REQ_SET_FLUSH_FLAG, whether IIS flushes each write.
+    fn SetFlushFlag(&self, py: Python<'_>, flag: bool) -> PyResult<()> {
+        self.support(
+            py,
+            "HSE_REQ_SET_FLUSH_FLAG",
+            HSE_REQ_SET_FLUSH_FLAG,
+            // The flag travels as the pointer value itself (httpext.h).
+            flag as usize as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+
+    /// MapURLToPath(url): the physical path IIS maps `url` to, as bytes.
+    fn MapURLToPath<'py>(&self, py: Python<'py>, url: &str) -> PyResult<Bound<'py, PyBytes>> {
+        ecb_requests::map_url_to_path(self, py, url)
+    }
+
+    /// IsKeepConn(): whether the server keeps the connection open after this response.
+    fn IsKeepConn(&self, py: Python<'_>) -> PyResult<bool> {
+        let mut answer: i32 = 0;
+        self.support(
+            py,
+            "HSE_REQ_IS_KEEP_CONN",
+            HSE_REQ_IS_KEEP_CONN,
+            &mut answer as *mut i32 as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )?;
+        Ok(answer != 0)
+    }
+
+    /// GetImpersonationToken(): the request's impersonation token handle (owned by the
+    /// server: do not close it).
+    fn GetImpersonationToken(&self, py: Python<'_>) -> PyResult<usize> {
+        let mut token: HANDLE = std::ptr::null_mut();
+        self.support(
+            py,
+            "HSE_REQ_GET_IMPERSONATION_TOKEN",
+            HSE_REQ_GET_IMPERSONATION_TOKEN,
+            &mut token as *mut HANDLE as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )?;
+        Ok(token as usize)
+    }
+
+    /// GetAnonymousToken(metabase_path): the anonymous user's token for that path; a str
+    /// path uses the Unicode request. The caller owns (and closes) the handle.
+    fn GetAnonymousToken(&self, py: Python<'_>, metabase_path: &Bound<'_, PyAny>) -> PyResult<usize> {
+        ecb_requests::anonymous_token(self, py, metabase_path)
+    }
+
+    /// ExecURL(url, method, clientHeaders, info, entity, flags): runs a child request; url,
+    /// method and headers may be None (the parent's). `info` and `entity` must be None.
+    /// The child runs asynchronously: register IOCompletion first and return
+    /// HSE_STATUS_PENDING; the completion is called when the child has finished.
+    // pywin32's six positional arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn ExecURL(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        method: &Bound<'_, PyAny>,
+        clientHeaders: &Bound<'_, PyAny>,
+        info: &Bound<'_, PyAny>,
+        entity: &Bound<'_, PyAny>,
+        flags: u32,
+    ) -> PyResult<()> {
+        self.response_started.store(true, Ordering::SeqCst);
+        ecb_requests::exec_url(self, py, url, method, clientHeaders, info, entity, flags)
+    }
+
+    /// GetExecURLStatus(): (uHttpStatusCode, uHttpSubStatus, dwWin32Error) of the child
+    /// request ExecURL ran.
+    fn GetExecURLStatus(&self, py: Python<'_>) -> PyResult<(u16, u16, u32)> {
+        ecb_requests::exec_url_status(self, py)
+    }
+
+    /// IOCompletion(func[, arg]): `func(ecb, arg, cbIO, dwError)` is called (on a server
+    /// thread) when an async WriteClient or an ExecURL child completes. If it raises, the
+    /// error is logged and the session ends with HSE_STATUS_ERROR.
+    #[pyo3(signature = (func, arg = None))]
+    fn IOCompletion(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        arg: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        ecb_io::set_completion(py, slf, func, arg)
+    }
+
+    /// The same as IOCompletion (its name in early pywin32 builds).
+    #[pyo3(signature = (func, arg = None))]
+    fn ReqIOCompletion(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        arg: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        ecb_io::set_completion(py, slf, func, arg)
+    }
+
+    /// TransmitFile(callback, param, hFile, statusCode, BytesToWrite, Offset, head, tail,
+    /// flags): sends a file (an open Win32 handle) with optional head and tail bytes;
+    /// `callback(ecb, param, cbIO, dwError)` is called when it has been sent.
+    #[allow(clippy::too_many_arguments)]
+    fn TransmitFile(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        param: &Bound<'_, PyAny>,
+        hFile: u64,
+        statusCode: &Bound<'_, PyAny>,
+        BytesToWrite: u32,
+        Offset: u32,
+        head: &Bound<'_, PyAny>,
+        tail: &Bound<'_, PyAny>,
+        flags: u32,
+    ) -> PyResult<()> {
+        let args = TransmitArgs {
+            file: hFile as usize,
+            status: bytes_of(statusCode, "statusCode")?,
+            bytes_to_write: BytesToWrite,
+            offset: Offset,
+            head: bytes_of(head, "head")?,
+            tail: bytes_of(tail, "tail")?,
+            flags,
+        };
+        slf.get().response_started.store(true, Ordering::SeqCst);
+        ecb_io::transmit_file(py, slf, callback, param, args)
+    }
+
+    /// ReportUnhealthy([reason]): tells the server this worker should be recycled.
+    #[pyo3(signature = (reason = None))]
+    fn ReportUnhealthy(&self, py: Python<'_>, reason: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut reason = match reason {
+            Some(r) => optional_c_string(r, "reason")?,
+            None => None,
+        };
+        self.support(
+            py,
+            "HSE_REQ_REPORT_UNHEALTHY",
+            HSE_REQ_REPORT_UNHEALTHY,
+            reason
+                .as_mut()
+                .map_or(std::ptr::null_mut(), |r| r.as_mut_ptr() as *mut c_void),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
     }
 
     /// Whether a response was started through this object (isapi-freeze's own attribute).

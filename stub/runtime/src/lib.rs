@@ -7,6 +7,8 @@
 
 mod archive;
 mod ecb;
+mod ecb_io;
+mod ecb_requests;
 mod exports;
 mod filter;
 mod host;

@@ -1,0 +1,160 @@
+//! The ServerSupportFunction requests whose arguments are structures or buffers to size:
+//! MapURLToPath, GetAnonymousToken, ExecURL and GetExecURLStatus. The pyclass in ecb.rs
+//! gives them pywin32's names and argument forms.
+
+use std::ffi::c_void;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use windows_sys::Win32::Foundation::HANDLE;
+use windows_sys::Win32::System::Iis::{
+    HSE_EXEC_URL_INFO, HSE_EXEC_URL_STATUS, HSE_REQ_EXEC_URL, HSE_REQ_GET_ANONYMOUS_TOKEN, HSE_REQ_GET_EXEC_URL_STATUS,
+    HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN, HSE_REQ_MAP_URL_TO_PATH,
+};
+
+use crate::ecb::ExtensionControlBlock;
+use crate::version::bytes_of;
+
+/// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
+const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
+
+/// MapURLToPath: the physical path the server maps `url` to.
+pub fn map_url_to_path<'py>(ecb: &ExtensionControlBlock, py: Python<'py>, url: &str) -> PyResult<Bound<'py, PyBytes>> {
+    // The URL goes in the buffer and the path comes back in it; grow it if asked to.
+    let mut capacity = (url.len() + 1).max(4096);
+    loop {
+        let mut buffer = vec![0u8; capacity];
+        buffer[..url.len()].copy_from_slice(url.as_bytes());
+        let mut size = capacity as u32;
+        match ecb.support(
+            py,
+            "HSE_REQ_MAP_URL_TO_PATH",
+            HSE_REQ_MAP_URL_TO_PATH,
+            buffer.as_mut_ptr() as *mut c_void,
+            &mut size,
+            std::ptr::null_mut(),
+        ) {
+            Ok(()) => {
+                let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+                return Ok(PyBytes::new(py, &buffer[..end]));
+            }
+            Err(e) if size as usize > capacity && is_insufficient_buffer(py, &e) => capacity = size as usize,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// GetAnonymousToken: bytes use HSE_REQ_GET_ANONYMOUS_TOKEN, str the Unicode request.
+pub fn anonymous_token(
+    ecb: &ExtensionControlBlock,
+    py: Python<'_>,
+    metabase_path: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
+    let (request, name, mut path): (u32, &str, Vec<u8>) = if let Ok(b) = metabase_path.cast::<PyBytes>() {
+        (
+            HSE_REQ_GET_ANONYMOUS_TOKEN,
+            "HSE_REQ_GET_ANONYMOUS_TOKEN",
+            b.as_bytes().iter().copied().chain([0]).collect(),
+        )
+    } else if let Ok(s) = metabase_path.cast::<PyString>() {
+        let wide: Vec<u16> = s.to_str()?.encode_utf16().chain([0]).collect();
+        (
+            HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN,
+            "HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN",
+            wide.iter().flat_map(|u| u.to_le_bytes()).collect(),
+        )
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "must pass a string or unicode object (got {})",
+            metabase_path.get_type().name()?
+        )));
+    };
+    let mut token: HANDLE = std::ptr::null_mut();
+    ecb.support(
+        py,
+        name,
+        request,
+        path.as_mut_ptr() as *mut c_void,
+        // httpext.h passes the HANDLE out through lpdwSize for this request.
+        &mut token as *mut HANDLE as *mut u32,
+        std::ptr::null_mut(),
+    )?;
+    Ok(token as usize)
+}
+
+/// ExecURL: `url`, `method` and `clientHeaders` are str, bytes or None.
+#[allow(clippy::too_many_arguments, non_snake_case)]
+pub fn exec_url(
+    ecb: &ExtensionControlBlock,
+    py: Python<'_>,
+    url: &Bound<'_, PyAny>,
+    method: &Bound<'_, PyAny>,
+    clientHeaders: &Bound<'_, PyAny>,
+    info: &Bound<'_, PyAny>,
+    entity: &Bound<'_, PyAny>,
+    flags: u32,
+) -> PyResult<()> {
+    if !info.is_none() || !entity.is_none() {
+        return Err(PyValueError::new_err("info and entity params must be None"));
+    }
+    let mut url = optional_c_string(url, "url")?;
+    let mut method = optional_c_string(method, "method")?;
+    let mut headers = optional_c_string(clientHeaders, "clientHeaders")?;
+    let ptr = |v: &mut Option<Vec<u8>>| v.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
+    let mut request = HSE_EXEC_URL_INFO {
+        pszUrl: ptr(&mut url),
+        pszMethod: ptr(&mut method),
+        pszChildHeaders: ptr(&mut headers),
+        pUserInfo: std::ptr::null_mut(),
+        pEntity: std::ptr::null_mut(),
+        dwExecUrlFlags: flags,
+    };
+    ecb.support(
+        py,
+        "HSE_REQ_EXEC_URL",
+        HSE_REQ_EXEC_URL,
+        &mut request as *mut HSE_EXEC_URL_INFO as *mut c_void,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+}
+
+/// GetExecURLStatus: (uHttpStatusCode, uHttpSubStatus, dwWin32Error).
+pub fn exec_url_status(ecb: &ExtensionControlBlock, py: Python<'_>) -> PyResult<(u16, u16, u32)> {
+    let mut status = HSE_EXEC_URL_STATUS {
+        uHttpStatusCode: 0,
+        uHttpSubStatus: 0,
+        dwWin32Error: 0,
+    };
+    ecb.support(
+        py,
+        "HSE_REQ_GET_EXEC_URL_STATUS",
+        HSE_REQ_GET_EXEC_URL_STATUS,
+        &mut status as *mut HSE_EXEC_URL_STATUS as *mut c_void,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )?;
+    Ok((status.uHttpStatusCode, status.uHttpSubStatus, status.dwWin32Error))
+}
+
+/// A str (UTF-8) or bytes argument as a NUL-terminated string; None stays None.
+pub fn optional_c_string(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Vec<u8>>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let mut bytes = bytes_of(value, what)?;
+    if bytes.contains(&0) {
+        return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
+    }
+    bytes.push(0);
+    Ok(Some(bytes))
+}
+
+/// Whether `err` is the ExtensionError for ERROR_INSUFFICIENT_BUFFER.
+fn is_insufficient_buffer(py: Python<'_>, err: &PyErr) -> bool {
+    err.value(py)
+        .getattr("errno")
+        .and_then(|e| e.extract::<u32>())
+        .is_ok_and(|e| e == ERROR_INSUFFICIENT_BUFFER)
+}
