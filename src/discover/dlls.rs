@@ -207,7 +207,7 @@ mod tests {
         let dir = embed();
         let deps = dependencies(
             &[dir.join("_ssl.pyd")],
-            &[dir.clone()],
+            std::slice::from_ref(&dir),
             "python311.dll",
             &BTreeSet::new(),
         )
@@ -243,7 +243,7 @@ mod tests {
         let pyd = tmp.path().join("_ssl.pyd");
         std::fs::copy(embed().join("_ssl.pyd"), &pyd).unwrap();
         let provided: BTreeSet<String> = ["vcruntime140.dll".to_string()].into();
-        let deps = dependencies(&[pyd.clone()], &[], "python311.dll", &provided).unwrap();
+        let deps = dependencies(std::slice::from_ref(&pyd), &[], "python311.dll", &provided).unwrap();
         assert!(deps.ship.is_empty());
         assert_eq!(
             deps.unresolved.keys().cloned().collect::<Vec<_>>(),

@@ -340,10 +340,9 @@ impl Roots {
             let first = parts.next().unwrap_or_default();
             if parts.next().is_some() {
                 // A folder: a subpackage if it has an __init__.
-                if rest.ends_with("/__init__.py") || rest.ends_with("/__init__.pyc") {
-                    if rest.matches('/').count() == 1 {
-                        out.insert(first.to_string());
-                    }
+                if (rest.ends_with("/__init__.py") || rest.ends_with("/__init__.pyc")) && rest.matches('/').count() == 1
+                {
+                    out.insert(first.to_string());
                 }
                 continue;
             }
