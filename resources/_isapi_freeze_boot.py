@@ -16,6 +16,7 @@ import _isapi_freeze
 ARCHIVE = None
 SCRIPT = None
 _names = frozenset()
+_dll_directory = None
 _extension = None
 _filter = None
 # Held while the script is reloaded after an InternalReloadException.
@@ -54,7 +55,7 @@ class ArchiveImporter:
         elif base + ".pyc" in _names:
             member, package = base + ".pyc", False
         else:
-            return None
+            return self._extension_or_namespace(fullname, base)
         spec = importlib.machinery.ModuleSpec(
             fullname, self, origin=_archive_path(member), is_package=package
         )
@@ -63,8 +64,32 @@ class ArchiveImporter:
             spec.submodule_search_locations = [_archive_path(base)]
         return spec
 
+    def _extension_or_namespace(self, fullname, base):
+        """An extension module of an archived package, placed as a file at the same path in
+        the output folder (a .pyd cannot be loaded from memory); else a namespace package
+        if the archive has the folder."""
+        import importlib.machinery
+        import importlib.util
+        import os
+
+        if self.prefix:
+            stem = os.path.join(os.path.dirname(ARCHIVE), *base.split("/"))
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                if os.path.isfile(stem + suffix):
+                    loader = importlib.machinery.ExtensionFileLoader(fullname, stem + suffix)
+                    return importlib.util.spec_from_file_location(fullname, stem + suffix, loader=loader)
+        if any(name.startswith(base + "/") for name in _names):
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = [_archive_path(base)]
+            return spec
+        return None
+
     def invalidate_caches(self):
         pass
+
+    def get_resource_reader(self, fullname):
+        """importlib.resources support: the package's folder of the archive."""
+        return ArchiveResources(fullname.replace(".", "/"))
 
     # Loader protocol.
     def create_module(self, spec):
@@ -113,6 +138,24 @@ class ArchiveImporter:
         if data[:4] != importlib.util.MAGIC_NUMBER:
             raise ImportError(f"{member} in the app archive was compiled for another Python version")
         return marshal.loads(memoryview(data)[16:])
+
+
+class ArchiveResources:
+    """importlib.resources' reader for a package of the archive: files() is a zipfile.Path
+    over the archive's bytes (read once, on first use)."""
+
+    _zip = None
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def files(self):
+        import io
+        import zipfile
+
+        if ArchiveResources._zip is None:
+            ArchiveResources._zip = zipfile.ZipFile(io.BytesIO(_isapi_freeze.archive_bytes()))
+        return zipfile.Path(ArchiveResources._zip, self.folder + "/")
 
 
 def _archive_path(member):
@@ -174,6 +217,12 @@ def start(kind, script, archive, handle):
     sys.path_hooks.insert(0, _path_hook)
     sys.path.insert(0, ARCHIVE)
     sys.path_importer_cache.clear()
+    # Extension modules load the DLLs they need from the output folder, which is not on the
+    # DLL search path of IIS's worker process.
+    import os
+
+    global _dll_directory
+    _dll_directory = os.add_dll_directory(os.path.dirname(ARCHIVE))
     if kind == "dll":
         sys.frozen = "dll"
         sys.isapidllhandle = handle

@@ -35,12 +35,51 @@ pub fn runtime_module_names() -> Vec<String> {
         .collect()
 }
 
+/// Our stand-ins for other projects' modules (resources/): used only where the app does not
+/// bring the real one, so they are looked for after the app's folders.
+const FALLBACK_RESOURCES: &[&str] = &["win32traceutil.py"];
+
+/// The folders a site folder's `.pth` files add (as `site` does; `import` lines are skipped:
+/// they run code at startup, which a frozen app does not).
+fn pth_folders(site: &Path) -> Vec<PathBuf> {
+    let mut pth: Vec<PathBuf> = std::fs::read_dir(site)
+        .map(|e| {
+            e.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "pth"))
+                .collect()
+        })
+        .unwrap_or_default();
+    pth.sort();
+    let mut out = Vec::new();
+    for file in pth {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with("import ") || line.starts_with("import\t") {
+                continue;
+            }
+            let dir = site.join(line.replace('\\', "/"));
+            if dir.is_dir() && !out.contains(&dir) {
+                out.push(dir);
+            }
+        }
+    }
+    out
+}
+
 /// The search roots for a freeze, in `sys.path` order (see roots.rs).
 pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::PythonRuntime) -> Result<roots::Roots> {
     use roots::{Root, RootFiles, RootKind};
+    let resources = |fallback: bool| {
+        RESOURCES
+            .iter()
+            .map(|(rel, _)| rel.to_string())
+            .filter(move |rel| FALLBACK_RESOURCES.contains(&rel.as_str()) == fallback)
+    };
     let mut list = vec![Root {
         kind: RootKind::Runtime,
-        files: roots::listing(Path::new("resources"), RESOURCES.iter().map(|(rel, _)| rel.to_string())),
+        files: roots::listing(Path::new("resources"), resources(false)),
     }];
     let script_dir = match script.path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -196,6 +235,21 @@ fn is_shipped_extension_file(lower: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pth_files_add_their_folders_in_order() {
+        let site = tempfile::tempdir().unwrap();
+        for dir in ["win32/lib", "win32", "pythonwin"] {
+            std::fs::create_dir_all(site.path().join(dir)).unwrap();
+        }
+        std::fs::write(
+            site.path().join("pywin32.pth"),
+            "# comment\nwin32\nwin32\\lib\npythonwin\nmissing\nimport pywin32_bootstrap\n",
+        )
+        .unwrap();
+        let found: Vec<PathBuf> = pth_folders(site.path());
+        assert_eq!(found, ["win32", "win32/lib", "pythonwin"].map(|d| site.path().join(d)));
+    }
 
     #[test]
     fn runtime_modules_are_named_from_resources() {

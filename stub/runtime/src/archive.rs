@@ -12,6 +12,7 @@ use zip::ZipArchive;
 use crate::host::Host;
 
 pub struct Archive {
+    bytes: &'static [u8],
     zip: Mutex<ZipArchive<Cursor<&'static [u8]>>>,
     names: Vec<String>,
 }
@@ -50,6 +51,7 @@ pub fn open(host: &Host) -> Result<StubConfig, String> {
         .map(|n| n.into_owned())
         .collect();
     let _ = ARCHIVE.set(Archive {
+        bytes: archive,
         zip: Mutex::new(zip),
         names,
     });
@@ -61,6 +63,11 @@ pub fn get() -> Option<&'static Archive> {
 }
 
 impl Archive {
+    /// The archive as embedded (a zip).
+    pub fn bytes(&self) -> &'static [u8] {
+        self.bytes
+    }
+
     pub fn names(&self) -> &[String] {
         &self.names
     }

@@ -35,6 +35,13 @@ pub mod _isapi_freeze {
         }
     }
 
+    /// The whole app archive, for readers that need a zip file (importlib.resources).
+    #[pyfunction]
+    fn archive_bytes<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
+        Ok(PyBytes::new(py, archive.bytes()))
+    }
+
     /// Appends a line to the extension's log (logs\NAME.log in the output directory).
     #[pyfunction]
     fn log(message: &str) {
