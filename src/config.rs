@@ -20,6 +20,16 @@ pub struct FreezeConfig {
     pub compiler: PythonCompiler,
     pub dry_run: bool,
     pub quiet: bool,
+    /// What `SCRIPT.exe install` does for a script without install code.
+    pub install: InstallDefaults,
+}
+
+/// The freeze-time defaults of `SCRIPT.exe install`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallDefaults {
+    pub site: String,
+    /// Starts with `/`.
+    pub vpath: String,
 }
 
 #[derive(Debug)]
@@ -95,6 +105,7 @@ impl FreezeConfig {
         let runtime = probe_runtime(&python)?;
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
+        let install = install_defaults(&args.site, args.vpath.as_deref(), &script.module)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
         let mut compiler = PythonCompiler::new(&build_python);
         check_bytecode_version(&mut compiler, &runtime)?;
@@ -106,8 +117,31 @@ impl FreezeConfig {
             compiler,
             dry_run: args.dry_run,
             quiet: args.quiet,
+            install,
         })
     }
+}
+
+fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<InstallDefaults> {
+    if site.trim().is_empty() {
+        bail!("--site is empty: name an IIS site, e.g. --site \"Default Web Site\"");
+    }
+    let vpath = match vpath {
+        None => format!("/{module}"),
+        Some(v) => {
+            let trimmed = v.trim_matches('/');
+            let bad_part =
+                !trimmed.is_empty() && trimmed.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+            if bad_part || v.contains(['\\', '?', '*', ':', '"', '<', '>', '|']) {
+                bail!("--vpath {v:?} is not a virtual path: write it as /NAME or /NAME/SUB");
+            }
+            format!("/{trimmed}")
+        }
+    };
+    Ok(InstallDefaults {
+        site: site.to_string(),
+        vpath,
+    })
 }
 
 fn resolve_script(path: &Path) -> Result<Script> {

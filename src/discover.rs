@@ -46,6 +46,42 @@ pub fn app_modules(script: &Script) -> Vec<ModuleSource> {
     modules
 }
 
+/// The module through which `SCRIPT.exe install` learns the freeze-time defaults
+/// (`--site`, `--vpath`) for a script with no install code of its own.
+pub fn install_options_module(install: &crate::config::InstallDefaults) -> ModuleSource {
+    let filename = format!("{INSTALL_OPTIONS_MODULE}.py");
+    let text = format!(
+        "\"\"\"isapi-freeze's freeze-time install options.\"\"\"\nSITE = {}\nVPATH = {}\n",
+        python_str(&install.site),
+        python_str(&install.vpath)
+    );
+    ModuleSource {
+        archive_name: pyc_name(&filename),
+        source: SourceFile {
+            path: PathBuf::from(&filename),
+            text: Some(text),
+            filename,
+            check_factories: false,
+        },
+    }
+}
+
+/// The archive module holding the freeze-time install options.
+pub const INSTALL_OPTIONS_MODULE: &str = "_isapi_freeze_options";
+
+/// A Python string literal for any text.
+fn python_str(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            ' '..='~' if c != '"' && c != '\\' => out.push(c),
+            _ => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Folders of an installation's Lib\ that a server never imports.
 const STDLIB_SKIPPED: &[&str] = &[
     "site-packages",
@@ -162,6 +198,20 @@ mod tests {
             );
         }
         assert_eq!(names.last().unwrap(), "hello.pyc");
+    }
+
+    #[test]
+    fn install_options_are_python_string_literals() {
+        let module = install_options_module(&crate::config::InstallDefaults {
+            site: "Caf\u{e9} \"x\"".into(),
+            vpath: "/hello".into(),
+        });
+        assert_eq!(module.archive_name, "_isapi_freeze_options.pyc");
+        assert_eq!(
+            module.source.text.unwrap(),
+            "\"\"\"isapi-freeze's freeze-time install options.\"\"\"\n\
+             SITE = \"Caf\\U000000e9 \\U00000022x\\U00000022\"\nVPATH = \"/hello\"\n"
+        );
     }
 
     #[test]

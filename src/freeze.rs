@@ -27,7 +27,8 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         rt.root.display()
     ));
 
-    let modules = discover::app_modules(&config.script);
+    let mut modules = discover::app_modules(&config.script);
+    modules.push(discover::install_options_module(&config.install));
     let (app_entries, factories) = compile(&mut config.compiler, &modules)?;
     check_factories(&config, factories)?;
 
