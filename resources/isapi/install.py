@@ -16,6 +16,7 @@ import json
 import ntpath
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -533,14 +534,21 @@ def read_config(path):
 
 def write_config(path, data):
     """Replaces ``path`` with ``data`` in one step, after a backup beside it."""
+    reason = None
     try:
-        with open(path, "r+b"):
-            pass
+        # Windows refuses to replace a file with the read-only attribute; say so first.
+        if getattr(os.stat(path), "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_READONLY:
+            reason = "the file is read-only"
+        else:
+            with open(path, "r+b"):
+                pass
     except OSError as e:
+        reason = e.strerror
+    if reason is not None:
         raise InstallationError(
-            f"cannot write {path}: {e.strerror}; nothing was changed (is it read-only, or do you need "
-            "an Administrator prompt?)"
-        ) from None
+            f"cannot write {path}: {reason}; nothing was changed (clear its read-only attribute, or use an "
+            "Administrator prompt)"
+        )
     temp = path + ".isapi-freeze-new"
     backup = path + ".isapi-freeze-backup"
     try:
@@ -734,7 +742,8 @@ def InstallModule(conf_module_name, params, options, log=lambda *args: None):
         raise ConfigurationError(f"{target.loader} is a 64-bit DLL and this Windows is 32-bit: freeze with a 32-bit Python")
     _patch_params_module(params, target.loader)
     Install(params, options, target)
-    log(1, "Installation complete.")
+    if not getattr(options, "dry_run", False):
+        log(1, "Installation complete.")
 
 
 def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
@@ -748,7 +757,8 @@ def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
             pass
     _patch_params_module(params, target.loader)
     Uninstall(params, options, target)
-    log(1, "Uninstallation complete.")
+    if not getattr(options, "dry_run", False):
+        log(1, "Uninstallation complete.")
 
 
 standard_arguments = {

@@ -6,3 +6,4 @@ mod freeze;
 mod harness;
 mod host;
 mod http;
+mod install;
