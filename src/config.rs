@@ -130,8 +130,10 @@ fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<Ins
         None => format!("/{module}"),
         Some(v) => {
             let trimmed = v.trim_matches('/');
-            let bad_part =
-                !trimmed.is_empty() && trimmed.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+            let bad_part = !trimmed.is_empty()
+                && trimmed
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..");
             if bad_part || v.contains(['\\', '?', '*', ':', '"', '<', '>', '|']) {
                 bail!("--vpath {v:?} is not a virtual path: write it as /NAME or /NAME/SUB");
             }

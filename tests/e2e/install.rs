@@ -133,13 +133,26 @@ fn install_adds_pool_application_handler_and_restriction_then_remove_restores_ev
         ]
     );
     let installed = std::fs::read(&config).unwrap();
-    assert_eq!(String::from_utf8_lossy(&installed), String::from_utf8_lossy(&plain_installed(dist)));
-    assert_eq!(std::fs::read(tmp.path().join("applicationHost.config.isapi-freeze-backup")).unwrap(), fixture());
+    assert_eq!(
+        String::from_utf8_lossy(&installed),
+        String::from_utf8_lossy(&plain_installed(dist))
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("applicationHost.config.isapi-freeze-backup")).unwrap(),
+        fixture()
+    );
 
     let again = run(&exe, &["install", "--config", &cfg], tmp.path());
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(lines(&again.stdout)[0], format!("IIS configuration already up to date ({cfg})"));
-    assert_eq!(std::fs::read(&config).unwrap(), installed, "a second install changes nothing");
+    assert_eq!(
+        lines(&again.stdout)[0],
+        format!("IIS configuration already up to date ({cfg})")
+    );
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        installed,
+        "a second install changes nothing"
+    );
 
     let removed = run(&exe, &["remove", "--config", &cfg], tmp.path());
     assert_eq!(removed.code, 0, "{removed:?}");
@@ -147,11 +160,18 @@ fn install_adds_pool_application_handler_and_restriction_then_remove_restores_ev
         lines(&removed.stdout)[0],
         format!("updated {cfg}: removed 1 ISAPI restriction, removed 1 handler mapping, removed 1 application, removed 1 application pool")
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture(), "remove gives back the file byte for byte");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        fixture(),
+        "remove gives back the file byte for byte"
+    );
 
     let removed_again = run(&exe, &["uninstall", "--config", &cfg], tmp.path());
     assert_eq!(removed_again.code, 0, "{removed_again:?}");
-    assert_eq!(lines(&removed_again.stdout)[0], format!("IIS configuration already clean ({cfg})"));
+    assert_eq!(
+        lines(&removed_again.stdout)[0],
+        format!("IIS configuration already clean ({cfg})")
+    );
     assert_eq!(std::fs::read(&config).unwrap(), fixture());
 }
 
@@ -180,7 +200,11 @@ fn freeze_time_site_and_vpath_choose_where_a_script_without_install_code_goes() 
     let config = tmp.path().join("applicationHost.config");
     std::fs::write(&config, fixture()).unwrap();
     let cfg = win_path(&config);
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &cfg, "-q"], tmp.path());
+    let finished = run(
+        &dist.join("plain.exe"),
+        &["install", "--config", &cfg, "-q"],
+        tmp.path(),
+    );
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(finished.stdout, "");
     let text = String::from_utf8(std::fs::read(&config).unwrap()).unwrap();
@@ -204,13 +228,21 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
     let (tmp, config) = config_copy();
     let cfg = win_path(&config);
     let dir = win_path(dist);
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &cfg, "--dry-run"], tmp.path());
+    let finished = run(
+        &dist.join("plain.exe"),
+        &["install", "--config", &cfg, "--dry-run"],
+        tmp.path(),
+    );
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(std::fs::read(&config).unwrap(), fixture());
     let out = lines(&finished.stdout);
     assert_eq!(out[0], format!("--- {cfg}"));
     assert_eq!(out[1], format!("+++ {cfg} (planned)"));
-    let added: Vec<&str> = out.iter().filter(|l| l.starts_with('+') && !l.starts_with("+++")).copied().collect();
+    let added: Vec<&str> = out
+        .iter()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .copied()
+        .collect();
     assert_eq!(
         added,
         [
@@ -229,7 +261,10 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
             "+    </location>".into(),
         ]
     );
-    assert!(!out.iter().any(|l| l.starts_with('-') && !l.starts_with("---")), "{out:?}");
+    assert!(
+        !out.iter().any(|l| l.starts_with('-') && !l.starts_with("---")),
+        "{out:?}"
+    );
     assert_eq!(
         *out.last().unwrap(),
         format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\"")
@@ -294,7 +329,11 @@ fn a_malformed_config_is_refused_untouched() {
         )
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no backup or temporary file");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no backup or temporary file"
+    );
 }
 
 #[test]
@@ -314,7 +353,11 @@ fn a_read_only_config_is_refused_untouched() {
         )
     );
     assert_eq!(std::fs::read(&config).unwrap(), fixture());
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no backup or temporary file");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no backup or temporary file"
+    );
 }
 
 #[test]
@@ -376,11 +419,17 @@ fn a_changed_output_directory_is_refused_before_iis_is_touched() {
     std::fs::write(&zip, bytes).unwrap();
     let config = tmp.path().join("applicationHost.config");
     std::fs::write(&config, fixture()).unwrap();
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &win_path(&config)], tmp.path());
+    let finished = run(
+        &dist.join("plain.exe"),
+        &["install", "--config", &win_path(&config)],
+        tmp.path(),
+    );
     assert_eq!(finished.code, 1, "{finished:?}");
     let zip_path = format!("{}\\python311.zip", win_path(&dist));
     assert!(
-        finished.stderr.starts_with(&format!("ConfigurationError: {zip_path} does not match manifest.json (SHA-256 ")),
+        finished.stderr.starts_with(&format!(
+            "ConfigurationError: {zip_path} does not match manifest.json (SHA-256 "
+        )),
         "{finished:?}"
     );
     assert!(
@@ -443,7 +492,11 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
 
     let removed = run(&exe, &["remove", "--config", &cfg], tmp.path());
     assert_eq!(removed.code, 0, "{removed:?}");
-    assert_eq!(std::fs::read(&config).unwrap(), fixture(), "remove gives back the file byte for byte");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        fixture(),
+        "remove gives back the file byte for byte"
+    );
 }
 
 #[test]
