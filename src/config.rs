@@ -400,6 +400,23 @@ pub fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn install_defaults_normalise_the_virtual_path_and_refuse_bad_ones() {
+        let ok = |vpath: Option<&str>| install_defaults("Default Web Site", vpath, "hello").unwrap().vpath;
+        assert_eq!(ok(None), "/hello");
+        assert_eq!(ok(Some("tools/hello/")), "/tools/hello");
+        assert_eq!(ok(Some("/")), "/");
+        for bad in ["/a//b", "/../x", "/a\\b", "/x*"] {
+            let err = install_defaults("Default Web Site", Some(bad), "hello").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--vpath {bad:?} is not a virtual path: write it as /NAME or /NAME/SUB")
+            );
+        }
+        assert!(install_defaults(" ", None, "hello").is_err());
+    }
+
     use super::*;
 
     #[test]

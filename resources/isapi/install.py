@@ -316,6 +316,8 @@ def plan(params, target, config, options):
     for vd in params.VirtualDirs:
         if not vd.Name:
             raise ConfigurationError("a VirtualDirParameters has no Name (its virtual path, e.g. '/hello')")
+        if vd.ScriptMapUpdate not in ("start", "end", "replace"):
+            raise ConfigurationError(f"Unknown ScriptMapUpdate option '{vd.ScriptMapUpdate}'")
         site = _site_name(config, server_option or vd.Server or params.ServerName, config.path)
         vpath = "/" + vd.Name.strip("/") if not vd.is_root() else ""
         location = site + vpath
