@@ -423,7 +423,22 @@ def terminate_filter(flags):
 # The install executable -----------------------------------------------------------------
 
 def run_main():
-    """Runs the script as __main__ (the installer exe). SystemExit propagates."""
+    """Runs the script as __main__ (the installer exe). SystemExit propagates.
+
+    A script with no install code of its own (it ran to its end without handing the
+    command line to isapi.install) still installs: ``SCRIPT.exe install|remove|...`` then
+    runs isapi.install with the defaults given when freezing (--site, --vpath)."""
     import runpy
 
     runpy.run_module(SCRIPT, run_name="__main__", alter_sys=True)
+    install = sys.modules.get("isapi.install")
+    if len(sys.argv) < 2 or (install is not None and install._handled):
+        return
+    import importlib
+
+    import _isapi_freeze_options as options
+    from isapi import install
+
+    module = importlib.import_module(SCRIPT)
+    params = install.default_parameters(module, options.SITE, options.VPATH)
+    install.HandleCommandLine(params)

@@ -97,6 +97,16 @@ pub struct FreezeArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// The IIS site that `SCRIPT.exe install` uses when the script has no install code of
+    /// its own (no `HandleCommandLine` call).
+    #[arg(long, value_name = "NAME", default_value = "Default Web Site")]
+    pub site: String,
+
+    /// The virtual path that `SCRIPT.exe install` maps every request and verb under, when
+    /// the script has no install code of its own. Default: `/SCRIPT`.
+    #[arg(long, value_name = "/PATH")]
+    pub vpath: Option<String>,
+
     /// Print less: only errors.
     #[arg(short, long)]
     pub quiet: bool,

@@ -27,6 +27,16 @@ pub struct FreezeConfig {
     pub compiler: Cached<PythonCompiler>,
     pub dry_run: bool,
     pub quiet: bool,
+    /// What `SCRIPT.exe install` does for a script without install code.
+    pub install: InstallDefaults,
+}
+
+/// The freeze-time defaults of `SCRIPT.exe install`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallDefaults {
+    pub site: String,
+    /// Starts with `/`.
+    pub vpath: String,
 }
 
 #[derive(Debug)]
@@ -102,6 +112,7 @@ impl FreezeConfig {
         let runtime = probe_runtime(&python)?;
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
+        let install = install_defaults(&args.site, args.vpath.as_deref(), &script.module)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
         let mut compiler = Cached::new(
             PythonCompiler::new(&build_python),
@@ -127,8 +138,33 @@ impl FreezeConfig {
             compiler,
             dry_run: args.dry_run,
             quiet: args.quiet,
+            install,
         })
     }
+}
+
+fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<InstallDefaults> {
+    if site.trim().is_empty() {
+        bail!("--site is empty: name an IIS site, e.g. --site \"Default Web Site\"");
+    }
+    let vpath = match vpath {
+        None => format!("/{module}"),
+        Some(v) => {
+            let trimmed = v.trim_matches('/');
+            let bad_part = !trimmed.is_empty()
+                && trimmed
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..");
+            if bad_part || v.contains(['\\', '?', '*', ':', '"', '<', '>', '|']) {
+                bail!("--vpath {v:?} is not a virtual path: write it as /NAME or /NAME/SUB");
+            }
+            format!("/{trimmed}")
+        }
+    };
+    Ok(InstallDefaults {
+        site: site.to_string(),
+        vpath,
+    })
 }
 
 fn resolve_script(path: &Path) -> Result<Script> {
@@ -385,6 +421,23 @@ pub fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn install_defaults_normalise_the_virtual_path_and_refuse_bad_ones() {
+        let ok = |vpath: Option<&str>| install_defaults("Default Web Site", vpath, "hello").unwrap().vpath;
+        assert_eq!(ok(None), "/hello");
+        assert_eq!(ok(Some("tools/hello/")), "/tools/hello");
+        assert_eq!(ok(Some("/")), "/");
+        for bad in ["/a//b", "/../x", "/a\\b", "/x*"] {
+            let err = install_defaults("Default Web Site", Some(bad), "hello").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--vpath {bad:?} is not a virtual path: write it as /NAME or /NAME/SUB")
+            );
+        }
+        assert!(install_defaults(" ", None, "hello").is_err());
+    }
+
     use super::*;
 
     #[test]

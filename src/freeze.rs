@@ -33,7 +33,9 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         rt.root.display()
     ));
 
-    let roots = discover::build_roots(&config.script, &config.paths, &config.runtime)?;
+    let mut roots = discover::build_roots(&config.script, &config.paths, &config.runtime)?;
+    // Generated below rather than found: the freeze-time install options.
+    roots.builtins.insert(discover::INSTALL_OPTIONS_MODULE.to_string());
     check_script_name(&config, &roots)?;
     let mut wanted = discover::runtime_module_names();
     wanted.push(config.script.module.clone());
@@ -63,7 +65,9 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     ));
 
     let mut files = FileReader::default();
-    let (mut app_entries, factories) = compile(&mut config.compiler, &collected.app_sources)?;
+    let mut app_sources = collected.app_sources.clone();
+    app_sources.push(discover::install_options_module(&config.install));
+    let (mut app_entries, factories) = compile(&mut config.compiler, &app_sources)?;
     check_factories(&config, factories)?;
     for (name, source) in &collected.app_files {
         app_entries.push(ArchiveEntry {

@@ -94,6 +94,12 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
             kind: RootKind::App,
             files: RootFiles::Dir(dir.clone()),
         });
+        for extra in pth_folders(dir) {
+            list.push(Root {
+                kind: RootKind::App,
+                files: RootFiles::Dir(extra),
+            });
+        }
     }
     let stdlib = match runtime.layout {
         crate::config::RuntimeLayout::Embeddable => {
@@ -111,14 +117,23 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         crate::config::RuntimeLayout::Installation => {
             let site = runtime.root.join("Lib").join("site-packages");
             if site.is_dir() {
+                let extra = pth_folders(&site);
                 list.push(Root {
                     kind: RootKind::App,
                     files: RootFiles::Dir(site),
                 });
+                list.extend(extra.into_iter().map(|d| Root {
+                    kind: RootKind::App,
+                    files: RootFiles::Dir(d),
+                }));
             }
             RootFiles::Dir(runtime.root.join("Lib"))
         }
     };
+    list.push(Root {
+        kind: RootKind::Runtime,
+        files: roots::listing(Path::new("resources"), resources(true)),
+    });
     list.push(Root {
         kind: RootKind::Stdlib,
         files: stdlib,
@@ -137,6 +152,43 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         builtins: builtins.into_iter().collect(),
         abi_tag: format!("cp{}{}", runtime.version.0, runtime.version.1),
     })
+}
+
+/// The module through which `SCRIPT.exe install` learns the freeze-time defaults
+/// (`--site`, `--vpath`) for a script with no install code of its own.
+pub fn install_options_module(install: &crate::config::InstallDefaults) -> ModuleSource {
+    let filename = format!("{INSTALL_OPTIONS_MODULE}.py");
+    let text = format!(
+        "\"\"\"isapi-freeze's freeze-time install options.\"\"\"\nSITE = {}\nVPATH = {}\n",
+        python_str(&install.site),
+        python_str(&install.vpath)
+    );
+    ModuleSource {
+        archive_name: pyc_name(&filename),
+        source: SourceFile {
+            path: PathBuf::from(&filename),
+            text: Some(text),
+            zip: None,
+            filename,
+            check_factories: false,
+        },
+    }
+}
+
+/// The archive module holding the freeze-time install options.
+pub const INSTALL_OPTIONS_MODULE: &str = "_isapi_freeze_options";
+
+/// A Python string literal for any text.
+fn python_str(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            ' '..='~' if c != '"' && c != '\\' => out.push(c),
+            _ => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Folders of an installation's Lib\ that a server never imports.
@@ -266,6 +318,20 @@ mod tests {
                 "{expected} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn install_options_are_python_string_literals() {
+        let module = install_options_module(&crate::config::InstallDefaults {
+            site: "Caf\u{e9} \"x\"".into(),
+            vpath: "/hello".into(),
+        });
+        assert_eq!(module.archive_name, "_isapi_freeze_options.pyc");
+        assert_eq!(
+            module.source.text.unwrap(),
+            "\"\"\"isapi-freeze's freeze-time install options.\"\"\"\n\
+             SITE = \"Caf\\U000000e9 \\U00000022x\\U00000022\"\nVPATH = \"/hello\"\n"
+        );
     }
 
     #[test]

@@ -8,5 +8,6 @@ mod freeze;
 mod harness;
 mod host;
 mod http;
+mod install;
 mod threads;
 mod wsgi;

@@ -128,7 +128,7 @@ mod windows_main {
         drop(stdout);
 
         let watcher = server.clone();
-        std::thread::spawn(move || {
+        let watcher = std::thread::spawn(move || {
             // Standard input ending (or a `quit` line) is the signal to stop: the parent
             // that started the host only has to close the pipe.
             for line in std::io::stdin().lock().lines() {
@@ -141,9 +141,18 @@ mod windows_main {
             watcher.shutdown(local);
         });
 
-        server.serve(listener);
-        if !server.drain(SHUTDOWN_GRACE) {
+        let connections = server.serve(listener);
+        let drained = server.drain(SHUTDOWN_GRACE);
+        if !drained {
             eprintln!("isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway");
+        }
+        // Exit with no other thread of ours left: Wine sometimes kills (SIGKILL) a process
+        // that exits while its other threads are still running.
+        let _ = watcher.join();
+        if drained {
+            for thread in connections {
+                let _ = thread.join();
+            }
         }
         if let Some(extension) = server.extension() {
             extension.terminate(HSE_TERM_MUST_UNLOAD);

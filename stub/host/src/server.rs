@@ -66,9 +66,12 @@ impl Server {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Accepts until [`Server::shutdown`] is called.
-    pub fn serve(self: &Arc<Self>, listener: TcpListener) {
+    /// Accepts until [`Server::shutdown`] is called; returns the connection threads still
+    /// running, for the caller to join once they are done.
+    pub fn serve(self: &Arc<Self>, listener: TcpListener) -> Vec<std::thread::JoinHandle<()>> {
+        let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
         loop {
+            threads.retain(|t| !t.is_finished());
             {
                 let mut connections = self.connections();
                 while connections.open.len() >= MAX_CONNECTIONS && !self.shutting_down.load(Ordering::SeqCst) {
@@ -76,7 +79,7 @@ impl Server {
                 }
             }
             if self.shutting_down.load(Ordering::SeqCst) {
-                return;
+                return threads;
             }
             let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
@@ -87,7 +90,7 @@ impl Server {
                 }
             };
             if self.shutting_down.load(Ordering::SeqCst) {
-                return;
+                return threads;
             }
             let Ok(handle) = stream.try_clone() else {
                 continue;
@@ -108,9 +111,12 @@ impl Server {
                     server.connections().open.remove(&id);
                     server.changed.notify_all();
                 });
-            if let Err(e) = spawned {
-                eprintln!("isapi-host: cannot start a connection thread: {e}");
-                self.connections().open.remove(&id);
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    eprintln!("isapi-host: cannot start a connection thread: {e}");
+                    self.connections().open.remove(&id);
+                }
             }
         }
     }

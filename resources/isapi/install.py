@@ -1,0 +1,879 @@
+"""Installs a frozen ISAPI extension or filter into IIS 7 or later, with pywin32's API.
+
+A pywin32-style script ends with ``HandleCommandLine(params)``; run as ``SCRIPT.exe
+install`` it makes IIS serve the extension beside it, and ``SCRIPT.exe remove`` takes
+back exactly what install added. Unlike pywin32's installer this needs no IIS 6 Metabase
+Compatibility: it plans the change to applicationHost.config (an application pool, the
+application, the handler mapping, the ISAPI restriction entry, filters), then applies it
+with appcmd.exe, or by rewriting a configuration file given with ``--config`` in one
+step. Every failure exits non-zero with what went wrong and where.
+"""
+
+import difflib
+import hashlib
+import inspect
+import json
+import ntpath
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import traceback
+
+from isapi import _iisconfig
+from isapi._iisconfig import Element, Item, Step
+
+_DEFAULT_SERVER_NAME = "Default Web Site"
+_DEFAULT_HEADERS = "X-Powered-By: Python"
+_APP_POOLED = 2
+
+# pywin32's defaults: the directory only runs the extension.
+_DEFAULT_ACCESS_EXECUTE = True
+_DEFAULT_ACCESS_READ = False
+_DEFAULT_ACCESS_WRITE = False
+_DEFAULT_ACCESS_SCRIPT = False
+
+# Script map flags (IIS 6 metabase): the extension is a script engine, and IIS checks
+# that the requested file exists.
+MD_SCRIPTMAPFLAG_SCRIPT = 1
+MD_SCRIPTMAPFLAG_CHECK_PATH_INFO = 4
+
+# FilterParameters.Server = GLOBAL_FILTERS installs a filter for the whole server.
+GLOBAL_FILTERS = "*"
+
+IMAGE_FILE_MACHINE = {0x14C: 32, 0x8664: 64, 0xAA64: 64}
+
+# Set once isapi.install has handled a command line, so that the installer exe knows the
+# script did its own installing.
+_handled = False
+
+
+class FilterParameters:
+    Name = None
+    Description = None
+    Path = None  # the loader beside SCRIPT.exe when None
+    Server = None  # a site (default: the install's site), or GLOBAL_FILTERS
+    AddExtensionFile = True
+    AddExtensionFile_Enabled = True
+    AddExtensionFile_GroupID = None
+    AddExtensionFile_CanDelete = True
+    AddExtensionFile_Description = None
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class VirtualDirParameters:
+    Name = None  # the virtual path, e.g. "/hello"; "/" is the site's root
+    Description = None
+    AppProtection = _APP_POOLED
+    Headers = _DEFAULT_HEADERS
+    Path = None  # the physical folder; the output directory when None
+    AccessExecute = _DEFAULT_ACCESS_EXECUTE
+    AccessRead = _DEFAULT_ACCESS_READ
+    AccessWrite = _DEFAULT_ACCESS_WRITE
+    AccessScript = _DEFAULT_ACCESS_SCRIPT
+    ContentIndexed = False
+    EnableDirBrowsing = False
+    EnableDefaultDoc = False
+    DefaultDoc = None
+    ScriptMaps = []
+    ScriptMapUpdate = "end"  # 'start', 'end' or 'replace'
+    Server = None
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def is_root(self):
+        parent, name = self.split_path()
+        return not parent and not name
+
+    def split_path(self):
+        return split_path(self.Name)
+
+
+class ScriptMapParams:
+    Extension = None  # "*" for every request, or ".ext"
+    Module = None  # the loader beside SCRIPT.exe when None
+    Flags = 5
+    Verbs = ""  # "" for all verbs, else "GET,POST"
+    AddExtensionFile = True
+    AddExtensionFile_Enabled = True
+    AddExtensionFile_GroupID = None
+    AddExtensionFile_CanDelete = True
+    AddExtensionFile_Description = None
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __str__(self):
+        items = [self.Extension, self.Module, self.Flags]
+        if self.Verbs:
+            items.append(self.Verbs)
+        return ",".join(str(item) for item in items)
+
+
+class ISAPIParameters:
+    ServerName = _DEFAULT_SERVER_NAME
+    Filters = []
+    VirtualDirs = []
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+verbose = 1
+
+
+def log(level, what):
+    if verbose >= level:
+        print(what)
+
+
+class InstallationError(Exception):
+    pass
+
+
+class ItemNotFound(InstallationError):
+    pass
+
+
+class ConfigurationError(InstallationError):
+    pass
+
+
+def split_path(path):
+    """The parent path and the last name of a virtual path: '/foo/bar' -> ['/foo', 'bar']."""
+    if not path.startswith("/"):
+        path = "/" + path
+    return path.rsplit("/", 1)
+
+
+def _call_hook(ob, hook_name, options, *extra_args):
+    func = getattr(ob, hook_name, None)
+    if func is not None:
+        func(ob, options, *extra_args)
+
+
+# What is being installed ---------------------------------------------------------------
+
+
+class Target:
+    """The frozen output directory being installed: its loader, name and bitness."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        # Windows paths whatever the platform, so that plans can be checked anywhere.
+        self.dir = ntpath.dirname(loader)
+        stem = ntpath.splitext(ntpath.basename(loader))[0]
+        self.name = stem[1:] if stem.startswith("_") else stem
+        self.pool = f"isapi-freeze-{self.name}"
+        self.bits = None
+
+    def read_bitness(self):
+        self.bits = pe_bitness(self.loader)
+        return self.bits
+
+
+def pe_bitness(path):
+    """32 or 64, from the Machine field of a PE file's header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise ConfigurationError(f"cannot read {path}: {e.strerror}") from None
+    if head[:2] != b"MZ" or len(head) < 64:
+        raise ConfigurationError(f"{path} is not a Windows DLL (no MZ header)")
+    offset = int.from_bytes(head[60:64], "little")
+    if head[offset : offset + 4] != b"PE\0\0":
+        raise ConfigurationError(f"{path} is not a Windows DLL (no PE header)")
+    machine = int.from_bytes(head[offset + 4 : offset + 6], "little")
+    if machine not in IMAGE_FILE_MACHINE:
+        raise ConfigurationError(f"{path} is for an unknown machine type {machine:#06x}")
+    return IMAGE_FILE_MACHINE[machine]
+
+
+def verify_manifest(directory):
+    """Checks every file of the output directory against its manifest.json."""
+    manifest_path = os.path.join(directory, "manifest.json")
+    try:
+        with open(manifest_path, "rb") as f:
+            manifest = json.loads(f.read())
+        files = manifest["files"]
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot read {manifest_path}: {e.strerror}; install from the folder isapi-freeze wrote"
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(f"{manifest_path} is damaged; freeze again") from None
+    for entry in files:
+        path = os.path.join(directory, entry["path"].replace("/", os.sep))
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as e:
+            raise ConfigurationError(
+                f"{path} is missing or unreadable ({e.strerror}): the output directory is incomplete; "
+                "copy it again from the freeze"
+            ) from None
+        if digest.hexdigest() != entry["sha256"]:
+            raise ConfigurationError(
+                f"{path} does not match manifest.json (SHA-256 {digest.hexdigest()}, expected "
+                f"{entry['sha256']}): the output directory changed after freezing; copy it again"
+            )
+
+
+def GetLoaderModuleName(mod_name, check_module=None):
+    """The ISAPI DLL that IIS loads: ``_NAME.dll`` beside ``NAME.exe`` (or beside the
+    script, unfrozen)."""
+    base = os.path.splitext(mod_name)[0]
+    path, base = os.path.split(base)
+    return os.path.abspath(os.path.join(path, "_" + base + ".dll"))
+
+
+def _patch_params_module(params, dll_name):
+    for f in params.Filters:
+        if f.Path is None:
+            f.Path = dll_name
+    for vd in params.VirtualDirs:
+        for sm in vd.ScriptMaps:
+            if sm.Module is None:
+                sm.Module = dll_name
+
+
+# The planned change ---------------------------------------------------------------------
+
+
+def _bool(value):
+    return "true" if value else "false"
+
+
+def _site_name(config, wanted, path):
+    """The name of the site that ``wanted`` (a name or an id, any case) means."""
+    sites = config.node(("system.applicationHost", {}), ("sites", {}))
+    names = []
+    for site in sites.children if sites is not None else []:
+        if site.tag != "site":
+            continue
+        name = site.attrs.get("name", "")
+        names.append(name)
+        if wanted.strip().lower() in (name.lower(), site.attrs.get("id", "").lower()):
+            return name
+    raise ItemNotFound(
+        f"no web site matches {wanted!r} in {path} (sites: {', '.join(names) or 'none'}); "
+        "choose one with --server NAME"
+    )
+
+
+def _access_policy(vd):
+    parts = []
+    if vd.AccessRead:
+        parts.append("Read")
+    if vd.AccessWrite:
+        parts.append("Write")
+    if vd.AccessExecute:
+        parts.append("Execute")
+    # On IIS 6 execute permission covered scripts too.
+    if vd.AccessScript or vd.AccessExecute:
+        parts.append("Script")
+    return ", ".join(parts) or "None"
+
+
+def _handler_path(extension):
+    extension = (extension or "*").strip()
+    if extension == "*" or extension.startswith("*"):
+        return extension
+    return "*" + (extension if extension.startswith(".") else "." + extension)
+
+
+def plan(params, target, config, options):
+    """Every element install adds, in the order it adds them."""
+    server_option = getattr(options, "server", None)
+    bitness = f"bitness{target.bits}"
+    items = []
+    apps = [vd for vd in params.VirtualDirs if not vd.is_root()]
+    if apps:
+        items.append(
+            Item(
+                "application pool",
+                None,
+                "system.applicationHost/applicationPools",
+                Element(
+                    "add",
+                    {
+                        "name": target.pool,
+                        "managedRuntimeVersion": "",
+                        "enable32BitAppOnWin64": _bool(target.bits == 32),
+                    },
+                ),
+                ["name"],
+            )
+        )
+    for vd in params.VirtualDirs:
+        if not vd.Name:
+            raise ConfigurationError("a VirtualDirParameters has no Name (its virtual path, e.g. '/hello')")
+        if vd.ScriptMapUpdate not in ("start", "end", "replace"):
+            raise ConfigurationError(f"Unknown ScriptMapUpdate option '{vd.ScriptMapUpdate}'")
+        site = _site_name(config, server_option or vd.Server or params.ServerName, config.path)
+        vpath = "/" + vd.Name.strip("/") if not vd.is_root() else ""
+        location = site + vpath
+        if not vd.is_root():
+            application = Item(
+                "application",
+                None,
+                "system.applicationHost/sites",
+                Element(
+                    "application",
+                    {"path": vpath, "applicationPool": target.pool},
+                    [Element("virtualDirectory", {"path": "/", "physicalPath": vd.Path or target.dir})],
+                ),
+                ["path"],
+                steps=[Step("site", {"name": site})],
+            )
+            application.site = site
+            existing = config.lookup(application)
+            if existing is not None and existing.attrs.get("applicationPool") != target.pool:
+                raise ConfigurationError(
+                    f"site {site!r} already has an application {vpath} (application pool "
+                    f"{existing.attrs.get('applicationPool', 'the default')!r}) that this installer did not "
+                    f"make; remove it or install under another path (--vpath when freezing, or the "
+                    f"VirtualDirParameters Name)"
+                )
+            items.append(application)
+        maps = vd.ScriptMaps or [ScriptMapParams(Extension="*", Flags=0)]
+        for n, sm in enumerate(maps, start=1):
+            flags = int(sm.Flags or 0)
+            name = target.pool if n == 1 else f"{target.pool}-{n}"
+            verbs = ",".join(v.strip() for v in (sm.Verbs or "").split(",") if v.strip()) or "*"
+            items.append(
+                Item(
+                    "handler mapping",
+                    location,
+                    "system.webServer/handlers",
+                    Element(
+                        "add",
+                        {
+                            "name": name,
+                            "path": _handler_path(sm.Extension),
+                            "verb": verbs,
+                            "modules": "IsapiModule",
+                            "scriptProcessor": sm.Module or target.loader,
+                            "resourceType": "File" if flags & MD_SCRIPTMAPFLAG_CHECK_PATH_INFO else "Unspecified",
+                            "requireAccess": "Script" if flags & MD_SCRIPTMAPFLAG_SCRIPT else "None",
+                            "preCondition": bitness,
+                        },
+                    ),
+                    ["name"],
+                    section_attrs={"accessPolicy": _access_policy(vd)},
+                )
+            )
+        if vd.EnableDirBrowsing:
+            items.append(
+                Item(
+                    "directory browsing",
+                    location,
+                    "system.webServer",
+                    Element("directoryBrowse", {"enabled": "true"}),
+                    [],
+                )
+            )
+        for ignored in ("DefaultDoc", "Headers"):
+            if getattr(vd, ignored) not in (None, "", VirtualDirParameters.__dict__[ignored]):
+                log(2, f"note: {ignored} of {vd.Name} is an IIS 6 setting; IIS 7+ takes it from the site")
+    modules = set()
+    for vd in params.VirtualDirs:
+        for sm in vd.ScriptMaps or [None]:
+            modules.add((sm.Module if sm is not None else None) or target.loader)
+    for f in params.Filters:
+        modules.add(f.Path or target.loader)
+    for module in sorted(modules):
+        items.append(
+            Item(
+                "ISAPI restriction",
+                None,
+                "system.webServer/security/isapiCgiRestriction",
+                Element(
+                    "add",
+                    {
+                        "path": module,
+                        "allowed": "true",
+                        "description": f"{target.name} (isapi-freeze)",
+                    },
+                ),
+                ["path"],
+            )
+        )
+    for f in params.Filters:
+        if not f.Name:
+            raise ConfigurationError("a FilterParameters has no Name")
+        server = f.Server if f.Server is not None else params.ServerName
+        if server_option and server != GLOBAL_FILTERS:
+            server = server_option
+        location = None if server == GLOBAL_FILTERS else _site_name(config, server, config.path)
+        items.append(
+            Item(
+                "ISAPI filter",
+                location,
+                "system.webServer/isapiFilters",
+                Element(
+                    "filter",
+                    {
+                        "name": f.Name,
+                        "path": f.Path or target.loader,
+                        "enabled": "true",
+                        "preCondition": bitness,
+                    },
+                ),
+                ["name"],
+            )
+        )
+    return items
+
+
+def check_modules(config, params):
+    """The IIS features the plan needs must be installed."""
+    needed = []
+    if params.VirtualDirs:
+        needed.append(("IsapiModule", "ISAPI Extensions", "Web-ISAPI-Ext", "IIS-ISAPIExtensions"))
+    if params.Filters:
+        needed.append(("IsapiFilterModule", "ISAPI Filters", "Web-ISAPI-Filter", "IIS-ISAPIFilter"))
+    global_modules = config.node(("system.webServer", {}), ("globalModules", {}))
+    for module, feature, server_name, client_name in needed:
+        if global_modules is None or global_modules.find("add", {"name": module}) is None:
+            raise ConfigurationError(
+                f"IIS's {feature} feature is not installed ({config.path} has no {module} in "
+                f"globalModules). Install it: `Install-WindowsFeature {server_name}` on Windows Server, "
+                f"`dism /online /enable-feature /featurename:{client_name}` elsewhere"
+            )
+
+
+# appcmd ---------------------------------------------------------------------------------
+
+
+def _item_literal(element, keys=None):
+    attrs = element.attrs if keys is None else {k: element.attrs[k] for k in keys}
+    return "[" + ",".join(f"{k}='{v}'" for k, v in attrs.items()) + "]"
+
+
+def appcmd_commands(item, change, section_missing=False):
+    """The appcmd.exe arguments that make ``change`` ("added", "updated" or "removed") to
+    ``item`` in the live configuration, one list per command."""
+    el = item.element
+    if item.section == "system.applicationHost/applicationPools":
+        name = el.attrs["name"]
+        settings = [
+            f"/managedRuntimeVersion:{el.attrs['managedRuntimeVersion']}",
+            f"/enable32BitAppOnWin64:{el.attrs['enable32BitAppOnWin64']}",
+        ]
+        if change == "added":
+            return [["add", "apppool", f"/name:{name}"] + settings]
+        if change == "updated":
+            return [["set", "apppool", name] + settings]
+        return [["delete", "apppool", name]]
+    if item.section == "system.applicationHost/sites":
+        path = el.attrs["path"]
+        add = [
+            "add",
+            "app",
+            f"/site.name:{item.site}",
+            f"/path:{path}",
+            f"/physicalPath:{el.children[0].attrs['physicalPath']}",
+            f"/applicationPool:{el.attrs['applicationPool']}",
+        ]
+        delete = ["delete", "app", item.site + path]
+        return {"added": [add], "updated": [delete, add], "removed": [delete]}[change]
+    where = [item.location] if item.location is not None else []
+    section = f"/section:{item.section}"
+    if not item.key:
+        # A section element of its own, such as directoryBrowse.
+        if change == "removed":
+            return [["clear", "config"] + where + [section, "/commit:apphost"]]
+        settings = [f"/{k}:{v}" for k, v in el.attrs.items()]
+        return [["set", "config"] + where + [section] + settings + ["/commit:apphost"]]
+    extra = []
+    if section_missing:
+        extra = [f"/{k}:{v}" for k, v in item.section_attrs.items()]
+    add = ["set", "config"] + where + [section] + extra + ["/+" + _item_literal(el), "/commit:apphost"]
+    delete = ["set", "config"] + where + [section, "/-" + _item_literal(el, item.key), "/commit:apphost"]
+    return {"added": [add], "updated": [delete, add], "removed": [delete]}[change]
+
+
+def command_line(argv):
+    """A command as cmd.exe takes it, quoted as Windows programs unquote it."""
+    return subprocess.list2cmdline(argv)
+
+
+# Applying -------------------------------------------------------------------------------
+
+
+def _windir():
+    return os.environ.get("windir") or os.environ.get("SystemRoot") or "C:\\Windows"
+
+
+def appcmd_path():
+    return os.path.join(_windir(), "System32", "inetsrv", "appcmd.exe")
+
+
+def live_config_path():
+    return os.path.join(_windir(), "System32", "inetsrv", "config", "applicationHost.config")
+
+
+def read_config(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigurationError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return _iisconfig.Config(data, path)
+    except _iisconfig.ConfigError as e:
+        raise ConfigurationError(str(e)) from None
+
+
+def write_config(path, data):
+    """Replaces ``path`` with ``data`` in one step, after a backup beside it."""
+    reason = None
+    try:
+        # Windows refuses to replace a file with the read-only attribute; say so first.
+        if getattr(os.stat(path), "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_READONLY:
+            reason = "the file is read-only"
+        else:
+            with open(path, "r+b"):
+                pass
+    except OSError as e:
+        reason = e.strerror
+    if reason is not None:
+        raise InstallationError(
+            f"cannot write {path}: {reason}; nothing was changed (clear its read-only attribute, or use an "
+            "Administrator prompt)"
+        )
+    temp = path + ".isapi-freeze-new"
+    backup = path + ".isapi-freeze-backup"
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        shutil.copyfile(path, backup)
+        os.replace(temp, path)
+    except OSError as e:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        raise InstallationError(
+            f"cannot replace {path}: {e.strerror} ({e.filename}); nothing was changed"
+        ) from None
+    log(2, f"previous configuration saved as {backup}")
+
+
+def _acl_command(target, grant):
+    account = f"IIS AppPool\\{target.pool}"
+    if grant:
+        return ["icacls", target.dir, "/grant", f"{account}:(OI)(CI)RX"]
+    return ["icacls", target.dir, "/remove:g", account]
+
+
+def apply(params, target, options, installing):
+    """Plans the change to IIS's configuration and makes it (or prints it, dry)."""
+    config_path = getattr(options, "config", None)
+    dry = getattr(options, "dry_run", False)
+    show_appcmd = getattr(options, "print_appcmd", False)
+    appcmd = appcmd_path()
+    if config_path is None and not os.path.isfile(appcmd):
+        raise InstallationError(
+            f"IIS 7 or later is not installed here: {appcmd} does not exist (IIS Management "
+            "Scripts and Tools provide it). On a machine without IIS, pass --config PATH to edit an "
+            "applicationHost.config directly"
+        )
+    path = config_path or live_config_path()
+    config = read_config(path)
+    if installing:
+        check_modules(config, params)
+    items = plan(params, target, config, options)
+    before = config.text
+    changes = []
+    sequence = items if installing else list(reversed(items))
+    for item in sequence:
+        if installing:
+            section_missing = config.lookup(item) is None and _section_missing(config, item)
+            try:
+                change = config.ensure(item)
+            except _iisconfig.ConfigError as e:
+                raise ConfigurationError(str(e)) from None
+        else:
+            section_missing = False
+            change = "removed" if config.discard(item) else None
+        if change:
+            changes.append((item, change, section_missing))
+            what = item.location or item.section.rsplit("/", 1)[-1]
+            log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
+    commands = [c for item, change, missing in changes for c in appcmd_commands(item, change, missing)]
+    has_pool = any(item.what == "application pool" for item in items)
+    acl = _acl_command(target, installing) if has_pool else None
+
+    if dry:
+        if not changes:
+            print(f"no change: {path} already has {'everything' if installing else 'nothing'} this installs")
+        elif config_path is not None and not show_appcmd:
+            diff = difflib.unified_diff(
+                before.splitlines(), config.text.splitlines(), path, path + " (planned)", lineterm=""
+            )
+            for line in diff:
+                print(line)
+        else:
+            for command in commands:
+                print(command_line(["appcmd"] + command))
+        if acl:
+            print(command_line(acl))
+        return
+
+    if not changes:
+        log(1, f"IIS configuration already {'up to date' if installing else 'clean'} ({path})")
+    elif config_path is not None:
+        write_config(path, config.data())
+        log(1, f"updated {path}: {_summary(changes)}")
+    else:
+        _run_appcmd(appcmd, commands, target)
+        log(1, f"updated IIS: {_summary(changes)}")
+    if acl:
+        if config_path is not None:
+            log(1, f"note: --config edits a file only; on the server run: {command_line(acl)}")
+        else:
+            _run(acl, "setting file permissions")
+
+
+def _section_missing(config, item):
+    found, missing = config._walk(item)
+    depth = (1 if item.location is not None else 0) + len(item.section.split("/"))
+    return len(found) - 1 < depth
+
+
+def _summary(changes):
+    counts = {}
+    for item, change, _ in changes:
+        counts[(change, item.what)] = counts.get((change, item.what), 0) + 1
+    return ", ".join(f"{change} {n} {what}{'s' if n > 1 else ''}" for (change, what), n in counts.items())
+
+
+def _run(argv, why):
+    log(2, "running: " + command_line(argv))
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as e:
+        raise InstallationError(f"{why}: cannot run {argv[0]}: {e.strerror}") from None
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise InstallationError(f"{why}: `{command_line(argv)}` failed ({result.returncode}): {output}")
+    return result.stdout
+
+
+def _run_appcmd(appcmd, commands, target):
+    """Runs the appcmd commands; after a failure, restores IIS's configuration as it was."""
+    backup = f"isapi-freeze-{target.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _run([appcmd, "add", "backup", backup], "backing up IIS's configuration")
+    for command in commands:
+        try:
+            _run([appcmd] + command, "changing IIS's configuration")
+        except InstallationError as e:
+            restore = subprocess.run([appcmd, "restore", "backup", backup], capture_output=True, text=True)
+            state = "restored" if restore.returncode == 0 else f"NOT restored (restore backup {backup} by hand)"
+            raise InstallationError(f"{e}; IIS's configuration was {state}") from None
+
+
+# pywin32's entry points -----------------------------------------------------------------
+
+
+def _target_for(conf_module_name):
+    if getattr(sys, "frozen", None):
+        loader = GetLoaderModuleName(sys.executable)
+    else:
+        loader = GetLoaderModuleName(conf_module_name)
+    return Target(loader)
+
+
+def Install(params, options, target=None):
+    target = target or _target_for(sys.argv[0])
+    _call_hook(params, "PreInstall", options)
+    for item in list(params.VirtualDirs) + list(params.Filters):
+        _call_hook(item, "PreInstall", options)
+    apply(params, target, options, installing=True)
+    if getattr(options, "dry_run", False):
+        return
+    for vd in params.VirtualDirs:
+        _call_hook(vd, "PostInstall", options, vd.Name)
+        log(1, f"Configured Virtual Directory: {vd.Name}")
+    for f in params.Filters:
+        _call_hook(f, "PostInstall", options, f.Name)
+        log(1, f"Configured Filter: {f.Name}")
+    _call_hook(params, "PostInstall", options)
+
+
+def Uninstall(params, options, target=None):
+    target = target or _target_for(sys.argv[0])
+    _call_hook(params, "PreRemove", options)
+    for item in list(params.VirtualDirs) + list(params.Filters):
+        _call_hook(item, "PreRemove", options)
+    apply(params, target, options, installing=False)
+    if getattr(options, "dry_run", False):
+        return
+    for vd in params.VirtualDirs:
+        _call_hook(vd, "PostRemove", options)
+        log(1, f"Deleted Virtual Directory: {vd.Name}")
+    for f in params.Filters:
+        _call_hook(f, "PostRemove", options)
+        log(1, f"Deleted Filter: {f.Name}")
+    _call_hook(params, "PostRemove", options)
+
+
+def InstallModule(conf_module_name, params, options, log=lambda *args: None):
+    "Install the extension"
+    target = _target_for(conf_module_name)
+    if not os.path.isfile(target.loader):
+        raise ConfigurationError(f"{target.loader} does not exist: run the installer from the folder isapi-freeze wrote")
+    if getattr(sys, "frozen", None):
+        verify_manifest(target.dir)
+    target.read_bitness()
+    if target.bits == 64 and os.environ.get("PROCESSOR_ARCHITECTURE", "AMD64").upper() == "X86" and not os.environ.get(
+        "PROCESSOR_ARCHITEW6432"
+    ):
+        raise ConfigurationError(f"{target.loader} is a 64-bit DLL and this Windows is 32-bit: freeze with a 32-bit Python")
+    _patch_params_module(params, target.loader)
+    Install(params, options, target)
+    if not getattr(options, "dry_run", False):
+        log(1, "Installation complete.")
+
+
+def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
+    "Remove the extension"
+    target = _target_for(conf_module_name)
+    target.bits = 64
+    if os.path.isfile(target.loader):
+        try:
+            target.read_bitness()
+        except ConfigurationError:
+            pass
+    _patch_params_module(params, target.loader)
+    Uninstall(params, options, target)
+    if not getattr(options, "dry_run", False):
+        log(1, "Uninstallation complete.")
+
+
+standard_arguments = {
+    "install": InstallModule,
+    "remove": UninstallModule,
+}
+
+
+def build_usage(handler_map):
+    lines = ["%prog [options] [" + "|".join(handler_map) + "]", "commands:"]
+    for arg, handler in handler_map.items():
+        lines.append(" %-10s: %s" % (arg, handler.__doc__))
+    return "\n".join(lines)
+
+
+def MergeStandardOptions(options, params):
+    """Merges command-line options into the parameters (nothing to merge by default)."""
+
+
+def _call_handler(handler, conf_module_name, params, options, arg):
+    try:
+        positional = [
+            p
+            for p in inspect.signature(handler).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        positional = None
+    if positional is not None and len(positional) == 3:
+        # pywin32's samples write custom handlers as handler(options, log, arg).
+        return handler(options, log, arg)
+    return handler(conf_module_name, params, options, log)
+
+
+def HandleCommandLine(
+    params,
+    argv=None,
+    conf_module_name=None,
+    default_arg="install",
+    opt_parser=None,
+    custom_arg_handlers={},
+):
+    """Installs or removes the ISAPI extension or filter described by ``params``, as the
+    command line asks; exits non-zero on any failure."""
+    global verbose, _handled
+    from optparse import OptionParser
+
+    _handled = True
+    argv = argv or sys.argv
+    if not conf_module_name:
+        conf_module_name = sys.argv[0]
+    parser = opt_parser if opt_parser is not None else OptionParser(usage="")
+    all_handlers = standard_arguments.copy()
+    all_handlers.update(custom_arg_handlers)
+    if not parser.get_usage():
+        parser.set_usage(build_usage(all_handlers))
+    all_handlers.setdefault("uninstall", all_handlers["remove"])
+    parser.add_option(
+        "-q", "--quiet", action="store_false", dest="verbose", default=True, help="don't print status messages"
+    )
+    parser.add_option(
+        "-v", "--verbosity", action="count", dest="verbose", default=1, help="print more (repeat for more)"
+    )
+    parser.add_option("", "--server", action="store", help="the IIS site to install to (name or id)")
+    parser.add_option(
+        "",
+        "--config",
+        action="store",
+        metavar="PATH",
+        help="edit this applicationHost.config instead of the live IIS (e.g. an offline image)",
+    )
+    parser.add_option(
+        "", "--dry-run", action="store_true", default=False, help="print the planned change; change nothing"
+    )
+    parser.add_option(
+        "",
+        "--print-appcmd",
+        action="store_true",
+        default=False,
+        help="with --dry-run: print the appcmd.exe lines even with --config",
+    )
+    options, args = parser.parse_args(argv[1:])
+    MergeStandardOptions(options, params)
+    verbose = int(options.verbose)
+    if not args:
+        args = [default_arg]
+    arg = None
+    try:
+        for arg in args:
+            if arg not in all_handlers:
+                parser.error(f"Invalid arg '{arg}'")
+            _call_handler(all_handlers[arg], conf_module_name, params, options, arg)
+    except InstallationError as details:
+        if options.verbose > 1:
+            traceback.print_exc()
+        sys.stderr.write(f"{details.__class__.__name__}: {details}\n")
+        sys.exit(1)
+
+
+def default_parameters(module, site, vpath):
+    """The parameters of a script with no install code of its own: the extension under
+    ``vpath`` of ``site`` with every request and verb mapped to it, and its filter on the
+    site if it has one."""
+    params = ISAPIParameters(ServerName=site, VirtualDirs=[], Filters=[])
+    name = module.__name__
+    if hasattr(module, "__ExtensionFactory__"):
+        params.VirtualDirs.append(
+            VirtualDirParameters(
+                Name=vpath,
+                Description=name,
+                ScriptMaps=[ScriptMapParams(Extension="*", Flags=0)],
+            )
+        )
+    if hasattr(module, "__FilterFactory__"):
+        params.Filters.append(FilterParameters(Name=name, Description=name))
+    return params
