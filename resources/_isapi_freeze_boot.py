@@ -97,6 +97,13 @@ class ArchiveImporter:
 
     def exec_module(self, module):
         code = self._code(module.__spec__.origin)
+        if not self.prefix and module.__spec__.submodule_search_locations is None:
+            # A top-level module (the script, a module beside it): code such as Flask finds
+            # its templates and static files beside __file__, and --data ships those into
+            # the output folder, so that is where __file__ says the module is.
+            import os
+
+            module.__file__ = os.path.join(os.path.dirname(ARCHIVE), module.__name__ + ".pyc")
         exec(code, module.__dict__)
 
     def get_code(self, fullname):

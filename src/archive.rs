@@ -19,6 +19,11 @@ pub struct ArchiveEntry {
 pub fn write_archive(entries: &[ArchiveEntry], out: impl Write + Seek) -> zip::result::ZipResult<()> {
     let mut sorted: Vec<&ArchiveEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(zip::result::ZipError::InvalidArchive(
+            format!("two members named {}", pair[0].name).into(),
+        ));
+    }
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .last_modified_time(DateTime::DEFAULT)

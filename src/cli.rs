@@ -69,6 +69,18 @@ pub struct FreezeArgs {
     #[arg(long = "package", value_name = "PACKAGE")]
     pub packages: Vec<String>,
 
+    /// Ship a file or folder into the output as SRC=DEST (DEST relative to the output
+    /// folder), e.g. `--data templates=templates` for a Flask app's templates beside the
+    /// script (repeatable).
+    #[arg(long = "data", value_name = "SRC=DEST")]
+    pub data: Vec<String>,
+
+    /// Ship a package as plain files in the output (compiled, with its data) instead of in
+    /// the archive, for packages that open files next to their `__file__`, such as Django
+    /// and its apps' templates, static files and locale (repeatable).
+    #[arg(long = "files", value_name = "PACKAGE")]
+    pub files: Vec<String>,
+
     /// Ship the whole standard library instead of only the modules the app imports.
     #[arg(long)]
     pub full_stdlib: bool,

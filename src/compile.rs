@@ -337,7 +337,10 @@ impl<P: BuildPython> Cached<P> {
         })?;
         let magic = self.inner.version()?.magic;
         let mut hasher = sha2::Sha256::new();
+        // The worker's own text is part of the key: a changed scanner or compiler must not
+        // be answered from an older one's results.
         for part in [
+            WORKER.as_bytes(),
             op.as_bytes(),
             magic.as_bytes(),
             file.filename.as_bytes(),

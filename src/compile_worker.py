@@ -41,11 +41,29 @@ def factories_of(tree):
     return sorted(found)
 
 
+def _is_type_checking(test):
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk_runtime(tree):
+    """ast.walk, leaving out `if TYPE_CHECKING:` bodies: those imports never run."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def imports_of_tree(tree):
     """[name, level, fromlist, dynamic] for every import statement anywhere in the module,
     and for __import__("x") / importlib.import_module("x") calls with a literal name."""
     found = []
-    for node in ast.walk(tree):
+    for node in _walk_runtime(tree):
         if isinstance(node, ast.Import):
             found.extend([alias.name, 0, [], False] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

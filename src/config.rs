@@ -21,6 +21,10 @@ pub struct FreezeConfig {
     pub packages: Vec<String>,
     pub full_stdlib: bool,
     pub strict: bool,
+    /// `--data`: (file or folder, path in the output).
+    pub data: Vec<(PathBuf, String)>,
+    /// `--files`: packages shipped as plain files.
+    pub files: Vec<String>,
     pub runtime: PythonRuntime,
     pub stubs: Stubs,
     pub dist_dir: PathBuf,
@@ -132,6 +136,8 @@ impl FreezeConfig {
             packages: args.packages,
             full_stdlib: args.full_stdlib,
             strict: args.strict,
+            data: args.data.iter().map(|d| parse_data(d)).collect::<Result<_>>()?,
+            files: args.files,
             runtime,
             stubs,
             dist_dir: args.dist_dir,
@@ -165,6 +171,27 @@ fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<Ins
         site: site.to_string(),
         vpath,
     })
+}
+
+/// `SRC=DEST` of `--data`: SRC must exist; DEST is a relative path inside the output.
+fn parse_data(spec: &str) -> Result<(PathBuf, String)> {
+    let Some((src, dest)) = spec.split_once('=') else {
+        bail!("--data {spec}: write it as SRC=DEST, e.g. --data templates=templates");
+    };
+    let dest = dest.replace('\\', "/");
+    let dest = dest.trim_matches('/');
+    if dest.is_empty()
+        || dest
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        bail!("--data {spec}: DEST must be a relative path inside the output folder, without `..`");
+    }
+    let src = PathBuf::from(src);
+    if !src.exists() {
+        bail!("--data {spec}: {} does not exist", src.display());
+    }
+    Ok((src, dest.to_string()))
 }
 
 fn resolve_script(path: &Path) -> Result<Script> {

@@ -13,7 +13,7 @@ use crate::discover::collect::{collect, Collected, FileSource};
 use crate::discover::graph::{self, Graph, GraphRequest};
 use crate::discover::roots::{RootKind, Roots};
 use crate::discover::{self, dlls, ModuleSource};
-use crate::plan::{self, PlanInputs, StdlibSource};
+use crate::plan::{self, Contents, PlanInputs, PlannedFile, Role, StdlibSource};
 
 pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     let quiet = config.quiet;
@@ -40,6 +40,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     let mut wanted = discover::runtime_module_names();
     wanted.push(config.script.module.clone());
     wanted.extend(config.includes.iter().cloned());
+    wanted.extend(config.files.iter().cloned());
     let mut packages = vec!["encodings".to_string()];
     packages.extend(config.packages.iter().cloned());
     let request = GraphRequest {
@@ -50,7 +51,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     say(format!("following the imports of {}", config.script.path.display()));
     let graph = graph::build(&roots, &mut config.compiler, &request)?;
     report_missing(&config, &graph)?;
-    let collected = collect(&graph, &roots, &config.script.module);
+    let collected = collect(&graph, &roots, &config.script.module, &config.files);
     say(format!(
         "found {} modules: {} of the app, {} of the standard library, {} extension modules",
         graph.modules.len(),
@@ -95,6 +96,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         StdlibSource::Entries(entries)
     };
     let binaries = binaries(&config, &collected, &say)?;
+    let extra = plain_files(&mut config, &collected, &mut files)?;
 
     let loader_template = fs_err::read(config.stubs.loader())?;
     let installer_template = fs_err::read(config.stubs.installer())?;
@@ -109,6 +111,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         python_stem: config.runtime.stem(),
         stdlib,
         binaries,
+        extra,
     })?;
 
     if config.dry_run {
@@ -239,6 +242,52 @@ fn full_stdlib(config: &mut FreezeConfig, say: &impl Fn(String)) -> Result<Stdli
             StdlibSource::Entries(entries)
         }
     })
+}
+
+/// The files of `--files` packages (compiled) and of `--data`, for the output folder.
+fn plain_files(config: &mut FreezeConfig, collected: &Collected, reader: &mut FileReader) -> Result<Vec<PlannedFile>> {
+    let mut out = Vec::new();
+    let (compiled, _) = compile(&mut config.compiler, &collected.file_sources)?;
+    for entry in compiled {
+        out.push(PlannedFile {
+            path: entry.name,
+            role: Role::Module,
+            contents: Contents::Bytes(entry.data),
+        });
+    }
+    for (path, source) in &collected.file_data {
+        let contents = match source {
+            FileSource::Path(p) => Contents::Copy(p.clone()),
+            FileSource::ZipMember(..) => Contents::Bytes(reader.read(source)?),
+        };
+        out.push(PlannedFile {
+            path: path.clone(),
+            role: Role::Data,
+            contents,
+        });
+    }
+    for (src, dest) in &config.data {
+        if src.is_file() {
+            out.push(PlannedFile {
+                path: dest.clone(),
+                role: Role::Data,
+                contents: Contents::Copy(src.clone()),
+            });
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("reading --data {}", src.display()))?;
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(src)?.to_string_lossy().replace('\\', "/");
+                out.push(PlannedFile {
+                    path: format!("{dest}/{rel}"),
+                    role: Role::Data,
+                    contents: Contents::Copy(entry.path().to_path_buf()),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Extension modules and every DLL they need, placed as files: (path in the output, file).

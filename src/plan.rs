@@ -25,6 +25,10 @@ pub enum Role {
     Stdlib,
     /// An extension module or a DLL that one loads.
     Binary,
+    /// A compiled module shipped as a file (`--files`).
+    Module,
+    /// A data file (`--data`, or of a `--files` package).
+    Data,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +73,8 @@ pub struct PlanInputs<'a> {
     pub python_stem: String,
     pub stdlib: StdlibSource,
     pub binaries: Vec<(String, PathBuf)>,
+    /// Other files of the output: `--files` packages and `--data`.
+    pub extra: Vec<PlannedFile>,
 }
 
 pub fn build_plan(inputs: PlanInputs) -> Result<Plan> {
@@ -127,12 +133,28 @@ pub fn build_plan(inputs: PlanInputs) -> Result<Plan> {
             contents: Contents::Copy(path),
         });
     }
+    files.extend(inputs.extra);
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(pair) = files.windows(2).find(|w| w[0].path.eq_ignore_ascii_case(&w[1].path)) {
+        anyhow::bail!(
+            "two files would be written to {} in the output ({} and {}); change a --data destination",
+            pair[0].path,
+            describe_contents(&pair[0].contents),
+            describe_contents(&pair[1].contents)
+        );
+    }
     Ok(Plan {
         dist_dir: inputs.dist_dir.to_path_buf(),
         files,
         archive_sha256,
     })
+}
+
+fn describe_contents(contents: &Contents) -> String {
+    match contents {
+        Contents::Copy(path) => path.display().to_string(),
+        Contents::Bytes(_) => "a built file".to_string(),
+    }
 }
 
 fn rcdata(id: u16, data: Vec<u8>) -> Resource {
@@ -196,6 +218,7 @@ mod tests {
             python_stem: "python311".into(),
             stdlib: StdlibSource::Zip("py/python311.zip".into()),
             binaries: vec![("_socket.pyd".into(), "py/_socket.pyd".into())],
+            extra: vec![],
         }
     }
 

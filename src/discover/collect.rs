@@ -28,11 +28,45 @@ pub struct Collected {
     pub stdlib_files: Vec<(String, FileSource)>,
     /// Extension modules placed in the output folder: (path in the output, file).
     pub extensions: Vec<(String, PathBuf)>,
+    /// Modules of `--files` packages, compiled into the output folder as files.
+    pub file_sources: Vec<ModuleSource>,
+    /// Other files of `--files` packages (their data, sourceless .pyc), copied as they are.
+    pub file_data: Vec<(String, FileSource)>,
 }
 
-pub fn collect(graph: &Graph, roots: &Roots, script_module: &str) -> Collected {
+/// `as_files`: the `--files` packages, shipped as plain files rather than in the archive.
+pub fn collect(graph: &Graph, roots: &Roots, script_module: &str, as_files: &[String]) -> Collected {
     let mut out = Collected::default();
     for (name, module) in &graph.modules {
+        let plain = as_files.iter().any(|p| name == p || name.starts_with(&format!("{p}.")));
+        if plain {
+            match &module.found.file {
+                ModuleFile::Source { .. } => {
+                    let source = source_file(roots, name, &module.found).expect("a source module has a file");
+                    let ModuleFile::Source { rel, .. } = &module.found.file else {
+                        unreachable!()
+                    };
+                    out.file_sources.push(ModuleSource {
+                        source,
+                        archive_name: super::pyc_name(rel),
+                    });
+                }
+                ModuleFile::Bytecode { root, rel } => out.file_data.push((rel.clone(), file_source(roots, *root, rel))),
+                ModuleFile::Extension { root, rel } => {
+                    out.extensions.push((
+                        rel.clone(),
+                        roots.path(*root, rel).expect("extension modules are files"),
+                    ));
+                }
+                ModuleFile::Builtin | ModuleFile::Namespace => {}
+            }
+            for (root, dir) in &module.found.package_dirs {
+                for rel in package_data(roots, *root, dir) {
+                    out.file_data.push((rel.clone(), file_source(roots, *root, &rel)));
+                }
+            }
+            continue;
+        }
         match &module.found.file {
             ModuleFile::Source { root, rel } => {
                 let mut source = source_file(roots, name, &module.found).expect("a source module has a file");
@@ -72,6 +106,12 @@ pub fn collect(graph: &Graph, roots: &Roots, script_module: &str) -> Collected {
                 }
             }
         }
+    }
+    // A namespace package inside a package (a folder without __init__) shares its files with
+    // the enclosing package's data: keep each destination once.
+    for list in [&mut out.app_files, &mut out.stdlib_files, &mut out.file_data] {
+        let mut seen = std::collections::BTreeSet::new();
+        list.retain(|(name, _)| seen.insert(name.clone()));
     }
     out
 }
@@ -173,7 +213,7 @@ mod tests {
                 vec![(1, "json")],
             ),
         );
-        let collected = collect(&graph, &roots, "app");
+        let collected = collect(&graph, &roots, "app", &[]);
         assert_eq!(
             collected
                 .app_sources

@@ -91,6 +91,9 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                         m.importers.insert(importer.clone());
                     }
                 }
+                // `import os.path`: a name a module sets itself in sys.modules, not a file.
+                (false, Some(_))
+                    if parent(&wanted.name).is_some_and(|p| graph.modules.get(p).is_some_and(|m| !m.is_package())) => {}
                 (false, Some(importer)) if !wanted.optional => {
                     // Only the app's own imports are worth reporting: the standard library
                     // imports platform modules it guards itself.

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each module proves one area end to end; everything
 //! that needs Wine, the Windows stubs or the Windows CPython goes through `harness`.
 
+mod apps;
 mod diagnostics;
 mod ecb;
 mod filters;

@@ -1,0 +1,113 @@
+//! Real applications frozen with their Windows packages (installed for win_amd64 by `make
+//! sites`) and served over HTTP: Flask with a Jinja2 template and a static file, a pywin32
+//! extension module with its DLLs, Django with templates, admin static files and sqlite3.
+
+use std::path::{Path, PathBuf};
+
+use crate::freeze::freeze;
+use crate::harness::{repo, temp_dir, windows_python, Host};
+use crate::http::{get, request};
+
+/// A site folder of Windows packages made by `make sites`.
+fn site(name: &str) -> PathBuf {
+    let dir = repo().join("target/site").join(name);
+    assert!(
+        dir.join(".done").is_file(),
+        "no {} : run `make sites` (or `make test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// Freezes with extra arguments, in the repo; panics with the output on failure.
+fn freeze_app(script: &Path, dist: &Path, extra: &[&str]) -> String {
+    let python = windows_python();
+    let mut args = vec![
+        script.to_str().unwrap(),
+        "--python",
+        python.to_str().unwrap(),
+        "--dist-dir",
+        dist.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = freeze(&args, &repo());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "freeze failed:\n{stderr}");
+    stderr
+}
+
+fn flask_dist() -> (tempfile::TempDir, PathBuf) {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    let site = site("flask");
+    freeze_app(
+        &repo().join("examples/flask_app/app.py"),
+        &dist,
+        &[
+            "--path",
+            site.to_str().unwrap(),
+            "--data",
+            "examples/flask_app/templates=templates",
+            "--data",
+            "examples/flask_app/static=static",
+        ],
+    );
+    (tmp, dist)
+}
+
+#[test]
+fn flask_app_renders_its_template_serves_static_files_and_json() {
+    let (_tmp, dist) = flask_dist();
+    // markupsafe's C speedups are an extension module of an archived package.
+    assert!(dist.join("markupsafe/_speedups.cp311-win_amd64.pyd").is_file());
+    let host = Host::start(&dist.join("_app.dll"), &[]);
+
+    let page = get(&host.address, "/?name=IIS");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.text(),
+        "<!doctype html>\n<title>Hello from Flask on IIS</title>\n\
+         <link rel=\"stylesheet\" href=\"/static/style.css\">\n<h1>Hello, IIS!</h1>"
+    );
+
+    let css = get(&host.address, "/static/style.css");
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.text(), "h1 { color: teal; }\n");
+
+    let body = br#"{"a": [1, 2]}"#;
+    let mut raw = format!(
+        "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    let json = request(&host.address, &raw);
+    assert_eq!(json.status, 200, "{}", json.text());
+    assert_eq!(json.header("Content-Type"), Some("application/json"));
+    assert_eq!(json.text(), "{\"method\":\"POST\",\"received\":{\"a\":[1,2]}}\n");
+
+    let missing = get(&host.address, "/nope");
+    assert_eq!(missing.status, 404);
+}
+
+#[test]
+fn markupsafe_uses_its_compiled_speedups_inside_the_frozen_app() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("speedups.py");
+    std::fs::write(
+        &script,
+        "import markupsafe\nfrom isapi.wsgi import factory\n\
+         def app(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [markupsafe._escape_inner.__module__.encode(), b' ', markupsafe.escape('<b>').encode()]\n\
+         __ExtensionFactory__ = factory(app)\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    let site = site("flask");
+    freeze_app(&script, &dist, &["--path", site.to_str().unwrap()]);
+    let host = Host::start(&dist.join("_speedups.dll"), &[]);
+    assert_eq!(get(&host.address, "/").text(), "markupsafe._speedups &lt;b&gt;");
+}
