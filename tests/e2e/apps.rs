@@ -111,3 +111,34 @@ fn markupsafe_uses_its_compiled_speedups_inside_the_frozen_app() {
     let host = Host::start(&dist.join("_speedups.dll"), &[]);
     assert_eq!(get(&host.address, "/").text(), "markupsafe._speedups &lt;b&gt;");
 }
+
+#[test]
+fn a_pywin32_module_loads_with_its_dlls_and_answers() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("winapi.py");
+    std::fs::write(
+        &script,
+        "import win32api, win32con, pywintypes\n\
+         from isapi import isapicon, wsgi  # only our isapi has wsgi\n\
+         from isapi.simple import SimpleExtension\n\
+         class E(SimpleExtension):\n    'pywin32 probe'\n\
+         \x20   def HttpExtensionProc(self, ecb):\n\
+         \x20       body = '\\n'.join([win32api.GetSystemDirectory(), str(win32con.MB_OK), pywintypes.__file__.rsplit('\\\\', 1)[-1]]).encode()\n\
+         \x20       ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body), True)\n\
+         \x20       ecb.WriteClient(body)\n        return isapicon.HSE_STATUS_SUCCESS\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    let site = site("pywin32");
+    let stderr = freeze_app(&script, &dist, &["--path", site.to_str().unwrap()]);
+    assert!(stderr.contains("shipping pywintypes311.dll"), "{stderr}");
+    for file in ["win32api.pyd", "pywintypes311.dll"] {
+        assert!(dist.join(file).is_file(), "{file} missing");
+    }
+    // Our isapi package, not pywin32's, is the one in the archive.
+    let host = Host::start(&dist.join("_winapi.dll"), &[]);
+    let response = get(&host.address, "/");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.text(), "C:\\windows\\system32\n0\npywintypes311.dll");
+}
