@@ -38,6 +38,9 @@ pub enum Command {
     ///
     /// On the server, `SCRIPT.exe trace` does the same.
     Trace(TraceArgs),
+    /// Check a deployed output directory against its manifest.json: every file that was
+    /// changed, is missing or was added is named, and the exit code is 1 if any.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,4 +156,11 @@ pub struct TraceArgs {
     /// Print the last lines and exit instead of following.
     #[arg(long)]
     pub no_follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An output directory made by isapi-freeze.
+    #[arg(value_name = "DIST")]
+    pub dist: PathBuf,
 }

@@ -275,8 +275,17 @@ fn plain_files(config: &mut FreezeConfig, collected: &Collected, reader: &mut Fi
             });
             continue;
         }
-        for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("reading --data {}", src.display()))?;
+        for entry in walkdir::WalkDir::new(src).follow_links(true).sort_by_file_name() {
+            let entry = entry.map_err(|e| {
+                let looped = e
+                    .loop_ancestor()
+                    .map(|a| format!(" (a symbolic link loops back to {})", a.display()));
+                anyhow::anyhow!(
+                    "cannot read --data {}: {e}{}; remove the loop or pass the folders separately",
+                    src.display(),
+                    looped.unwrap_or_default()
+                )
+            })?;
             if entry.file_type().is_file() {
                 let rel = entry.path().strip_prefix(src)?.to_string_lossy().replace('\\', "/");
                 out.push(PlannedFile {

@@ -12,6 +12,7 @@ mod pe;
 mod plan;
 mod serve;
 mod trace;
+mod verify;
 
 use clap::Parser;
 
@@ -20,6 +21,7 @@ fn main() {
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
         Some(cli::Command::Trace(args)) => trace::trace(args),
+        Some(cli::Command::Verify(args)) => verify::run(&args.dist),
         None => config::FreezeConfig::resolve(cli.freeze)
             .and_then(freeze::freeze)
             .map(|()| 0),

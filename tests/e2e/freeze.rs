@@ -614,3 +614,131 @@ fn a_build_python_that_cannot_run_is_refused() {
         &["cannot run the build Python /nonexistent/python3; install Python 3.11 or pass --build-python PATH"],
     );
 }
+
+/// Every file of an output folder (logs aside) with its bytes, by relative path.
+fn snapshot(dist: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dist.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dist).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_same_inputs_from_different_folders_give_byte_identical_output() {
+    let tmp = temp_dir();
+    let mut outputs = Vec::new();
+    for place in ["zq-build-folder-one/build", "zq-build-folder-two/elsewhere/deeper"] {
+        let folder = tmp.path().join(place);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(hello_script(), folder.join("hello.py")).unwrap();
+        let dist = folder.join("dist");
+        freeze_ok(&folder.join("hello.py"), &dist);
+        outputs.push(snapshot(&dist));
+    }
+    assert_eq!(
+        outputs[0].keys().collect::<Vec<_>>(),
+        outputs[1].keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &outputs[0] {
+        assert!(bytes == &outputs[1][name], "{name} differs between the two freezes");
+    }
+    // Nothing of the build folders is embedded.
+    for (name, bytes) in &outputs[0] {
+        let marker = b"zq-build-folder";
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "{name} holds the build path"
+        );
+    }
+}
+
+#[test]
+fn verify_names_every_file_that_differs_from_the_manifest() {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&hello_script(), &dist);
+    let verify = || {
+        isapi_freeze()
+            .args(["verify", dist.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let clean = verify();
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    let files = crate::harness::manifest_files(&dist);
+    assert_eq!(
+        String::from_utf8_lossy(&clean.stdout),
+        format!("ok: {} files match {}/manifest.json\n", files, dist.display())
+    );
+
+    let zip = dist.join("python311.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&zip, bytes).unwrap();
+    std::fs::remove_file(dist.join("select.pyd")).unwrap();
+    std::fs::write(dist.join("extra.txt"), "added on the server").unwrap();
+    std::fs::create_dir_all(dist.join("logs")).unwrap();
+    std::fs::write(dist.join("logs/_hello.log"), "logs are the runtime's").unwrap();
+    let dirty = verify();
+    assert_eq!(dirty.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&dirty.stdout),
+        "changed: python311.zip\nmissing: select.pyd\nunexpected: extra.txt\n"
+    );
+    assert_eq!(
+        stderr(&dirty),
+        format!(
+            "error: {} does not match its manifest (3 files differ); freeze and deploy it again\n",
+            dist.display()
+        )
+    );
+}
+
+#[test]
+fn a_script_named_like_a_standard_library_module_is_refused() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("json.py");
+    std::fs::write(&script, "def __ExtensionFactory__():\n    pass\n").unwrap();
+    let python = windows_python();
+    assert_refused(
+        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
+        &[&format!(
+            "script {} has the name of the standard-library module `json`, which it would hide from every other module; \
+             rename the script (e.g. to json_app.py)",
+            script.display()
+        )],
+    );
+}
+
+#[test]
+fn a_symbolic_link_loop_in_data_is_refused_with_its_place() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&data, data.join("sub/back")).unwrap();
+    let python = windows_python();
+    let spec = format!("{}=assets", data.display());
+    assert_refused(
+        &[
+            hello_script().to_str().unwrap(),
+            "--python",
+            python.to_str().unwrap(),
+            "--data",
+            &spec,
+        ],
+        &[
+            &format!("cannot read --data {}", data.display()),
+            &format!("a symbolic link loops back to {}", data.display()),
+        ],
+    );
+}

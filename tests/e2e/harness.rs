@@ -252,3 +252,10 @@ pub fn temp_dir() -> tempfile::TempDir {
     std::fs::create_dir_all(&base).unwrap();
     tempfile::tempdir_in(base).unwrap()
 }
+
+/// How many files an output's manifest.json lists.
+pub fn manifest_files(dist: &Path) -> usize {
+    let text = std::fs::read_to_string(dist.join("manifest.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["files"].as_array().unwrap().len()
+}
