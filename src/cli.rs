@@ -7,6 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 /// Freeze a Python ISAPI extension or filter into a self-contained directory for IIS.
 ///
+/// Options can also live in `[tool.isapi-freeze]` of a pyproject.toml beside the script
+/// (same names, e.g. `python = "C:/Python311"`, `path = ["site"]`, `full-stdlib = true`);
+/// the command line adds to its lists and overrides the rest.
+///
 /// `isapi-freeze SCRIPT.py --python RUNTIME` compiles SCRIPT.py and the `isapi` runtime
 /// package into an archive, embeds it as a resource in `_SCRIPT.dll` (the ISAPI DLL that
 /// IIS loads) and in `SCRIPT.exe` (which runs the script as `__main__`, e.g. to install it),
@@ -94,8 +98,9 @@ pub struct FreezeArgs {
 
     /// Where to write the output directory. An existing one is replaced only if an
     /// earlier isapi-freeze run made it (it has manifest.json).
-    #[arg(long, value_name = "DIR", default_value = "dist")]
-    pub dist_dir: PathBuf,
+    /// Default: `dist`.
+    #[arg(long, value_name = "DIR")]
+    pub dist_dir: Option<PathBuf>,
 
     /// The Python that compiles bytecode on this machine; its version must match the
     /// target runtime's. Default: `python3` on PATH.
@@ -113,9 +118,9 @@ pub struct FreezeArgs {
     pub dry_run: bool,
 
     /// The IIS site that `SCRIPT.exe install` uses when the script has no install code of
-    /// its own (no `HandleCommandLine` call).
-    #[arg(long, value_name = "NAME", default_value = "Default Web Site")]
-    pub site: String,
+    /// its own (no `HandleCommandLine` call). Default: "Default Web Site".
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
 
     /// The virtual path that `SCRIPT.exe install` maps every request and verb under, when
     /// the script has no install code of its own. Default: `/SCRIPT`.

@@ -105,18 +105,21 @@ impl Stubs {
 }
 
 impl FreezeConfig {
-    pub fn resolve(args: FreezeArgs) -> Result<FreezeConfig> {
+    pub fn resolve(mut args: FreezeArgs) -> Result<FreezeConfig> {
         let script_path = args
             .script
+            .clone()
             .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
         let script = resolve_script(&script_path)?;
+        crate::pyproject::apply_beside(&script.path, &mut args)?;
         let python = args
             .python
             .context("no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)")?;
         let runtime = probe_runtime(&python)?;
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
         check_runtime_stub(&stubs, &runtime)?;
-        let install = install_defaults(&args.site, args.vpath.as_deref(), &script.module)?;
+        let site = args.site.clone().unwrap_or_else(|| "Default Web Site".to_string());
+        let install = install_defaults(&site, args.vpath.as_deref(), &script.module)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
         let mut compiler = Cached::new(
             PythonCompiler::new(&build_python),
@@ -140,7 +143,7 @@ impl FreezeConfig {
             files: args.files,
             runtime,
             stubs,
-            dist_dir: args.dist_dir,
+            dist_dir: args.dist_dir.unwrap_or_else(|| PathBuf::from("dist")),
             compiler,
             dry_run: args.dry_run,
             quiet: args.quiet,

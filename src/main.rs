@@ -10,6 +10,7 @@ mod execute;
 mod freeze;
 mod pe;
 mod plan;
+mod pyproject;
 mod serve;
 mod trace;
 mod verify;
