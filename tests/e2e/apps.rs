@@ -142,3 +142,46 @@ fn a_pywin32_module_loads_with_its_dlls_and_answers() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.text(), "C:\\windows\\system32\n0\npywintypes311.dll");
 }
+
+#[test]
+fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_files() {
+    let tmp = temp_dir();
+    let dist = tmp.path().join("dist");
+    let site = site("django");
+    // The rest of the options come from examples/django_app/pyproject.toml.
+    freeze_app(
+        &repo().join("examples/django_app/django_app.py"),
+        &dist,
+        &["--path", site.to_str().unwrap()],
+    );
+    assert!(
+        dist.join("django/contrib/admin/static/admin/css/base.css").is_file(),
+        "--files ships Django as files"
+    );
+    let host = Host::start(&dist.join("_django_app.dll"), &[]);
+
+    for text in ["first", "second"] {
+        let added = get(&host.address, &format!("/notes/add?text={text}"));
+        assert_eq!((added.status, added.text().as_str()), (200, "added\n"));
+    }
+    let notes = get(&host.address, "/notes/");
+    assert_eq!(notes.status, 200, "{}", notes.text());
+    assert_eq!(notes.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        notes.text(),
+        "<!doctype html>\n<title>Notes</title>\n<ul><li>first</li><li>second</li></ul>\n<p>Oui</p>\n"
+    );
+    assert!(
+        dist.join("djsite/notes.sqlite3").is_file(),
+        "the database is beside the settings"
+    );
+
+    let css = get(&host.address, "/static/admin/css/base.css");
+    assert_eq!(css.status, 200);
+    assert_eq!(
+        css.body,
+        std::fs::read(site.join("django/contrib/admin/static/admin/css/base.css")).unwrap()
+    );
+
+    assert_eq!(get(&host.address, "/time").text(), "2026-07-01T14:00:00+02:00\n");
+}
