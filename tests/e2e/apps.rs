@@ -185,3 +185,118 @@ fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_
 
     assert_eq!(get(&host.address, "/time").text(), "2026-07-01T14:00:00+02:00\n");
 }
+
+#[test]
+fn package_data_in_the_archive_is_reachable_three_ways() {
+    let tmp = temp_dir();
+    let pkg = tmp.path().join("lib/datapkg");
+    std::fs::create_dir_all(pkg.join("files")).unwrap();
+    std::fs::write(pkg.join("__init__.py"), "").unwrap();
+    std::fs::write(pkg.join("files/greeting.txt"), "hello from the archive").unwrap();
+    let script = tmp.path().join("datareader.py");
+    std::fs::write(
+        &script,
+        "import importlib.resources, pkgutil, os\nimport datapkg\nfrom isapi.wsgi import factory\n\
+         def app(environ, start_response):\n\
+         \x20   a = importlib.resources.files('datapkg').joinpath('files/greeting.txt').read_text()\n\
+         \x20   b = pkgutil.get_data('datapkg', 'files/greeting.txt').decode()\n\
+         \x20   c = datapkg.__spec__.loader.get_data(os.path.join(os.path.dirname(datapkg.__file__), 'files', 'greeting.txt')).decode()\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [('|'.join([a, b, c])).encode()]\n\
+         __ExtensionFactory__ = factory(app)\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    let lib = tmp.path().join("lib");
+    freeze_app(&script, &dist, &["--path", lib.to_str().unwrap()]);
+    assert!(!dist.join("datapkg").exists(), "the data stays in the archive");
+    let host = Host::start(&dist.join("_datareader.dll"), &[]);
+    assert_eq!(
+        get(&host.address, "/").text(),
+        "hello from the archive|hello from the archive|hello from the archive"
+    );
+}
+
+#[test]
+fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
+    let tmp = temp_dir();
+    let log = tmp.path().join("python-calls.log");
+    let wrapper = tmp.path().join("python3-counting");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho call >> '{}'\nexec python3 \"$@\"\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = tmp.path().join("cached.py");
+    std::fs::write(&script, "import json, email.parser\n__ExtensionFactory__ = None\n").unwrap();
+    let cache = tmp.path().join("cache");
+    let python = windows_python();
+    let run = |dist: &str| {
+        let dist = tmp.path().join(dist);
+        let out = crate::harness::isapi_freeze()
+            .args([
+                script.to_str().unwrap(),
+                "--python",
+                python.to_str().unwrap(),
+                "--dist-dir",
+                dist.to_str().unwrap(),
+            ])
+            .args(["--build-python", wrapper.to_str().unwrap()])
+            .env("ISAPI_FREEZE_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let calls = std::fs::read_to_string(&log).unwrap().lines().count();
+        std::fs::remove_file(&log).unwrap();
+        calls
+    };
+    let first = run("one");
+    assert!(first > 2, "a first build compiles and scans ({first} calls)");
+    assert_eq!(run("two"), 1, "the rebuild only asks for the bytecode version");
+    assert_eq!(
+        snapshot_bytes(&tmp.path().join("one/_cached.dll")),
+        snapshot_bytes(&tmp.path().join("two/_cached.dll"))
+    );
+}
+
+fn snapshot_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn strict_refuses_imports_found_nowhere_and_names_their_importers() {
+    let tmp = temp_dir();
+    let script = tmp.path().join("needy.py");
+    std::fs::write(
+        &script,
+        "import not_installed_anywhere\nfrom helper import thing\n__ExtensionFactory__ = None\n",
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("helper.py"), "import also_missing.sub\nthing = 1\n").unwrap();
+    let python = windows_python();
+    let dist = tmp.path().join("dist");
+    let args = [
+        script.to_str().unwrap(),
+        "--python",
+        python.to_str().unwrap(),
+        "--dist-dir",
+        dist.to_str().unwrap(),
+    ];
+    let lenient = freeze(&args, &repo());
+    assert!(lenient.status.success());
+    let warning = String::from_utf8_lossy(&lenient.stderr);
+    assert!(
+        warning.contains("  also_missing (imported by helper)\n  not_installed_anywhere (imported by needy)\n"),
+        "{warning}"
+    );
+    let strict = freeze(&[&args[..], &["--strict"]].concat(), &repo());
+    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&strict.stderr).lines().last().unwrap(),
+        "add their folder with --path, or --exclude them"
+    );
+    assert!(String::from_utf8_lossy(&strict.stderr).contains(
+        "error: these modules are imported but found nowhere (--strict):\n  also_missing (imported by helper)"
+    ));
+}
