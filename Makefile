@@ -8,6 +8,9 @@ EMBED := target/python/cp311
 CLI := target/release/isapi-freeze
 export WINEPREFIX := $(CURDIR)/target/wine
 export WINEDEBUG := -all
+# pip installs only into target/ (--target, download): Debian's externally-managed guard
+# does not apply.
+export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
 .PHONY: demo test deps stubs cli python sites wine-prefix lint clean
