@@ -13,7 +13,7 @@ export WINEDEBUG := -all
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test deps stubs cli python sites wine-prefix lint clean
+.PHONY: demo test deps stubs cli python sites wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -74,6 +74,13 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
 		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -- -D warnings
+
+# The stubs must also build with MSVC on Windows; off Windows this type-checks them for
+# that target (linking needs the MSVC tools).
+check-msvc:
+	@rustup target list --installed | grep -qx x86_64-pc-windows-msvc || rustup target add x86_64-pc-windows-msvc
+	cargo check --target x86_64-pc-windows-msvc -p isapi-freeze-loader -p isapi-freeze-runtime \
+		-p isapi-freeze-installer -p isapi-host
 
 clean:
 	-$(WINESERVER) -k >/dev/null 2>&1
