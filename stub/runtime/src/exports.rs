@@ -135,21 +135,25 @@ pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOC
     })
 }
 
+/// Calls the boot module's `function` (terminate_extension / terminate_filter): FALSE only
+/// when the script's Terminate* returned a false value.
+fn terminate(function: &str, flags: u32) -> BOOL {
+    if interpreter::started().is_none() {
+        return TRUE;
+    }
+    Python::attach(|py| match call_boot(py, function, (flags,)) {
+        Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
+        _ => TRUE,
+    })
+}
+
 /// ISAPI TerminateExtension.
 ///
 /// # Safety
 /// Called by the server with HSE_TERM_* flags.
 #[no_mangle]
 pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
-    guarded(TRUE, || {
-        if interpreter::started().is_none() {
-            return TRUE;
-        }
-        Python::attach(|py| match call_boot(py, "terminate_extension", (flags,)) {
-            Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
-            _ => TRUE,
-        })
-    })
+    guarded(TRUE, || terminate("terminate_extension", flags))
 }
 
 /// ISAPI GetFilterVersion: starts Python (first call), calls the script's filter factory
@@ -236,15 +240,7 @@ pub unsafe extern "system" fn HttpFilterProc(
 /// Called by the server with flags.
 #[no_mangle]
 pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
-    guarded(TRUE, || {
-        if interpreter::started().is_none() {
-            return TRUE;
-        }
-        Python::attach(|py| match call_boot(py, "terminate_filter", (flags,)) {
-            Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
-            _ => TRUE,
-        })
-    })
+    guarded(TRUE, || terminate("terminate_filter", flags))
 }
 
 /// The installer's main: runs the script as `__main__` and returns the process exit code
