@@ -300,3 +300,18 @@ fn strict_refuses_imports_found_nowhere_and_names_their_importers() {
         "error: these modules are imported but found nowhere (--strict):\n  also_missing (imported by helper)"
     ));
 }
+
+#[test]
+fn full_stdlib_ships_the_runtimes_whole_standard_library() {
+    let tmp = temp_dir();
+    let subset = tmp.path().join("subset");
+    let full = tmp.path().join("full");
+    let script = repo().join("examples/hello/hello.py");
+    freeze_app(&script, &subset, &[]);
+    freeze_app(&script, &full, &["--full-stdlib"]);
+    let python = windows_python();
+    assert_eq!(std::fs::read(full.join("python311.zip")).unwrap(), std::fs::read(python.join("python311.zip")).unwrap());
+    let count = |dist: &Path| zip::ZipArchive::new(std::fs::File::open(dist.join("python311.zip")).unwrap()).unwrap().len();
+    assert!(count(&subset) < count(&full), "{} < {}", count(&subset), count(&full));
+    assert!(full.join("winsound.pyd").is_file() && !subset.join("winsound.pyd").exists());
+}
