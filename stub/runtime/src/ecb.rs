@@ -440,7 +440,7 @@ impl ExtensionControlBlock {
 
     /// IsKeepAlive(): whether the client asked for a persistent connection (1 or 0).
     fn IsKeepAlive(&self, py: Python<'_>) -> PyResult<u32> {
-        let value = self.GetServerVariable(py, "HTTP_CONNECTION", Some(PyBytes::new(py, b"").into_any()))?;
+        let value = self.GetServerVariable(py, "HTTP_CONNECTION", &PyTuple::new(py, [PyBytes::new(py, b"")])?)?;
         let value = value
             .cast::<PyBytes>()
             .map(|b| b.as_bytes().to_vec())
