@@ -524,7 +524,11 @@ fn internal_reload_exception_in_the_filter_reloads_the_script_and_replays_the_no
     let r = get(&host.address, "/old/x");
     assert_eq!(r.text(), "url=/new/x query= added=yes\n");
     let before_stop = log_text(&dist);
-    assert_eq!(before_stop.matches("TerminateFilter(0) called").count(), 1, "{before_stop}");
+    assert_eq!(
+        before_stop.matches("TerminateFilter(0) called").count(),
+        1,
+        "{before_stop}"
+    );
     stop(host);
     let log = log_text(&dist);
     assert_in_order(
