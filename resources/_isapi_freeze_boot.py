@@ -369,6 +369,41 @@ def terminate_extension(flags):
 
 # Filters --------------------------------------------------------------------------------
 
+def _reload_filter(stale):
+    """The reload of _reload_extension, for the filter: TerminateFilter(0) on the filter that
+    asked, a fresh import of the script, __FilterFactory__() again, GetFilterVersion(None)."""
+    global _filter
+    import importlib
+
+    with _reload_lock:
+        if _filter is not stale:
+            return
+        _isapi_freeze.log(f"{SCRIPT} raised InternalReloadException in its filter: reloading it")
+        try:
+            stale.TerminateFilter(0)
+        except Exception:
+            _log_exception(f"TerminateFilter(0) of {SCRIPT} before the reload failed:")
+        module = importlib.reload(_import_script())
+        _filter = module.__FilterFactory__()
+        try:
+            _filter.GetFilterVersion(None)
+        except Exception:
+            _log_exception(f"GetFilterVersion(None) of the reloaded {SCRIPT} failed:")
+
+
+def _call_filter(method, *args):
+    """Calls `method` of the filter; on InternalReloadException, reloads the script and
+    makes the same call once more, on the new filter."""
+    current = _filter
+    try:
+        return getattr(current, method)(*args)
+    except Exception as error:
+        if not _is_reload_request(error):
+            raise
+    _reload_filter(current)
+    return getattr(_filter, method)(*args)
+
+
 def get_filter_version(fv):
     global _filter
     try:
@@ -378,7 +413,7 @@ def get_filter_version(fv):
             _isapi_freeze.log(f"{SCRIPT} defines no __FilterFactory__: it is not an ISAPI filter")
             return False
         _filter = factory()
-        result = _filter.GetFilterVersion(fv)
+        result = _call_filter("GetFilterVersion", fv)
     except Exception:
         _log_exception(f"GetFilterVersion of {SCRIPT} failed:")
         return False
@@ -392,7 +427,7 @@ def http_filter_proc(fc):
     if _filter is None:
         return SF_STATUS_REQ_ERROR
     try:
-        result = _filter.HttpFilterProc(fc)
+        result = _call_filter("HttpFilterProc", fc)
         if result is None:
             return SF_STATUS_REQ_NEXT_NOTIFICATION
         if not isinstance(result, int):
@@ -420,7 +455,7 @@ def terminate_filter(flags):
     if _filter is None:
         return True
     try:
-        result = _filter.TerminateFilter(flags)
+        result = _call_filter("TerminateFilter", flags)
     except Exception:
         _log_exception(f"TerminateFilter of {SCRIPT} failed:")
         return False

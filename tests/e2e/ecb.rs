@@ -105,6 +105,17 @@ fn server_variables_bytes_unicode_defaults_errors_and_values_over_64_kib() {
 }
 
 #[test]
+fn get_server_variable_returns_an_explicit_none_default_for_a_missing_variable() {
+    let host = start();
+    let text = ok_text(&get(&host.address, "/vars-default"));
+    assert_eq!(
+        text,
+        "None default=None\nzero default=0\nfound with None default=b'GET'\nunicode None default=None\n\
+         three arguments: TypeError: GetServerVariable expected at most 2 arguments, got 3\n"
+    );
+}
+
+#[test]
 fn read_client_returns_the_body_after_available_data() {
     let host = start();
     let body: Vec<u8> = (0..400).flat_map(|_| 0..=255u8).collect();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::freeze::freeze_ok;
 use crate::harness::{repo, stubs, temp_dir, win_path, windows_command, Finished, Host, Running, HOST_READY};
-use crate::http::{get, Connection};
+use crate::http::{get, request, Connection, Response};
 
 /// A fresh copy of a frozen dist, so each test reads a log of its own.
 struct Dist {
@@ -288,4 +288,258 @@ fn example_filter_rewrites_legacy_urls_for_its_extension() {
         log.contains("rewrote /legacy/two (rewrite 2 on this connection)"),
         "{log}"
     );
+}
+
+/// A GET for `path` with extra header lines, the connection closed after it.
+fn get_with(host: &Host, path: &str, headers: &str) -> Response {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n");
+    request(&host.address, raw.as_bytes())
+}
+
+/// The application's physical folder as the host reports it (the DLL's folder).
+fn physical_root(dist: &Dist) -> String {
+    format!("{}\\", win_path(dist.dll.parent().unwrap()))
+}
+
+/// Asserts that `steps` occur in `text` in this order.
+fn assert_in_order(text: &str, steps: &[&str]) {
+    let mut at = 0;
+    for step in steps {
+        let found = text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing (or out of order) in:\n{text}"));
+        at += found + step.len();
+    }
+}
+
+#[test]
+fn url_map_physical_path_set_by_the_filter_is_the_extensions_path_translated() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let root = physical_root(&dist);
+    let r = get(&host.address, "/who/mapped/page?x");
+    assert_eq!(r.status, 200, "{}", log_text(&dist));
+    // The filter saw the URL and the path the host mapped it to, then chose another.
+    assert_eq!(
+        r.header("X-Url-Map"),
+        Some(format!("/who/mapped/page was {root}who\\mapped\\page").as_str())
+    );
+    assert_eq!(
+        r.text(),
+        "PATH_TRANSLATED=C:\\mapped\\page\nAUTH_TYPE=\nAUTH_USER=\nREMOTE_USER=\nLOGON_USER=\nAUTH_PASSWORD=\n\
+         HTTP_X_AUTH_IN=\nHTTP_X_AUTH_COMPLETE=status=200 reset=False user=\n\
+         ecb.PathTranslated=C:\\mapped\\page\n"
+    );
+    // A URL the filter leaves alone keeps the host's mapping.
+    let r = get(&host.address, "/who/plain");
+    assert_eq!(r.header("X-Url-Map"), None);
+    assert!(
+        r.text().starts_with(&format!("PATH_TRANSLATED={root}who\\plain\n")),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().ends_with(&format!("ecb.PathTranslated={root}who\\plain\n")),
+        "{}",
+        r.text()
+    );
+    stop(host);
+}
+
+#[test]
+fn authentication_sees_basic_credentials_and_the_user_it_sets_is_the_extensions_user() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    // "alias:secret": the filter maps it to mapped-user / mapped-password.
+    let r = get_with(&host, "/who/a", "Authorization: Basic YWxpYXM6c2VjcmV0\r\n");
+    assert_eq!(r.status, 200, "{}", log_text(&dist));
+    let text = r.text();
+    let auth = text.lines().skip(1).take(5).collect::<Vec<_>>().join("|");
+    assert_eq!(
+        auth,
+        "AUTH_TYPE=Basic|AUTH_USER=mapped-user|REMOTE_USER=mapped-user|LOGON_USER=mapped-user|\
+         AUTH_PASSWORD=mapped-password"
+    );
+    // AUTH_COMPLETE runs after authentication and sees the mapped user too.
+    assert!(
+        text.contains("HTTP_X_AUTH_COMPLETE=status=200 reset=False user=mapped-user\n"),
+        "{text}"
+    );
+    // "bob:pw" passes through unchanged.
+    let r = get_with(&host, "/who/b", "Authorization: Basic Ym9iOnB3\r\n");
+    let text = r.text();
+    let auth = text.lines().skip(1).take(5).collect::<Vec<_>>().join("|");
+    assert_eq!(
+        auth,
+        "AUTH_TYPE=Basic|AUTH_USER=bob|REMOTE_USER=bob|LOGON_USER=bob|AUTH_PASSWORD=pw"
+    );
+    stop(host);
+    let log = log_text(&dist);
+    assert_in_order(
+        &log,
+        &[
+            "AUTHENTICATION saw user=b'alias' password=b'secret'",
+            "AUTHENTICATION saw user=b'bob' password=b'pw'",
+        ],
+    );
+}
+
+#[test]
+fn auth_complete_edits_request_headers_and_reset_auth_answers_401_with_access_denied() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let r = get_with(&host, "/who/c", "X-Auth-In: lower case\r\n");
+    assert_eq!(r.status, 200, "{}", log_text(&dist));
+    let text = r.text();
+    // SetHeader replaced the client's header, AddHeader added one, HttpStatus was 200.
+    assert!(text.contains("\nHTTP_X_AUTH_IN=LOWER CASE\n"), "{text}");
+    assert!(
+        text.contains("\nHTTP_X_AUTH_COMPLETE=status=200 reset=False user=\n"),
+        "{text}"
+    );
+    // fResetAuth: the host challenges the client instead of running the extension, and
+    // ACCESS_DENIED tells the filter why (SF_DENIED_LOGON | SF_DENIED_FILTER).
+    let root = physical_root(&dist);
+    let r = get_with(&host, "/who/reset", "Authorization: Basic Ym9iOnB3\r\n");
+    assert_eq!((r.status, r.reason.as_str()), (401, "Unauthorized"));
+    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"isapi-host\""));
+    assert_eq!(
+        r.header("X-Denied"),
+        Some(format!("url=/who/reset path={root}who\\reset reason=5").as_str())
+    );
+    assert_eq!(r.text(), "401 Unauthorized: a filter reset the authentication\n");
+    let finished = stop(host);
+    assert!(
+        finished
+            .stderr
+            .contains("isapi-host: GET /who/reset 401 0 (authentication reset by a filter)"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn access_denied_is_raised_for_the_extensions_401_with_the_mapped_path() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let r = get(&host.address, "/who/mapped/locked?deny");
+    assert_eq!((r.status, r.reason.as_str()), (401, "Denied"));
+    // SF_DENIED_APPLICATION (8), and the physical path URL_MAP chose.
+    assert_eq!(
+        r.header("X-Denied"),
+        Some("url=/who/mapped/locked path=C:\\mapped\\locked reason=8")
+    );
+    // A response that is no 401 raises no ACCESS_DENIED.
+    let r = get(&host.address, "/who/open");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Denied"), None);
+    stop(host);
+}
+
+#[test]
+fn read_next_makes_the_host_read_more_and_call_again_with_all_the_bytes() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let mut c = Connection::open(&host.address);
+    c.send(b"GET /partial?p HTTP/1.1\r\nHost: t\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    c.send(b"\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", log_text(&dist));
+    assert_eq!(r.text(), "url=/partial-joined-after-1 query=p added=\n");
+    drop(c);
+    stop(host);
+    let log = log_text(&dist);
+    let first = "GET /partial?p HTTP/1.1\r\nHost: t\r\n".len();
+    assert!(
+        log.contains(&format!("READ_RAW_DATA holds {first} bytes of an incomplete head")),
+        "{log}"
+    );
+    assert_eq!(log.matches("READ_RAW_DATA holds").count(), 1, "{log}");
+}
+
+#[test]
+fn disable_notifications_skips_them_for_the_rest_of_the_request_only() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let mut c = Connection::open(&host.address);
+    // /quiet disables SEND_RESPONSE, LOG and END_OF_REQUEST in PREPROC_HEADERS.
+    c.send(&keep_alive_get("/quiet?mark"));
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Marked"), None);
+    // The next request on the same connection gets them all again.
+    c.send(&keep_alive_get("/loud?mark"));
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Marked"), Some("yes"));
+    drop(c);
+    let finished = stop(host);
+    assert!(
+        finished.stderr.contains("isapi-host: GET /quiet?mark 200 "),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("isapi-host: GET /loud-marked?mark 200 "),
+        "{}",
+        finished.stderr
+    );
+    let log = log_text(&dist);
+    assert!(!log.contains("/quiet"), "{log}");
+    assert!(log.contains("END_OF_REQUEST /loud data=None"), "{log}");
+}
+
+#[test]
+fn end_of_request_comes_after_the_response_and_before_log_for_every_request() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let mut c = Connection::open(&host.address);
+    for n in 1..=2 {
+        c.send(&keep_alive_get(&format!("/eor/{n}?mark")));
+        assert_eq!(c.read_response().text(), format!("url=/eor/{n} query=mark added=\n"));
+    }
+    drop(c);
+    stop(host);
+    assert_in_order(
+        &log_text(&dist),
+        &[
+            "END_OF_REQUEST /eor/1 data=None",
+            "LOG /eor/1 200",
+            "END_OF_REQUEST /eor/2 data=None",
+            "LOG /eor/2 200",
+        ],
+    );
+}
+
+#[test]
+fn internal_reload_exception_in_the_filter_reloads_the_script_and_replays_the_notification() {
+    let dist = suite();
+    let host = serve(&dist.dll, true);
+    let r = get(&host.address, "/reload-filter");
+    assert_eq!(r.status, 200, "{}", log_text(&dist));
+    assert_eq!(r.header("X-Filter-Generation"), Some("2"));
+    assert_eq!(r.text(), "url=/reload-filter query= added=\n");
+    // The reloaded filter goes on serving.
+    let r = get(&host.address, "/old/x");
+    assert_eq!(r.text(), "url=/new/x query= added=yes\n");
+    let before_stop = log_text(&dist);
+    assert_eq!(
+        before_stop.matches("TerminateFilter(0) called").count(),
+        1,
+        "{before_stop}"
+    );
+    stop(host);
+    let log = log_text(&dist);
+    assert_in_order(
+        &log,
+        &[
+            "filter_suite imported: generation 1",
+            "raised InternalReloadException in its filter: reloading it",
+            "TerminateFilter(0) called",
+            "filter_suite imported: generation 2",
+            "TerminateFilter(0) called",
+        ],
+    );
+    assert!(!log.contains("Traceback"), "{log}");
 }

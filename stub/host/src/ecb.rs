@@ -443,7 +443,7 @@ fn serve(session: &Arc<Session>, mut preload: Vec<u8>, total_bytes: u32) -> Ende
     let mut method = c_string(&session.info.method);
     let mut query = c_string(&session.info.query);
     let mut path_info = c_string(&session.info.path);
-    let mut path_translated = c_string(&session.info.map_url(&session.info.path));
+    let mut path_translated = c_string(&session.info.server_variable("PATH_TRANSLATED").unwrap_or_default());
     let mut content_type = c_string(&session.info.server_variable("CONTENT_TYPE").unwrap_or_default());
     let ecb = Box::into_raw(Box::new(EXTENSION_CONTROL_BLOCK {
         cbSize: std::mem::size_of::<EXTENSION_CONTROL_BLOCK>() as u32,
@@ -966,6 +966,8 @@ fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
         child.path = path;
         child.query = query.to_string();
         child.raw_target = url.clone();
+        // A filter's URL_MAP answered for the parent's URL only.
+        child.translated = None;
     }
     if let Some(method) = method {
         child.method = String::from_utf8_lossy(&method).into_owned();

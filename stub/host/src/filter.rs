@@ -27,12 +27,12 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
     HTTP_FILTER_LOG, HTTP_FILTER_PREPROC_HEADERS, HTTP_FILTER_RAW_DATA, HTTP_FILTER_URL_MAP, HTTP_FILTER_VERSION,
-    SF_DENIED_APPLICATION, SF_MAX_PASSWORD, SF_MAX_USERNAME, SF_NOTIFY_ACCESS_DENIED, SF_NOTIFY_AUTHENTICATION,
-    SF_NOTIFY_AUTH_COMPLETE, SF_NOTIFY_END_OF_NET_SESSION, SF_NOTIFY_END_OF_REQUEST, SF_NOTIFY_LOG,
-    SF_NOTIFY_NONSECURE_PORT, SF_NOTIFY_ORDER_HIGH, SF_NOTIFY_ORDER_MEDIUM, SF_NOTIFY_PREPROC_HEADERS,
-    SF_NOTIFY_READ_RAW_DATA, SF_NOTIFY_SECURE_PORT, SF_NOTIFY_SEND_RAW_DATA, SF_NOTIFY_SEND_RESPONSE,
-    SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER, SF_STATUS_REQ_ERROR,
-    SF_STATUS_REQ_FINISHED, SF_STATUS_REQ_FINISHED_KEEP_CONN, SF_STATUS_REQ_HANDLED_NOTIFICATION,
+    SF_DENIED_APPLICATION, SF_DENIED_FILTER, SF_DENIED_LOGON, SF_MAX_PASSWORD, SF_MAX_USERNAME,
+    SF_NOTIFY_ACCESS_DENIED, SF_NOTIFY_AUTHENTICATION, SF_NOTIFY_AUTH_COMPLETE, SF_NOTIFY_END_OF_NET_SESSION,
+    SF_NOTIFY_END_OF_REQUEST, SF_NOTIFY_LOG, SF_NOTIFY_NONSECURE_PORT, SF_NOTIFY_ORDER_HIGH, SF_NOTIFY_ORDER_MEDIUM,
+    SF_NOTIFY_PREPROC_HEADERS, SF_NOTIFY_READ_RAW_DATA, SF_NOTIFY_SECURE_PORT, SF_NOTIFY_SEND_RAW_DATA,
+    SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER,
+    SF_STATUS_REQ_ERROR, SF_STATUS_REQ_FINISHED, SF_STATUS_REQ_FINISHED_KEEP_CONN, SF_STATUS_REQ_HANDLED_NOTIFICATION,
     SF_STATUS_REQ_NEXT_NOTIFICATION, SF_STATUS_REQ_READ_NEXT,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW};
@@ -200,6 +200,9 @@ pub enum Flow {
     Error,
     /// READ_RAW_DATA only: the filter needs more bytes first.
     ReadNext,
+    /// AUTH_COMPLETE set fResetAuth: the client must authenticate again (the host answers
+    /// 401 with a Basic challenge).
+    Denied,
 }
 
 /// The request line and headers filters can read and change (PREPROC_HEADERS,
@@ -286,6 +289,12 @@ struct State {
     /// AddResponseHeaders lines waiting for the next response head.
     added: Vec<(String, String)>,
     response: FilterResponse,
+    /// The physical path a URL_MAP filter chose for this request.
+    translated: Option<String>,
+    /// The request's Basic credentials, as AUTHENTICATION filters left them.
+    credentials: Option<(String, String)>,
+    /// SF_DENIED_* for an ACCESS_DENIED raised on this request's 401.
+    denied_reason: u32,
 }
 
 /// One connection's filter state; reached from callbacks through the registry.
@@ -481,7 +490,7 @@ impl Connection {
         (flow, out)
     }
 
-    fn info_for(&self, head: &RequestHead) -> RequestInfo {
+    fn info_for(&self, head: &RequestHead, state: &State) -> RequestInfo {
         RequestInfo {
             method: head.method.clone(),
             path: head.path.clone(),
@@ -495,7 +504,24 @@ impl Connection {
             vpath: self.vpath.clone(),
             physical_root: self.physical_root.clone(),
             chunked: head.framing == http::Framing::Chunked,
+            translated: state.translated.clone(),
+            credentials: state.credentials.clone(),
         }
+    }
+
+    /// Refreshes what GetServerVariable answers from, after a notification changed it.
+    fn refresh_info(&self, head: &RequestHead) {
+        let mut state = lock(&self.state);
+        let info = self.info_for(head, &state);
+        state.info = Some(info);
+    }
+
+    /// What the filters decided for the request the extension then sees: the physical path
+    /// (URL_MAP) and the credentials (AUTHENTICATION, AUTH_COMPLETE).
+    pub fn complete_info(&self, info: &mut RequestInfo) {
+        let state = lock(&self.state);
+        info.translated = state.translated.clone();
+        info.credentials = state.credentials.clone();
     }
 
     /// Puts a request head where the header callbacks edit it.
@@ -509,7 +535,8 @@ impl Connection {
             ],
             headers: head.headers.clone(),
         };
-        state.info = Some(self.info_for(head));
+        let info = self.info_for(head, &state);
+        state.info = Some(info);
     }
 
     /// Takes the edited head back; false if the filter left a URL that is not one.
@@ -532,7 +559,7 @@ impl Connection {
         }
         head.headers = editable.headers;
         head.raw_headers = head.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-        lock(&self.state).info = Some(self.info_for(head));
+        self.refresh_info(head);
         true
     }
 
@@ -543,6 +570,9 @@ impl Connection {
             let mut state = lock(&self.state);
             state.response = FilterResponse::default();
             state.added.clear();
+            state.translated = None;
+            state.credentials = basic_credentials(head);
+            state.denied_reason = SF_DENIED_APPLICATION;
         }
         self.load_head(head);
         if self.filters.wanted(SF_NOTIFY_PREPROC_HEADERS) {
@@ -563,11 +593,18 @@ impl Connection {
             if flow != Flow::Continue {
                 return flow;
             }
+            // The filter may have changed the Authorization header.
+            lock(&self.state).credentials = basic_credentials(head);
+            self.refresh_info(head);
         }
         if self.filters.wanted(SF_NOTIFY_URL_MAP) {
             let url = c_str(&head.path);
-            let info = self.info_for(head);
-            let mut physical = info.map_url(&head.path).into_bytes();
+            let mapped = lock(&self.state)
+                .info
+                .as_ref()
+                .map(|i| i.map_url(&head.path))
+                .unwrap_or_default();
+            let mut physical = mapped.clone().into_bytes();
             physical.resize(PATH_BUFFER, 0);
             let mut map = HTTP_FILTER_URL_MAP {
                 pszURL: url.as_ptr().cast(),
@@ -575,6 +612,19 @@ impl Connection {
                 cbPathBuff: PATH_BUFFER as u32,
             };
             let flow = self.notify(SF_NOTIFY_URL_MAP, (&mut map as *mut HTTP_FILTER_URL_MAP).cast());
+            let chosen = if std::ptr::eq(map.pszPhysicalPath, physical.as_ptr()) {
+                // Our buffer, written in place; a path without its NUL ends at the buffer's end.
+                let end = physical.iter().position(|&b| b == 0).unwrap_or(PATH_BUFFER);
+                String::from_utf8_lossy(&physical[..end]).into_owned()
+            } else {
+                // SAFETY: the filter pointed pszPhysicalPath at a NUL-terminated string of its
+                // own that lives through the notification.
+                unsafe { arg(map.pszPhysicalPath) }.unwrap_or_default()
+            };
+            if chosen != mapped {
+                lock(&self.state).translated = Some(chosen);
+                self.refresh_info(head);
+            }
             if flow != Flow::Continue {
                 return flow;
             }
@@ -597,6 +647,14 @@ impl Connection {
                 SF_NOTIFY_AUTHENTICATION,
                 (&mut authent as *mut HTTP_FILTER_AUTHENT).cast(),
             );
+            // The filter writes within the buffers; a value without its NUL ends at their end.
+            let text = |buffer: &[u8]| {
+                let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+                String::from_utf8_lossy(&buffer[..end]).into_owned()
+            };
+            let credentials = (text(&user_buffer), text(&password_buffer));
+            lock(&self.state).credentials = (!credentials.0.is_empty()).then_some(credentials);
+            self.refresh_info(head);
             if flow != Flow::Continue {
                 return flow;
             }
@@ -622,6 +680,12 @@ impl Connection {
             if flow != Flow::Continue {
                 return flow;
             }
+            if complete.fResetAuth != FALSE {
+                let mut state = lock(&self.state);
+                state.credentials = None;
+                state.denied_reason = SF_DENIED_LOGON | SF_DENIED_FILTER;
+                return Flow::Denied;
+            }
         }
         Flow::Continue
     }
@@ -638,14 +702,20 @@ impl Connection {
             .to_string();
         let fields = http::parse_header_block(rest.as_bytes()).fields;
         if head.status == 401 && self.filters.wanted(SF_NOTIFY_ACCESS_DENIED) {
-            let info = lock(&self.state).info.clone();
-            let path = info.as_ref().map(|i| i.path.clone()).unwrap_or_default();
-            let url = c_str(&path);
-            let physical = c_str(&info.map(|i| i.map_url(&path)).unwrap_or_default());
+            let (info, reason) = {
+                let state = lock(&self.state);
+                (state.info.clone(), state.denied_reason)
+            };
+            let url = c_str(&info.as_ref().map(|i| i.path.clone()).unwrap_or_default());
+            let physical = c_str(
+                &info
+                    .and_then(|i| i.server_variable("PATH_TRANSLATED"))
+                    .unwrap_or_default(),
+            );
             let mut denied = HTTP_FILTER_ACCESS_DENIED {
                 pszURL: url.as_ptr().cast(),
                 pszPhysicalPath: physical.as_ptr().cast(),
-                dwReason: SF_DENIED_APPLICATION,
+                dwReason: if reason == 0 { SF_DENIED_APPLICATION } else { reason },
             };
             match self.notify(
                 SF_NOTIFY_ACCESS_DENIED,
@@ -704,6 +774,10 @@ impl Connection {
             let _ = self.notify(SF_NOTIFY_END_OF_REQUEST, std::ptr::null_mut());
         }
         if self.filters.wanted(SF_NOTIFY_LOG) {
+            if record.user.is_empty() {
+                let state = lock(&self.state);
+                record.user = state.credentials.as_ref().map(|(u, _)| u.clone()).unwrap_or_default();
+            }
             let texts = [
                 &record.client,
                 &record.user,
@@ -775,7 +849,7 @@ impl Drop for Connection {
 }
 
 /// User and password of a Basic Authorization header.
-fn basic_credentials(head: &RequestHead) -> Option<(String, String)> {
+pub fn basic_credentials(head: &RequestHead) -> Option<(String, String)> {
     let value = head.header("Authorization")?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -903,7 +977,7 @@ impl Read for Incoming {
                         self.closed = true;
                         return Ok(0);
                     }
-                    Flow::Error => {
+                    Flow::Error | Flow::Denied => {
                         return Err(io::Error::other("a filter failed on READ_RAW_DATA"));
                     }
                 }
@@ -974,7 +1048,7 @@ impl Write for Outgoing {
                 self.suppressed = true;
                 Ok(data.len())
             }
-            Flow::Error => Err(io::Error::other("a filter failed on SEND_RAW_DATA")),
+            Flow::Error | Flow::Denied => Err(io::Error::other("a filter failed on SEND_RAW_DATA")),
         }
     }
 

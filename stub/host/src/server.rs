@@ -258,6 +258,15 @@ impl Server {
                 self.log(filters, record(sent.status.unwrap_or(200), sent.bytes), "");
                 return (keep && exchange.client_keep_alive && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
             }
+            Flow::Denied => {
+                // A filter reset the authentication: challenge the client, as IIS does
+                // when Basic authentication fails.
+                let challenge = [("WWW-Authenticate".to_string(), "Basic realm=\"isapi-host\"".to_string())];
+                let text = "401 Unauthorized: a filter reset the authentication\n";
+                let keep = outgoing().is_some_and(|mut out| respond_with(&mut out, 401, &challenge, text, exchange));
+                self.log(filters, record(401, 0), " (authentication reset by a filter)");
+                return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
+            }
             Flow::Error => {
                 let sent = filters.map(|f| f.filter_response()).unwrap_or_default();
                 if sent.bytes == 0 {
@@ -301,7 +310,8 @@ impl Server {
             Framing::Length(n) => Some(n),
             Framing::Chunked => None,
         };
-        let info = RequestInfo {
+        let credentials = filter::basic_credentials(&head);
+        let mut info = RequestInfo {
             method: head.method.clone(),
             path: head.path,
             query: head.query,
@@ -314,7 +324,12 @@ impl Server {
             vpath: self.vpath.clone(),
             physical_root: self.physical_root.clone(),
             chunked: head.framing == Framing::Chunked,
+            translated: None,
+            credentials,
         };
+        if let Some(filters) = filters {
+            filters.complete_info(&mut info);
+        }
         let outcome = ecb::run(
             extension,
             Request {
@@ -352,8 +367,19 @@ impl Server {
 
 /// Sends a response the host makes itself; true if the connection may stay open.
 fn respond(writer: &mut Outgoing, status: u16, text: &str, exchange: http::Exchange) -> bool {
+    respond_with(writer, status, &[], text, exchange)
+}
+
+/// [`respond`] with header fields of its own.
+fn respond_with(
+    writer: &mut Outgoing,
+    status: u16,
+    fields: &[(String, String)],
+    text: &str,
+    exchange: http::Exchange,
+) -> bool {
     let keep = exchange.client_keep_alive;
-    let (mut head, body) = http::simple_response(status, &[], text, exchange, keep);
+    let (mut head, body) = http::simple_response(status, fields, text, exchange, keep);
     writer.prepare_head(&mut head);
     let sent = writer.write_all(&head.bytes).and_then(|()| writer.write_all(&body));
     sent.is_ok() && head.keep_alive

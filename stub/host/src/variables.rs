@@ -8,7 +8,9 @@
 //! mounted is told by APPL_MD_PATH (`/LM/W3SVC/1/ROOT/app`). This is why WSGI adapters for
 //! IIS (pywin32's isapi samples, isapi-wsgi, wfastcgi) derive the mount point themselves
 //! instead of trusting SCRIPT_NAME. PATH_TRANSLATED maps PATH_INFO below the application's
-//! physical folder, which for the host is the folder holding the DLL.
+//! physical folder, which for the host is the folder holding the DLL, unless an ISAPI
+//! filter chose another path in URL_MAP; the AUTH_* variables follow the Basic credentials
+//! as AUTHENTICATION filters left them.
 
 use std::net::SocketAddr;
 
@@ -31,6 +33,12 @@ pub struct RequestInfo {
     /// The DLL's folder as Windows sees it, ending in `\`.
     pub physical_root: String,
     pub chunked: bool,
+    /// The physical path an ISAPI filter set in URL_MAP; PATH_TRANSLATED then says it.
+    pub translated: Option<String>,
+    /// The user and password the request is authenticated as: from an `Authorization:
+    /// Basic` header, as an AUTHENTICATION filter left them. None (or an empty user) is
+    /// the anonymous user.
+    pub credentials: Option<(String, String)>,
 }
 
 impl RequestInfo {
@@ -62,7 +70,7 @@ impl RequestInfo {
             "URL" | "PATH_INFO" | "SCRIPT_NAME" => self.path.clone(),
             "QUERY_STRING" => self.query.clone(),
             "UNENCODED_URL" => self.raw_target.clone(),
-            "PATH_TRANSLATED" => self.map_url(&self.path),
+            "PATH_TRANSLATED" => self.translated.clone().unwrap_or_else(|| self.map_url(&self.path)),
             "SERVER_NAME" => self.server_name(),
             "SERVER_PORT" => self.local.port().to_string(),
             "SERVER_PROTOCOL" => self.protocol.to_string(),
@@ -77,7 +85,11 @@ impl RequestInfo {
             "CONTENT_LENGTH" => self.header("Content-Length").unwrap_or_else(|| "0".into()),
             "HTTPS" => "off".to_string(),
             "SERVER_PORT_SECURE" => "0".to_string(),
-            "AUTH_TYPE" | "AUTH_USER" | "AUTH_PASSWORD" | "REMOTE_USER" | "LOGON_USER" => String::new(),
+            // The host logs nobody on: the user is who the credentials name, and LOGON_USER
+            // (the Windows account IIS would map them to) is that same name.
+            "AUTH_TYPE" => self.user().map(|_| "Basic".to_string()).unwrap_or_default(),
+            "AUTH_USER" | "REMOTE_USER" | "LOGON_USER" => self.user().map(|(u, _)| u.clone()).unwrap_or_default(),
+            "AUTH_PASSWORD" => self.user().map(|(_, p)| p.clone()).unwrap_or_default(),
             "APPL_MD_PATH" => format!("/LM/W3SVC/1/ROOT{}", if self.vpath == "/" { "" } else { &self.vpath }),
             "APPL_PHYSICAL_PATH" => self.physical_root.clone(),
             "INSTANCE_ID" => "1".to_string(),
@@ -98,6 +110,11 @@ impl RequestInfo {
             }
         };
         Some(value)
+    }
+
+    /// The credentials of an authenticated (not anonymous) request.
+    fn user(&self) -> Option<&(String, String)> {
+        self.credentials.as_ref().filter(|(user, _)| !user.is_empty())
     }
 
     fn server_name(&self) -> String {
@@ -167,6 +184,8 @@ mod tests {
             vpath: "/app".into(),
             physical_root: "C:\\site\\".into(),
             chunked: false,
+            translated: None,
+            credentials: None,
         }
     }
 
@@ -187,6 +206,25 @@ mod tests {
         assert_eq!(v("CONTENT_LENGTH").as_deref(), Some("0"));
         assert_eq!(v("NO_SUCH_THING"), None);
         assert_eq!(v("HTTP_MISSING"), None);
+        assert_eq!(v("AUTH_TYPE").as_deref(), Some(""));
+        assert_eq!(v("AUTH_USER").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn filter_results_are_what_path_translated_and_the_auth_variables_say() {
+        let mut i = info();
+        i.translated = Some("D:\\elsewhere\\b".into());
+        i.credentials = Some(("alice".into(), "pw".into()));
+        let v = |n: &str| i.server_variable(n);
+        assert_eq!(v("PATH_TRANSLATED").as_deref(), Some("D:\\elsewhere\\b"));
+        assert_eq!(i.map_url("/app/c"), "C:\\site\\c");
+        for name in ["AUTH_USER", "REMOTE_USER", "LOGON_USER"] {
+            assert_eq!(v(name).as_deref(), Some("alice"), "{name}");
+        }
+        assert_eq!(v("AUTH_PASSWORD").as_deref(), Some("pw"));
+        assert_eq!(v("AUTH_TYPE").as_deref(), Some("Basic"));
+        i.credentials = Some((String::new(), String::new()));
+        assert_eq!(i.server_variable("AUTH_TYPE").as_deref(), Some(""));
     }
 
     #[test]

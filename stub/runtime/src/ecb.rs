@@ -7,9 +7,9 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
 use windows_sys::Win32::System::Iis::{
     EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
@@ -243,14 +243,25 @@ impl ExtensionControlBlock {
     }
 
     /// GetServerVariable(name[, default]): bytes, or str for `UNICODE_*` names. A missing
-    /// variable returns `default` if given, else raises ExtensionError.
-    #[pyo3(signature = (name, default = None))]
+    /// variable returns `default` whenever one is passed (None too, as in pywin32), else
+    /// raises ExtensionError.
+    #[pyo3(signature = (name, *default))]
     fn GetServerVariable<'py>(
         &self,
         py: Python<'py>,
         name: &str,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let default = match default.len() {
+            0 => None,
+            1 => Some(default.get_item(0)?),
+            n => {
+                return Err(PyTypeError::new_err(format!(
+                    "GetServerVariable expected at most 2 arguments, got {}",
+                    n + 1
+                )))
+            }
+        };
         let raw = self.raw()?;
         let cname: Vec<u8> = name.bytes().chain([0]).collect();
         let mut size: u32 = 8192;
@@ -429,7 +440,7 @@ impl ExtensionControlBlock {
 
     /// IsKeepAlive(): whether the client asked for a persistent connection (1 or 0).
     fn IsKeepAlive(&self, py: Python<'_>) -> PyResult<u32> {
-        let value = self.GetServerVariable(py, "HTTP_CONNECTION", Some(PyBytes::new(py, b"").into_any()))?;
+        let value = self.GetServerVariable(py, "HTTP_CONNECTION", &PyTuple::new(py, [PyBytes::new(py, b"")])?)?;
         let value = value
             .cast::<PyBytes>()
             .map(|b| b.as_bytes().to_vec())
