@@ -38,6 +38,7 @@ mod windows_main {
     use std::time::Duration;
 
     use windows_sys::Win32::System::Iis::HSE_TERM_MUST_UNLOAD;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
     use crate::cli::{self, Parsed};
     use crate::extension::{Extension, LoadError};
@@ -68,6 +69,23 @@ mod windows_main {
         }
     }
 
+    /// The `stats` line: what a soak test watches for leaks.
+    fn print_stats(server: &Server) {
+        let mut handles = 0u32;
+        // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no closing, and
+        // `handles` is a valid place for the count.
+        let counted = unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut handles) };
+        let handles = if counted != 0 { handles.to_string() } else { "?".into() };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "isapi-host: stats handles={handles} connections={} requests={}",
+            server.open_connections(),
+            crate::ecb::requests_started()
+        );
+        let _ = stdout.flush();
+    }
+
     pub fn main() {
         let args = match cli::parse(std::env::args_os().skip(1)) {
             Ok(Parsed::Run(args)) => args,
@@ -77,6 +95,9 @@ mod windows_main {
             }
             Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
         };
+        if let Some(limit) = args.request_timeout {
+            crate::ecb::set_request_timeout(limit);
+        }
         // IIS loads filters when the worker starts, before any extension.
         let mut filters = Vec::new();
         for path in &args.filters {
@@ -134,6 +155,7 @@ mod windows_main {
             for line in std::io::stdin().lock().lines() {
                 match line {
                     Ok(line) if line.trim() == "quit" => break,
+                    Ok(line) if line.trim() == "stats" => print_stats(&watcher),
                     Ok(_) => continue,
                     Err(_) => break,
                 }
