@@ -47,13 +47,22 @@ fn thirty_two_clients_get_every_answer_exactly_and_memory_and_handles_level_off(
     let after = settled_figures(&mut host);
     assert_eq!((run.wrong, run.missing), (0, 0), "{run:?}");
     assert_eq!(after.requests - before.requests, 2_000, "{before:?} {after:?}");
-    eprintln!("soak: 2,000 requests at 32 connections in {:?}: {before:?} -> {after:?}", run.elapsed);
+    eprintln!(
+        "soak: 2,000 requests at 32 connections in {:?}: {before:?} -> {after:?}",
+        run.elapsed
+    );
     // Levelling off: the 2,000 requests made 40 new connections per client slot (each
     // client closes after 50 requests). A leak of one handle or thread per connection
     // would add >= 1,280, one per request >= 2,000; the allowance covers the stats
     // request's own connection and Wine's lazily created handles.
-    assert!(after.handles <= before.handles + 32, "handles grew: {before:?} -> {after:?}");
-    assert!(after.threads <= before.threads + 4, "threads grew: {before:?} -> {after:?}");
+    assert!(
+        after.handles <= before.handles + 32,
+        "handles grew: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.threads <= before.threads + 4,
+        "threads grew: {before:?} -> {after:?}"
+    );
     // 2,000 answers of ~1 KiB plus environs: a leak of the request or response (>= 2 KiB
     // each) would add >= 4 MiB; 8 MiB leaves room for the allocator's own rounding.
     assert!(
@@ -161,7 +170,11 @@ fn a_handler_that_hangs_past_the_request_timeout_gets_503_and_the_server_goes_on
     let r = hung.read_response();
     assert_eq!(
         (r.status, r.header("Connection"), r.text().as_str()),
-        (503, Some("close"), "503 Service Unavailable: the request took too long\n"),
+        (
+            503,
+            Some("close"),
+            "503 Service Unavailable: the request took too long\n"
+        ),
         "{r:?}"
     );
     assert!(hung.closed_by_server());
@@ -239,9 +252,17 @@ fn invalid_utf8_in_paths_queries_and_headers_is_refused_or_passed_as_bytes_and_b
     // A path that decodes to something that is not UTF-8, or a request line that is not
     // ASCII at all, is the host's 400; the next request is served.
     let r = get(&host.address, "/paths/%FF%FE");
-    assert_eq!((r.status, r.text().as_str()), (400, "400 Bad Request: bad percent-encoding in path\n"), "{r:?}");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "400 Bad Request: bad percent-encoding in path\n"),
+        "{r:?}"
+    );
     let r = request(&host.address, b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!((r.status, r.text().as_str()), (400, "400 Bad Request: request line is not ASCII\n"), "{r:?}");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "400 Bad Request: request line is not ASCII\n"),
+        "{r:?}"
+    );
     assert_still_serving(&host.address, "after-bytes");
 }
 
@@ -265,10 +286,14 @@ fn an_exception_in_get_extension_version_fails_the_load_and_the_log_says_why() {
     let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
     assert_eq!(finished.code, 3, "{finished:?}");
     assert!(
-        finished.stderr.contains("GetExtensionVersion of ") && finished.stderr.contains("returned FALSE; see the extension's log"),
+        finished.stderr.contains("GetExtensionVersion of ")
+            && finished.stderr.contains("returned FALSE; see the extension's log"),
         "{finished:?}"
     );
     let log = read_log(&dist, "_failing_init");
-    assert!(log.contains("GetExtensionVersion of failing_init failed:\nTraceback"), "{log}");
+    assert!(
+        log.contains("GetExtensionVersion of failing_init failed:\nTraceback"),
+        "{log}"
+    );
     assert!(log.contains("OSError: the configuration file is missing"), "{log}");
 }

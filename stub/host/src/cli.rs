@@ -95,7 +95,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-                    .ok_or(format!("--request-timeout {v:?} is not a number of seconds (0 < SECS <= 86400)"))?;
+                    .ok_or(format!(
+                        "--request-timeout {v:?} is not a number of seconds (0 < SECS <= 86400)"
+                    ))?;
                 request_timeout = Some(std::time::Duration::from_secs_f64(secs));
             }
             _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
@@ -169,7 +171,9 @@ mod tests {
             panic!()
         };
         assert_eq!(a.request_timeout, Some(std::time::Duration::from_millis(2500)));
-        let Parsed::Run(a) = run(&["x.dll"]).unwrap() else { panic!() };
+        let Parsed::Run(a) = run(&["x.dll"]).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.request_timeout, None);
         for bad in ["0", "-1", "soon", "NaN", "1e9"] {
             let err = run(&["--request-timeout", bad, "x.dll"]).unwrap_err();

@@ -98,7 +98,12 @@ mod windows_main {
             // SAFETY: `buffer` is writable for `bytes` bytes (u64s keep it 8-aligned, as
             // the table's entries need); `returned` is a valid place for the size.
             let status = unsafe {
-                NtQuerySystemInformation(SYSTEM_HANDLE_INFORMATION, buffer.as_mut_ptr().cast(), bytes, &mut returned)
+                NtQuerySystemInformation(
+                    SYSTEM_HANDLE_INFORMATION,
+                    buffer.as_mut_ptr().cast(),
+                    bytes,
+                    &mut returned,
+                )
             };
             // STATUS_INFO_LENGTH_MISMATCH: grow and ask again.
             if status == 0xC000_0004_u32 as i32 && buffer.len() < (1 << 24) {
