@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use harness::{isapi_freeze, repo, temp_dir, windows_python, Host};
-use soak::{figures, load, settled_figures, Figures};
+use soak::{figures, load, reset_peak, settled_figures, Figures};
 
 const CLIENTS: usize = 32;
 const START: &str = "<!-- reliability:start (written by `make bench`) -->";
@@ -157,34 +157,36 @@ fn main() {
         report,
         "\n### Request bodies streamed through wsgi.input\n\n\
          Each body POSTed to `/hash`, which reads wsgi.input 64 KiB at a time and answers the\n\
-         size and SHA-256 (checked). Resident memory of the serving process after each:\n"
+         size and SHA-256 (checked). Peak resident memory (VmHWM, reset before each body)\n\
+         of the serving process while it was served:\n"
     )
     .unwrap();
-    writeln!(report, "| body | answer | time | resident memory after |").unwrap();
+    writeln!(report, "| body | answer | time | peak resident memory |").unwrap();
     writeln!(report, "|---:|---|---:|---:|").unwrap();
     let before = settled_figures(&mut host);
     writeln!(report, "| (before) | | | {} |", mib(before.rss_kib)).unwrap();
     let mut peak = before.rss_kib;
     for size in [0usize, 1, 64 << 10, 1 << 20, 16 << 20, 100 << 20] {
+        reset_peak(&host);
         let (ok, took) = post_body(&host.address, size);
         if !ok {
             wrong += 1;
         }
         let f = settled_figures(&mut host);
-        peak = peak.max(f.rss_kib);
+        peak = peak.max(f.peak_kib);
         eprintln!("body {size}: ok={ok} in {took:?}: {f:?}");
         writeln!(
             report,
             "| {size} B | {} | {:.2} s | {} |",
             if ok { "exact" } else { "WRONG" },
             took.as_secs_f64(),
-            mib(f.rss_kib)
+            mib(f.peak_kib)
         )
         .unwrap();
     }
     writeln!(
         report,
-        "\nThe largest resident memory after a body was {} above the figure before the first\n\
+        "\nThe highest peak while a body streamed was {} above the resident memory before the first\n\
          (a 100 MiB body held whole would add at least 100 MiB).\n",
         mib(peak.saturating_sub(before.rss_kib))
     )

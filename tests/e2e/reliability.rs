@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::harness::{stubs, Host};
 use crate::http::{get, request, Connection, Response};
-use crate::soak::{echo_body, load, settled_figures};
+use crate::soak::{echo_body, load, reset_peak, settled_figures};
 use crate::threads::{fixture_script, frozen, read_log, wait_for_log};
 
 const ERROR_PAGE: &str = "<html><head><title>500 Internal Server Error</title></head><body>\
@@ -106,6 +106,7 @@ fn bodies_from_0_bytes_to_64_mib_stream_through_wsgi_input_in_bounded_memory() {
         assert!(r.text().ends_with(&format!("sha256 {hex}\n")), "{}", r.text());
     }
     let before = settled_figures(&mut host);
+    reset_peak(&host);
     let size = 64 << 20;
     let (r, hex) = post_streamed(&host.address, size);
     let after = settled_figures(&mut host);
@@ -115,9 +116,10 @@ fn bodies_from_0_bytes_to_64_mib_stream_through_wsgi_input_in_bounded_memory() {
         "{r:?}"
     );
     eprintln!("64 MiB body: {before:?} -> {after:?}");
-    // Held whole anywhere (host, runtime or application), the body alone would add 64 MiB.
+    // Held whole anywhere (host, runtime or application), even for a moment, the body
+    // alone would add 64 MiB to the peak.
     assert!(
-        after.rss_kib <= before.rss_kib + 16 * 1024,
+        after.peak_kib <= before.rss_kib + 16 * 1024,
         "memory grew with the body: {before:?} -> {after:?}"
     );
 }
@@ -296,4 +298,60 @@ fn an_exception_in_get_extension_version_fails_the_load_and_the_log_says_why() {
         "{log}"
     );
     assert!(log.contains("OSError: the configuration file is missing"), "{log}");
+}
+
+/// A copy of the frozen output, to damage.
+fn dist_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = crate::harness::temp_dir();
+    let copy = tmp.path().join("dist");
+    for entry in walkdir::WalkDir::new(dist()).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let to = copy.join(entry.path().strip_prefix(dist()).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else if !entry.path().starts_with(dist().join("logs")) {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    (tmp, copy)
+}
+
+/// Starts isapi-host on a damaged output; it must exit (not crash, not serve).
+fn refused(dist: &Path) -> crate::harness::Finished {
+    let command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_reliability.dll"), &[]);
+    crate::harness::Running::start(command).finish(Duration::from_secs(120))
+}
+
+#[test]
+fn a_truncated_dll_a_missing_standard_library_or_a_foreign_runtime_refuse_to_load_and_say_why() {
+    let (_tmp, damaged) = dist_copy();
+    let dll = damaged.join("_reliability.dll");
+    let whole = std::fs::read(&dll).unwrap();
+    std::fs::write(&dll, &whole[..whole.len() / 2]).unwrap();
+    let finished = refused(&damaged);
+    assert_eq!(finished.code, 2, "{finished:?}");
+    assert!(finished.stderr.contains("isapi-host: cannot load "), "{finished:?}");
+
+    let (_tmp, damaged) = dist_copy();
+    std::fs::remove_file(damaged.join("python311.zip")).unwrap();
+    let finished = refused(&damaged);
+    assert_eq!(finished.code, 3, "{finished:?}");
+    let log = read_log(&damaged, "_reliability");
+    let expected = format!(
+        "cannot start Python: the standard library {}\\python311.zip is missing: copy the whole output folder",
+        crate::harness::win_path(&damaged)
+    );
+    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+
+    let (_tmp, damaged) = dist_copy();
+    std::fs::copy(damaged.join("python311.dll"), damaged.join("isapi_freeze_runtime.dll")).unwrap();
+    let finished = refused(&damaged);
+    assert_eq!(finished.code, 3, "{finished:?}");
+    let log = read_log(&damaged, "_reliability");
+    assert!(
+        log.contains(
+            "cannot start: isapi_freeze_runtime.dll does not export isapi_freeze_attach: it does not match this loader"
+        ),
+        "{log}"
+    );
 }

@@ -21,6 +21,8 @@ pub const REQUESTS_PER_CONNECTION: usize = 50;
 pub struct Figures {
     /// VmRSS of the Wine process that is isapi-host, in KiB.
     pub rss_kib: u64,
+    /// VmHWM: the most it was resident since it started or [`reset_peak`], in KiB.
+    pub peak_kib: u64,
     /// Its threads (Wine runs each Windows thread as a Linux thread).
     pub threads: u64,
     /// Windows handles, as GetProcessHandleCount counts them.
@@ -56,6 +58,7 @@ pub fn figures(host: &mut Host) -> Figures {
     };
     Figures {
         rss_kib: proc_field("VmRSS:"),
+        peak_kib: proc_field("VmHWM:"),
         threads: proc_field("Threads:"),
         handles: field("handles"),
         requests: field("requests"),
@@ -74,6 +77,13 @@ pub fn settled_figures(host: &mut Host) -> Figures {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Restarts the peak (VmHWM) of `host` at its resident memory now (Linux's clear_refs 5),
+/// so that the next figures show the most a following request needed even if it gave the
+/// memory back before it ended.
+pub fn reset_peak(host: &Host) {
+    std::fs::write(format!("/proc/{}/clear_refs", host.running.child.id()), "5").expect("clear_refs can be written");
 }
 
 /// The exact body /echo answers for `query`.
