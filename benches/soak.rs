@@ -5,6 +5,7 @@
 //!      handles every 10,000 requests;
 //!   2. streams request bodies from 0 bytes to 100 MiB through wsgi.input, with the
 //!      process's resident memory before and after each.
+//!
 //! It prints the figures and writes them into BENCHMARKS.md between the reliability
 //! markers. `SOAK_REQUESTS=N` changes the request count. Exits non-zero if any response
 //! was wrong or missing.

@@ -95,7 +95,6 @@ pub fn echo_body(query: &str) -> Vec<u8> {
 /// What one load run gave.
 #[derive(Debug, Default)]
 pub struct Load {
-    pub sent: usize,
     /// Responses that were not exactly the expected 200 with the expected body.
     pub wrong: usize,
     /// Requests that got no response (connection error, timeout).
@@ -161,7 +160,6 @@ pub fn load(address: &str, tag: &str, total: usize, clients: usize) -> Load {
         t.join().expect("a load client thread");
     }
     Load {
-        sent: total,
         wrong: wrong.load(Ordering::SeqCst),
         missing: missing.load(Ordering::SeqCst),
         elapsed: started.elapsed(),
