@@ -13,7 +13,7 @@ export WINEDEBUG := -all
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test deps stubs cli python sites wine-prefix lint check-msvc clean
+.PHONY: demo test bench deps stubs cli python sites wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -24,6 +24,12 @@ demo: deps python stubs cli wine-prefix
 test: deps python stubs wine-prefix sites
 	-$(WINESERVER) -p >/dev/null 2>&1
 	cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+
+# The long reliability runs (benches/soak.rs): 100,000 requests at 32 connections and
+# bodies up to 100 MiB; the figures go into BENCHMARKS.md.
+bench: deps python stubs wine-prefix
+	-$(WINESERVER) -p
+	cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # System packages and the Rust target, each only when missing.
 deps:

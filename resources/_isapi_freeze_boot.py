@@ -326,18 +326,28 @@ def _request_line(ecb):
         return "(request details unavailable)"
 
 
+def _error_page():
+    """The 500 page for the exception being handled (see isapi._error_page)."""
+    try:
+        from isapi import _error_page as page
+    except Exception:
+        return ERROR_PAGE
+    return page()
+
+
 def _fail_request(ecb, why):
     """Logs the current exception for this request and answers 500 if nothing was sent."""
     _log_exception(f"{why} for {_request_line(ecb)}:")
     try:
         ecb.HttpStatusCode = 500
         if not ecb._response_started:
+            page = _error_page()
             ecb.SendResponseHeaders(
                 "500 Internal Server Error",
-                f"Content-Type: text/html\r\nContent-Length: {len(ERROR_PAGE)}\r\n\r\n",
+                f"Content-Type: text/html\r\nContent-Length: {len(page)}\r\n\r\n",
                 False,
             )
-            ecb.WriteClient(ERROR_PAGE)
+            ecb.WriteClient(page)
     except Exception:
         # The session may already be over (DoneWithSession was called); nothing to send.
         pass

@@ -85,4 +85,79 @@ mod tests {
         let c = archive_bytes(&[entry("y.pyc", b"3"), entry("x.pyc", b"1")]).unwrap();
         assert_ne!(a.1, c.1);
     }
+
+    mod properties {
+        //! Bounded property runs (64 cases each, in `cargo test`): any set of entries reads
+        //! back identically whatever order it came in, and damaged archives give errors,
+        //! never a panic, to a reader.
+        use super::super::*;
+        use proptest::collection::{btree_map, vec};
+        use proptest::prelude::*;
+        use std::io::{Cursor, Read};
+
+        fn entries() -> impl Strategy<Value = Vec<ArchiveEntry>> {
+            btree_map(
+                "[a-z_][a-z0-9_]{0,7}(/[a-z0-9_.]{1,8}){0,3}",
+                vec(any::<u8>(), 0..4096),
+                0..24,
+            )
+            .prop_map(|m| m.into_iter().map(|(name, data)| ArchiveEntry { name, data }).collect())
+        }
+
+        /// Every member of `bytes`, read fully, in archive order.
+        fn read_back(bytes: &[u8]) -> zip::result::ZipResult<Vec<ArchiveEntry>> {
+            let mut zip = zip::ZipArchive::new(Cursor::new(bytes))?;
+            (0..zip.len())
+                .map(|i| {
+                    let mut member = zip.by_index(i)?;
+                    let mut data = Vec::new();
+                    member.read_to_end(&mut data)?;
+                    Ok(ArchiveEntry {
+                        name: member.name()?.to_string(),
+                        data,
+                    })
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_entries_read_back_identically_in_name_order_from_any_input_order(
+                sorted in entries(),
+                seed in any::<u64>(),
+            ) {
+                let mut shuffled = sorted.clone();
+                // A cheap deterministic shuffle: rotate by the seed, then reverse on odd seeds.
+                if !shuffled.is_empty() {
+                    let at = (seed as usize) % shuffled.len();
+                    shuffled.rotate_left(at);
+                }
+                if seed % 2 == 1 {
+                    shuffled.reverse();
+                }
+                let (bytes, digest) = archive_bytes(&sorted).unwrap();
+                let (again, again_digest) = archive_bytes(&shuffled).unwrap();
+                prop_assert_eq!(&bytes, &again);
+                prop_assert_eq!(digest, again_digest);
+                prop_assert_eq!(read_back(&bytes).unwrap(), sorted);
+            }
+
+            #[test]
+            fn a_damaged_archive_is_an_error_or_reads_never_a_panic(
+                entries in entries(),
+                flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let (mut bytes, _) = archive_bytes(&entries).unwrap();
+                for (at, value) in flips {
+                    let at = at.index(bytes.len());
+                    bytes[at] ^= value | 1;
+                }
+                let _ = read_back(&bytes);
+                let _ = read_back(&bytes[..cut.index(bytes.len())]);
+            }
+        }
+    }
 }

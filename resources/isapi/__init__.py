@@ -59,3 +59,31 @@ class InternalReloadException(Exception):
     module, calls the factory again, calls GetExtensionVersion /
     GetFilterVersion with None, and finally repeats the interrupted call.
     """
+
+
+# The 500 page every failed request gets. The traceback stays in the log unless the server
+# sets ISAPI_FREEZE_ERROR_DETAIL=1 in the worker's environment (for development: an IIS
+# application pool's environmentVariables, or the environment of `isapi-freeze serve`).
+ERROR_PAGE = (
+    b"<html><head><title>500 Internal Server Error</title></head><body>"
+    b"<h1>Internal Server Error</h1><p>The application failed to handle this request. "
+    b"The details are in the application's log.</p></body></html>"
+)
+ERROR_DETAIL_VARIABLE = "ISAPI_FREEZE_ERROR_DETAIL"
+
+
+def _error_page():
+    """The 500 page for the exception being handled: ERROR_PAGE, or with the traceback
+    (HTML-escaped) when the opt-in variable is 1."""
+    import os
+
+    if os.environ.get(ERROR_DETAIL_VARIABLE) != "1":
+        return ERROR_PAGE
+    import html
+    import traceback
+
+    detail = html.escape(traceback.format_exc()).encode("utf-8", "replace")
+    return (
+        b"<html><head><title>500 Internal Server Error</title></head><body>"
+        b"<h1>Internal Server Error</h1><pre>" + detail + b"</pre></body></html>"
+    )

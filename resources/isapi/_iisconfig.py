@@ -173,6 +173,8 @@ class Config:
 
     def __init__(self, data, path):
         self.path = path
+        # The bytes as read, to see at write time whether someone else changed the file.
+        self.original = data
         self.bom = data.startswith(b"\xef\xbb\xbf")
         try:
             self.text = data.decode("utf-8-sig")

@@ -534,8 +534,10 @@ def read_config(path):
         raise ConfigurationError(str(e)) from None
 
 
-def write_config(path, data):
-    """Replaces ``path`` with ``data`` in one step, after a backup beside it."""
+def write_config(path, data, read=None):
+    """Replaces ``path`` with ``data`` in one step, after a backup beside it. With ``read``
+    (the bytes the change was planned from), refuses if the file no longer holds them:
+    someone else changed it in between, and replacing it would lose their change."""
     reason = None
     try:
         # Windows refuses to replace a file with the read-only attribute; say so first.
@@ -559,6 +561,14 @@ def write_config(path, data):
             f.flush()
             os.fsync(f.fileno())
         shutil.copyfile(path, backup)
+        if read is not None:
+            with open(backup, "rb") as f:
+                if f.read() != read:
+                    os.remove(temp)
+                    raise InstallationError(
+                        f"{path} was changed by someone else while this ran; nothing was changed: "
+                        "run the command again"
+                    )
         os.replace(temp, path)
     except OSError as e:
         try:
@@ -635,7 +645,7 @@ def apply(params, target, options, installing):
     if not changes:
         log(1, f"IIS configuration already {'up to date' if installing else 'clean'} ({path})")
     elif config_path is not None:
-        write_config(path, config.data())
+        write_config(path, config.data(), read=config.original)
         log(1, f"updated {path}: {_summary(changes)}")
     else:
         _run_appcmd(appcmd, commands, target)

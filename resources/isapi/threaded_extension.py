@@ -13,7 +13,7 @@ import time
 import traceback
 
 import isapi.simple
-from isapi import ExtensionError, isapicon
+from isapi import ERROR_PAGE, ExtensionError, _error_page, isapicon
 
 __all__ = ["ThreadPoolExtension", "WorkerThread", "ISAPI_REQUEST", "ISAPI_SHUTDOWN"]
 
@@ -21,11 +21,6 @@ __all__ = ["ThreadPoolExtension", "WorkerThread", "ISAPI_REQUEST", "ISAPI_SHUTDO
 ISAPI_REQUEST = 1
 ISAPI_SHUTDOWN = 2
 
-ERROR_PAGE = (
-    b"<html><head><title>500 Internal Server Error</title></head><body>"
-    b"<h1>Internal Server Error</h1><p>The application failed to handle this request. "
-    b"The details are in the application's log.</p></body></html>"
-)
 
 
 class Overlapped:
@@ -210,13 +205,14 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
         status = isapicon.HSE_STATUS_ERROR
         try:
             if not getattr(ecb, "_response_started", True):
+                page = _error_page()
                 ecb.HttpStatusCode = 500
                 ecb.SendResponseHeaders(
                     "500 Internal Server Error",
-                    f"Content-Type: text/html\r\nContent-Length: {len(ERROR_PAGE)}\r\n\r\n",
+                    f"Content-Type: text/html\r\nContent-Length: {len(page)}\r\n\r\n",
                     True,
                 )
-                ecb.WriteClient(ERROR_PAGE)
+                ecb.WriteClient(page)
                 status = isapicon.HSE_STATUS_SUCCESS
         except ExtensionError:
             # The client went away before the error page; nothing more to tell it.

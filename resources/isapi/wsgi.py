@@ -18,7 +18,7 @@ URL path as PATH_INFO, so for an application at ``/app`` (APPL_MD_PATH
 import sys
 import traceback
 
-from isapi import ExtensionError, isapicon
+from isapi import ERROR_PAGE, ExtensionError, _error_page, isapicon
 from isapi.simple import SimpleExtension
 from isapi.threaded_extension import ThreadPoolExtension
 
@@ -29,11 +29,6 @@ UNKNOWN_LENGTH = 0xFFFFFFFF
 # How much wsgi.input asks the server for at a time.
 READ_CHUNK = 64 * 1024
 
-ERROR_PAGE = (
-    b"<html><head><title>500 Internal Server Error</title></head><body>"
-    b"<h1>Internal Server Error</h1><p>The application failed to handle this request. "
-    b"The details are in the application's log.</p></body></html>"
-)
 
 # Headers that become CGI variables without the HTTP_ prefix.
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
@@ -380,15 +375,16 @@ class _Request:
         traceback.print_exc(file=sys.stderr)
         if self.headers_sent:
             return isapicon.HSE_STATUS_ERROR
+        page = _error_page()
         try:
             self.ecb.HttpStatusCode = 500
             self.headers_sent = True
             self.ecb.SendResponseHeaders(
                 b"500 Internal Server Error",
-                b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(ERROR_PAGE),
+                b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page),
                 True,
             )
-            self.ecb.WriteClient(ERROR_PAGE)
+            self.ecb.WriteClient(page)
         except ExtensionError:
             return isapicon.HSE_STATUS_ERROR
         return isapicon.HSE_STATUS_SUCCESS

@@ -287,6 +287,11 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
         "raise SystemExit('planted json.py was imported')\n",
     )
     .unwrap();
+    // And DLLs of the same names as the output's: loaded by name from the search path
+    // (the current folder is on it), these would fail the load.
+    for dll in ["python311.dll", "isapi_freeze_runtime.dll"] {
+        std::fs::write(planted.join(dll), b"planted, not a DLL").unwrap();
+    }
     let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_probe.dll"), &[]);
     command
         .current_dir(&planted)

@@ -10,5 +10,7 @@ mod harness;
 mod host;
 mod http;
 mod install;
+mod reliability;
+mod soak;
 mod threads;
 mod wsgi;

@@ -1,5 +1,6 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
-//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
+//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS] [--filter FILTER.DLL]...
+//! [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -8,18 +9,26 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
 
-Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--filter FILTER.DLL]... EXTENSION.DLL
+Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
+                  [--filter FILTER.DLL]... EXTENSION.DLL
        isapi-host [--listen ADDR] --filter FILTER.DLL...
 
 Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
 wildcard script map of an application at VIRTUAL/PATH, and prints
   isapi-host: listening on http://IP:PORT/
 once it accepts connections. It stops (TerminateExtension, then `isapi-host: stopped`)
-when its standard input ends or reads a line `quit`.
+when its standard input ends or reads a line `quit`. A line `stats` prints
+  isapi-host: stats handles=N connections=N requests=N
+(the process's handle count, open connections, control blocks made so far).
 
 Options:
   --listen ADDR   address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
   --vpath PATH    the application's virtual path; requests outside it get 404 [default: /]
+  --request-timeout SECS
+                  answer a request that has not finished after SECS seconds with 503 (if
+                  nothing was sent yet), close its connection and log it; a pending session
+                  is released, a synchronous HttpExtensionProc keeps its thread until it
+                  returns [default: no limit]
   --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
                   raise the notifications it asks for; repeatable. With filters only, requests
                   no filter answers get 404
@@ -37,6 +46,8 @@ pub struct Args {
     pub dll: Option<PathBuf>,
     /// `--filter` DLLs, in load order.
     pub filters: Vec<PathBuf>,
+    /// `--request-timeout`, if given.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +62,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut vpath = "/".to_string();
     let mut dll = None;
     let mut filters = Vec::new();
+    let mut request_timeout = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -77,6 +89,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             }
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
             "--filter" => filters.push(PathBuf::from(value("--filter")?)),
+            "--request-timeout" => {
+                let v = value("--request-timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                    .ok_or(format!(
+                        "--request-timeout {v:?} is not a number of seconds (0 < SECS <= 86400)"
+                    ))?;
+                request_timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
             _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
             _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
@@ -90,6 +113,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         vpath,
         dll,
         filters,
+        request_timeout,
     }))
 }
 
@@ -139,5 +163,21 @@ mod tests {
         };
         assert_eq!((a.dll, a.filters.len()), (None, 1));
         assert!(run(&["--filter"]).is_err());
+    }
+
+    #[test]
+    fn request_timeout_is_positive_seconds() {
+        let Parsed::Run(a) = run(&["--request-timeout", "2.5", "x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.request_timeout, Some(std::time::Duration::from_millis(2500)));
+        let Parsed::Run(a) = run(&["x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.request_timeout, None);
+        for bad in ["0", "-1", "soon", "NaN", "1e9"] {
+            let err = run(&["--request-timeout", bad, "x.dll"]).unwrap_err();
+            assert!(err.contains("is not a number of seconds"), "{err}");
+        }
     }
 }

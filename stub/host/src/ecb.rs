@@ -14,8 +14,10 @@
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
 use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use windows_sys::core::{BOOL, PCSTR};
 use windows_sys::Win32::Foundation::{
@@ -58,6 +60,8 @@ pub struct Request {
     /// A second handle on the socket for writing, so ReadClient and WriteClient never wait
     /// for each other (through the filters' SEND_RESPONSE and SEND_RAW_DATA).
     pub writer: Outgoing,
+    /// The connection's socket, which the request timeout closes.
+    pub socket: Option<TcpStream>,
 }
 
 /// How a request ended, for the connection loop and the log line.
@@ -92,6 +96,12 @@ struct Session {
     /// HSE_REQ_SET_FLUSH_FLAG's last value. The host never buffers, so every write is
     /// flushed either way; it is kept for completeness.
     flush: AtomicBool,
+    /// The client's socket for a top-level request (None for an ExecURL child), and when
+    /// the request started: what the request timeout needs.
+    socket: Option<TcpStream>,
+    started: Instant,
+    /// Set once the request timeout has answered and closed the connection.
+    timed_out: AtomicBool,
 }
 
 #[derive(Default)]
@@ -112,6 +122,11 @@ struct Output {
 
 static SESSIONS: LazyLock<Mutex<HashMap<usize, Arc<Session>>>> = LazyLock::new(Default::default);
 static NEXT_CONN_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// How many control blocks the host has made (requests and ExecURL children).
+pub fn requests_started() -> usize {
+    NEXT_CONN_ID.load(Ordering::SeqCst) - 1
+}
 
 /// A poisoned lock only means another callback panicked; the data is still consistent
 /// enough to finish the response, and a callback must never unwind into the extension.
@@ -340,6 +355,7 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
         mut body,
         total_bytes,
         writer,
+        socket,
     } = request;
     let mut preload = vec![0u8; PRELOAD];
     let mut available = 0;
@@ -376,6 +392,7 @@ pub fn run(extension: &Extension, request: Request) -> Outcome {
         })),
         extension.http_extension_proc(),
         false,
+        socket,
     );
     let total = match total_bytes {
         Some(n) => u32::try_from(n).unwrap_or(UNKNOWN_LENGTH),
@@ -407,6 +424,7 @@ impl Session {
         out: Arc<Mutex<Output>>,
         http_extension_proc: HttpExtensionProc,
         suppress_headers: bool,
+        socket: Option<TcpStream>,
     ) -> Arc<Session> {
         Arc::new(Session {
             info,
@@ -423,6 +441,9 @@ impl Session {
             suppress_headers,
             exec_status: Mutex::new(None),
             flush: AtomicBool::new(false),
+            socket,
+            started: Instant::now(),
+            timed_out: AtomicBool::new(false),
         })
     }
 }
@@ -477,6 +498,18 @@ fn serve(session: &Arc<Session>, mut preload: Vec<u8>, total_bytes: u32) -> Ende
         returned
     };
     lock(&SESSIONS).remove(&id);
+    if session.timed_out.load(Ordering::SeqCst) && returned == HSE_STATUS_PENDING {
+        // The extension may still hold this control block on one of its threads (it never
+        // called DONE_WITH_SESSION): leak the block and its strings, a few hundred bytes,
+        // rather than free memory it may still read. Its callbacks already fail (the
+        // session is unregistered).
+        std::mem::forget((method, query, path_info, path_translated, content_type, preload));
+        return Ended {
+            status: HSE_STATUS_ERROR,
+            ecb_status: 503,
+            log_data: String::new(),
+        };
+    }
     session.wait_until(|s| s.async_in_flight == 0);
 
     let ecb_status = session.ecb_status();
@@ -495,6 +528,81 @@ fn serve(session: &Arc<Session>, mut preload: Vec<u8>, total_bytes: u32) -> Ende
         status,
         ecb_status,
         log_data,
+    }
+}
+
+/// The `--request-timeout`: how long one request may take before the host answers it.
+static REQUEST_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+/// How often the watchdog looks at the requests in flight.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
+
+/// Limits every request to `limit` from now on: a request not finished by then is answered
+/// 503 (if nothing was sent yet), its connection is closed, and a pending session is
+/// released as if it had called DONE_WITH_SESSION with HSE_STATUS_ERROR. A synchronous
+/// HttpExtensionProc cannot be stopped: it keeps its thread until it returns, and what it
+/// writes after the timeout fails as a write to a closed connection would.
+pub fn set_request_timeout(limit: Duration) {
+    if REQUEST_TIMEOUT.set(limit).is_ok() {
+        std::thread::Builder::new()
+            .name("request-timeout".into())
+            .spawn(move || loop {
+                std::thread::sleep(WATCHDOG_PERIOD);
+                let late: Vec<Arc<Session>> = lock(&SESSIONS)
+                    .values()
+                    .filter(|s| s.socket.is_some() && s.started.elapsed() >= limit)
+                    .cloned()
+                    .collect();
+                for session in late {
+                    session.time_out(limit);
+                }
+            })
+            .expect("the request-timeout thread starts");
+    }
+}
+
+impl Session {
+    fn time_out(&self, limit: Duration) {
+        if self.timed_out.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // A write blocked on a client that does not read holds the output: then there is
+        // nothing to answer, and closing the socket below ends that write.
+        let answered = match self.out.try_lock() {
+            Ok(mut out) if out.head.is_none() => {
+                let exchange = http::Exchange {
+                    client_keep_alive: false,
+                    ..self.exchange
+                };
+                let (head, body) = http::simple_response(
+                    503,
+                    &[],
+                    "503 Service Unavailable: the request took too long\n",
+                    exchange,
+                    false,
+                );
+                out.send_head(head);
+                let _ = out.write_body(&body);
+                out.failed = true;
+                *lock(&self.sent_status) = Some(503);
+                " answered 503,"
+            }
+            Ok(mut out) => {
+                out.failed = true;
+                ""
+            }
+            Err(_) => "",
+        };
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        eprintln!(
+            "isapi-host: {} {}: no answer within the request timeout ({}s):{answered} connection closed",
+            self.info.method,
+            self.info.path,
+            limit.as_secs_f64()
+        );
+        lock(&self.lifecycle).done.get_or_insert(HSE_STATUS_ERROR);
+        self.changed.notify_all();
     }
 }
 
@@ -997,6 +1105,7 @@ fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
         session.out.clone(),
         session.http_extension_proc,
         info.dwExecUrlFlags & HSE_EXEC_URL_NO_HEADERS != 0,
+        None,
     );
     *lock(&session.exec_status) = None;
     lock(&session.lifecycle).async_in_flight += 1;

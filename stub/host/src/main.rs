@@ -38,6 +38,7 @@ mod windows_main {
     use std::time::Duration;
 
     use windows_sys::Win32::System::Iis::HSE_TERM_MUST_UNLOAD;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
     use crate::cli::{self, Parsed};
     use crate::extension::{Extension, LoadError};
@@ -68,6 +69,76 @@ mod windows_main {
         }
     }
 
+    #[link(name = "ntdll")]
+    extern "system" {
+        fn NtQuerySystemInformation(class: u32, info: *mut std::ffi::c_void, length: u32, returned: *mut u32) -> i32;
+    }
+    /// SYSTEM_INFORMATION_CLASS SystemHandleInformation: every handle of the system.
+    const SYSTEM_HANDLE_INFORMATION: u32 = 16;
+    /// SYSTEM_HANDLE_INFORMATION's header (a ULONG count, padded to 8) and the size of one
+    /// SYSTEM_HANDLE_TABLE_ENTRY_INFO, whose first field is the owner's USHORT process id.
+    const HANDLE_TABLE_HEADER: usize = 8;
+    const HANDLE_ENTRY: usize = 24;
+
+    /// This process's handle count. GetProcessHandleCount answers 0 under Wine 8 (a stub),
+    /// so this counts the process's entries of the system handle table instead, as Process
+    /// Explorer does; GetProcessHandleCount's answer is taken when it is not 0.
+    fn handle_count() -> Option<usize> {
+        let mut count = 0u32;
+        // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no closing, and
+        // `count` is a valid place for the answer.
+        if unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut count) } != 0 && count != 0 {
+            return Some(count as usize);
+        }
+        let pid = std::process::id() as u16;
+        let mut buffer = vec![0u64; 1 << 16];
+        loop {
+            let bytes = u32::try_from(buffer.len() * 8).ok()?;
+            let mut returned = 0u32;
+            // SAFETY: `buffer` is writable for `bytes` bytes (u64s keep it 8-aligned, as
+            // the table's entries need); `returned` is a valid place for the size.
+            let status = unsafe {
+                NtQuerySystemInformation(
+                    SYSTEM_HANDLE_INFORMATION,
+                    buffer.as_mut_ptr().cast(),
+                    bytes,
+                    &mut returned,
+                )
+            };
+            // STATUS_INFO_LENGTH_MISMATCH: grow and ask again.
+            if status == 0xC000_0004_u32 as i32 && buffer.len() < (1 << 24) {
+                buffer.resize(buffer.len() * 4, 0);
+                continue;
+            }
+            if status != 0 {
+                return None;
+            }
+            // SAFETY: the call succeeded, so the buffer holds the count followed by that
+            // many entries, all within `bytes`; read as bytes, no alignment is needed.
+            let raw = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), buffer.len() * 8) };
+            let entries = u32::from_le_bytes(raw[..4].try_into().ok()?) as usize;
+            let table = raw.get(HANDLE_TABLE_HEADER..HANDLE_TABLE_HEADER + entries * HANDLE_ENTRY)?;
+            let ours = table
+                .chunks_exact(HANDLE_ENTRY)
+                .filter(|e| u16::from_le_bytes([e[0], e[1]]) == pid)
+                .count();
+            return Some(ours);
+        }
+    }
+
+    /// The `stats` line: what a soak test watches for leaks.
+    fn print_stats(server: &Server) {
+        let handles = handle_count().map_or("?".into(), |n| n.to_string());
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "isapi-host: stats handles={handles} connections={} requests={}",
+            server.open_connections(),
+            crate::ecb::requests_started()
+        );
+        let _ = stdout.flush();
+    }
+
     pub fn main() {
         let args = match cli::parse(std::env::args_os().skip(1)) {
             Ok(Parsed::Run(args)) => args,
@@ -77,6 +148,9 @@ mod windows_main {
             }
             Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
         };
+        if let Some(limit) = args.request_timeout {
+            crate::ecb::set_request_timeout(limit);
+        }
         // IIS loads filters when the worker starts, before any extension.
         let mut filters = Vec::new();
         for path in &args.filters {
@@ -134,6 +208,7 @@ mod windows_main {
             for line in std::io::stdin().lock().lines() {
                 match line {
                     Ok(line) if line.trim() == "quit" => break,
+                    Ok(line) if line.trim() == "stats" => print_stats(&watcher),
                     Ok(_) => continue,
                     Err(_) => break,
                 }

@@ -62,6 +62,11 @@ impl Server {
         &self.filters
     }
 
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections().open.len()
+    }
+
     fn connections(&self) -> MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -338,6 +343,7 @@ impl Server {
                 body,
                 total_bytes,
                 writer,
+                socket: stream.try_clone().ok(),
             },
         );
         let log = if outcome.log_data.is_empty() {

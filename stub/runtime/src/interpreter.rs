@@ -43,6 +43,17 @@ pub fn started() -> Option<&'static Started> {
 
 fn start_now(host: &Host) -> Result<Started, String> {
     let config = crate::archive::open(host)?;
+    // Without it CPython stops with "failed to get the Python codec of the filesystem
+    // encoding", which does not say what is wrong.
+    let stdlib = host
+        .dir
+        .join(format!("{}.zip", config.python_dll.trim_end_matches(".dll")));
+    if !stdlib.is_file() {
+        return Err(format!(
+            "the standard library {} is missing: copy the whole output folder (`isapi-freeze verify` lists what differs)",
+            stdlib.display()
+        ));
+    }
     crate::native::register();
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
