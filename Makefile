@@ -28,7 +28,7 @@ test: deps python stubs wine-prefix sites
 # The long reliability runs (benches/soak.rs): 100,000 requests at 32 connections and
 # bodies up to 100 MiB; the figures go into BENCHMARKS.md.
 bench: deps python stubs wine-prefix
-	-$(WINESERVER) -p
+	-$(WINESERVER) -p >/dev/null 2>&1
 	cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # System packages and the Rust target, each only when missing.
