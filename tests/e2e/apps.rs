@@ -310,8 +310,15 @@ fn full_stdlib_ships_the_runtimes_whole_standard_library() {
     freeze_app(&script, &subset, &[]);
     freeze_app(&script, &full, &["--full-stdlib"]);
     let python = windows_python();
-    assert_eq!(std::fs::read(full.join("python311.zip")).unwrap(), std::fs::read(python.join("python311.zip")).unwrap());
-    let count = |dist: &Path| zip::ZipArchive::new(std::fs::File::open(dist.join("python311.zip")).unwrap()).unwrap().len();
+    assert_eq!(
+        std::fs::read(full.join("python311.zip")).unwrap(),
+        std::fs::read(python.join("python311.zip")).unwrap()
+    );
+    let count = |dist: &Path| {
+        zip::ZipArchive::new(std::fs::File::open(dist.join("python311.zip")).unwrap())
+            .unwrap()
+            .len()
+    };
     assert!(count(&subset) < count(&full), "{} < {}", count(&subset), count(&full));
     assert!(full.join("winsound.pyd").is_file() && !subset.join("winsound.pyd").exists());
 }

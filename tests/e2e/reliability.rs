@@ -44,7 +44,16 @@ fn thirty_two_clients_get_every_answer_exactly_and_memory_and_handles_level_off(
     assert_eq!((warm.wrong, warm.missing), (0, 0), "{warm:?}");
     let before = settled_figures(&mut host);
     let run = load(&host.address, "soak", 2_000, 32);
-    let after = settled_figures(&mut host);
+    // Threads of closed connections (and Wine's own helpers) may take a moment to end on a
+    // busy machine: a leak stays, a straggler does not, so wait (bounded) for them.
+    let mut after = settled_figures(&mut host);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (after.threads > before.threads + 4 || after.handles > before.handles + 32)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        after = settled_figures(&mut host);
+    }
     assert_eq!((run.wrong, run.missing), (0, 0), "{run:?}");
     assert_eq!(after.requests - before.requests, 2_000, "{before:?} {after:?}");
     eprintln!(
