@@ -22,7 +22,7 @@ const IMAGE_NT_OPTIONAL_HDR64_MAGIC: u16 = 0x20b;
 
 #[derive(Debug, Error)]
 pub enum PeError {
-    #[error("not a PE file: {0}")]
+    #[error("not a PE file")]
     Parse(#[from] goblin::error::Error),
     #[error("the PE file is malformed: {0}")]
     Malformed(String),

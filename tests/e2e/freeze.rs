@@ -747,3 +747,89 @@ fn a_symbolic_link_loop_in_data_is_refused_with_its_place() {
         ],
     );
 }
+
+/// A copy of `from` (a folder of files) in a new temporary folder.
+fn copied_folder(from: &Path, tmp: &Path, name: &str) -> PathBuf {
+    let to = tmp.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    to
+}
+
+#[test]
+fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
+    let tmp = temp_dir();
+    let python = windows_python();
+    for (file, damage, expected) in [
+        (
+            "isapi_freeze_loader.dll",
+            4096usize,
+            "embedding the archive in the loader stub: not a PE file: Malformed entity",
+        ),
+        (
+            "isapi-freeze-installer.exe",
+            300,
+            "embedding the archive in the installer stub: not a PE file",
+        ),
+        (
+            "isapi_freeze_runtime.dll",
+            300,
+            "isapi_freeze_runtime.dll is not a PE file",
+        ),
+    ] {
+        let stubs = copied_folder(&stubs(), tmp.path(), &format!("stubs-{file}"));
+        let bytes = std::fs::read(stubs.join(file)).unwrap();
+        std::fs::write(stubs.join(file), &bytes[..damage]).unwrap();
+        let dist = tmp.path().join(format!("dist-{file}"));
+        let out = freeze(
+            &[
+                hello_script().to_str().unwrap(),
+                "--python",
+                python.to_str().unwrap(),
+                "--dist-dir",
+                dist.to_str().unwrap(),
+                "--stubs",
+                stubs.to_str().unwrap(),
+            ],
+            &repo(),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(err.lines().last().unwrap().starts_with("error: "), "{file}: {err}");
+        assert!(err.contains(expected), "{file}: {expected:?} not in {err}");
+        assert!(!dist.exists(), "{file}: nothing may be written");
+    }
+}
+
+#[test]
+fn a_damaged_windows_python_is_refused_and_nothing_is_written() {
+    let tmp = temp_dir();
+    for (file, expected) in [
+        ("python311.zip", "python311.zip is not a zip file"),
+        ("python311.dll", "python311.dll: not a PE file"),
+    ] {
+        let python = copied_folder(&windows_python(), tmp.path(), &format!("py-{file}"));
+        let bytes = std::fs::read(python.join(file)).unwrap();
+        std::fs::write(python.join(file), &bytes[..200]).unwrap();
+        let dist = tmp.path().join(format!("dist-{file}"));
+        let out = freeze(
+            &[
+                hello_script().to_str().unwrap(),
+                "--python",
+                python.to_str().unwrap(),
+                "--dist-dir",
+                dist.to_str().unwrap(),
+            ],
+            &repo(),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(err.contains(expected), "{file}: {expected:?} not in {err}");
+        assert!(!dist.exists(), "{file}: nothing may be written");
+    }
+}
