@@ -554,27 +554,33 @@ def write_config(path, data, read=None):
             "Administrator prompt)"
         )
     temp = path + ".isapi-freeze-new"
+    snapshot = path + ".isapi-freeze-snapshot"
     backup = path + ".isapi-freeze-backup"
     try:
         with open(temp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        shutil.copyfile(path, backup)
+        # A snapshot first: it is compared with what was read, and only then becomes the
+        # backup, so that a refusal leaves the folder (and any earlier backup) as it was.
+        shutil.copyfile(path, snapshot)
         if read is not None:
-            with open(backup, "rb") as f:
+            with open(snapshot, "rb") as f:
                 if f.read() != read:
                     os.remove(temp)
+                    os.remove(snapshot)
                     raise InstallationError(
                         f"{path} was changed by someone else while this ran; nothing was changed: "
                         "run the command again"
                     )
+        os.replace(snapshot, backup)
         os.replace(temp, path)
     except OSError as e:
-        try:
-            os.remove(temp)
-        except OSError:
-            pass
+        for leftover in (temp, snapshot):
+            try:
+                os.remove(leftover)
+            except OSError:
+                pass
         raise InstallationError(
             f"cannot replace {path}: {e.strerror} ({e.filename}); nothing was changed"
         ) from None

@@ -510,3 +510,52 @@ fn an_unknown_command_is_a_usage_error() {
         "{finished:?}"
     );
 }
+
+#[test]
+fn a_config_changed_by_someone_else_between_read_and_write_is_left_alone() {
+    // The guard of `install --config`, driven directly with this machine's Python: the file
+    // on disk no longer holds what the change was planned from.
+    let tmp = crate::harness::temp_dir();
+    let config = tmp.path().join("applicationHost.config");
+    std::fs::write(&config, "<configuration>edited by someone else</configuration>").unwrap();
+    std::fs::write(
+        tmp.path().join("applicationHost.config.isapi-freeze-backup"),
+        "an earlier backup",
+    )
+    .unwrap();
+    let script = format!(
+        "import sys\nsys.path.insert(0, {resources:?})\nimport isapi.install as i\n\
+         try:\n    i.write_config({path:?}, b'<configuration>ours</configuration>', read=b'<configuration>as read</configuration>')\n\
+         except i.InstallationError as e:\n    print(e)\n",
+        path = config.display().to_string(),
+        resources = crate::harness::repo().join("resources").display().to_string()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-I", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{} was changed by someone else while this ran; nothing was changed: run the command again\n",
+            config.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "<configuration>edited by someone else</configuration>"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["applicationHost.config", "applicationHost.config.isapi-freeze-backup"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("applicationHost.config.isapi-freeze-backup")).unwrap(),
+        "an earlier backup"
+    );
+}
