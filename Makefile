@@ -13,7 +13,7 @@ export WINEDEBUG := -all
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test deps stubs cli python sites wine-prefix lint clean
+.PHONY: demo test deps stubs cli python sites wine-prefix lint clean bench bench-compare
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -66,6 +66,16 @@ $(SITES)/%/.done:
 		--platform win_amd64 --python-version 3.11 --implementation cp --only-binary=:all: $(PACKAGES_$*)
 	touch $@
 
+# Benchmarks against pywin32's loader, a native extension and PyInstaller (benches/compare):
+# writes BENCHMARKS.md. Needs wrk (apt) and a venv with PyInstaller under target/bench.
+bench-compare: deps python stubs cli wine-prefix sites
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	cargo build --release --target $(TARGET) -p isapi-bench-driver
+	$(WINESERVER) -p
+	python3 benches/compare/bench.py; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+# `make bench` runs the comparison (a rule without a recipe: other benchmarks add theirs).
+bench: bench-compare
+
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)
 
@@ -73,7 +83,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -- -D warnings
+		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -p isapi-bench-driver -- -D warnings
 
 clean:
 	-$(WINESERVER) -k >/dev/null 2>&1
