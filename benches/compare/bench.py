@@ -150,6 +150,10 @@ def setup():
         if not needed.exists():
             raise SystemExit(f"bench: missing {needed} ({how})")
     WORK.mkdir(parents=True, exist_ok=True)
+    # Wine's services start with the first program of a session and keep its output pipes
+    # open; a throwaway first program keeps them away from the measured ones.
+    subprocess.run([WINE, "cmd.exe", "/c", "exit"], env=ENV, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     if not (VENV / "bin/pyinstaller").exists():
         log(f"installing {PYINSTALLER} and {FLASK_LINUX} into {VENV}")
         run([sys.executable, "-m", "venv", VENV])
@@ -236,7 +240,7 @@ class Host:
 
 def wrk(address, path, clients, seconds):
     threads = min(clients, 2)
-    command = ["wrk", "-t", threads, "-c", clients, "-d", f"{seconds}s", "--latency", f"http://{address}{path}"]
+    command = ["wrk", "-t", threads, "-c", clients, "-d", f"{seconds:g}s", "--latency", f"http://{address}{path}"]
     out = run(command).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"bench: wrk saw errors:\n{out}")
