@@ -393,10 +393,11 @@ mod windows_main {
                 eprintln!("isapi-bench-driver: {} is not an ISAPI extension", options.dll);
                 std::process::exit(2);
             };
+            type Export = unsafe extern "system" fn() -> isize;
             (
-                std::mem::transmute::<_, GetExtensionVersion>(v),
-                std::mem::transmute::<_, HttpExtensionProc>(p),
-                t.map(|t| std::mem::transmute::<_, TerminateExtension>(t)),
+                std::mem::transmute::<Export, GetExtensionVersion>(v),
+                std::mem::transmute::<Export, HttpExtensionProc>(p),
+                t.map(|t| std::mem::transmute::<Export, TerminateExtension>(t)),
             )
         };
         // SAFETY: an all-zero HSE_VERSION_INFO is valid; the extension fills it in.
