@@ -13,7 +13,7 @@ export WINEDEBUG := -all
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test bench deps stubs cli python sites wine-prefix lint check-msvc clean
+.PHONY: demo test bench bench-compare deps stubs cli python sites wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -27,6 +27,8 @@ test: deps python stubs wine-prefix sites
 
 # The long reliability runs (benches/soak.rs): 100,000 requests at 32 connections and
 # bodies up to 100 MiB; the figures go into BENCHMARKS.md.
+# Benchmarks (not part of `make test`): the comparison with pywin32, a native extension and
+# PyInstaller (bench-compare), then the 100,000-request soak; both write BENCHMARKS.md.
 bench: deps python stubs wine-prefix
 	-$(WINESERVER) -p >/dev/null 2>&1
 	cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
@@ -72,6 +74,16 @@ $(SITES)/%/.done:
 		--platform win_amd64 --python-version 3.11 --implementation cp --only-binary=:all: $(PACKAGES_$*)
 	touch $@
 
+# Benchmarks against pywin32's loader, a native extension and PyInstaller (benches/compare):
+# writes BENCHMARKS.md. Needs wrk (apt) and a venv with PyInstaller under target/bench.
+bench-compare: deps python stubs cli wine-prefix sites
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	cargo build --release --target $(TARGET) -p isapi-bench-driver
+	-$(WINESERVER) -p >/dev/null 2>&1
+	python3 benches/compare/bench.py; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+# `make bench` runs the comparison (a rule without a recipe: other benchmarks add theirs).
+bench: bench-compare
+
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)
 
@@ -79,7 +91,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -- -D warnings
+		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -p isapi-bench-driver -- -D warnings
 
 # The stubs must also build with MSVC on Windows; off Windows this type-checks them for
 # that target (linking needs the MSVC tools).
