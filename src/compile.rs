@@ -45,6 +45,14 @@ pub struct BytecodeVersion {
     pub version: Vec<u32>,
 }
 
+/// Whether the worker's exception type is one of Python's OSError family.
+fn is_os_error(kind: &str) -> bool {
+    matches!(
+        kind,
+        "OSError" | "PermissionError" | "FileNotFoundError" | "IsADirectoryError" | "NotADirectoryError"
+    )
+}
+
 #[derive(Debug, Error)]
 pub enum CompileError {
     #[error("{path}:{lineno}:{offset}: {kind}: {msg}", path = .path.display())]
@@ -55,7 +63,8 @@ pub enum CompileError {
         lineno: u32,
         offset: u32,
     },
-    #[error("cannot compile {path}: {kind}: {msg}", path = .path.display())]
+    #[error("{} {path}: {kind}: {msg}{}", if is_os_error(kind) { "cannot read" } else { "cannot compile" },
+        if is_os_error(kind) { "; make it readable by the user running isapi-freeze" } else { "" }, path = .path.display())]
     Unreadable { path: PathBuf, kind: String, msg: String },
     #[error("cannot run the build Python {python}: {source}", python = .python.display())]
     Spawn { python: PathBuf, source: std::io::Error },

@@ -833,3 +833,84 @@ fn a_damaged_windows_python_is_refused_and_nothing_is_written() {
         assert!(!dist.exists(), "{file}: nothing may be written");
     }
 }
+
+#[test]
+fn files_that_cannot_be_read_are_named_and_nothing_is_written() {
+    // Root reads every file, so the freezer runs as `nobody` here (with Debian's own Python
+    // 3.11 as the build Python: the usual one may sit in root's home).
+    let tmp = temp_dir();
+    let work = tmp.path();
+    std::fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let write = |rel: &str, text: &str, mode: u32| {
+        let path = work.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::set_permissions(
+            path.parent().unwrap(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        path
+    };
+    let python = windows_python();
+    let cases = [
+        (
+            "module",
+            "import helper\n",
+            "helper.py",
+            "cannot read {}: PermissionError",
+        ),
+        ("data", "import pkg\n", "pkg/table.csv", "{}"),
+        ("script", "", "", "{}"),
+    ];
+    for (name, imports, unreadable, expected) in cases {
+        let script = write(
+            &format!("{name}/app.py"),
+            &format!("{imports}__ExtensionFactory__ = None\n"),
+            0o644,
+        );
+        if name == "module" {
+            write(&format!("{name}/helper.py"), "x = 1\n", 0o000);
+        }
+        if name == "data" {
+            write(&format!("{name}/pkg/__init__.py"), "", 0o644);
+            write(&format!("{name}/pkg/table.csv"), "a,b\n", 0o000);
+        }
+        if name == "script" {
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        }
+        let bad = if unreadable.is_empty() {
+            script.clone()
+        } else {
+            work.join(name).join(unreadable)
+        };
+        let dist = work.join(name).join("dist");
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_isapi-freeze"))
+            .arg(&script)
+            .args([
+                "--python",
+                python.to_str().unwrap(),
+                "--build-python",
+                "/usr/bin/python3",
+                "--dist-dir",
+            ])
+            .arg(&dist)
+            .arg("--stubs")
+            .arg(stubs())
+            .env("ISAPI_FREEZE_CACHE", "")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: "), "{name}: {err}");
+        assert!(
+            last.contains(&expected.replace("{}", &bad.display().to_string())),
+            "{name}: {err}"
+        );
+        assert!(!dist.exists(), "{name}: nothing may be written");
+    }
+}
