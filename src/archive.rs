@@ -121,7 +121,14 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
+            // Failing cases found so far are kept with the test fixtures and replayed first.
+            #![proptest_config(ProptestConfig {
+                cases: 64,
+                failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proptest/archive.txt"),
+                ))),
+                ..ProptestConfig::default()
+            })]
 
             #[test]
             fn any_entries_read_back_identically_in_name_order_from_any_input_order(

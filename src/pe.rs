@@ -704,7 +704,14 @@ pub(crate) mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
+            // Failing cases found so far are kept with the test fixtures and replayed first.
+            #![proptest_config(ProptestConfig {
+                cases: 64,
+                failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proptest/pe.txt"),
+                ))),
+                ..ProptestConfig::default()
+            })]
 
             #[test]
             fn any_resources_added_read_back_identically_and_parse_with_goblin(added in resources()) {
