@@ -104,7 +104,7 @@ unsafe extern "system" fn io_completion(
     // SAFETY: IIS passes the request's live control block.
     let conn = unsafe { (*ecb).ConnID } as usize;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        Python::attach(|py| {
+        crate::interpreter::attach(|py| {
             let found = registered().get_mut(&conn).map(|e| {
                 (
                     e.ecb.clone_ref(py),
@@ -234,7 +234,7 @@ unsafe extern "system" fn transmit_completion(
         return;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        Python::attach(|py| {
+        crate::interpreter::attach(|py| {
             // SAFETY: `context` came from Box::into_raw in `transmit_file`, and the server
             // calls this completion once.
             let transmit = unsafe { Box::from_raw(context.cast::<Transmit>()) };

@@ -89,7 +89,7 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
         if !start_for_dll() {
             return FALSE;
         }
-        Python::attach(|py| {
+        interpreter::attach(|py| {
             let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
                 return FALSE;
             };
@@ -119,7 +119,7 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
 #[no_mangle]
 pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOCK) -> u32 {
     guarded(HSE_STATUS_ERROR, || {
-        Python::attach(|py| {
+        interpreter::attach(|py| {
             let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
                 return HSE_STATUS_ERROR;
             };
@@ -141,7 +141,7 @@ fn terminate(function: &str, flags: u32) -> BOOL {
     if interpreter::started().is_none() {
         return TRUE;
     }
-    Python::attach(|py| match call_boot(py, function, (flags,)) {
+    interpreter::attach(|py| match call_boot(py, function, (flags,)) {
         Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
         _ => TRUE,
     })
@@ -169,7 +169,7 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
         if !start_for_dll() {
             return FALSE;
         }
-        Python::attach(|py| {
+        interpreter::attach(|py| {
             let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
                 return FALSE;
             };
@@ -214,7 +214,7 @@ pub unsafe extern "system" fn HttpFilterProc(
         if context.is_null() || interpreter::started().is_none() {
             return SF_STATUS_REQ_ERROR;
         }
-        Python::attach(|py| {
+        interpreter::attach(|py| {
             // SAFETY: the server passes a live context for this notification.
             let object = match Py::new(py, unsafe { FilterContext::new(context, notification, data) }) {
                 Ok(object) => object,

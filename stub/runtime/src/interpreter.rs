@@ -183,6 +183,53 @@ fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyM
     Ok(module.unbind())
 }
 
+/// A Python thread state kept for the life of an OS thread that calls in (IIS's worker
+/// threads, the host's connection threads): made once with PyGILState_Ensure and parked
+/// with the GIL released, so that each call only resumes it instead of creating and
+/// destroying one, as a bare `Python::attach` on a thread without one would.
+struct ThreadAnchor(ffi::PyGILState_STATE);
+
+impl Drop for ThreadAnchor {
+    fn drop(&mut self) {
+        // SAFETY: runs at the thread's exit; the thread state made in `attach` is this
+        // thread's, parked without the GIL: take the GIL with it, then let
+        // PyGILState_Release delete it. A DLL host never finalizes Python.
+        unsafe {
+            if ffi::Py_IsInitialized() != 0 {
+                let state = ffi::PyGILState_GetThisThreadState();
+                if !state.is_null() {
+                    ffi::PyEval_RestoreThread(state);
+                    ffi::PyGILState_Release(self.0);
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static ANCHOR: std::cell::OnceCell<ThreadAnchor> = const { std::cell::OnceCell::new() };
+}
+
+/// `Python::attach` for ISAPI calls into a started DLL host (see [`ThreadAnchor`]).
+pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    // SAFETY: Py_IsInitialized may be called at any time. A call before the interpreter
+    // started (a server calling HttpExtensionProc without GetExtensionVersion) panics, which
+    // the entry points turn into their error status, as `Python::attach` would.
+    assert!(unsafe { ffi::Py_IsInitialized() } != 0, "Python is not started");
+    ANCHOR.with(|anchor| {
+        anchor.get_or_init(|| {
+            // SAFETY: Python is initialized (the caller started it) and this thread holds
+            // no GIL: Ensure makes its thread state and takes the GIL, SaveThread parks it.
+            unsafe {
+                let state = ffi::PyGILState_Ensure();
+                ffi::PyEval_SaveThread();
+                ThreadAnchor(state)
+            }
+        });
+    });
+    Python::attach(f)
+}
+
 /// A Python exception as text with its traceback, for the log.
 pub fn describe(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py
