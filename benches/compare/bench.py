@@ -148,7 +148,8 @@ def pywin32_folder(app, folder):
     shutil.copy(site / "pywin32_system32/pywintypes311.dll", folder)
     shutil.copy(app.script, folder / app.script.name)
     shutil.copytree(site / "isapi", folder / "isapi", ignore=shutil.ignore_patterns("__pycache__", "doc", "samples", "test"))
-    shutil.copy(ROOT / "resources/isapi/wsgi.py", folder / "isapi/wsgi.py")
+    for module in ("wsgi.py", "_errorpage.py"):
+        shutil.copy(ROOT / "resources/isapi" / module, folder / "isapi" / module)
     for source, target in app.pywin32_extra:
         shutil.copytree(source, folder / target)
     paths = ["python311.zip", ".", win_path(site / "win32"), win_path(site / "win32/lib")]

@@ -13,7 +13,9 @@ import time
 import traceback
 
 import isapi.simple
-from isapi import ERROR_PAGE, ExtensionError, _error_page, isapicon
+from isapi import ExtensionError, isapicon
+from isapi._errorpage import ERROR_PAGE
+from isapi._errorpage import page as _error_page
 
 __all__ = ["ThreadPoolExtension", "WorkerThread", "ISAPI_REQUEST", "ISAPI_SHUTDOWN"]
 

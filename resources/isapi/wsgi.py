@@ -18,7 +18,9 @@ URL path as PATH_INFO, so for an application at ``/app`` (APPL_MD_PATH
 import sys
 import traceback
 
-from isapi import ERROR_PAGE, ExtensionError, _error_page, isapicon
+from isapi import ExtensionError, isapicon
+from isapi._errorpage import ERROR_PAGE
+from isapi._errorpage import page as _error_page
 from isapi.simple import SimpleExtension
 from isapi.threaded_extension import ThreadPoolExtension
 
