@@ -148,6 +148,23 @@ impl ExtensionControlBlock {
     }
 }
 
+/// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
+/// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
+pub fn server_variable_value<'py>(py: Python<'py>, name: &str, mut buffer: Vec<u8>) -> Bound<'py, PyAny> {
+    if name.starts_with("UNICODE_") {
+        let units: Vec<u16> = buffer
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let units = units.strip_suffix(&[0]).unwrap_or(&units);
+        return PyString::new(py, &String::from_utf16_lossy(units)).into_any();
+    }
+    if buffer.last() == Some(&0) {
+        buffer.pop();
+    }
+    PyBytes::new(py, &buffer).into_any()
+}
+
 fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
     if s.is_null() {
         return PyBytes::new(py, b"");
@@ -284,20 +301,9 @@ impl ExtensionControlBlock {
                     }
                 }
             });
-            let (mut buffer, needed) = value;
+            let (buffer, needed) = value;
             if ok != 0 {
-                if name.starts_with("UNICODE_") {
-                    let units: Vec<u16> = buffer
-                        .chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                        .collect();
-                    let units = units.strip_suffix(&[0]).unwrap_or(&units);
-                    return Ok(PyString::new(py, &String::from_utf16_lossy(units)).into_any());
-                }
-                if buffer.last() == Some(&0) {
-                    buffer.pop();
-                }
-                return Ok(PyBytes::new(py, &buffer).into_any());
+                return Ok(server_variable_value(py, name, buffer));
             }
             if err == ERROR_INSUFFICIENT_BUFFER && needed > size {
                 size = needed;

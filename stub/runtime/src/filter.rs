@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER};
 use windows_sys::Win32::System::Iis::{
@@ -286,20 +286,7 @@ impl FilterContext {
         let default = optional_arg(default)?;
         let slot = self.fields()?.GetServerVariable;
         match self.get_value(py, name.as_bytes(), slot)? {
-            Ok(mut buffer) => {
-                if name.starts_with("UNICODE_") {
-                    let units: Vec<u16> = buffer
-                        .chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                        .collect();
-                    let units = units.strip_suffix(&[0]).unwrap_or(&units);
-                    return Ok(PyString::new(py, &String::from_utf16_lossy(units)).into_any());
-                }
-                if buffer.last() == Some(&0) {
-                    buffer.pop();
-                }
-                Ok(PyBytes::new(py, &buffer).into_any())
-            }
+            Ok(buffer) => Ok(crate::ecb::server_variable_value(py, name, buffer)),
             Err(err) => match default {
                 Some(default) => Ok(default),
                 None => Err(filter_error(py, err, "GetServerVariable")),
