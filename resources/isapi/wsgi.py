@@ -5,8 +5,13 @@ A script needs only::
     from isapi.wsgi import factory
     __ExtensionFactory__ = factory(app)
 
-Requests run on a ThreadPoolExtension's workers (``factory(app, threaded=False)`` runs
-them on the server's own thread, inside HttpExtensionProc). The request body is read from
+Requests run on the server's own thread, inside HttpExtensionProc: IIS calls it from its
+thread pool, many requests at once (so ``wsgi.multithread`` is True), and only one thread
+runs Python at a time whatever the pool, so handing each request to a pool of Python
+threads would add a thread wake-up per request and no parallelism. An application whose
+requests wait a long time on something other than Python (slow back ends, long polling)
+can ask for ``factory(app, threaded=True)``: requests then run on a ThreadPoolExtension's
+workers and the server's threads are free at once. The request body is read from
 the server as the application reads ``wsgi.input``; the response goes out as the
 application produces it (the server chunks it when there is no Content-Length).
 
@@ -36,7 +41,7 @@ READ_CHUNK = 64 * 1024
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
 
-def factory(app, threaded=True):
+def factory(app, threaded=False):
     """An ``__ExtensionFactory__`` serving the WSGI application `app`."""
     extension_class = ThreadedWSGIExtension if threaded else WSGIExtension
 
@@ -60,6 +65,11 @@ class InputStream:
 
     def __init__(self, ecb):
         self._ecb = ecb
+        # Set up on the first read: most requests never read a body.
+        self._buffer = None
+
+    def _start(self):
+        ecb = self._ecb
         total = ecb.TotalBytes
         self._remaining = None if total == UNKNOWN_LENGTH else total
         self._buffer = bytearray(ecb.AvailableData)
@@ -99,6 +109,8 @@ class InputStream:
         return data
 
     def read(self, size=-1):
+        if self._buffer is None:
+            self._start()
         if size is None or size < 0:
             while self._fill():
                 pass
@@ -108,6 +120,8 @@ class InputStream:
         return self._take(size)
 
     def readline(self, size=-1):
+        if self._buffer is None:
+            self._start()
         if size is None:
             size = -1
         start = 0
@@ -165,6 +179,9 @@ class ErrorStream:
             flush()
 
 
+_ERRORS = ErrorStream()
+
+
 class FileWrapper:
     """``wsgi.file_wrapper``: iterates a file-like object in blocks, and closes it."""
 
@@ -187,8 +204,7 @@ class FileWrapper:
 def _mount_point(appl_md_path):
     """The application's URL path from APPL_MD_PATH (``/LM/W3SVC/1/ROOT/app`` -> ``/app``;
     the site root gives "")."""
-    upper = appl_md_path.upper()
-    at = upper.find("/ROOT")
+    at = appl_md_path.encode("latin-1").upper().find(b"/ROOT")
     if at < 0:
         return ""
     return appl_md_path[at + len("/ROOT"):].rstrip("/")
@@ -196,16 +212,97 @@ def _mount_point(appl_md_path):
 
 def _split_path(path, mount):
     """(SCRIPT_NAME, PATH_INFO) for a request path under the mount point; URL paths match
-    case-insensitively, as in IIS."""
-    if mount and path[: len(mount)].lower() == mount.lower():
-        rest = path[len(mount):]
-        if not rest or rest.startswith("/"):
-            return path[: len(mount)], rest
+    ASCII-case-insensitively, as in IIS."""
+    if mount:
+        head = path[: len(mount)]
+        if head.encode("latin-1").lower() == mount.encode("latin-1").lower():
+            rest = path[len(mount):]
+            if not rest or rest.startswith("/"):
+                return head, rest
     return "", path
 
 
 def _latin1(value):
     return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _variable(ecb, name, default=""):
+    value = ecb.GetServerVariable(name, None)
+    if value is None:
+        return default
+    return _latin1(value)
+
+
+def _request_headers(ecb):
+    """(CGI_NAME, value) for each request header line: from ALL_RAW, the headers as sent,
+    else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI servers
+    do, so that a client cannot pass one off as another (X_User vs X-User)."""
+    raw = _variable(ecb, "ALL_RAW")
+    if raw:
+        for line in raw.split("\n"):
+            name, sep, value = line.rstrip("\r").partition(":")
+            name = name.strip(" \t")
+            if not sep or not name or "_" in name or not name.isascii():
+                continue
+            yield name.upper().replace("-", "_"), value.strip(" \t")
+        return
+    for line in _variable(ecb, "ALL_HTTP").split("\n"):
+        name, sep, value = line.rstrip("\r").partition(":")
+        if sep and name.startswith("HTTP_"):
+            yield name[len("HTTP_"):], value.strip(" \t")
+
+
+def _cgi_environ(ecb):
+    """The environ's CGI variables (every str-valued key, plus ``wsgi.url_scheme``).
+
+    isapi-freeze's runtime does the same natively (``_isapi_freeze.wsgi_cgi_environ``, in
+    stub/runtime/src/wsgi.rs); this is what runs under pywin32's loader.
+    """
+    # PEP 3333's "bytes as latin-1" native strings: the decoded path's UTF-8 bytes.
+    path = ecb.GetServerVariable("UNICODE_PATH_INFO", None)
+    if isinstance(path, str):
+        path = path.encode("utf-8", "surrogateescape").decode("latin-1")
+    else:
+        path = _latin1(ecb.PathInfo)
+    script_name, path_info = _split_path(path, _mount_point(_variable(ecb, "APPL_MD_PATH")))
+    https = _variable(ecb, "HTTPS", "off").lower() == "on"
+    environ = {
+        "REQUEST_METHOD": _latin1(ecb.Method),
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": _latin1(ecb.QueryString),
+        "SERVER_NAME": _variable(ecb, "SERVER_NAME"),
+        "SERVER_PORT": _variable(ecb, "SERVER_PORT", "443" if https else "80"),
+        "SERVER_PROTOCOL": _variable(ecb, "SERVER_PROTOCOL", "HTTP/1.1"),
+        "SERVER_SOFTWARE": _variable(ecb, "SERVER_SOFTWARE"),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "REMOTE_ADDR": _variable(ecb, "REMOTE_ADDR"),
+        "wsgi.url_scheme": "https" if https else "http",
+    }
+    for name in ("REMOTE_PORT", "REMOTE_USER", "AUTH_TYPE"):
+        value = _variable(ecb, name)
+        if value:
+            environ[name] = value
+    content_type = _latin1(ecb.ContentType)
+    if content_type:
+        environ["CONTENT_TYPE"] = content_type
+    content_length = _variable(ecb, "CONTENT_LENGTH")
+    if content_length and ecb.TotalBytes != UNKNOWN_LENGTH:
+        environ["CONTENT_LENGTH"] = content_length
+    for name, value in _request_headers(ecb):
+        if name in _UNPREFIXED:
+            continue
+        key = "HTTP_" + name
+        environ[key] = environ[key] + "," + value if key in environ else value
+    return environ
+
+
+try:
+    from _isapi_freeze import wsgi_cgi_environ as _native_cgi_environ
+except ImportError:  # pywin32's loader
+    _native_cgi_environ = None
+
+cgi_environ = _native_cgi_environ or _cgi_environ
 
 
 class _Request:
@@ -218,77 +315,19 @@ class _Request:
         self.headers = None
         self.headers_sent = False
 
-    def variable(self, name, default=""):
-        value = self.ecb.GetServerVariable(name, None)
-        if value is None:
-            return default
-        return _latin1(value)
-
     def environ(self):
-        ecb = self.ecb
-        # PEP 3333's "bytes as latin-1" native strings: the decoded path's UTF-8 bytes.
-        path = self.ecb.GetServerVariable("UNICODE_PATH_INFO", None)
-        if isinstance(path, str):
-            path = path.encode("utf-8", "surrogateescape").decode("latin-1")
-        else:
-            path = _latin1(ecb.PathInfo)
-        script_name, path_info = _split_path(path, _mount_point(self.variable("APPL_MD_PATH")))
-        https = self.variable("HTTPS", "off").lower() == "on"
-        environ = {
-            "REQUEST_METHOD": _latin1(ecb.Method),
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path_info,
-            "QUERY_STRING": _latin1(ecb.QueryString),
-            "SERVER_NAME": self.variable("SERVER_NAME"),
-            "SERVER_PORT": self.variable("SERVER_PORT", "443" if https else "80"),
-            "SERVER_PROTOCOL": self.variable("SERVER_PROTOCOL", "HTTP/1.1"),
-            "SERVER_SOFTWARE": self.variable("SERVER_SOFTWARE"),
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REMOTE_ADDR": self.variable("REMOTE_ADDR"),
+        environ = cgi_environ(self.ecb)
+        environ.update({
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if https else "http",
-            "wsgi.input": InputStream(ecb),
-            "wsgi.errors": ErrorStream(),
-            "wsgi.multithread": self.extension.multithread,
+            "wsgi.input": InputStream(self.ecb),
+            "wsgi.errors": _ERRORS,
+            "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
-            "isapi.ecb": ecb,
-        }
-        for name in ("REMOTE_PORT", "REMOTE_USER", "AUTH_TYPE"):
-            value = self.variable(name)
-            if value:
-                environ[name] = value
-        content_type = _latin1(ecb.ContentType)
-        if content_type:
-            environ["CONTENT_TYPE"] = content_type
-        content_length = self.variable("CONTENT_LENGTH")
-        if content_length and ecb.TotalBytes != UNKNOWN_LENGTH:
-            environ["CONTENT_LENGTH"] = content_length
-        for name, value in self.request_headers():
-            if name in _UNPREFIXED:
-                continue
-            key = "HTTP_" + name
-            environ[key] = environ[key] + "," + value if key in environ else value
+            "isapi.ecb": self.ecb,
+        })
         return environ
-
-    def request_headers(self):
-        """(CGI_NAME, value) for each request header line: from ALL_RAW, the headers as
-        sent, else from ALL_HTTP. Names with `_` are dropped, as CGI servers do, so that a
-        client cannot pass one off as another (X_User vs X-User)."""
-        raw = self.variable("ALL_RAW")
-        if raw:
-            for line in raw.split("\n"):
-                name, sep, value = line.rstrip("\r").partition(":")
-                name = name.strip()
-                if not sep or not name or "_" in name:
-                    continue
-                yield name.upper().replace("-", "_"), value.strip()
-            return
-        for line in self.variable("ALL_HTTP").split("\n"):
-            name, sep, value = line.partition(":")
-            if sep and name.startswith("HTTP_"):
-                yield name[len("HTTP_"):], value.strip()
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -366,7 +405,7 @@ class _Request:
     def request_line(self):
         try:
             query = _latin1(self.ecb.QueryString)
-            return f"{_latin1(self.ecb.Method)} {self.variable('URL')}{'?' + query if query else ''}"
+            return f"{_latin1(self.ecb.Method)} {_variable(self.ecb, 'URL')}{'?' + query if query else ''}"
         except Exception:
             return "(a request whose details are unavailable)"
 
@@ -395,8 +434,6 @@ class _Request:
 class WSGIExtension(SimpleExtension):
     "WSGI application (isapi.wsgi)"
 
-    multithread = False
-
     def __init__(self, app):
         SimpleExtension.__init__(self)
         self.app = app
@@ -407,8 +444,6 @@ class WSGIExtension(SimpleExtension):
 
 class ThreadedWSGIExtension(ThreadPoolExtension):
     "WSGI application (isapi.wsgi, threaded)"
-
-    multithread = True
 
     def __init__(self, app):
         ThreadPoolExtension.__init__(self)

@@ -278,26 +278,106 @@ fn client_leaving_mid_body_does_not_stop_the_server() {
 }
 
 #[test]
-fn inline_factory_serves_on_the_server_thread_and_says_so_in_environ() {
+fn factory_serves_on_the_server_thread_unless_asked_for_workers() {
     let tmp = crate::harness::temp_dir();
-    let script = tmp.path().join("inline_wsgi.py");
-    std::fs::write(
-        &script,
-        "import threading\n\
-         from isapi.wsgi import factory\n\
-         def app(environ, start_response):\n\
-         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
-         \x20   worker = threading.current_thread().name.startswith('isapi-worker')\n\
-         \x20   return [f\"multithread={environ['wsgi.multithread']} worker={worker}\\n\".encode()]\n\
-         __ExtensionFactory__ = factory(app, threaded=False)\n",
-    )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    crate::freeze::freeze_ok(&script, &dist);
-    let host = Host::start(&dist.join("_inline_wsgi.dll"), &[]);
-    let r = get(&host.address, "/");
+    for (call, expected) in [
+        ("factory(app)", "multithread=True worker=False\n"),
+        ("factory(app, threaded=True)", "multithread=True worker=True\n"),
+    ] {
+        let script = tmp.path().join("inline_wsgi.py");
+        std::fs::write(
+            &script,
+            format!(
+                "import threading\n\
+                 from isapi.wsgi import factory\n\
+                 def app(environ, start_response):\n\
+                 \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+                 \x20   worker = threading.current_thread().name.startswith('isapi-worker')\n\
+                 \x20   return [f\"multithread={{environ['wsgi.multithread']}} worker={{worker}}\\n\".encode()]\n\
+                 __ExtensionFactory__ = {call}\n"
+            ),
+        )
+        .unwrap();
+        let dist = tmp.path().join("dist");
+        crate::freeze::freeze_ok(&script, &dist);
+        let host = Host::start(&dist.join("_inline_wsgi.dll"), &[]);
+        let r = get(&host.address, "/");
+        assert_eq!(r.status, 200, "{call}: {r:?}");
+        // A one-block body gets a Content-Length, so the response is not chunked.
+        assert_eq!(r.header("Content-Length"), Some(expected.len().to_string().as_str()), "{call}: {r:?}");
+        assert_eq!(r.text(), expected, "{call}");
+    }
+}
+
+/// The environ's CGI variables as the probe's `/agree` route lists them, with the client's
+/// port (which changes every time) replaced by `N`.
+fn agreed_environ(host: &Host, raw: &[u8]) -> String {
+    let r = request(&host.address, raw);
     assert_eq!(r.status, 200, "{r:?}");
-    // A one-block body gets a Content-Length, so the response is not chunked.
-    assert_eq!(r.header("Content-Length"), Some("31"), "{r:?}");
-    assert_eq!(r.text(), "multithread=False worker=False\n");
+    let listing = r.body.escape_ascii().to_string();
+    let at = listing.find("REMOTE_PORT=\\'").expect("REMOTE_PORT listed") + "REMOTE_PORT=\\'".len();
+    let digits = listing[at..].chars().take_while(char::is_ascii_digit).count();
+    assert!(digits > 0, "{listing}");
+    format!("{}N{}", &listing[..at], &listing[at + digits..])
+}
+
+#[test]
+fn native_and_python_cgi_environ_agree_on_awkward_requests() {
+    // The runtime builds the CGI variables natively; isapi.wsgi's Python version is what
+    // runs under pywin32's loader. The route lists the native ones and first says whether
+    // the Python ones are the same. The latin-1 header value ends in 0xA0, which str.strip()
+    // would have taken for whitespace.
+    let root = probe();
+    let port = root.address.rsplit(':').next().unwrap().to_string();
+    let listing = agreed_environ(
+        &root,
+        b"POST /agree/caf%C3%A9?x=%FF&y HTTP/1.1\r\nHost: h.example\r\nX-Tab:\t  tabbed value \t\r\n\
+X-Latin: caf\xc2\xa0\r\nX_Under: no\r\nX-Dup: a\r\nx-dup: b\r\nContent-Type: text/x\r\n\
+Content-Length: 3\r\nConnection: close\r\n\r\nabc",
+    );
+    assert_eq!(
+        listing,
+        format!(
+            "agree\\nCONTENT_LENGTH=\\'3\\'\\nCONTENT_TYPE=\\'text/x\\'\\nGATEWAY_INTERFACE=\\'CGI/1.1\\'\\n\
+HTTP_CONNECTION=\\'close\\'\\nHTTP_HOST=\\'h.example\\'\\nHTTP_X_DUP=\\'a,b\\'\\nHTTP_X_LATIN=\\'caf\\\\xa0\\'\\n\
+HTTP_X_TAB=\\'tabbed value\\'\\nPATH_INFO=\\'/agree/caf\\xc3\\xa9\\'\\nQUERY_STRING=\\'x=%FF&y\\'\\n\
+REMOTE_ADDR=\\'127.0.0.1\\'\\nREMOTE_PORT=\\'N\\'\\nREQUEST_METHOD=\\'POST\\'\\nSCRIPT_NAME=\\'\\'\\n\
+SERVER_NAME=\\'h.example\\'\\nSERVER_PORT=\\'{port}\\'\\nSERVER_PROTOCOL=\\'HTTP/1.1\\'\\n\
+SERVER_SOFTWARE=\\'isapi-host/0.1.0\\'\\nwsgi.url_scheme=\\'http\\'\\n"
+        )
+    );
+    // Mounted at /app, asked for in other case: SCRIPT_NAME keeps the request's spelling.
+    let mounted = Host::start(&probe_dist().join("_wsgi_probe.dll"), &["--vpath", "/app"]);
+    let port = mounted.address.rsplit(':').next().unwrap().to_string();
+    let listing = agreed_environ(
+        &mounted,
+        b"GET /APP/agree HTTP/1.1\r\nHost: m.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        listing,
+        format!(
+            "agree\\nCONTENT_LENGTH=\\'0\\'\\nGATEWAY_INTERFACE=\\'CGI/1.1\\'\\nHTTP_CONNECTION=\\'close\\'\\n\
+HTTP_HOST=\\'m.example\\'\\nPATH_INFO=\\'/agree\\'\\nQUERY_STRING=\\'\\'\\nREMOTE_ADDR=\\'127.0.0.1\\'\\n\
+REMOTE_PORT=\\'N\\'\\nREQUEST_METHOD=\\'GET\\'\\nSCRIPT_NAME=\\'/APP\\'\\nSERVER_NAME=\\'m.example\\'\\n\
+SERVER_PORT=\\'{port}\\'\\nSERVER_PROTOCOL=\\'HTTP/1.1\\'\\nSERVER_SOFTWARE=\\'isapi-host/0.1.0\\'\\n\
+wsgi.url_scheme=\\'http\\'\\n"
+        )
+    );
+    // A chunked body has no length: no CONTENT_LENGTH.
+    let port = root.address.rsplit(':').next().unwrap().to_string();
+    let listing = agreed_environ(
+        &root,
+        b"POST /agree HTTP/1.1\r\nHost: c.example\r\nTransfer-Encoding: chunked\r\n\
+Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(
+        listing,
+        format!(
+            "agree\\nGATEWAY_INTERFACE=\\'CGI/1.1\\'\\nHTTP_CONNECTION=\\'close\\'\\nHTTP_HOST=\\'c.example\\'\\n\
+HTTP_TRANSFER_ENCODING=\\'chunked\\'\\nPATH_INFO=\\'/agree\\'\\nQUERY_STRING=\\'\\'\\nREMOTE_ADDR=\\'127.0.0.1\\'\\n\
+REMOTE_PORT=\\'N\\'\\nREQUEST_METHOD=\\'POST\\'\\nSCRIPT_NAME=\\'\\'\\nSERVER_NAME=\\'c.example\\'\\n\
+SERVER_PORT=\\'{port}\\'\\nSERVER_PROTOCOL=\\'HTTP/1.1\\'\\nSERVER_SOFTWARE=\\'isapi-host/0.1.0\\'\\n\
+wsgi.url_scheme=\\'http\\'\\n"
+        )
+    );
 }

@@ -92,7 +92,7 @@ impl ExtensionControlBlock {
     }
 
     /// A copy of the fixed fields (the control block is live while the pointer is set).
-    fn fields(&self) -> PyResult<&EXTENSION_CONTROL_BLOCK> {
+    pub(crate) fn fields(&self) -> PyResult<&EXTENSION_CONTROL_BLOCK> {
         let Raw(ptr) = self.raw()?;
         // SAFETY: the server keeps the control block alive until the session ends, and the
         // pointer is cleared before that.
@@ -107,6 +107,40 @@ impl ExtensionControlBlock {
                 Err(e) => e,
             },
             Err(e) => e,
+        }
+    }
+
+    /// A server variable's raw value (ANSI bytes with their NUL, or UTF-16 for `UNICODE_*`
+    /// names), or the Windows error that GetServerVariable failed with.
+    ///
+    /// The GIL stays held: GetServerVariable is a lookup in the server's memory that never
+    /// blocks nor calls back into an extension or filter. Releasing the GIL here would hand
+    /// it to another thread for every variable a request reads (a WSGI environ reads a
+    /// dozen), each hand-off a kernel wait and wake.
+    pub(crate) fn variable(&self, name: &str) -> PyResult<Result<Vec<u8>, u32>> {
+        let Raw(ecb) = self.raw()?;
+        let cname: Vec<u8> = name.bytes().chain([0]).collect();
+        let mut size: u32 = 1024;
+        loop {
+            let mut buffer = vec![0u8; size as usize];
+            let mut len = size;
+            // SAFETY: live session; `buffer` holds `len` writable bytes and `cname` is
+            // NUL-terminated.
+            let (ok, err) = unsafe {
+                let ecb = &*ecb;
+                let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
+                let ok = f(ecb.ConnID, cname.as_ptr(), buffer.as_mut_ptr() as *mut c_void, &mut len);
+                (ok, if ok == 0 { GetLastError() } else { 0 })
+            };
+            if ok != 0 {
+                buffer.truncate((len as usize).min(size as usize));
+                return Ok(Ok(buffer));
+            }
+            if err == ERROR_INSUFFICIENT_BUFFER && len > size {
+                size = len;
+                continue;
+            }
+            return Ok(Err(err));
         }
     }
 
@@ -279,40 +313,12 @@ impl ExtensionControlBlock {
                 )))
             }
         };
-        let raw = self.raw()?;
-        let cname: Vec<u8> = name.bytes().chain([0]).collect();
-        let mut size: u32 = 8192;
-        loop {
-            let (ok, err, value) = py.detach({
-                let cname = cname.clone();
-                move || {
-                    let raw = raw;
-                    let mut buffer = vec![0u8; size as usize];
-                    let mut len = size;
-                    // SAFETY: live session; `buffer` holds `len` writable bytes and `cname`
-                    // is NUL-terminated.
-                    unsafe {
-                        let ecb = &*raw.0;
-                        let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
-                        let ok = f(ecb.ConnID, cname.as_ptr(), buffer.as_mut_ptr() as *mut c_void, &mut len);
-                        let err = GetLastError();
-                        buffer.truncate((len as usize).min(size as usize));
-                        (ok, err, (buffer, len))
-                    }
-                }
-            });
-            let (buffer, needed) = value;
-            if ok != 0 {
-                return Ok(server_variable_value(py, name, buffer));
-            }
-            if err == ERROR_INSUFFICIENT_BUFFER && needed > size {
-                size = needed;
-                continue;
-            }
-            return match default {
+        match self.variable(name)? {
+            Ok(buffer) => Ok(server_variable_value(py, name, buffer)),
+            Err(err) => match default {
                 Some(default) => Ok(default),
                 None => Err(Self::server_error(py, err, "GetServerVariable")),
-            };
+            },
         }
     }
 

@@ -15,3 +15,4 @@ mod host;
 mod interpreter;
 mod native;
 mod version;
+mod wsgi;

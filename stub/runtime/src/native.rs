@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 pub mod _isapi_freeze {
     use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError};
     use pyo3::prelude::*;
-    use pyo3::types::PyBytes;
+    use pyo3::types::{PyBytes, PyDict};
 
     #[pymodule_export]
     use crate::ecb::ExtensionControlBlock;
@@ -17,6 +17,12 @@ pub mod _isapi_freeze {
     };
     #[pymodule_export]
     use crate::version::{ExtensionVersion, FilterVersion};
+
+    /// The CGI variables of a WSGI environ for a request (isapi.wsgi).
+    #[pyfunction]
+    fn wsgi_cgi_environ<'py>(py: Python<'py>, ecb: PyRef<'py, ExtensionControlBlock>) -> PyResult<Bound<'py, PyDict>> {
+        crate::wsgi::cgi_environ(py, &ecb)
+    }
 
     /// Every member name of the app archive.
     #[pyfunction]
