@@ -304,7 +304,11 @@ fn factory_serves_on_the_server_thread_unless_asked_for_workers() {
         let r = get(&host.address, "/");
         assert_eq!(r.status, 200, "{call}: {r:?}");
         // A one-block body gets a Content-Length, so the response is not chunked.
-        assert_eq!(r.header("Content-Length"), Some(expected.len().to_string().as_str()), "{call}: {r:?}");
+        assert_eq!(
+            r.header("Content-Length"),
+            Some(expected.len().to_string().as_str()),
+            "{call}: {r:?}"
+        );
         assert_eq!(r.text(), expected, "{call}");
     }
 }

@@ -117,7 +117,12 @@ pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResul
     let https = text("HTTPS", "off")?.eq_ignore_ascii_case("on");
     let (method, query, content_type, total) = {
         let f = ecb.fields()?;
-        (field(f.lpszMethod), field(f.lpszQueryString), field(f.lpszContentType), f.cbTotalBytes)
+        (
+            field(f.lpszMethod),
+            field(f.lpszQueryString),
+            field(f.lpszContentType),
+            f.cbTotalBytes,
+        )
     };
     environ.set_item("REQUEST_METHOD", method)?;
     environ.set_item("SCRIPT_NAME", script_name)?;
