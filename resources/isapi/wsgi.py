@@ -312,7 +312,7 @@ class _Request:
         self.extension = extension
         self.ecb = ecb
         self.status = None
-        self.headers = None
+        self.header_block = ""
         self.headers_sent = False
 
     def environ(self):
@@ -342,23 +342,35 @@ class _Request:
             raise TypeError(f"the status must be a str, not {type(status).__name__}")
         if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
             raise ValueError(f"the status {status!r} is not 'NNN Reason'")
+        lines = []
         for header in headers:
             if not (isinstance(header, tuple) and len(header) == 2
                     and isinstance(header[0], str) and isinstance(header[1], str)):
                 raise TypeError(f"each header must be a (str, str) tuple, not {header!r}")
-            if any(c in header[0] + header[1] for c in "\r\n"):
-                raise ValueError(f"a header contains a line break: {header!r}")
+            lines.append(f"{header[0]}: {header[1]}\r\n")
+        block = "".join(lines)
+        # Each line ends with the only CR and LF it may have.
+        if block.count("\r") != len(lines) or block.count("\n") != len(lines):
+            for header in headers:
+                if any(c in header[0] + header[1] for c in "\r\n"):
+                    raise ValueError(f"a header contains a line break: {header!r}")
         self.status = status
-        self.headers = list(headers)
+        # The header lines as they will be sent, without the blank line that ends them.
+        self.header_block = block
         return self.write
 
     def send_headers(self):
         if self.status is None:
             raise AssertionError("the application returned without calling start_response")
-        block = "".join(f"{name}: {value}\r\n" for name, value in self.headers) + "\r\n"
         self.ecb.HttpStatusCode = int(self.status[:3])
         self.headers_sent = True
-        self.ecb.SendResponseHeaders(self.status.encode("latin-1"), block.encode("latin-1"), True)
+        self.ecb.SendResponseHeaders(
+            self.status.encode("latin-1"), (self.header_block + "\r\n").encode("latin-1"), True
+        )
+
+    def has_length(self):
+        """Whether the application set Content-Length (names match case-insensitively)."""
+        return "\ncontent-length:" in ("\n" + self.header_block).lower()
 
     def write(self, data):
         if not isinstance(data, bytes):
@@ -368,9 +380,6 @@ class _Request:
         if data:
             self.ecb.WriteClient(data)
 
-    def has_header(self, name):
-        return any(n.lower() == name for n, _ in self.headers)
-
     def run(self):
         """Runs the application; returns the HSE_STATUS_* that ends the request."""
         try:
@@ -379,16 +388,16 @@ class _Request:
                 # One block and no length (as wsgiref does): the length is known, so the
                 # response need not be chunked.
                 if (isinstance(result, (list, tuple)) and len(result) == 1 and self.status
-                        and not self.headers_sent and not self.has_header("content-length")):
-                    self.headers.append(("Content-Length", str(len(result[0]))))
+                        and not self.headers_sent and not self.has_length()):
+                    self.header_block += f"Content-Length: {len(result[0])}\r\n"
                 for data in result:
                     if not isinstance(data, bytes):
                         raise TypeError(f"the application must yield bytes, not {type(data).__name__}")
                     if data:
                         self.write(data)
                 if not self.headers_sent:
-                    if not self.has_header("content-length"):
-                        self.headers.append(("Content-Length", "0"))
+                    if not self.has_length():
+                        self.header_block += "Content-Length: 0\r\n"
                     self.send_headers()
             finally:
                 close = getattr(result, "close", None)
