@@ -1,10 +1,14 @@
 //! Compiling Python source to bytecode, behind the `BuildPython` trait so that the pure
-//! layers are tested without an interpreter. The real compiler runs the build Python once
-//! per batch with `compile_worker.py`, which speaks a small framed protocol on stdout.
+//! layers are tested without an interpreter. The real compiler starts the build Python once
+//! per run with `compile_worker.py`, which answers each batch in a small framed protocol on
+//! stdout (one start-up, not one per batch: the import scan asks a batch per level of the
+//! import graph, and a `python3` found through a version manager's shim can take a tenth
+//! of a second to start).
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -107,6 +111,95 @@ pub trait BuildPython {
 pub struct PythonCompiler {
     python: PathBuf,
     version: Option<BytecodeVersion>,
+    worker: Option<Worker>,
+}
+
+/// The running worker process.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// What it wrote to stderr (read by a thread, so that it never blocks on a full pipe).
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    fn start(python: &Path) -> std::io::Result<Worker> {
+        let mut child = Command::new(python)
+            .args(["-I", "-S", "-B", "-c", WORKER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&text);
+        });
+        Ok(Worker {
+            stdin: child.stdin.take().expect("stdin is piped"),
+            stdout: BufReader::new(child.stdout.take().expect("stdout is piped")),
+            child,
+            stderr,
+        })
+    }
+
+    /// Sends one request line and reads the answer's frames up to the end frame (`Z`),
+    /// which is left out. None if the worker ended before answering.
+    fn exchange(&mut self, request: &[u8]) -> Option<Vec<u8>> {
+        self.stdin.write_all(request).ok()?;
+        self.stdin.write_all(b"\n").ok()?;
+        self.stdin.flush().ok()?;
+        let mut frames = Vec::new();
+        loop {
+            let mut head = [0u8; 5];
+            self.stdout.read_exact(&mut head).ok()?;
+            if head[0] == b'Z' {
+                return Some(frames);
+            }
+            if !b"VCIEF".contains(&head[0]) {
+                // Not the worker speaking (e.g. --build-python names some other program).
+                return None;
+            }
+            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            frames.extend_from_slice(&head);
+            let start = frames.len();
+            frames.resize(start + len, 0);
+            self.stdout.read_exact(&mut frames[start..]).ok()?;
+        }
+    }
+
+    /// Why the worker ended: its exit status and what it wrote to stderr.
+    fn failure(mut self) -> String {
+        drop(self.stdin);
+        let status = match self.child.wait() {
+            Ok(status) => status.to_string(),
+            Err(e) => e.to_string(),
+        };
+        // The stderr thread ends when the process does; give it a moment to store the text.
+        for _ in 0..50 {
+            if Arc::strong_count(&self.stderr) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner()).trim().to_string();
+        format!("{status}: {stderr}")
+    }
+}
+
+impl Drop for PythonCompiler {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            // Closing stdin ends the worker's loop.
+            drop(worker.stdin);
+            let mut child = worker.child;
+            let _ = child.wait();
+        }
+    }
 }
 
 impl PythonCompiler {
@@ -114,52 +207,35 @@ impl PythonCompiler {
         PythonCompiler {
             python: python.to_path_buf(),
             version: None,
+            worker: None,
         }
     }
 
     fn run(&mut self, files: &[SourceFile], op: &str) -> Result<Vec<Outcome>, CompileError> {
-        let spawn_error = |source| CompileError::Spawn {
-            python: self.python.clone(),
-            source,
-        };
         let worker_error = |detail: String| CompileError::Worker {
             python: self.python.clone(),
             detail,
         };
-        let mut child = Command::new(&self.python)
-            .args(["-I", "-S", "-B", "-c", WORKER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
+        if self.worker.is_none() {
+            self.worker = Some(Worker::start(&self.python).map_err(|source| CompileError::Spawn {
+                python: self.python.clone(),
+                source,
+            })?);
+        }
         let request = serde_json::json!({
             "files": files.iter().map(|f| serde_json::json!({
                 "path": f.path, "text": f.text, "zip": f.zip, "filename": f.filename, "op": op,
                 "check_factories": f.check_factories,
             })).collect::<Vec<_>>(),
         });
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let writer = std::thread::spawn(move || stdin.write_all(request.to_string().as_bytes()));
-        let mut stdout = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("stdout is piped")
-            .read_to_end(&mut stdout)
-            .map_err(spawn_error)?;
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr is piped")
-            .read_to_string(&mut stderr)
-            .ok();
-        let status = child.wait().map_err(spawn_error)?;
-        let _ = writer.join();
-        if !status.success() {
-            return Err(worker_error(format!("{status}: {}", stderr.trim())));
-        }
+        let worker = self.worker.as_mut().expect("started above");
+        let stdout = match worker.exchange(request.to_string().as_bytes()) {
+            Some(frames) => frames,
+            None => {
+                let worker = self.worker.take().expect("started above");
+                return Err(worker_error(worker.failure()));
+            }
+        };
 
         let mut frames = Frames { bytes: &stdout };
         let (tag, payload) = frames.next().ok_or_else(|| worker_error("no version frame".into()))?;

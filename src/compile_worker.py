@@ -1,10 +1,11 @@
 """Bytecode compiler run by isapi-freeze with the build Python.
 
-Reads one JSON request from stdin: {"files": [{"path", "text", "zip", "filename", "op",
-"check_factories"}]}, where op is "compile" (the default) or "scan" (list the imports).
-Writes binary frames to stdout, each a tag byte, a little-endian u32 length and a payload:
-b"V" JSON {"magic", "version"} first, then per file b"C" marshalled code, b"I" JSON imports
-or b"E" JSON error (b"F" JSON factory names before b"C" when asked).
+Serves requests until stdin ends (isapi-freeze starts it once per run): each request is
+one line of JSON, {"files": [{"path", "text", "zip", "filename", "op", "check_factories"}]},
+where op is "compile" (the default) or "scan" (list the imports). Each answer is binary
+frames on stdout, each a tag byte, a little-endian u32 length and a payload: b"V" JSON
+{"magic", "version"} first, then per file b"C" marshalled code, b"I" JSON imports or b"E"
+JSON error (b"F" JSON factory names before b"C" when asked), and b"Z" (empty) last.
 """
 import ast
 import importlib.util
@@ -120,12 +121,20 @@ def imports_of_code(code):
     return found
 
 
+# Zip files opened so far, by path: reading a zip's directory for every member (the stdlib
+# zip has hundreds) would cost more than the scan itself. The worker lives for one run.
+_zips = {}
+
+
 def read_source(item):
     if item.get("text") is not None:
         return item["text"].encode("utf-8")
     if item.get("zip"):
-        with zipfile.ZipFile(item["zip"][0]) as z:
-            return z.read(item["zip"][1])
+        path, member = item["zip"]
+        archive = _zips.get(path)
+        if archive is None:
+            archive = _zips[path] = zipfile.ZipFile(path)
+        return archive.read(member)
     with open(item["path"], "rb") as f:
         return f.read()
 
@@ -149,7 +158,13 @@ def compile_one(item):
 
 
 def main():
-    request = json.load(sys.stdin)
+    for line in sys.stdin.buffer:
+        answer(json.loads(line))
+        frame(b"Z", b"")
+        sys.stdout.flush()
+
+
+def answer(request):
     frame(b"V", json.dumps({
         "magic": importlib.util.MAGIC_NUMBER.hex(),
         "version": list(sys.version_info[:3]),
@@ -171,7 +186,6 @@ def main():
         if "factories" in result:
             frame(b"F", json.dumps(result["factories"]).encode())
         frame(b"C", result["code"])
-    sys.stdout.flush()
 
 
 main()

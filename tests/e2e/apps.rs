@@ -224,7 +224,11 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
     let wrapper = tmp.path().join("python3-counting");
     std::fs::write(
         &wrapper,
-        format!("#!/bin/sh\necho call >> '{}'\nexec python3 \"$@\"\n", log.display()),
+        // Logs each start, then each request line (the worker reads one per batch).
+        format!(
+            "#!/bin/sh\necho start >> '{0}'\ntee -a '{0}' | python3 \"$@\"\n",
+            log.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -247,13 +251,24 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let calls = std::fs::read_to_string(&log).unwrap().lines().count();
+        let log_text = std::fs::read_to_string(&log).unwrap();
         std::fs::remove_file(&log).unwrap();
-        calls
+        let starts = log_text.lines().filter(|l| *l == "start").count();
+        let requests: Vec<&str> = log_text.lines().filter(|l| l.starts_with('{')).collect();
+        assert_eq!(starts, 1, "one build Python per run:\n{log_text}");
+        requests.iter().map(|r| r.to_string()).collect::<Vec<_>>()
     };
     let first = run("one");
-    assert!(first > 2, "a first build compiles and scans ({first} calls)");
-    assert_eq!(run("two"), 1, "the rebuild only asks for the bytecode version");
+    assert!(
+        first.len() > 2,
+        "a first build compiles and scans ({} requests)",
+        first.len()
+    );
+    assert_eq!(
+        run("two"),
+        [r#"{"files":[]}"#],
+        "the rebuild only asks for the bytecode version"
+    );
     assert_eq!(
         snapshot_bytes(&tmp.path().join("one/_cached.dll")),
         snapshot_bytes(&tmp.path().join("two/_cached.dll"))
