@@ -6,21 +6,25 @@ the dispatch logic behind each ISAPI entry point: pywin32's semantics, with erro
 and turned into a 500 response.
 """
 
+import _thread
 import sys
-import threading
-import traceback
 
 import _isapi_freeze
+
+# traceback (with linecache, tokenize and re) is imported when a first error is logged, not
+# at start-up: every millisecond here is a millisecond before the first response.
 
 # Set by start().
 ARCHIVE = None
 SCRIPT = None
 _names = frozenset()
+# Every folder of the archive ("a", "a/b", ...): namespace packages.
+_folders = frozenset()
 _dll_directory = None
 _extension = None
 _filter = None
 # Held while the script is reloaded after an InternalReloadException.
-_reload_lock = threading.Lock()
+_reload_lock = _thread.allocate_lock()
 
 # From httpext.h / httpfilt.h (isapi.isapicon has them all; the boot module needs only these
 # before the script's own imports run).
@@ -78,7 +82,7 @@ class ArchiveImporter:
                 if os.path.isfile(stem + suffix):
                     loader = importlib.machinery.ExtensionFileLoader(fullname, stem + suffix)
                     return importlib.util.spec_from_file_location(fullname, stem + suffix, loader=loader)
-        if any(name.startswith(base + "/") for name in _names):
+        if base in _folders:
             spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
             spec.submodule_search_locations = [_archive_path(base)]
             return spec
@@ -218,9 +222,10 @@ class LogWriter:
 
 def start(kind, script, archive, handle):
     """Called once by the runtime after the interpreter starts."""
-    global ARCHIVE, SCRIPT, _names
+    global ARCHIVE, SCRIPT, _names, _folders
     ARCHIVE, SCRIPT = archive, script
     _names = frozenset(_isapi_freeze.archive_names())
+    _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
     sys.path_hooks.insert(0, _path_hook)
     sys.path.insert(0, ARCHIVE)
     sys.path_importer_cache.clear()
@@ -242,6 +247,8 @@ def start(kind, script, archive, handle):
 def _log_exception(what):
     """Logs the exception being handled, with its traceback, in the extension's log and the
     Windows Event Log."""
+    import traceback
+
     _isapi_freeze.log_error(f"{what}\n{traceback.format_exc().rstrip()}")
 
 

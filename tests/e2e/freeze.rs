@@ -524,7 +524,7 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         "the installer carries the same archive"
     );
     let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 1").unwrap();
-    let config = String::from_utf8_lossy(&dll[config_at..config_at + 200]);
+    let config = String::from_utf8_lossy(&dll[config_at..(config_at + 200).min(dll.len())]);
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
     assert!(config.contains(&format!("archive_sha256={digest}\n")), "{config}");
     assert!(
