@@ -111,8 +111,12 @@ pub trait BuildPython {
 pub struct PythonCompiler {
     python: PathBuf,
     version: Option<BytecodeVersion>,
-    worker: Option<Worker>,
+    /// Started as needed: one, and a second for big batches on a machine with two cores.
+    workers: Vec<Worker>,
 }
+
+/// A batch at least this big is split between two workers.
+const PARALLEL_BATCH: usize = 32;
 
 /// The running worker process.
 struct Worker {
@@ -193,7 +197,7 @@ impl Worker {
 
 impl Drop for PythonCompiler {
     fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             // Closing stdin ends the worker's loop.
             drop(worker.stdin);
             let mut child = worker.child;
@@ -207,7 +211,7 @@ impl PythonCompiler {
         PythonCompiler {
             python: python.to_path_buf(),
             version: None,
-            worker: None,
+            workers: Vec::new(),
         }
     }
 
@@ -216,26 +220,54 @@ impl PythonCompiler {
             python: self.python.clone(),
             detail,
         };
-        if self.worker.is_none() {
-            self.worker = Some(Worker::start(&self.python).map_err(|source| CompileError::Spawn {
-                python: self.python.clone(),
-                source,
-            })?);
-        }
-        let request = serde_json::json!({
-            "files": files.iter().map(|f| serde_json::json!({
-                "path": f.path, "text": f.text, "zip": f.zip, "filename": f.filename, "op": op,
-                "check_factories": f.check_factories,
-            })).collect::<Vec<_>>(),
-        });
-        let worker = self.worker.as_mut().expect("started above");
-        let stdout = match worker.exchange(request.to_string().as_bytes()) {
-            Some(frames) => frames,
-            None => {
-                let worker = self.worker.take().expect("started above");
-                return Err(worker_error(worker.failure()));
-            }
+        let parallel = files.len() >= PARALLEL_BATCH && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let chunks: Vec<&[SourceFile]> = if parallel {
+            let (first, second) = files.split_at(files.len().div_ceil(2));
+            vec![first, second]
+        } else {
+            vec![files]
         };
+        while self.workers.len() < chunks.len() {
+            self.workers
+                .push(Worker::start(&self.python).map_err(|source| CompileError::Spawn {
+                    python: self.python.clone(),
+                    source,
+                })?);
+        }
+        let requests: Vec<String> = chunks
+            .iter()
+            .map(|chunk| {
+                serde_json::json!({
+                    "files": chunk.iter().map(|f| serde_json::json!({
+                        "path": f.path, "text": f.text, "zip": f.zip, "filename": f.filename, "op": op,
+                        "check_factories": f.check_factories,
+                    })).collect::<Vec<_>>(),
+                })
+                .to_string()
+            })
+            .collect();
+        let answers: Vec<Option<Vec<u8>>> = std::thread::scope(|scope| {
+            let running: Vec<_> = self
+                .workers
+                .iter_mut()
+                .zip(&requests)
+                .map(|(worker, request)| scope.spawn(move || worker.exchange(request.as_bytes())))
+                .collect();
+            running.into_iter().map(|r| r.join().unwrap_or(None)).collect()
+        });
+        if let Some(failed) = answers.iter().position(Option::is_none) {
+            let worker = self.workers.remove(failed);
+            return Err(worker_error(worker.failure()));
+        }
+        // One stream in file order: the first answer whole, then the others without their
+        // version frame.
+        let mut answers = answers.into_iter().flatten();
+        let mut stdout = answers.next().expect("one answer per chunk");
+        for answer in answers {
+            let mut frames = Frames { bytes: &answer };
+            frames.next().ok_or_else(|| worker_error("no version frame".into()))?;
+            stdout.extend_from_slice(frames.bytes);
+        }
 
         let mut frames = Frames { bytes: &stdout };
         let (tag, payload) = frames.next().ok_or_else(|| worker_error("no version frame".into()))?;

@@ -255,10 +255,11 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
         std::fs::remove_file(&log).unwrap();
         let starts = log_text.lines().filter(|l| *l == "start").count();
         let requests: Vec<&str> = log_text.lines().filter(|l| l.starts_with('{')).collect();
-        assert_eq!(starts, 1, "one build Python per run:\n{log_text}");
-        requests.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+        (starts, requests.iter().map(|r| r.to_string()).collect::<Vec<_>>())
     };
-    let first = run("one");
+    // Big batches are split between two workers; never more, whatever the batch count.
+    let (starts, first) = run("one");
+    assert!((1..=2).contains(&starts), "{starts} build Pythons started");
     assert!(
         first.len() > 2,
         "a first build compiles and scans ({} requests)",
@@ -266,8 +267,8 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
     );
     assert_eq!(
         run("two"),
-        [r#"{"files":[]}"#],
-        "the rebuild only asks for the bytecode version"
+        (1, vec![r#"{"files":[]}"#.to_string()]),
+        "the rebuild starts one build Python and only asks for the bytecode version"
     );
     assert_eq!(
         snapshot_bytes(&tmp.path().join("one/_cached.dll")),
