@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
+use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER, HANDLE};
 use windows_sys::Win32::System::Iis::{
     EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
     HSE_REQ_IS_KEEP_CONN, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
@@ -20,9 +20,6 @@ use windows_sys::Win32::System::Iis::{
 use crate::ecb_io::{self, TransmitArgs};
 use crate::ecb_requests::{self, optional_c_string};
 use crate::version::bytes_of;
-
-/// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
-const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
 pub struct ExtensionControlBlock {
@@ -120,28 +117,15 @@ impl ExtensionControlBlock {
     pub(crate) fn variable(&self, name: &str) -> PyResult<Result<Vec<u8>, u32>> {
         let Raw(ecb) = self.raw()?;
         let cname: Vec<u8> = name.bytes().chain([0]).collect();
-        let mut size: u32 = 1024;
-        loop {
-            let mut buffer = vec![0u8; size as usize];
-            let mut len = size;
-            // SAFETY: live session; `buffer` holds `len` writable bytes and `cname` is
+        Ok(read_grown(|buffer, len| {
+            // SAFETY: live session; `buffer` holds `*len` writable bytes and `cname` is
             // NUL-terminated.
-            let (ok, err) = unsafe {
+            unsafe {
                 let ecb = &*ecb;
                 let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
-                let ok = f(ecb.ConnID, cname.as_ptr(), buffer.as_mut_ptr() as *mut c_void, &mut len);
-                (ok, if ok == 0 { GetLastError() } else { 0 })
-            };
-            if ok != 0 {
-                buffer.truncate((len as usize).min(size as usize));
-                return Ok(Ok(buffer));
+                f(ecb.ConnID, cname.as_ptr(), buffer, len)
             }
-            if err == ERROR_INSUFFICIENT_BUFFER && len > size {
-                size = len;
-                continue;
-            }
-            return Ok(Err(err));
-        }
+        }))
     }
 
     /// Calls ServerSupportFunction(request, buffer, size, data_type) with the GIL released.
@@ -182,30 +166,71 @@ impl ExtensionControlBlock {
     }
 }
 
-/// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
-/// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
-pub fn server_variable_value<'py>(py: Python<'py>, name: &str, mut buffer: Vec<u8>) -> Bound<'py, PyAny> {
-    if name.starts_with("UNICODE_") {
-        let units: Vec<u16> = buffer
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        let units = units.strip_suffix(&[0]).unwrap_or(&units);
-        return PyString::new(py, &String::from_utf16_lossy(units)).into_any();
+/// How many times a server may answer ERROR_INSUFFICIENT_BUFFER with a bigger size before
+/// the read gives up (the contract has it answer once, with the size it needs).
+const GROW_ATTEMPTS: usize = 4;
+
+/// Reads a value through a GetServerVariable-shaped server function (`call(buffer, &mut
+/// size)` returning its BOOL), growing the buffer to the size the server asks for: the
+/// bytes it wrote, or the Windows error it failed with. Shared by the ECB's
+/// GetServerVariable and the filter context's GetServerVariable and GetHeader.
+pub fn read_grown(mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
+    let mut size: u32 = 1024;
+    for _ in 0..GROW_ATTEMPTS {
+        let mut buffer = vec![0u8; size as usize];
+        let mut len = size;
+        if call(buffer.as_mut_ptr().cast(), &mut len) != 0 {
+            buffer.truncate((len as usize).min(size as usize));
+            return Ok(buffer);
+        }
+        // SAFETY: reads the calling thread's last-error value, set by the failed call.
+        let err = unsafe { GetLastError() };
+        if err == ERROR_INSUFFICIENT_BUFFER && len > size {
+            size = len;
+            continue;
+        }
+        return Err(err);
     }
-    if buffer.last() == Some(&0) {
-        buffer.pop();
-    }
-    PyBytes::new(py, &buffer).into_any()
+    Err(ERROR_INSUFFICIENT_BUFFER)
 }
 
-fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
+/// A `UNICODE_*` variable's UTF-16 bytes (with or without their NUL) as text.
+pub fn utf16_text(buffer: &[u8]) -> String {
+    let units: Vec<u16> = buffer
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(units.strip_suffix(&[0]).unwrap_or(&units))
+}
+
+/// An ANSI variable's bytes without the terminating NUL.
+pub fn ansi_bytes(buffer: &[u8]) -> &[u8] {
+    buffer.strip_suffix(&[0]).unwrap_or(buffer)
+}
+
+/// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
+/// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
+pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: Vec<u8>) -> Bound<'py, PyAny> {
+    if name.starts_with("UNICODE_") {
+        return PyString::new(py, &utf16_text(&buffer)).into_any();
+    }
+    PyBytes::new(py, ansi_bytes(&buffer)).into_any()
+}
+
+/// The bytes of one of the server's string fields (the control block's lpszMethod, a
+/// notification's pszURL, ...): "" for NULL.
+pub fn field_bytes<'a>(s: *const u8) -> &'a [u8] {
     if s.is_null() {
-        return PyBytes::new(py, b"");
+        return b"";
     }
     // SAFETY: the server sets these fields to NUL-terminated strings that live as long as
-    // the control block.
-    PyBytes::new(py, unsafe { CStr::from_ptr(s as *const std::ffi::c_char) }.to_bytes())
+    // the control block or notification, which the caller has checked is live.
+    unsafe { CStr::from_ptr(s.cast()) }.to_bytes()
+}
+
+/// A string field as bytes (see `field_bytes`).
+pub fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, field_bytes(s))
 }
 
 // The method names are pywin32's, which scripts call.

@@ -5,14 +5,14 @@
 //! the server may have reused. FilterContext is a Python object kept in the connection's
 //! `pFilterContext` and released after END_OF_NET_SESSION.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use windows_sys::core::BOOL;
-use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER};
+use windows_sys::Win32::Foundation::GetLastError;
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
     HTTP_FILTER_LOG, HTTP_FILTER_PREPROC_HEADERS, HTTP_FILTER_RAW_DATA, HTTP_FILTER_URL_MAP, SF_NOTIFY_ACCESS_DENIED,
@@ -21,6 +21,7 @@ use windows_sys::Win32::System::Iis::{
     SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER,
 };
 
+use crate::ecb::{ansi_bytes, c_bytes, read_grown};
 use crate::version::bytes_of;
 
 // httpfilt.h declares the server's callbacks as typed function pointers; windows-sys
@@ -68,15 +69,6 @@ fn c_string(bytes: &[u8], what: &str) -> PyResult<Vec<u8>> {
         return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
     }
     Ok(bytes.iter().copied().chain([0]).collect())
-}
-
-fn c_bytes<'py>(py: Python<'py>, s: *const u8) -> Bound<'py, PyBytes> {
-    if s.is_null() {
-        return PyBytes::new(py, b"");
-    }
-    // SAFETY: the server sets these fields to NUL-terminated strings that live as long as
-    // the notification (checked live by the caller).
-    PyBytes::new(py, unsafe { CStr::from_ptr(s.cast()) }.to_bytes())
 }
 
 /// A raw pointer that may cross into a `py.detach` closure: the server's callbacks are
@@ -175,30 +167,14 @@ impl FilterContext {
         let f = unsafe { callback::<FnGetServerVariable>(slot) }
             .ok_or_else(|| PyRuntimeError::new_err("the server left this function empty"))?;
         let cname = c_string(name, "name")?;
-        let mut size: u32 = 8192;
-        for _ in 0..4 {
-            let (ok, err, mut buffer, len) = py.detach({
-                let cname = cname.clone();
-                move || {
-                    let raw = raw;
-                    let mut buffer = vec![0u8; size as usize];
-                    let mut len = size;
-                    // SAFETY: live notification; `buffer` has `len` writable bytes.
-                    let ok = unsafe { f(raw.0, cname.as_ptr(), buffer.as_mut_ptr().cast(), &mut len) };
-                    (ok, last_error(), buffer, len)
-                }
-            });
-            if ok != 0 {
-                buffer.truncate((len as usize).min(size as usize));
-                return Ok(Ok(buffer));
-            }
-            if err == ERROR_INSUFFICIENT_BUFFER && len > size {
-                size = len;
-                continue;
-            }
-            return Ok(Err(err));
-        }
-        Ok(Err(ERROR_INSUFFICIENT_BUFFER))
+        Ok(py.detach(move || {
+            let raw = raw;
+            read_grown(|buffer, len| {
+                // SAFETY: live notification; `buffer` has `*len` writable bytes and `cname`
+                // is NUL-terminated.
+                unsafe { f(raw.0, cname.as_ptr(), buffer.cast(), len) }
+            })
+        }))
     }
 }
 
@@ -449,12 +425,7 @@ fn get_header<'py>(
     let name = bytes_of(name, "name")?;
     let (get, _, _) = header_slots(fc)?;
     match fc.get_value(py, &name, get)? {
-        Ok(mut value) if !value.is_empty() => {
-            if value.last() == Some(&0) {
-                value.pop();
-            }
-            Ok(PyBytes::new(py, &value).into_any())
-        }
+        Ok(value) if !value.is_empty() => Ok(PyBytes::new(py, ansi_bytes(&value)).into_any()),
         result => match default {
             Some(default) => Ok(default),
             None => Err(filter_error(py, result.err().unwrap_or(0), "GetHeader")),

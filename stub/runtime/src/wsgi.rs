@@ -4,12 +4,10 @@
 //!
 //! Values are PEP 3333 native strings: the server's bytes, one char per byte (latin-1).
 
-use std::ffi::CStr;
-
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::ecb::ExtensionControlBlock;
+use crate::ecb::{ansi_bytes, field_bytes, utf16_text, ExtensionControlBlock};
 
 /// cbTotalBytes of a body whose length is not known up front (chunked).
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
@@ -22,12 +20,7 @@ fn latin1(bytes: &[u8]) -> String {
 }
 
 fn field(s: *const u8) -> String {
-    if s.is_null() {
-        return String::new();
-    }
-    // SAFETY: the server sets these fields to NUL-terminated strings that live as long as
-    // the control block, which is live (the caller got the fields through `fields()`).
-    latin1(unsafe { CStr::from_ptr(s.cast()) }.to_bytes())
+    latin1(field_bytes(s))
 }
 
 /// HTTP's optional whitespace (RFC 9110: SP and HTAB) around a name or value.
@@ -37,20 +30,13 @@ fn trim_ows(s: &str) -> &str {
 
 /// A server variable as text, or None when the server has no such variable.
 fn variable(ecb: &ExtensionControlBlock, name: &str) -> PyResult<Option<String>> {
-    Ok(ecb.variable(name)?.ok().map(|mut bytes| {
-        if bytes.last() == Some(&0) {
-            bytes.pop();
-        }
-        latin1(&bytes)
-    }))
+    Ok(ecb.variable(name)?.ok().map(|bytes| latin1(ansi_bytes(&bytes))))
 }
 
 /// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes, one char each.
 fn request_path(ecb: &ExtensionControlBlock) -> PyResult<String> {
     if let Ok(raw) = ecb.variable("UNICODE_PATH_INFO")? {
-        let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-        let units = units.strip_suffix(&[0]).unwrap_or(&units);
-        return Ok(latin1(String::from_utf16_lossy(units).as_bytes()));
+        return Ok(latin1(utf16_text(&raw).as_bytes()));
     }
     Ok(field(ecb.fields()?.lpszPathInfo))
 }
