@@ -8,7 +8,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -123,8 +123,9 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    /// What it wrote to stderr (read by a thread, so that it never blocks on a full pipe).
-    stderr: Arc<Mutex<String>>,
+    /// Reads what it writes to stderr until it ends (so that it never blocks on a full
+    /// pipe), and returns the text.
+    stderr: JoinHandle<String>,
 }
 
 impl Worker {
@@ -135,13 +136,11 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr is piped");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = pipe.read_to_string(&mut text);
-            sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&text);
+            text
         });
         Ok(Worker {
             stdin: child.stdin.take().expect("stdin is piped"),
@@ -176,32 +175,28 @@ impl Worker {
         }
     }
 
-    /// Why the worker ended: its exit status and what it wrote to stderr.
-    fn failure(mut self) -> String {
+    /// Closes its stdin, which ends the worker's loop, and waits for it: its exit status
+    /// and what it wrote to stderr.
+    fn end(mut self) -> (String, String) {
         drop(self.stdin);
         let status = match self.child.wait() {
             Ok(status) => status.to_string(),
             Err(e) => e.to_string(),
         };
-        // The stderr thread ends when the process does; give it a moment to store the text.
-        for _ in 0..50 {
-            if Arc::strong_count(&self.stderr) == 1 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner()).trim().to_string();
-        format!("{status}: {stderr}")
+        (status, self.stderr.join().unwrap_or_default())
+    }
+
+    /// Why the worker ended, for an error message.
+    fn failure(self) -> String {
+        let (status, stderr) = self.end();
+        format!("{status}: {}", stderr.trim())
     }
 }
 
 impl Drop for PythonCompiler {
     fn drop(&mut self) {
         for worker in self.workers.drain(..) {
-            // Closing stdin ends the worker's loop.
-            drop(worker.stdin);
-            let mut child = worker.child;
-            let _ = child.wait();
+            worker.end();
         }
     }
 }
