@@ -11,9 +11,6 @@ import sys
 
 import _isapi_freeze
 
-# traceback (with linecache, tokenize and re) is imported when a first error is logged, not
-# at start-up: every millisecond here is a millisecond before the first response.
-
 # Set by start().
 ARCHIVE = None
 SCRIPT = None
@@ -247,6 +244,8 @@ def start(kind, script, archive, handle):
 def _log_exception(what):
     """Logs the exception being handled, with its traceback, in the extension's log and the
     Windows Event Log."""
+    # Imported here, not at start-up: traceback brings linecache, tokenize and re, and every
+    # millisecond of start-up delays the first response.
     import traceback
 
     _isapi_freeze.log_error(f"{what}\n{traceback.format_exc().rstrip()}")

@@ -254,8 +254,12 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
         let log_text = std::fs::read_to_string(&log).unwrap();
         std::fs::remove_file(&log).unwrap();
         let starts = log_text.lines().filter(|l| *l == "start").count();
-        let requests: Vec<&str> = log_text.lines().filter(|l| l.starts_with('{')).collect();
-        (starts, requests.iter().map(|r| r.to_string()).collect::<Vec<_>>())
+        let requests: Vec<String> = log_text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(String::from)
+            .collect();
+        (starts, requests)
     };
     // Big batches are split between two workers; never more, whatever the batch count.
     let (starts, first) = run("one");
