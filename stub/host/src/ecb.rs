@@ -130,7 +130,7 @@ pub fn requests_started() -> usize {
 
 /// A poisoned lock only means another callback panicked; the data is still consistent
 /// enough to finish the response, and a callback must never unwind into the extension.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -138,8 +138,9 @@ fn session(conn: HCONN) -> Option<Arc<Session>> {
     lock(&SESSIONS).get(&(conn as usize)).cloned()
 }
 
-/// Sets the thread's last error and returns FALSE, the ISAPI way to fail.
-fn fail(code: u32) -> BOOL {
+/// Sets the thread's last error and returns FALSE, the ISAPI way to fail (extension and
+/// filter callbacks alike).
+pub(crate) fn fail(code: u32) -> BOOL {
     // SAFETY: SetLastError only writes the calling thread's error slot.
     unsafe { SetLastError(code) };
     FALSE

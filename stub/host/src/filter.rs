@@ -17,12 +17,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::windows::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{
-    GetLastError, SetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER,
-    ERROR_NOT_SUPPORTED, FALSE, TRUE,
+    GetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, FALSE,
+    TRUE,
 };
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
@@ -37,6 +37,7 @@ use windows_sys::Win32::System::Iis::{
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW};
 
+use crate::ecb::{fail, lock};
 use crate::http::{self, FramedHead, RequestHead};
 use crate::variables::RequestInfo;
 
@@ -320,16 +321,6 @@ unsafe impl Sync for Connection {}
 
 static CONNECTIONS: LazyLock<Mutex<HashMap<usize, Arc<Connection>>>> = LazyLock::new(Default::default);
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn fail(code: u32) -> BOOL {
-    // SAFETY: only writes the calling thread's error slot.
-    unsafe { SetLastError(code) };
-    FALSE
-}
 
 /// The connection and filter index a context pointer belongs to.
 fn connection_of(pfc: *mut HTTP_FILTER_CONTEXT) -> Option<(Arc<Connection>, usize)> {
