@@ -172,35 +172,41 @@ mod windows_main {
             }
         }
 
-        fn variable(&self, name: &str) -> Option<Vec<u8>> {
-            let text = match name {
-                "REQUEST_METHOD" => "GET".to_string(),
-                "PATH_INFO" | "URL" => self.path.clone(),
-                "SCRIPT_NAME" => String::new(),
-                "APPL_MD_PATH" => "/LM/W3SVC/1/ROOT".into(),
-                "QUERY_STRING" => self.query.clone(),
-                "SERVER_NAME" | "REMOTE_ADDR" | "LOCAL_ADDR" | "REMOTE_HOST" => "127.0.0.1".into(),
-                "SERVER_PORT" => "80".into(),
-                "REMOTE_PORT" => "50000".into(),
-                "SERVER_PROTOCOL" => "HTTP/1.1".into(),
-                "SERVER_SOFTWARE" => "isapi-bench-driver".into(),
-                "SERVER_PORT_SECURE" => "0".into(),
-                "HTTPS" => "off".into(),
-                "CONTENT_LENGTH" => "0".into(),
-                "CONTENT_TYPE" | "AUTH_TYPE" | "REMOTE_USER" | "LOGON_USER" => String::new(),
-                "HTTP_HOST" => "127.0.0.1".into(),
-                "ALL_HTTP" => "HTTP_HOST:127.0.0.1\n".into(),
-                "ALL_RAW" => "Host: 127.0.0.1\r\n".into(),
-                _ => {
-                    let plain = name.strip_prefix("UNICODE_")?;
-                    let value = self.variable(plain)?;
-                    let text = String::from_utf8_lossy(&value[..value.len() - 1]).into_owned();
-                    return Some(text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect());
-                }
-            };
-            let mut bytes = text.into_bytes();
-            bytes.push(0);
-            Some(bytes)
+        /// Makes a finished request ready to run again: the driver reuses one per client
+        /// thread, so that its own allocations do not contend with the extension's for the
+        /// process heap.
+        fn reset(&mut self) {
+            self.ecb.dwHttpStatusCode = 200;
+            self.ecb.lpszLogData = [0; 80];
+            let response = self.response.get_mut().unwrap();
+            response.head.clear();
+            response.body.clear();
+            *self.done.get_mut().unwrap() = false;
+            *self.completion.get_mut().unwrap() = None;
+        }
+
+        /// A server variable's value, without the NUL: no allocation per call.
+        fn variable(&self, name: &[u8]) -> Option<&[u8]> {
+            Some(match name {
+                b"REQUEST_METHOD" => b"GET",
+                b"PATH_INFO" | b"URL" => self.path.as_bytes(),
+                b"SCRIPT_NAME" => b"",
+                b"APPL_MD_PATH" => b"/LM/W3SVC/1/ROOT",
+                b"QUERY_STRING" => self.query.as_bytes(),
+                b"SERVER_NAME" | b"REMOTE_ADDR" | b"LOCAL_ADDR" | b"REMOTE_HOST" => b"127.0.0.1",
+                b"SERVER_PORT" => b"80",
+                b"REMOTE_PORT" => b"50000",
+                b"SERVER_PROTOCOL" => b"HTTP/1.1",
+                b"SERVER_SOFTWARE" => b"isapi-bench-driver",
+                b"SERVER_PORT_SECURE" => b"0",
+                b"HTTPS" => b"off",
+                b"CONTENT_LENGTH" => b"0",
+                b"CONTENT_TYPE" | b"AUTH_TYPE" | b"REMOTE_USER" | b"LOGON_USER" => b"",
+                b"HTTP_HOST" => b"127.0.0.1",
+                b"ALL_HTTP" => b"HTTP_HOST:127.0.0.1\n",
+                b"ALL_RAW" => b"Host: 127.0.0.1\r\n",
+                _ => return None,
+            })
         }
 
         fn finish(&self) {
@@ -227,18 +233,31 @@ mod windows_main {
         // SAFETY: the extension passes its ConnID, a NUL-terminated name and a buffer of *size bytes.
         unsafe {
             let request = request(conn);
-            let name = CStr::from_ptr(name.cast()).to_string_lossy();
-            let Some(value) = request.variable(&name) else {
+            let name = CStr::from_ptr(name.cast()).to_bytes();
+            // UNICODE_X is X as UTF-16 (the values here are ASCII); both end in a NUL.
+            let (plain, wide) = match name.strip_prefix(b"UNICODE_") {
+                Some(plain) => (plain, true),
+                None => (name, false),
+            };
+            let Some(value) = request.variable(plain) else {
                 SetLastError(ERROR_INVALID_INDEX);
                 return FALSE;
             };
+            let unit = if wide { 2 } else { 1 };
+            let needed = (value.len() + 1) * unit;
             let room = *size as usize;
-            *size = value.len() as u32;
-            if value.len() > room || buffer.is_null() {
+            *size = needed as u32;
+            if needed > room || buffer.is_null() {
                 SetLastError(ERROR_INSUFFICIENT_BUFFER);
                 return FALSE;
             }
-            std::ptr::copy_nonoverlapping(value.as_ptr(), buffer.cast(), value.len());
+            let out = std::slice::from_raw_parts_mut(buffer as *mut u8, needed);
+            for (i, &byte) in value.iter().chain(&[0]).enumerate() {
+                out[i * unit] = byte;
+                if wide {
+                    out[i * unit + 1] = 0;
+                }
+            }
             TRUE
         }
     }
@@ -426,10 +445,12 @@ mod windows_main {
             .map(|_| {
                 let path = options.path.clone();
                 std::thread::spawn(move || {
-                    let mut latencies = Vec::new();
+                    let mut latencies = Vec::with_capacity(1 << 20);
+                    let mut request = Request::new(&path);
                     while timed.elapsed() < duration {
                         let began = Instant::now();
-                        Request::new(&path).run(proc_);
+                        request.reset();
+                        request.run(proc_);
                         latencies.push(began.elapsed());
                     }
                     latencies
