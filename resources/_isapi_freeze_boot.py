@@ -6,8 +6,16 @@ the dispatch logic behind each ISAPI entry point: pywin32's semantics, with erro
 and turned into a 500 response.
 """
 
+import _imp
 import _thread
+import marshal
 import sys
+
+# The import system's own modules, frozen into python3XY.dll: the `importlib` package itself
+# (with the standard library the app uses) is imported from the archive, by this module's
+# importer, so the importer cannot import it.
+import _frozen_importlib as _bootstrap
+import _frozen_importlib_external as _bootstrap_external
 
 import _isapi_freeze
 
@@ -47,8 +55,6 @@ class ArchiveImporter:
         return f"<ArchiveImporter {ARCHIVE!r} {self.prefix!r}>"
 
     def find_spec(self, fullname, target=None):
-        import importlib.machinery
-
         leaf = fullname.rpartition(".")[2]
         base = self.prefix + leaf
         if base + "/__init__.pyc" in _names:
@@ -57,9 +63,7 @@ class ArchiveImporter:
             member, package = base + ".pyc", False
         else:
             return self._extension_or_namespace(fullname, base)
-        spec = importlib.machinery.ModuleSpec(
-            fullname, self, origin=_archive_path(member), is_package=package
-        )
+        spec = _bootstrap.ModuleSpec(fullname, self, origin=_archive_path(member), is_package=package)
         spec.has_location = True
         if package:
             spec.submodule_search_locations = [_archive_path(base)]
@@ -69,18 +73,16 @@ class ArchiveImporter:
         """An extension module of an archived package, placed as a file at the same path in
         the output folder (a .pyd cannot be loaded from memory); else a namespace package
         if the archive has the folder."""
-        import importlib.machinery
-        import importlib.util
         import os
 
         if self.prefix:
             stem = os.path.join(os.path.dirname(ARCHIVE), *base.split("/"))
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            for suffix in _imp.extension_suffixes():
                 if os.path.isfile(stem + suffix):
-                    loader = importlib.machinery.ExtensionFileLoader(fullname, stem + suffix)
-                    return importlib.util.spec_from_file_location(fullname, stem + suffix, loader=loader)
+                    loader = _bootstrap_external.ExtensionFileLoader(fullname, stem + suffix)
+                    return _bootstrap_external.spec_from_file_location(fullname, stem + suffix, loader=loader)
         if base in _folders:
-            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec = _bootstrap.ModuleSpec(fullname, None, is_package=True)
             spec.submodule_search_locations = [_archive_path(base)]
             return spec
         return None
@@ -138,12 +140,9 @@ class ArchiveImporter:
             raise FileNotFoundError(path) from None
 
     def _code(self, origin):
-        import importlib.util
-        import marshal
-
         member = _member_of(origin)
         data = _isapi_freeze.archive_read(member)
-        if data[:4] != importlib.util.MAGIC_NUMBER:
+        if data[:4] != _bootstrap_external.MAGIC_NUMBER:
             raise ImportError(f"{member} in the app archive was compiled for another Python version")
         return marshal.loads(memoryview(data)[16:])
 

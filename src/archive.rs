@@ -2,7 +2,7 @@
 //! memory. Entries are sorted, timestamps fixed and permissions uniform, so the same inputs
 //! always give the same bytes (and the same SHA-256 the loader checks at startup).
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
@@ -15,13 +15,34 @@ pub struct ArchiveEntry {
     pub data: Vec<u8>,
 }
 
-/// Writes `entries` (in name order, whatever order they come in) as a zip to `out`.
-pub fn write_archive(entries: &[ArchiveEntry], out: impl Write + Seek) -> zip::result::ZipResult<()> {
-    let mut sorted: Vec<&ArchiveEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(pair) = sorted.windows(2).find(|w| w[0].name == w[1].name) {
+/// Members of another zip copied into the archive as they are, still compressed: the
+/// embeddable distribution's standard-library bytecode, which inflating and deflating again
+/// would make the slowest step of a freeze.
+pub struct ZipCopy<R> {
+    pub zip: zip::ZipArchive<R>,
+    pub members: Vec<String>,
+}
+
+/// Writes `entries` and the members of `copies` (in name order, whatever order they come
+/// in) as a zip to `out`.
+pub fn write_archive<R: Read + Seek>(
+    entries: &[ArchiveEntry],
+    copies: &mut [ZipCopy<R>],
+    out: impl Write + Seek,
+) -> zip::result::ZipResult<()> {
+    // (name, Ok(entry) or Err(index of the copy it comes from)).
+    let copied: Vec<(String, usize)> = copies
+        .iter()
+        .enumerate()
+        .flat_map(|(at, copy)| copy.members.iter().map(move |name| (name.clone(), at)))
+        .collect();
+    let mut sorted: Vec<(&str, Result<&ArchiveEntry, usize>)> =
+        entries.iter().map(|e| (e.name.as_str(), Ok(e))).collect();
+    sorted.extend(copied.iter().map(|(name, at)| (name.as_str(), Err(*at))));
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(zip::result::ZipError::InvalidArchive(
-            format!("two members named {}", pair[0].name).into(),
+            format!("two members named {}", pair[0].0).into(),
         ));
     }
     let options = SimpleFileOptions::default()
@@ -29,9 +50,17 @@ pub fn write_archive(entries: &[ArchiveEntry], out: impl Write + Seek) -> zip::r
         .last_modified_time(DateTime::DEFAULT)
         .unix_permissions(0o644);
     let mut zip = ZipWriter::new(out);
-    for entry in sorted {
-        zip.start_file(entry.name.as_str(), options)?;
-        zip.write_all(&entry.data)?;
+    for (name, source) in sorted {
+        match source {
+            Ok(entry) => {
+                zip.start_file(name, options)?;
+                zip.write_all(&entry.data)?;
+            }
+            Err(at) => {
+                let member = copies[at].zip.by_name_raw(name.as_bytes())?;
+                zip.raw_copy_file_touch(member, DateTime::DEFAULT, Some(0o644))?;
+            }
+        }
     }
     zip.finish()?;
     Ok(())
@@ -39,8 +68,16 @@ pub fn write_archive(entries: &[ArchiveEntry], out: impl Write + Seek) -> zip::r
 
 /// The archive's bytes and their SHA-256, for embedding.
 pub fn archive_bytes(entries: &[ArchiveEntry]) -> zip::result::ZipResult<(Vec<u8>, [u8; 32])> {
+    archive_bytes_copying(entries, &mut [] as &mut [ZipCopy<std::io::Empty>])
+}
+
+/// [`archive_bytes`] with members copied from other zips.
+pub fn archive_bytes_copying<R: Read + Seek>(
+    entries: &[ArchiveEntry],
+    copies: &mut [ZipCopy<R>],
+) -> zip::result::ZipResult<(Vec<u8>, [u8; 32])> {
     let mut cursor = std::io::Cursor::new(Vec::new());
-    write_archive(entries, &mut cursor)?;
+    write_archive(entries, copies, &mut cursor)?;
     let bytes = cursor.into_inner();
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     Ok((bytes, digest))
@@ -75,6 +112,55 @@ mod tests {
         let mut data = Vec::new();
         second.read_to_end(&mut data).unwrap();
         assert_eq!(data, b"BBB");
+    }
+
+    #[test]
+    fn copied_members_keep_their_compressed_bytes_and_sort_among_the_entries() {
+        let source = {
+            let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let options = SimpleFileOptions::default()
+                .compression_method(CompressionMethod::Deflated)
+                .last_modified_time(DateTime::from_date_and_time(2024, 5, 6, 7, 8, 10).unwrap());
+            for (name, data) in [
+                ("json/__init__.pyc", &b"json json json json"[..]),
+                ("zz.pyc", b"not copied"),
+            ] {
+                zip.start_file(name, options).unwrap();
+                zip.write_all(data).unwrap();
+            }
+            zip.finish().unwrap().into_inner()
+        };
+        let copy = || ZipCopy {
+            zip: zip::ZipArchive::new(std::io::Cursor::new(source.clone())).unwrap(),
+            members: vec!["json/__init__.pyc".to_string()],
+        };
+        let (bytes, digest) =
+            archive_bytes_copying(&[entry("b.pyc", b"B"), entry("a.pyc", b"A")], &mut [copy()]).unwrap();
+        let again = archive_bytes_copying(&[entry("a.pyc", b"A"), entry("b.pyc", b"B")], &mut [copy()]).unwrap();
+        assert_eq!((bytes.clone(), digest), again);
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(names, ["a.pyc", "b.pyc", "json/__init__.pyc"]);
+        let raw = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>| {
+            let mut member = zip.by_name_raw(b"json/__init__.pyc").unwrap();
+            let mut compressed = Vec::new();
+            member.read_to_end(&mut compressed).unwrap();
+            (compressed, member.crc32(), member.last_modified())
+        };
+        let (copied, crc, time) = raw(&mut zip);
+        let (original, original_crc, _) = raw(&mut copy().zip);
+        assert_eq!((copied, crc, time), (original, original_crc, Some(DateTime::DEFAULT)));
+        let mut data = Vec::new();
+        zip.by_name("json/__init__.pyc")
+            .unwrap()
+            .read_to_end(&mut data)
+            .unwrap();
+        assert_eq!(data, b"json json json json");
+        let clash = archive_bytes_copying(&[entry("json/__init__.pyc", b"mine")], &mut [copy()]);
+        assert!(
+            matches!(&clash, Err(zip::result::ZipError::InvalidArchive(m)) if m.contains("two members named json/__init__.pyc")),
+            "{clash:?}"
+        );
     }
 
     #[test]

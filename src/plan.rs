@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use isapi_freeze_format::{self as format, StubConfig};
 use serde::Serialize;
 
-use crate::archive::{archive_bytes, ArchiveEntry};
+use crate::archive::{archive_bytes, archive_bytes_copying, ArchiveEntry, ZipCopy};
 use crate::pe::{self, ResName, Resource};
 
 /// What a file of the output is for.
@@ -65,6 +65,8 @@ pub struct PlanInputs<'a> {
     pub dist_dir: &'a Path,
     pub script_module: &'a str,
     pub app_entries: Vec<ArchiveEntry>,
+    /// Members of other zips (the embeddable standard library) for the app archive.
+    pub app_copies: Vec<ZipCopy<fs_err::File>>,
     pub loader_template: &'a [u8],
     pub installer_template: &'a [u8],
     pub runtime_stub: PathBuf,
@@ -77,8 +79,9 @@ pub struct PlanInputs<'a> {
     pub extra: Vec<PlannedFile>,
 }
 
-pub fn build_plan(inputs: PlanInputs) -> Result<Plan> {
-    let (archive, archive_sha256) = archive_bytes(&inputs.app_entries).context("writing the app archive")?;
+pub fn build_plan(mut inputs: PlanInputs) -> Result<Plan> {
+    let (archive, archive_sha256) =
+        archive_bytes_copying(&inputs.app_entries, &mut inputs.app_copies).context("writing the app archive")?;
     let config = StubConfig {
         python_dll: format!("{}.dll", inputs.python_stem),
         script_module: inputs.script_module.to_string(),
@@ -211,6 +214,7 @@ mod tests {
                 name: "hello.pyc".into(),
                 data: b"pyc".to_vec(),
             }],
+            app_copies: vec![],
             loader_template: Box::leak(tiny_pe().into_boxed_slice()),
             installer_template: Box::leak(tiny_pe().into_boxed_slice()),
             runtime_stub: "stubs/isapi_freeze_runtime.dll".into(),

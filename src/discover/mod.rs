@@ -145,8 +145,9 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
     let dll = fs_err::read(&runtime.dll)?;
     let mut builtins = crate::pe::python_builtin_modules(&dll)
         .with_context(|| format!("reading the built-in modules of {}", runtime.dll.display()))?;
-    // The runtime adds its own built-in module before Python starts.
-    builtins.push("_isapi_freeze".to_string());
+    // The runtime adds its own built-in module before Python starts, and every CPython 3 has
+    // its import system frozen in under these names (the boot module imports them).
+    builtins.extend(["_isapi_freeze", "_frozen_importlib", "_frozen_importlib_external"].map(String::from));
     Ok(roots::Roots {
         roots: list,
         builtins: builtins.into_iter().collect(),

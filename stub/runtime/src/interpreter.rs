@@ -150,7 +150,9 @@ fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyM
         .read(&name)
         .map_err(pyo3::exceptions::PyOSError::new_err)?
         .ok_or_else(|| pyo3::exceptions::PyImportError::new_err(format!("the app archive has no {name}")))?;
-    let magic = py.import("importlib.util")?.getattr("MAGIC_NUMBER")?;
+    // importlib.util's MAGIC_NUMBER, from the frozen module that defines it: the importlib
+    // package is in the archive, which the boot module has not opened yet.
+    let magic = py.import("_frozen_importlib_external")?.getattr("MAGIC_NUMBER")?;
     let magic = magic.cast::<PyBytes>()?.as_bytes();
     if pyc.len() < 16 || &pyc[..4] != magic {
         return Err(pyo3::exceptions::PyImportError::new_err(format!(
