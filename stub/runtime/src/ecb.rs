@@ -115,15 +115,24 @@ impl ExtensionControlBlock {
     /// it to another thread for every variable a request reads (a WSGI environ reads a
     /// dozen), each hand-off a kernel wait and wake.
     pub(crate) fn variable(&self, name: &str) -> PyResult<Result<Vec<u8>, u32>> {
-        let Raw(ecb) = self.raw()?;
+        // A NUL in the name ends it, as it would for a C caller.
         let cname: Vec<u8> = name.bytes().chain([0]).collect();
-        Ok(read_grown(|buffer, len| {
-            // SAFETY: live session; `buffer` holds `*len` writable bytes and `cname` is
+        let cname = CStr::from_bytes_until_nul(&cname).expect("ends with a NUL");
+        let mut buffer = Vec::new();
+        Ok(self.variable_into(cname, &mut buffer)?.map(|()| buffer))
+    }
+
+    /// [`variable`](Self::variable) into a buffer the caller reuses across variables (the
+    /// WSGI environ reads a dozen per request): no allocation once it is big enough.
+    pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<(), u32>> {
+        let Raw(ecb) = self.raw()?;
+        Ok(read_grown_into(buffer, |buffer, len| {
+            // SAFETY: live session; `buffer` holds `*len` writable bytes and `name` is
             // NUL-terminated.
             unsafe {
                 let ecb = &*ecb;
                 let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
-                f(ecb.ConnID, cname.as_ptr(), buffer, len)
+                f(ecb.ConnID, name.as_ptr().cast(), buffer, len)
             }
         }))
     }
@@ -174,14 +183,21 @@ const GROW_ATTEMPTS: usize = 4;
 /// size)` returning its BOOL), growing the buffer to the size the server asks for: the
 /// bytes it wrote, or the Windows error it failed with. Shared by the ECB's
 /// GetServerVariable and the filter context's GetServerVariable and GetHeader.
-pub fn read_grown(mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
+pub fn read_grown(call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
+    let mut buffer = Vec::new();
+    read_grown_into(&mut buffer, call).map(|()| buffer)
+}
+
+/// [`read_grown`] into `buffer` (its old contents dropped, its capacity reused).
+pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<(), u32> {
     let mut size: u32 = 1024;
     for _ in 0..GROW_ATTEMPTS {
-        let mut buffer = vec![0u8; size as usize];
+        buffer.clear();
+        buffer.resize(size as usize, 0);
         let mut len = size;
         if call(buffer.as_mut_ptr().cast(), &mut len) != 0 {
             buffer.truncate((len as usize).min(size as usize));
-            return Ok(buffer);
+            return Ok(());
         }
         // SAFETY: reads the calling thread's last-error value, set by the failed call.
         let err = unsafe { GetLastError() };

@@ -4,8 +4,11 @@
 //!
 //! Values are PEP 3333 native strings: the server's bytes, one char per byte (latin-1).
 
+use std::ffi::CStr;
+
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use crate::ecb::{ansi_bytes, field_bytes, utf16_text, ExtensionControlBlock};
 
@@ -13,135 +16,188 @@ use crate::ecb::{ansi_bytes, field_bytes, utf16_text, ExtensionControlBlock};
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
 
 /// Headers that become CGI variables without the HTTP_ prefix.
-const UNPREFIXED: [&str; 2] = ["CONTENT_TYPE", "CONTENT_LENGTH"];
+const UNPREFIXED: [&[u8]; 2] = [b"CONTENT_TYPE", b"CONTENT_LENGTH"];
 
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| b as char).collect()
-}
-
-fn field(s: *const u8) -> String {
-    latin1(field_bytes(s))
+/// Bytes as a PEP 3333 native string: one char per byte (latin-1).
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if bytes.is_ascii() => PyString::new(py, ascii),
+        _ => PyString::new(py, &bytes.iter().map(|&b| b as char).collect::<String>()),
+    }
 }
 
 /// HTTP's optional whitespace (RFC 9110: SP and HTAB) around a name or value.
-fn trim_ows(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &s[start..end]
 }
 
-/// A server variable as text, or None when the server has no such variable.
-fn variable(ecb: &ExtensionControlBlock, name: &str) -> PyResult<Option<String>> {
-    Ok(ecb.variable(name)?.ok().map(|bytes| latin1(ansi_bytes(&bytes))))
+/// The server variables of one request, read into one buffer.
+struct Variables<'a> {
+    ecb: &'a ExtensionControlBlock,
+    buffer: Vec<u8>,
 }
 
-/// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes, one char each.
-fn request_path(ecb: &ExtensionControlBlock) -> PyResult<String> {
-    if let Ok(raw) = ecb.variable("UNICODE_PATH_INFO")? {
-        return Ok(latin1(utf16_text(&raw).as_bytes()));
+impl Variables<'_> {
+    /// A variable's bytes (without the NUL), or None when the server has no such variable.
+    fn get(&mut self, name: &CStr) -> PyResult<Option<&[u8]>> {
+        Ok(match self.ecb.variable_into(name, &mut self.buffer)? {
+            Ok(()) => Some(ansi_bytes(&self.buffer)),
+            Err(_) => None,
+        })
     }
-    Ok(field(ecb.fields()?.lpszPathInfo))
+
+    /// A variable as a native string, `default` when the server has none.
+    fn text<'py>(&mut self, py: Python<'py>, name: &CStr, default: &str) -> PyResult<Bound<'py, PyString>> {
+        Ok(match self.get(name)? {
+            Some(value) => latin1(py, value),
+            None => PyString::new(py, default),
+        })
+    }
+}
+
+/// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes.
+fn request_path(ecb: &ExtensionControlBlock, variables: &mut Variables) -> PyResult<Vec<u8>> {
+    if ecb.variable_into(c"UNICODE_PATH_INFO", &mut variables.buffer)?.is_ok() {
+        return Ok(utf16_text(&variables.buffer).into_bytes());
+    }
+    Ok(field_bytes(ecb.fields()?.lpszPathInfo).to_vec())
 }
 
 /// The application's URL path from APPL_MD_PATH (`/LM/W3SVC/1/ROOT/app` -> `/app`; the site
 /// root gives "").
-fn mount_point(appl_md_path: &str) -> &str {
-    match appl_md_path.to_ascii_uppercase().find("/ROOT") {
-        Some(at) => appl_md_path[at + "/ROOT".len()..].trim_end_matches('/'),
-        None => "",
+fn mount_point(appl_md_path: &[u8]) -> &[u8] {
+    match appl_md_path.windows(5).position(|w| w.eq_ignore_ascii_case(b"/ROOT")) {
+        Some(at) => {
+            let rest = &appl_md_path[at + "/ROOT".len()..];
+            &rest[..rest.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1)]
+        }
+        None => b"",
     }
 }
 
 /// (SCRIPT_NAME, PATH_INFO) for a request path under the mount point; URL paths match
 /// ASCII-case-insensitively, as in IIS.
-fn split_path<'a>(path: &'a str, mount: &str) -> (&'a str, &'a str) {
-    if !mount.is_empty() && path.len() >= mount.len() && path.is_char_boundary(mount.len()) {
+fn split_path<'a>(path: &'a [u8], mount: &[u8]) -> (&'a [u8], &'a [u8]) {
+    if !mount.is_empty() && path.len() >= mount.len() {
         let (head, rest) = path.split_at(mount.len());
-        if head.eq_ignore_ascii_case(mount) && (rest.is_empty() || rest.starts_with('/')) {
+        if head.eq_ignore_ascii_case(mount) && (rest.is_empty() || rest[0] == b'/') {
             return (head, rest);
         }
     }
-    ("", path)
+    (b"", path)
 }
 
-/// (CGI name, value) of each request header: from ALL_RAW, the headers as sent, else from
-/// ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI servers do, so that
-/// a client cannot pass one off as another (X_User vs X-User).
-fn request_headers(ecb: &ExtensionControlBlock) -> PyResult<Vec<(String, String)>> {
+/// (CGI name without HTTP_, value) of each request header: from ALL_RAW, the headers as
+/// sent, else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI
+/// servers do, so that a client cannot pass one off as another (X_User vs X-User).
+fn request_headers(variables: &mut Variables) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut headers = Vec::new();
-    if let Some(raw) = variable(ecb, "ALL_RAW")?.filter(|raw| !raw.is_empty()) {
-        for line in raw.split('\n') {
-            let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else {
+    if let Some(raw) = variables.get(c"ALL_RAW")?.filter(|raw| !raw.is_empty()) {
+        for line in raw.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
-            let name = trim_ows(name);
-            if name.is_empty() || name.contains('_') || !name.is_ascii() {
+            let name = trim_ows(&line[..colon]);
+            if name.is_empty() || name.contains(&b'_') || !name.is_ascii() {
                 continue;
             }
-            headers.push((name.to_ascii_uppercase().replace('-', "_"), trim_ows(value).to_string()));
+            let name = name
+                .iter()
+                .map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() })
+                .collect();
+            headers.push((name, trim_ows(&line[colon + 1..]).to_vec()));
         }
         return Ok(headers);
     }
-    for line in variable(ecb, "ALL_HTTP")?.unwrap_or_default().split('\n') {
-        let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else {
+    for line in variables.get(c"ALL_HTTP")?.unwrap_or_default().split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        if let Some(name) = name.strip_prefix("HTTP_") {
-            headers.push((name.to_string(), trim_ows(value).to_string()));
+        if let Some(name) = line[..colon].strip_prefix(b"HTTP_") {
+            headers.push((name.to_vec(), trim_ows(&line[colon + 1..]).to_vec()));
         }
     }
     Ok(headers)
 }
 
-/// The environ's CGI variables (every str-valued key, plus `wsgi.url_scheme`).
+/// The environ's CGI variables (every str-valued key, plus `wsgi.url_scheme`). Keys are
+/// interned strings: made and hashed once per process, not once per request.
 pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
-    let text = |name: &str, default: &str| -> PyResult<String> {
-        Ok(variable(ecb, name)?.unwrap_or_else(|| default.to_string()))
+    let mut variables = Variables {
+        ecb,
+        buffer: Vec::with_capacity(1024),
     };
-    let path = request_path(ecb)?;
-    let appl_md_path = text("APPL_MD_PATH", "")?;
+    let path = request_path(ecb, &mut variables)?;
+    let appl_md_path = variables.get(c"APPL_MD_PATH")?.unwrap_or_default().to_vec();
     let (script_name, path_info) = split_path(&path, mount_point(&appl_md_path));
-    let https = text("HTTPS", "off")?.eq_ignore_ascii_case("on");
+    let https = variables.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
     let (method, query, content_type, total) = {
         let f = ecb.fields()?;
         (
-            field(f.lpszMethod),
-            field(f.lpszQueryString),
-            field(f.lpszContentType),
+            field_bytes(f.lpszMethod),
+            field_bytes(f.lpszQueryString),
+            field_bytes(f.lpszContentType),
             f.cbTotalBytes,
         )
     };
-    environ.set_item("REQUEST_METHOD", method)?;
-    environ.set_item("SCRIPT_NAME", script_name)?;
-    environ.set_item("PATH_INFO", path_info)?;
-    environ.set_item("QUERY_STRING", query)?;
-    environ.set_item("SERVER_NAME", text("SERVER_NAME", "")?)?;
-    environ.set_item("SERVER_PORT", text("SERVER_PORT", if https { "443" } else { "80" })?)?;
-    environ.set_item("SERVER_PROTOCOL", text("SERVER_PROTOCOL", "HTTP/1.1")?)?;
-    environ.set_item("SERVER_SOFTWARE", text("SERVER_SOFTWARE", "")?)?;
-    environ.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
-    environ.set_item("REMOTE_ADDR", text("REMOTE_ADDR", "")?)?;
-    environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
-    for name in ["REMOTE_PORT", "REMOTE_USER", "AUTH_TYPE"] {
-        let value = text(name, "")?;
-        if !value.is_empty() {
-            environ.set_item(name, value)?;
+    environ.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, method))?;
+    environ.set_item(intern!(py, "SCRIPT_NAME"), latin1(py, script_name))?;
+    environ.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
+    environ.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
+    let v = &mut variables;
+    environ.set_item(intern!(py, "SERVER_NAME"), v.text(py, c"SERVER_NAME", "")?)?;
+    let port = if https { "443" } else { "80" };
+    environ.set_item(intern!(py, "SERVER_PORT"), v.text(py, c"SERVER_PORT", port)?)?;
+    environ.set_item(
+        intern!(py, "SERVER_PROTOCOL"),
+        v.text(py, c"SERVER_PROTOCOL", "HTTP/1.1")?,
+    )?;
+    environ.set_item(intern!(py, "SERVER_SOFTWARE"), v.text(py, c"SERVER_SOFTWARE", "")?)?;
+    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
+    environ.set_item(intern!(py, "REMOTE_ADDR"), v.text(py, c"REMOTE_ADDR", "")?)?;
+    let scheme = if https {
+        intern!(py, "https")
+    } else {
+        intern!(py, "http")
+    };
+    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    for (key, name) in [
+        (intern!(py, "REMOTE_PORT"), c"REMOTE_PORT"),
+        (intern!(py, "REMOTE_USER"), c"REMOTE_USER"),
+        (intern!(py, "AUTH_TYPE"), c"AUTH_TYPE"),
+    ] {
+        if let Some(value) = v.get(name)?.filter(|value| !value.is_empty()) {
+            environ.set_item(key, latin1(py, value))?;
         }
     }
     if !content_type.is_empty() {
-        environ.set_item("CONTENT_TYPE", content_type)?;
+        environ.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, content_type))?;
     }
-    let content_length = text("CONTENT_LENGTH", "")?;
-    if !content_length.is_empty() && total != UNKNOWN_LENGTH {
-        environ.set_item("CONTENT_LENGTH", content_length)?;
+    if let Some(length) = v
+        .get(c"CONTENT_LENGTH")?
+        .filter(|l| !l.is_empty() && total != UNKNOWN_LENGTH)
+    {
+        environ.set_item(intern!(py, "CONTENT_LENGTH"), latin1(py, length))?;
     }
-    for (name, value) in request_headers(ecb)? {
-        if UNPREFIXED.contains(&name.as_str()) {
+    for (name, value) in request_headers(v)? {
+        if UNPREFIXED.contains(&name.as_slice()) {
             continue;
         }
-        let key = format!("HTTP_{name}");
+        let key = latin1(py, &[b"HTTP_", name.as_slice()].concat());
         let joined = match environ.get_item(&key)? {
-            Some(earlier) => format!("{},{value}", earlier.extract::<String>()?),
-            None => value,
+            Some(earlier) => format!("{},{}", earlier.extract::<String>()?, latin1(py, &value).to_str()?),
+            None => {
+                environ.set_item(key, latin1(py, &value))?;
+                continue;
+            }
         };
         environ.set_item(key, joined)?;
     }
