@@ -304,32 +304,31 @@ except ImportError:  # pywin32's loader
 
 cgi_environ = _native_cgi_environ or _cgi_environ
 
+# The environ keys that are the same for every request.
+_WSGI_KEYS = {
+    "wsgi.version": (1, 0),
+    "wsgi.errors": _ERRORS,
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+    "wsgi.file_wrapper": FileWrapper,
+}
 
-class _Request:
-    """One request through the application."""
 
-    def __init__(self, extension, ecb):
-        self.extension = extension
+class _Response:
+    """``start_response`` and the response it starts: the status and header lines the
+    application gave, sent with its first non-empty block of body (or at the end). The
+    runtime's ``_isapi_freeze.WsgiResponse`` is the same, natively; this one runs under
+    pywin32's loader (tests/e2e/wsgi.rs checks that the two answer alike)."""
+
+    def __init__(self, ecb):
         self.ecb = ecb
         self.status = None
+        # The header lines as they will be sent, without the blank line that ends them.
         self.header_block = ""
         self.headers_sent = False
 
-    def environ(self):
-        environ = cgi_environ(self.ecb)
-        environ.update({
-            "wsgi.version": (1, 0),
-            "wsgi.input": InputStream(self.ecb),
-            "wsgi.errors": _ERRORS,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-            "isapi.ecb": self.ecb,
-        })
-        return environ
-
-    def start_response(self, status, headers, exc_info=None):
+    def __call__(self, status, headers, exc_info=None):
         if exc_info is not None:
             try:
                 if self.headers_sent:
@@ -355,22 +354,26 @@ class _Request:
                 if any(c in header[0] + header[1] for c in "\r\n"):
                     raise ValueError(f"a header contains a line break: {header!r}")
         self.status = status
-        # The header lines as they will be sent, without the blank line that ends them.
         self.header_block = block
         return self.write
-
-    def send_headers(self):
-        if self.status is None:
-            raise AssertionError("the application returned without calling start_response")
-        self.ecb.HttpStatusCode = int(self.status[:3])
-        self.headers_sent = True
-        self.ecb.SendResponseHeaders(
-            self.status.encode("latin-1"), (self.header_block + "\r\n").encode("latin-1"), True
-        )
 
     def has_length(self):
         """Whether the application set Content-Length (names match case-insensitively)."""
         return "\ncontent-length:" in ("\n" + self.header_block).lower()
+
+    def add_length(self, length):
+        self.header_block += f"Content-Length: {length}\r\n"
+
+    def send_headers(self):
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response")
+        # Encoded first: a status or header outside latin-1 fails before anything is sent,
+        # so the client still gets the error page.
+        status = self.status.encode("latin-1")
+        block = (self.header_block + "\r\n").encode("latin-1")
+        self.ecb.HttpStatusCode = int(self.status[:3])
+        self.headers_sent = True
+        self.ecb.SendResponseHeaders(status, block, True)
 
     def write(self, data):
         if not isinstance(data, bytes):
@@ -380,25 +383,48 @@ class _Request:
         if data:
             self.ecb.WriteClient(data)
 
+
+try:
+    from _isapi_freeze import WsgiResponse as _NativeResponse
+except ImportError:  # pywin32's loader
+    _NativeResponse = None
+
+
+class _Request:
+    """One request through the application."""
+
+    def __init__(self, extension, ecb, response_class=None):
+        self.extension = extension
+        self.ecb = ecb
+        self.response = (response_class or _NativeResponse or _Response)(ecb)
+
+    def environ(self):
+        environ = cgi_environ(self.ecb)
+        environ.update(_WSGI_KEYS)
+        environ["wsgi.input"] = InputStream(self.ecb)
+        environ["isapi.ecb"] = self.ecb
+        return environ
+
     def run(self):
         """Runs the application; returns the HSE_STATUS_* that ends the request."""
+        response = self.response
         try:
-            result = self.extension.app(self.environ(), self.start_response)
+            result = self.extension.app(self.environ(), response)
             try:
                 # One block and no length (as wsgiref does): the length is known, so the
                 # response need not be chunked.
-                if (isinstance(result, (list, tuple)) and len(result) == 1 and self.status
-                        and not self.headers_sent and not self.has_length()):
-                    self.header_block += f"Content-Length: {len(result[0])}\r\n"
+                if (isinstance(result, (list, tuple)) and len(result) == 1 and response.status
+                        and not response.headers_sent and not response.has_length()):
+                    response.add_length(len(result[0]))
                 for data in result:
                     if not isinstance(data, bytes):
                         raise TypeError(f"the application must yield bytes, not {type(data).__name__}")
                     if data:
-                        self.write(data)
-                if not self.headers_sent:
-                    if not self.has_length():
-                        self.header_block += "Content-Length: 0\r\n"
-                    self.send_headers()
+                        response.write(data)
+                if not response.headers_sent:
+                    if not response.has_length():
+                        response.add_length(0)
+                    response.send_headers()
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
@@ -423,12 +449,11 @@ class _Request:
         500 page, or, once the response has started, the end of the connection."""
         print(f"isapi.wsgi: the application failed on {self.request_line()}:", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
-        if self.headers_sent:
+        if self.response.headers_sent:
             return isapicon.HSE_STATUS_ERROR
         page = _error_page()
         try:
             self.ecb.HttpStatusCode = 500
-            self.headers_sent = True
             self.ecb.SendResponseHeaders(
                 b"500 Internal Server Error",
                 b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page),

@@ -274,7 +274,7 @@ impl ExtensionControlBlock {
         Ok(self.fields()?.dwHttpStatusCode)
     }
     #[setter(HttpStatusCode)]
-    fn set_status(&self, value: u32) -> PyResult<()> {
+    pub(crate) fn set_status(&self, value: u32) -> PyResult<()> {
         let Raw(ptr) = self.raw()?;
         // SAFETY: live control block; the extension owns this field during the session.
         unsafe { (*ptr).dwHttpStatusCode = value };
@@ -365,7 +365,7 @@ impl ExtensionControlBlock {
 
     /// WriteClient(data[, flags]): sends body bytes (str is UTF-8 encoded); returns the count.
     #[pyo3(signature = (data, flags = 0))]
-    fn WriteClient(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
+    pub(crate) fn WriteClient(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
         let bytes = bytes_of(data, "data")?;
         let raw = self.raw()?;
         let conn = self.conn()?;
@@ -446,7 +446,7 @@ impl ExtensionControlBlock {
     /// SendResponseHeaders(status, headers[, keepAlive]): `status` like "200 OK", `headers`
     /// a block of "Name: value\r\n" lines ending with a blank line.
     #[pyo3(signature = (status, headers, keepAlive = false))]
-    fn SendResponseHeaders(
+    pub(crate) fn SendResponseHeaders(
         &self,
         py: Python<'_>,
         status: &Bound<'_, PyAny>,

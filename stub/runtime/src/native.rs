@@ -17,6 +17,8 @@ pub mod _isapi_freeze {
     };
     #[pymodule_export]
     use crate::version::{ExtensionVersion, FilterVersion};
+    #[pymodule_export]
+    use crate::wsgi::WsgiResponse;
 
     /// The CGI variables of a WSGI environ for a request (isapi.wsgi).
     #[pyfunction]

@@ -203,3 +203,186 @@ pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResul
     }
     Ok(environ)
 }
+
+/// `start_response` and the response it starts, for isapi.wsgi: the status and header
+/// lines the application gave, sent with its first non-empty block of body (or at the end).
+/// `isapi.wsgi._Response` is the same in Python (what runs under pywin32's loader);
+/// tests/e2e/wsgi.rs checks that the two answer every probe route alike.
+#[pyclass(module = "_isapi_freeze", name = "WsgiResponse")]
+pub struct WsgiResponse {
+    ecb: Py<ExtensionControlBlock>,
+    #[pyo3(get)]
+    status: Option<Py<PyString>>,
+    /// The header lines as they will be sent, without the blank line that ends them.
+    header_block: String,
+    #[pyo3(get)]
+    headers_sent: bool,
+}
+
+/// `str(x)` of a Python str, or the conversion's error.
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(value.cast::<PyString>()?.to_str()?.to_owned())
+}
+
+/// `s.encode("latin-1")`: Python's own encoder for anything outside latin-1, so the error
+/// is the one Python gives.
+fn latin1_bytes<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    if s.chars().all(|c| (c as u32) < 0x100) {
+        let bytes: Vec<u8> = s.chars().map(|c| c as u8).collect();
+        return Ok(pyo3::types::PyBytes::new(py, &bytes));
+    }
+    Ok(PyString::new(py, s).call_method1("encode", ("latin-1",))?.cast_into()?)
+}
+
+/// `status[:3]`.
+fn code_of<'py>(status: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    status.get_item(pyo3::types::PySlice::new(status.py(), 0, 3, 1))
+}
+
+#[pymethods]
+impl WsgiResponse {
+    #[new]
+    fn new(ecb: Py<ExtensionControlBlock>) -> Self {
+        WsgiResponse {
+            ecb,
+            status: None,
+            header_block: String::new(),
+            headers_sent: false,
+        }
+    }
+
+    /// start_response(status, headers, exc_info=None): returns the write callable.
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        match exc_info.filter(|e| !e.is_none()) {
+            Some(info) if this.headers_sent => {
+                let error = info.get_item(1)?.call_method1("with_traceback", (info.get_item(2)?,))?;
+                return Err(PyErr::from_value(error));
+            }
+            Some(_) => {}
+            None if this.status.is_some() => {
+                return Err(pyo3::exceptions::PyAssertionError::new_err(
+                    "start_response was already called (without exc_info)",
+                ));
+            }
+            None => {}
+        }
+        let Ok(status) = status.cast::<PyString>() else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "the status must be a str, not {}",
+                status.get_type().name()?
+            )));
+        };
+        let well_formed = {
+            let text = status.to_str()?;
+            let chars: Vec<char> = text.chars().take(4).collect();
+            chars.len() == 4
+                && chars[3] == ' '
+                && if chars[..3].iter().all(char::is_ascii) {
+                    chars[..3].iter().all(char::is_ascii_digit)
+                } else {
+                    // str.isdigit's idea of a digit, beyond ASCII.
+                    code_of(status)?.call_method0("isdigit")?.is_truthy()?
+                }
+        };
+        if !well_formed {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "the status {} is not 'NNN Reason'",
+                status.repr()?
+            )));
+        }
+        let mut lines = Vec::new();
+        for header in headers.try_iter()? {
+            let header = header?;
+            let pair = header
+                .cast::<pyo3::types::PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .and_then(|t| Some((text_of(&t.get_item(0).ok()?).ok()?, text_of(&t.get_item(1).ok()?).ok()?)));
+            let Some((name, value)) = pair else {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "each header must be a (str, str) tuple, not {}",
+                    header.repr()?
+                )));
+            };
+            lines.push((header, name, value));
+        }
+        let mut block = String::new();
+        for (header, name, value) in &lines {
+            if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "a header contains a line break: {}",
+                    header.repr()?
+                )));
+            }
+            block.push_str(name);
+            block.push_str(": ");
+            block.push_str(value);
+            block.push_str("\r\n");
+        }
+        this.status = Some(status.clone().unbind());
+        this.header_block = block;
+        drop(this);
+        slf.getattr(intern!(py, "write"))
+    }
+
+    /// Whether the application set Content-Length (names match case-insensitively).
+    fn has_length(&self) -> bool {
+        self.header_block
+            .split("\r\n")
+            .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case("content-length:"))
+    }
+
+    /// Adds a Content-Length header line.
+    fn add_length(&mut self, length: usize) {
+        self.header_block.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+
+    fn send_headers(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(status) = self.status.as_ref().map(|s| s.bind(py).clone()) else {
+            return Err(pyo3::exceptions::PyAssertionError::new_err(
+                "the application returned without calling start_response",
+            ));
+        };
+        let text = status.to_str()?;
+        // Encoded first: a status or header outside latin-1 fails before anything is sent,
+        // so the client still gets the error page.
+        let status_line = latin1_bytes(py, text)?;
+        let headers = latin1_bytes(py, &format!("{}\r\n", self.header_block))?;
+        let code: u32 = match text.get(..3).and_then(|digits| digits.parse().ok()) {
+            Some(code) => code,
+            None => py
+                .get_type::<pyo3::types::PyInt>()
+                .call1((code_of(&status)?,))?
+                .extract()?,
+        };
+        let ecb = self.ecb.bind(py).borrow();
+        ecb.set_status(code)?;
+        self.headers_sent = true;
+        ecb.SendResponseHeaders(py, &status_line, &headers, true)
+    }
+
+    /// The write callable start_response returns.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Ok(bytes) = data.cast::<pyo3::types::PyBytes>() else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "the application must write bytes, not {}",
+                data.get_type().name()?
+            )));
+        };
+        if !self.headers_sent {
+            self.send_headers(py)?;
+        }
+        if !bytes.as_bytes().is_empty() {
+            self.ecb.bind(py).borrow().WriteClient(py, data, 0)?;
+        }
+        Ok(())
+    }
+}
