@@ -509,3 +509,38 @@ fn native_and_python_start_response_answer_every_route_alike() {
         }
     }
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_hold_up_other_requests() {
+    // The runtime keeps the GIL through a response's first small write (it lands in empty
+    // buffers) but must release it for the writes after, which can wait on a client that
+    // does not read: meanwhile other requests run Python.
+    let host = probe();
+    let mut stalled = TcpStream::connect(&host.address).unwrap();
+    stalled.write_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 512];
+    stalled.read_exact(&mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+    // Poll until the count of writes done stops moving short of the end: the flooding
+    // thread is waiting in WriteClient. Each answer is a request served meanwhile.
+    let count = || get(&host.address, "/flood-count").text().parse::<u32>().unwrap();
+    let mut last = count();
+    let mut still = 0;
+    while still < 5 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = count();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    assert!(
+        last < 513,
+        "the whole flood went out to a client that read 512 bytes: {last}"
+    );
+    let other = get(&host.address, "/write");
+    assert_eq!(other.text(), "written by write(), then returned\n");
+    drop(stalled);
+}

@@ -27,6 +27,10 @@ pub struct ExtensionControlBlock {
     /// Whether a status line and headers (or any body) went out; the error path only sends
     /// its own 500 response when nothing did.
     response_started: AtomicBool,
+    /// Whether WriteClient was called: until then the send buffers are empty, so a small
+    /// synchronous write or the headers go out without waiting for the client, and those
+    /// calls keep the GIL (see `keeps_gil`).
+    body_started: AtomicBool,
 }
 
 /// A raw pointer that may cross into a `py.detach` closure: the server's callbacks are
@@ -41,6 +45,7 @@ impl ExtensionControlBlock {
         ExtensionControlBlock {
             ecb: AtomicPtr::new(ecb),
             response_started: AtomicBool::new(false),
+            body_started: AtomicBool::new(false),
         }
     }
 
@@ -147,9 +152,24 @@ impl ExtensionControlBlock {
         size: *mut u32,
         data_type: *mut u32,
     ) -> PyResult<()> {
+        self.support_with(py, name, request, buffer, size, data_type, true)
+    }
+
+    /// [`support`](Self::support), with the GIL released around the call or not.
+    #[allow(clippy::too_many_arguments)]
+    fn support_with(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        request: u32,
+        buffer: *mut c_void,
+        size: *mut u32,
+        data_type: *mut u32,
+        release: bool,
+    ) -> PyResult<()> {
         let raw = self.raw()?;
         let (buffer, size, data_type) = (buffer as usize, size as usize, data_type as usize);
-        let (ok, err) = py.detach(move || {
+        let call = move || {
             let raw = raw;
             // SAFETY: the session is live (checked above); the buffers belong to the caller's
             // frame, which waits for this call.
@@ -167,12 +187,28 @@ impl ExtensionControlBlock {
                 );
                 (ok, GetLastError())
             }
-        });
+        };
+        let (ok, err) = if release { py.detach(call) } else { call() };
         if ok == 0 {
             return Err(Self::server_error(py, err, &format!("ServerSupportFunction({name})")));
         }
         Ok(())
     }
+}
+
+/// The largest first write that keeps the GIL (see `keeps_gil`).
+const KEEP_GIL_WRITE: usize = 16 * 1024;
+
+/// Whether a call that sends (the headers, or `len` bytes of body) keeps the GIL: only
+/// before any body went out, and for a synchronous write of at most 16 KiB. Such a call
+/// lands in empty send buffers and returns without waiting for the client, and
+/// releasing the GIL around it would hand the GIL to another thread twice per request
+/// under load (each hand-off a kernel wait and wake: 8 clients in process ~15k -> ~40k
+/// requests/s). Later writes, which can wait for a slow client, release it, as pywin32
+/// does for all of them. A filter the server calls back on this thread during the send
+/// (SF_NOTIFY_SEND_RESPONSE, SEND_RAW_DATA) takes the GIL again on the same thread.
+fn keeps_gil(body_started: bool, asynchronous: bool, len: usize) -> bool {
+    !body_started && !asynchronous && len <= KEEP_GIL_WRITE
 }
 
 /// How many times a server may answer ERROR_INSUFFICIENT_BUFFER with a bigger size before
@@ -377,7 +413,7 @@ impl ExtensionControlBlock {
             Some(Some((ptr, len))) => (ptr as usize, len, None),
             _ => (bytes.as_ptr() as usize, bytes.len(), Some(bytes)),
         };
-        let (ok, err, written) = py.detach(move || {
+        let call = move || {
             let raw = raw;
             let _owned = owned;
             let mut len = len as u32;
@@ -389,7 +425,13 @@ impl ExtensionControlBlock {
                 let ok = f(ecb.ConnID, ptr as *mut c_void, &mut len, flags);
                 (ok, GetLastError(), len)
             }
-        });
+        };
+        let body_started = self.body_started.swap(true, Ordering::SeqCst);
+        let (ok, err, written) = if keeps_gil(body_started, asynchronous, len) {
+            call()
+        } else {
+            py.detach(call)
+        };
         if ok == 0 {
             if asynchronous {
                 ecb_io::release_async_write(conn);
@@ -466,13 +508,15 @@ impl ExtensionControlBlock {
             fKeepConn: keepAlive as i32,
         };
         self.response_started.store(true, Ordering::SeqCst);
-        self.support(
+        let release = !keeps_gil(self.body_started.load(Ordering::SeqCst), false, 0);
+        self.support_with(
             py,
             "HSE_REQ_SEND_RESPONSE_HEADER_EX",
             HSE_REQ_SEND_RESPONSE_HEADER_EX,
             &mut info as *mut _ as *mut c_void,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
+            release,
         )
     }
 
