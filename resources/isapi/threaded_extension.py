@@ -3,7 +3,9 @@
 The same API as pywin32's ``isapi.threaded_extension``: HttpExtensionProc queues the
 request and returns HSE_STATUS_PENDING at once, a worker calls ``Dispatch(ecb)``, and
 Dispatch ends the request with ``ecb.DoneWithSession()``. pywin32 queues on a Windows
-completion port; here a ``queue.SimpleQueue`` does the same job without pywin32.
+completion port; here the runtime's ``_isapi_freeze.WorkQueue`` does the same job (workers
+wait on it without the GIL, on a lightweight lock), or a ``queue.SimpleQueue`` under
+pywin32's loader.
 """
 
 import queue
@@ -20,6 +22,11 @@ from isapi._errorpage import page as _error_page
 __all__ = ["ThreadPoolExtension", "WorkerThread", "ISAPI_REQUEST", "ISAPI_SHUTDOWN"]
 
 # The keys of the dispatch map, as in pywin32: a queued request, and a worker's stop signal.
+try:
+    from _isapi_freeze import WorkQueue as _WorkQueue
+except ImportError:  # pywin32's loader
+    _WorkQueue = queue.SimpleQueue
+
 ISAPI_REQUEST = 1
 ISAPI_SHUTDOWN = 2
 
@@ -97,7 +104,7 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
         # Set here rather than in __init__, which pywin32 subclasses sometimes skip.
         self._pending = 0  # items queued or being dispatched
         self._pending_changed = threading.Condition()
-        self.io_req_port = queue.SimpleQueue()
+        self.io_req_port = _WorkQueue()
         self.workers = []
         for _ in range(self.max_workers):
             worker = WorkerThread(self, self.io_req_port)

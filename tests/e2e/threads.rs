@@ -181,3 +181,42 @@ fn internal_reload_exception_reimports_the_script_and_replays_the_request() {
     }
     assert!(!log.contains("Traceback"), "{log}");
 }
+
+#[test]
+fn the_pool_queue_is_first_in_first_out_and_get_nowait_raises_queue_empty() {
+    // ThreadPoolExtension's queue is the runtime's WorkQueue (queue.SimpleQueue under
+    // pywin32's loader); its shutdown path relies on get_nowait raising queue.Empty.
+    let tmp = temp_dir();
+    let script = tmp.path().join("queue_contract.py");
+    std::fs::write(
+        &script,
+        "import queue\n\
+         from isapi.threaded_extension import ThreadPoolExtension, _WorkQueue\n\
+         class Extension(ThreadPoolExtension):\n\
+         \x20   def Dispatch(self, ecb):\n\
+         \x20       q = _WorkQueue()\n\
+         \x20       for item in ('a', ('b', None), 3):\n\
+         \x20           q.put(item)\n\
+         \x20       seen = [q.get(), q.get_nowait(), q.get()]\n\
+         \x20       try:\n\
+         \x20           q.get_nowait()\n\
+         \x20       except queue.Empty as empty:\n\
+         \x20           seen.append(type(empty).__name__)\n\
+         \x20       body = f'{_WorkQueue.__module__}.{_WorkQueue.__name__} {seen!r}'.encode()\n\
+         \x20       ecb.SendResponseHeaders('200 OK', f'Content-Length: {len(body)}\\r\\n\\r\\n', True)\n\
+         \x20       ecb.WriteClient(body)\n\
+         \x20       ecb.DoneWithSession()\n\
+         def __ExtensionFactory__():\n\
+         \x20   return Extension()\n",
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    freeze_ok(&script, &dist);
+    let host = Host::start(&dist.join("_queue_contract.dll"), &[]);
+    let r = get(&host.address, "/");
+    assert_eq!(
+        r.text(),
+        "_isapi_freeze.WorkQueue ['a', ('b', None), 3, 'Empty']",
+        "{r:?}"
+    );
+}

@@ -15,4 +15,5 @@ mod host;
 mod interpreter;
 mod native;
 mod version;
+mod work_queue;
 mod wsgi;

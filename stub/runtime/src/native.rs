@@ -18,6 +18,8 @@ pub mod _isapi_freeze {
     #[pymodule_export]
     use crate::version::{ExtensionVersion, FilterVersion};
     #[pymodule_export]
+    use crate::work_queue::WorkQueue;
+    #[pymodule_export]
     use crate::wsgi::WsgiResponse;
 
     /// The CGI variables of a WSGI environ for a request (isapi.wsgi).
