@@ -30,12 +30,13 @@ pub fn write_archive<R: Read + Seek>(
     copies: &mut [ZipCopy<R>],
     out: impl Write + Seek,
 ) -> zip::result::ZipResult<()> {
-    // (name, Ok(entry) or Err(index of the copy it comes from)).
+    // (member name, index of the copy it comes from).
     let copied: Vec<(String, usize)> = copies
         .iter()
         .enumerate()
         .flat_map(|(at, copy)| copy.members.iter().map(move |name| (name.clone(), at)))
         .collect();
+    // (name, Ok(entry) or Err(index of the copy it comes from)).
     let mut sorted: Vec<(&str, Result<&ArchiveEntry, usize>)> =
         entries.iter().map(|e| (e.name.as_str(), Ok(e))).collect();
     sorted.extend(copied.iter().map(|(name, at)| (name.as_str(), Err(*at))));

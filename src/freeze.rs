@@ -77,55 +77,59 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         });
     }
 
-    // The standard library the app uses goes into the app archive too, where it is read from
-    // memory: Python's own zipimport opens python3XY.zip again for every module it loads,
-    // which was a third of a Flask app's cold start. Only what Python needs before the
-    // archive's importer is installed (the `encodings` package) stays in python3XY.zip.
-    if !collected.stdlib_sources.is_empty() {
-        say(format!(
-            "compiling {} standard-library modules",
-            collected.stdlib_sources.len()
-        ));
-    }
-    let (stdlib_entries, _) = compile(&mut config.compiler, &collected.stdlib_sources)?;
-    let before_boot = |name: &str| name.starts_with("encodings/");
-    let mut stdlib_zip_entries = Vec::new();
-    for entry in stdlib_entries {
-        if before_boot(&entry.name) {
-            stdlib_zip_entries.push(entry);
-        } else {
-            app_entries.push(entry);
+    let mut app_copies = Vec::new();
+    let stdlib = if config.full_stdlib {
+        // Everything stays in python3XY.zip: a package taken from the archive would look for
+        // its submodules only there, and the whole standard library is shipped for the
+        // imports the scan cannot see (`importlib.import_module(name)`).
+        full_stdlib(&mut config, &say)?
+    } else {
+        // The standard library the app uses goes into the app archive, where it is read
+        // from memory: Python's own zipimport opens python3XY.zip again for every module it
+        // loads, which was a third of a Flask app's cold start. Only what Python needs
+        // before the archive's importer is installed (the `encodings` package) stays in
+        // python3XY.zip.
+        if !collected.stdlib_sources.is_empty() {
+            say(format!(
+                "compiling {} standard-library modules",
+                collected.stdlib_sources.len()
+            ));
         }
-    }
-    // Members of the embeddable zip go in still compressed.
-    let mut copied: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-    for (name, source) in &collected.stdlib_files {
-        match source {
-            FileSource::ZipMember(zip, member) if !before_boot(name) && member == name => {
-                copied.entry(zip.clone()).or_default().push(member.clone());
+        let (stdlib_entries, _) = compile(&mut config.compiler, &collected.stdlib_sources)?;
+        let before_boot = |name: &str| name.starts_with("encodings/");
+        let mut stdlib_zip_entries = Vec::new();
+        for entry in stdlib_entries {
+            if before_boot(&entry.name) {
+                stdlib_zip_entries.push(entry);
+            } else {
+                app_entries.push(entry);
             }
-            _ => {
-                let entry = ArchiveEntry {
-                    name: name.clone(),
-                    data: files.read(source)?,
-                };
-                if before_boot(name) {
-                    stdlib_zip_entries.push(entry);
-                } else {
-                    app_entries.push(entry);
+        }
+        // Members of the embeddable zip go in still compressed.
+        let mut copied: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        for (name, source) in &collected.stdlib_files {
+            match source {
+                FileSource::ZipMember(zip, member) if !before_boot(name) && member == name => {
+                    copied.entry(zip.clone()).or_default().push(member.clone());
+                }
+                _ => {
+                    let entry = ArchiveEntry {
+                        name: name.clone(),
+                        data: files.read(source)?,
+                    };
+                    if before_boot(name) {
+                        stdlib_zip_entries.push(entry);
+                    } else {
+                        app_entries.push(entry);
+                    }
                 }
             }
         }
-    }
-    let mut app_copies = Vec::new();
-    for (path, members) in copied {
-        let zip = zip::ZipArchive::new(fs_err::File::open(&path)?)
-            .with_context(|| format!("{} is not a zip file", path.display()))?;
-        app_copies.push(ZipCopy { zip, members });
-    }
-    let stdlib = if config.full_stdlib {
-        full_stdlib(&mut config, &say)?
-    } else {
+        for (path, members) in copied {
+            let zip = zip::ZipArchive::new(fs_err::File::open(&path)?)
+                .with_context(|| format!("{} is not a zip file", path.display()))?;
+            app_copies.push(ZipCopy { zip, members });
+        }
         StdlibSource::Entries(stdlib_zip_entries)
     };
     let binaries = binaries(&config, &collected, &say)?;

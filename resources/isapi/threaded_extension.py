@@ -21,12 +21,12 @@ from isapi._errorpage import page as _error_page
 
 __all__ = ["ThreadPoolExtension", "WorkerThread", "ISAPI_REQUEST", "ISAPI_SHUTDOWN"]
 
-# The keys of the dispatch map, as in pywin32: a queued request, and a worker's stop signal.
 try:
     from _isapi_freeze import WorkQueue as _WorkQueue
 except ImportError:  # pywin32's loader
     _WorkQueue = queue.SimpleQueue
 
+# The keys of the dispatch map, as in pywin32: a queued request, and a worker's stop signal.
 ISAPI_REQUEST = 1
 ISAPI_SHUTDOWN = 2
 

@@ -341,6 +341,8 @@ class _Response:
             raise TypeError(f"the status must be a str, not {type(status).__name__}")
         if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
             raise ValueError(f"the status {status!r} is not 'NNN Reason'")
+        # A list first: `headers` may be an iterator, and the checks go over it twice.
+        headers = list(headers)
         lines = []
         for header in headers:
             if not (isinstance(header, tuple) and len(header) == 2

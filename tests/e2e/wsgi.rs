@@ -428,6 +428,12 @@ fn native_and_python_start_response_answer_every_route_alike() {
             None,
         ),
         (
+            "/non-ascii-headers",
+            "HTTP/1.1 200 OK\r\nLocation: /caf\u{e9}\r\nX-Name: Zo\u{eb} M\u{fc}ller\r\nContent-Length: 3",
+            b"ok\n",
+            None,
+        ),
+        (
             "/replaced",
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nContent-Length: 24",
             b"replaced after an error\n",
@@ -442,6 +448,12 @@ fn native_and_python_start_response_answer_every_route_alike() {
         ),
         (
             "/line-break",
+            "",
+            b"",
+            Some("ValueError: a header contains a line break: ('X-Note', 'a\\r\\nInjected: 1')"),
+        ),
+        (
+            "/generated-line-break",
             "",
             b"",
             Some("ValueError: a header contains a line break: ('X-Note', 'a\\r\\nInjected: 1')"),

@@ -1,6 +1,7 @@
-//! The CGI variables of a WSGI environ, read from the control block in one call for
-//! isapi.wsgi. resources/isapi/wsgi.py has the same rules in Python (what runs under
-//! pywin32's loader); tests/e2e/wsgi.rs checks that the two agree on awkward requests.
+//! isapi.wsgi's hot path, natively: the CGI variables of a WSGI environ, read from the
+//! control block in one call, and `start_response` with the response it starts
+//! (`WsgiResponse`). resources/isapi/wsgi.py has the same rules in Python (what runs under
+//! pywin32's loader); tests/e2e/wsgi.rs checks that the two agree, request by request.
 //!
 //! Values are PEP 3333 native strings: the server's bytes, one char per byte (latin-1).
 
@@ -20,9 +21,10 @@ const UNPREFIXED: [&[u8]; 2] = [b"CONTENT_TYPE", b"CONTENT_LENGTH"];
 
 /// Bytes as a PEP 3333 native string: one char per byte (latin-1).
 fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(ascii) if bytes.is_ascii() => PyString::new(py, ascii),
-        _ => PyString::new(py, &bytes.iter().map(|&b| b as char).collect::<String>()),
+    if bytes.is_ascii() {
+        PyString::new(py, std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
+    } else {
+        PyString::new(py, &bytes.iter().map(|&b| b as char).collect::<String>())
     }
 }
 
@@ -34,6 +36,11 @@ fn trim_ows(s: &[u8]) -> &[u8] {
         .rposition(|b| !matches!(b, b' ' | b'\t'))
         .map_or(start, |i| i + 1);
     &s[start..end]
+}
+
+/// A line without the CRs it ends with.
+fn trim_crs(line: &[u8]) -> &[u8] {
+    &line[..line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)]
 }
 
 /// The server variables of one request, read into one buffer.
@@ -99,7 +106,7 @@ fn request_headers(variables: &mut Variables) -> PyResult<Vec<(Vec<u8>, Vec<u8>)
     let mut headers = Vec::new();
     if let Some(raw) = variables.get(c"ALL_RAW")?.filter(|raw| !raw.is_empty()) {
         for line in raw.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = trim_crs(line);
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
@@ -116,7 +123,7 @@ fn request_headers(variables: &mut Variables) -> PyResult<Vec<(Vec<u8>, Vec<u8>)
         return Ok(headers);
     }
     for line in variables.get(c"ALL_HTTP")?.unwrap_or_default().split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = trim_crs(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
@@ -219,7 +226,7 @@ pub struct WsgiResponse {
     headers_sent: bool,
 }
 
-/// `str(x)` of a Python str, or the conversion's error.
+/// The text of a Python str (or str subclass), or the conversion's error (a lone surrogate).
 fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(value.cast::<PyString>()?.to_str()?.to_owned())
 }
@@ -260,14 +267,19 @@ impl WsgiResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let mut this = slf.borrow_mut();
+        // Short borrows only: the checks below run Python code (a headers generator, repr)
+        // that may look at this object.
+        let (headers_sent, started) = {
+            let this = slf.borrow();
+            (this.headers_sent, this.status.is_some())
+        };
         match exc_info.filter(|e| !e.is_none()) {
-            Some(info) if this.headers_sent => {
+            Some(info) if headers_sent => {
                 let error = info.get_item(1)?.call_method1("with_traceback", (info.get_item(2)?,))?;
                 return Err(PyErr::from_value(error));
             }
             Some(_) => {}
-            None if this.status.is_some() => {
+            None if started => {
                 return Err(pyo3::exceptions::PyAssertionError::new_err(
                     "start_response was already called (without exc_info)",
                 ));
@@ -327,6 +339,7 @@ impl WsgiResponse {
             block.push_str(value);
             block.push_str("\r\n");
         }
+        let mut this = slf.borrow_mut();
         this.status = Some(status.clone().unbind());
         this.header_block = block;
         drop(this);
@@ -335,9 +348,11 @@ impl WsgiResponse {
 
     /// Whether the application set Content-Length (names match case-insensitively).
     fn has_length(&self) -> bool {
-        self.header_block
-            .split("\r\n")
-            .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case("content-length:"))
+        self.header_block.split("\r\n").any(|line| {
+            line.as_bytes()
+                .get(..15)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length:"))
+        })
     }
 
     /// Adds a Content-Length header line.
