@@ -69,14 +69,7 @@ impl ExtensionControlBlock {
         let mut status = status;
         let conn = self.conn()?;
         ecb_io::forget(conn);
-        let result = self.support(
-            py,
-            "HSE_REQ_DONE_WITH_SESSION",
-            HSE_REQ_DONE_WITH_SESSION,
-            &mut status as *mut u32 as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
+        let result = self.support_value(py, "HSE_REQ_DONE_WITH_SESSION", HSE_REQ_DONE_WITH_SESSION, &mut status);
         self.ecb.store(std::ptr::null_mut(), Ordering::SeqCst);
         result
     }
@@ -103,13 +96,7 @@ impl ExtensionControlBlock {
 
     /// `isapi.ExtensionError(errno, None, funcname)`, as pywin32 raises for a failed call.
     fn server_error(py: Python<'_>, errno: u32, funcname: &str) -> PyErr {
-        match py.import("isapi").and_then(|m| m.getattr("ExtensionError")) {
-            Ok(class) => match class.call1((errno, py.None(), funcname)) {
-                Ok(instance) => PyErr::from_value(instance),
-                Err(e) => e,
-            },
-            Err(e) => e,
-        }
+        isapi_error(py, "ExtensionError", errno, funcname)
     }
 
     /// A server variable's raw value (ANSI bytes with their NUL, or UTF-16 for `UNICODE_*`
@@ -155,6 +142,19 @@ impl ExtensionControlBlock {
         self.support_with(py, name, request, buffer, size, data_type, true)
     }
 
+    /// [`support`](Self::support) with `value` as lpvBuffer and no size or data type: the
+    /// shape of most support requests.
+    pub(crate) fn support_value<T>(&self, py: Python<'_>, name: &str, request: u32, value: &mut T) -> PyResult<()> {
+        self.support(
+            py,
+            name,
+            request,
+            value as *mut T as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+
     /// [`support`](Self::support), with the GIL released around the call or not.
     #[allow(clippy::too_many_arguments)]
     fn support_with(
@@ -193,6 +193,18 @@ impl ExtensionControlBlock {
             return Err(Self::server_error(py, err, &format!("ServerSupportFunction({name})")));
         }
         Ok(())
+    }
+}
+
+/// `isapi.<class>(errno, None, funcname)` (ExtensionError, FilterError): what pywin32
+/// raises for a failed server call.
+pub fn isapi_error(py: Python<'_>, class: &str, errno: u32, funcname: &str) -> PyErr {
+    match py.import("isapi").and_then(|m| m.getattr(class)) {
+        Ok(class) => match class.call1((errno, py.None(), funcname)) {
+            Ok(instance) => PyErr::from_value(instance),
+            Err(e) => e,
+        },
+        Err(e) => e,
     }
 }
 
@@ -579,14 +591,7 @@ impl ExtensionControlBlock {
     /// IsKeepConn(): whether the server keeps the connection open after this response.
     fn IsKeepConn(&self, py: Python<'_>) -> PyResult<bool> {
         let mut answer: i32 = 0;
-        self.support(
-            py,
-            "HSE_REQ_IS_KEEP_CONN",
-            HSE_REQ_IS_KEEP_CONN,
-            &mut answer as *mut i32 as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )?;
+        self.support_value(py, "HSE_REQ_IS_KEEP_CONN", HSE_REQ_IS_KEEP_CONN, &mut answer)?;
         Ok(answer != 0)
     }
 
@@ -594,13 +599,11 @@ impl ExtensionControlBlock {
     /// server: do not close it).
     fn GetImpersonationToken(&self, py: Python<'_>) -> PyResult<usize> {
         let mut token: HANDLE = std::ptr::null_mut();
-        self.support(
+        self.support_value(
             py,
             "HSE_REQ_GET_IMPERSONATION_TOKEN",
             HSE_REQ_GET_IMPERSONATION_TOKEN,
-            &mut token as *mut HANDLE as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            &mut token,
         )?;
         Ok(token as usize)
     }

@@ -110,14 +110,7 @@ pub fn exec_url(
         pEntity: std::ptr::null_mut(),
         dwExecUrlFlags: flags,
     };
-    ecb.support(
-        py,
-        "HSE_REQ_EXEC_URL",
-        HSE_REQ_EXEC_URL,
-        &mut request as *mut HSE_EXEC_URL_INFO as *mut c_void,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    )
+    ecb.support_value(py, "HSE_REQ_EXEC_URL", HSE_REQ_EXEC_URL, &mut request)
 }
 
 /// GetExecURLStatus: (uHttpStatusCode, uHttpSubStatus, dwWin32Error).
@@ -127,13 +120,11 @@ pub fn exec_url_status(ecb: &ExtensionControlBlock, py: Python<'_>) -> PyResult<
         uHttpSubStatus: 0,
         dwWin32Error: 0,
     };
-    ecb.support(
+    ecb.support_value(
         py,
         "HSE_REQ_GET_EXEC_URL_STATUS",
         HSE_REQ_GET_EXEC_URL_STATUS,
-        &mut status as *mut HSE_EXEC_URL_STATUS as *mut c_void,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
+        &mut status,
     )?;
     Ok((status.uHttpStatusCode, status.uHttpSubStatus, status.dwWin32Error))
 }

@@ -50,13 +50,7 @@ unsafe fn callback<F: Copy>(slot: isize) -> Option<F> {
 
 /// `isapi.FilterError(errno, None, funcname)`, as pywin32 raises for a failed call.
 fn filter_error(py: Python<'_>, errno: u32, funcname: &str) -> PyErr {
-    match py.import("isapi").and_then(|m| m.getattr("FilterError")) {
-        Ok(class) => match class.call1((errno, py.None(), funcname)) {
-            Ok(instance) => PyErr::from_value(instance),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    }
+    crate::ecb::isapi_error(py, "FilterError", errno, funcname)
 }
 
 fn last_error() -> u32 {
