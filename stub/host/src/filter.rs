@@ -350,6 +350,24 @@ unsafe fn arg(text: *const u8) -> Option<String> {
     (!text.is_null()).then(|| String::from_utf8_lossy(unsafe { CStr::from_ptr(text.cast()) }.to_bytes()).into_owned())
 }
 
+/// The connection and the name of a GetServerVariable or GetHeader call, or None when an
+/// argument is missing or not ours (the call then fails with ERROR_INVALID_PARAMETER).
+///
+/// # Safety
+/// `name` is null or NUL-terminated.
+unsafe fn lookup_args(
+    pfc: *mut HTTP_FILTER_CONTEXT,
+    name: *const u8,
+    size: *mut u32,
+) -> Option<(Arc<Connection>, String)> {
+    let (connection, _) = connection_of(pfc)?;
+    if size.is_null() {
+        return None;
+    }
+    // SAFETY: upheld by the caller.
+    Some((connection, unsafe { arg(name) }?))
+}
+
 /// Copies `bytes` (NUL added) into a caller's buffer of `*size` bytes, the ISAPI way.
 ///
 /// # Safety
@@ -1056,14 +1074,8 @@ unsafe extern "system" fn get_server_variable(
     buffer: *mut c_void,
     size: *mut u32,
 ) -> BOOL {
-    let Some((connection, _)) = connection_of(pfc) else {
-        return fail(ERROR_INVALID_PARAMETER);
-    };
-    if size.is_null() {
-        return fail(ERROR_INVALID_PARAMETER);
-    }
     // SAFETY: the filter passes a NUL-terminated name.
-    let Some(name) = (unsafe { arg(name) }) else {
+    let Some((connection, name)) = (unsafe { lookup_args(pfc, name, size) }) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
     let (unicode, base) = match name.get(..8) {
@@ -1221,14 +1233,8 @@ unsafe extern "system" fn get_header(
     buffer: *mut c_void,
     size: *mut u32,
 ) -> BOOL {
-    let Some((connection, _)) = connection_of(pfc) else {
-        return fail(ERROR_INVALID_PARAMETER);
-    };
-    if size.is_null() {
-        return fail(ERROR_INVALID_PARAMETER);
-    }
     // SAFETY: the filter passes a NUL-terminated name.
-    let Some(name) = (unsafe { arg(name) }) else {
+    let Some((connection, name)) = (unsafe { lookup_args(pfc, name, size) }) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
     let Some(value) = lock(&connection.state).editable.get(&name) else {
