@@ -388,83 +388,93 @@ class _Response:
 
 try:
     from _isapi_freeze import WsgiResponse as _NativeResponse
+    from _isapi_freeze import wsgi_serve as _native_serve
 except ImportError:  # pywin32's loader
-    _NativeResponse = None
+    _NativeResponse = _native_serve = None
 
 
-class _Request:
-    """One request through the application."""
+def _serve(app, ecb, python=False):
+    """Runs the WSGI application `app` for the request of `ecb`; returns the HSE_STATUS_*
+    that ends the request. The runtime's ``wsgi_serve`` and ``WsgiResponse`` do the work
+    when it has them; else the Python twins ``_respond`` and ``_Response`` do (what runs
+    under pywin32's loader; ``python=True`` asks for them, so that tests/e2e/wsgi.rs can
+    check that the two answer alike)."""
+    native = _native_serve is not None and not python
+    response = _NativeResponse(ecb) if native else _Response(ecb)
+    try:
+        if native:
+            _native_serve(app, ecb, response, _WSGI_KEYS, InputStream)
+        else:
+            _respond(app, ecb, response)
+    except ExtensionError as error:
+        # Sending failed: the client is gone, which is not the application's fault.
+        print(f"isapi.wsgi: {_request_line(ecb)}: the client went away ({error})", file=sys.stderr)
+        return isapicon.HSE_STATUS_ERROR
+    except Exception:
+        return _fail(ecb, response)
+    return isapicon.HSE_STATUS_SUCCESS
 
-    def __init__(self, extension, ecb, response_class=None):
-        self.extension = extension
-        self.ecb = ecb
-        self.response = (response_class or _NativeResponse or _Response)(ecb)
 
-    def environ(self):
-        environ = cgi_environ(self.ecb)
-        environ.update(_WSGI_KEYS)
-        environ["wsgi.input"] = InputStream(self.ecb)
-        environ["isapi.ecb"] = self.ecb
-        return environ
+def _environ(ecb):
+    environ = cgi_environ(ecb)
+    environ.update(_WSGI_KEYS)
+    environ["wsgi.input"] = InputStream(ecb)
+    environ["isapi.ecb"] = ecb
+    return environ
 
-    def run(self):
-        """Runs the application; returns the HSE_STATUS_* that ends the request."""
-        response = self.response
-        try:
-            result = self.extension.app(self.environ(), response)
-            try:
-                # One block and no length (as wsgiref does): the length is known, so the
-                # response need not be chunked.
-                if (isinstance(result, (list, tuple)) and len(result) == 1 and response.status
-                        and not response.headers_sent and not response.has_length()):
-                    response.add_length(len(result[0]))
-                for data in result:
-                    if not isinstance(data, bytes):
-                        raise TypeError(f"the application must yield bytes, not {type(data).__name__}")
-                    if data:
-                        response.write(data)
-                if not response.headers_sent:
-                    if not response.has_length():
-                        response.add_length(0)
-                    response.send_headers()
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except ExtensionError as error:
-            # Sending failed: the client is gone, which is not the application's fault.
-            print(f"isapi.wsgi: {self.request_line()}: the client went away ({error})", file=sys.stderr)
-            return isapicon.HSE_STATUS_ERROR
-        except Exception:
-            return self.fail()
-        return isapicon.HSE_STATUS_SUCCESS
 
-    def request_line(self):
-        try:
-            query = _latin1(self.ecb.QueryString)
-            return f"{_latin1(self.ecb.Method)} {_variable(self.ecb, 'URL')}{'?' + query if query else ''}"
-        except Exception:
-            return "(a request whose details are unavailable)"
+def _respond(app, ecb, response):
+    """Calls the application and sends what it returns (``serve`` in
+    stub/runtime/src/wsgi.rs is the same, natively)."""
+    result = app(_environ(ecb), response)
+    try:
+        # One block and no length (as wsgiref does): the length is known, so the response
+        # need not be chunked.
+        if (isinstance(result, (list, tuple)) and len(result) == 1 and response.status
+                and not response.headers_sent and not response.has_length()):
+            response.add_length(len(result[0]))
+        for data in result:
+            if not isinstance(data, bytes):
+                raise TypeError(f"the application must yield bytes, not {type(data).__name__}")
+            if data:
+                response.write(data)
+        if not response.headers_sent:
+            if not response.has_length():
+                response.add_length(0)
+            response.send_headers()
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
-    def fail(self):
-        """The application raised: the traceback goes to the log; the client gets a generic
-        500 page, or, once the response has started, the end of the connection."""
-        print(f"isapi.wsgi: the application failed on {self.request_line()}:", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
-        if self.response.headers_sent:
-            return isapicon.HSE_STATUS_ERROR
-        page = _error_page()
-        try:
-            self.ecb.HttpStatusCode = 500
-            self.ecb.SendResponseHeaders(
-                b"500 Internal Server Error",
-                b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page),
-                True,
-            )
-            self.ecb.WriteClient(page)
-        except ExtensionError:
-            return isapicon.HSE_STATUS_ERROR
-        return isapicon.HSE_STATUS_SUCCESS
+
+def _request_line(ecb):
+    try:
+        query = _latin1(ecb.QueryString)
+        return f"{_latin1(ecb.Method)} {_variable(ecb, 'URL')}{'?' + query if query else ''}"
+    except Exception:
+        return "(a request whose details are unavailable)"
+
+
+def _fail(ecb, response):
+    """The application raised: the traceback goes to the log; the client gets a generic 500
+    page, or, once the response has started, the end of the connection."""
+    print(f"isapi.wsgi: the application failed on {_request_line(ecb)}:", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+    if response.headers_sent:
+        return isapicon.HSE_STATUS_ERROR
+    page = _error_page()
+    try:
+        ecb.HttpStatusCode = 500
+        ecb.SendResponseHeaders(
+            b"500 Internal Server Error",
+            b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page),
+            True,
+        )
+        ecb.WriteClient(page)
+    except ExtensionError:
+        return isapicon.HSE_STATUS_ERROR
+    return isapicon.HSE_STATUS_SUCCESS
 
 
 class WSGIExtension(SimpleExtension):
@@ -475,7 +485,7 @@ class WSGIExtension(SimpleExtension):
         self.app = app
 
     def HttpExtensionProc(self, ecb):
-        return _Request(self, ecb).run()
+        return _serve(self.app, ecb)
 
 
 class ThreadedWSGIExtension(ThreadPoolExtension):
@@ -486,5 +496,5 @@ class ThreadedWSGIExtension(ThreadPoolExtension):
         self.app = app
 
     def Dispatch(self, ecb):
-        status = _Request(self, ecb).run()
+        status = _serve(self.app, ecb)
         ecb.DoneWithSession(status)

@@ -390,24 +390,29 @@ wsgi.url_scheme=\\'http\\'\\n"
 /// The exception that ended a failed request for `path`, as the log's last traceback line
 /// for it says (the frames differ between the native and the Python start_response).
 fn logged_error(path: &str) -> Option<String> {
+    logged_traceback(path)?.last().cloned()
+}
+
+/// The lines of the traceback logged for a failed request to `path` (without the log's
+/// prefixes).
+fn logged_traceback(path: &str) -> Option<Vec<String>> {
     let log = read_log(probe_dist(), "_wsgi_probe");
     let marker = format!("isapi.wsgi: the application failed on GET {path}:");
     let after = &log[log.find(&marker)? + marker.len()..];
-    let lines: Vec<&str> = after
+    let lines = after
         .lines()
         .skip(1)
         .take_while(|l| !l.contains("isapi.wsgi:"))
-        .collect();
-    lines
-        .last()
-        .map(|line| line.split_once("stderr: ").map_or(*line, |(_, rest)| rest).to_string())
+        .map(|line| line.split_once("stderr: ").map_or(line, |(_, rest)| rest).to_string());
+    Some(lines.collect())
 }
 
 #[test]
-fn native_and_python_start_response_answer_every_route_alike() {
-    // The runtime's start_response is native; isapi.wsgi's Python one is what runs under
-    // pywin32's loader. Each route asked for at /ROUTE (native) and /py/ROUTE (Python) must
-    // put the same bytes on the wire and, when the application fails, log the same error.
+fn native_and_python_request_loops_answer_every_route_alike() {
+    // The runtime's request loop and start_response are native (wsgi_serve, WsgiResponse);
+    // isapi.wsgi's Python ones are what runs under pywin32's loader. Each route asked for
+    // at /ROUTE (native) and /py/ROUTE (Python) must put the same bytes on the wire and,
+    // when the application fails, log the same error.
     let host = probe();
     let exchange = |path: &str| {
         raw_exchange(
@@ -484,6 +489,20 @@ fn native_and_python_start_response_answer_every_route_alike() {
             Some("UnicodeEncodeError: 'latin-1' codec can't encode characters in position 0-2: ordinal not in range(256)"),
         ),
         ("/reraised", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked", b"8\r\nstarted\n\r\n", Some("KeyError: 'too late'")),
+        ("/tuple", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11", b"tuple body\n", None),
+        (
+            "/list-with-close",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7",
+            b"listed\n",
+            None,
+        ),
+        (
+            "/close-fails",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked",
+            b"5\r\npart\n\r\n",
+            Some("RuntimeError: close failed"),
+        ),
+        ("/body-and-close-fail", "", b"", Some("RuntimeError: close failed")),
     ];
     for &(route, head, body, error) in expected {
         let native = exchange(route);
@@ -519,6 +538,24 @@ fn native_and_python_start_response_answer_every_route_alike() {
             assert_eq!(native_head, format!("{head}\r\nConnection: close"), "{route}");
             assert_eq!(native_body, body, "{route}");
         }
+    }
+    // A list subclass gets a length like a list, and its close() is still called.
+    let log = read_log(probe_dist(), "_wsgi_probe");
+    for path in ["/list-with-close", "/py/list-with-close"] {
+        assert!(log.contains(&format!("close() called for {path}\n")), "{path}: {log}");
+    }
+    // When both the body and close() fail, close()'s error is raised with the body's as its
+    // context, as a `finally:` does.
+    for path in ["/body-and-close-fail", "/py/body-and-close-fail"] {
+        let traceback = logged_traceback(path).unwrap();
+        assert!(
+            traceback.contains(&"ValueError: the body failed".to_string()),
+            "{path}: {traceback:?}"
+        );
+        assert!(
+            traceback.contains(&"During handling of the above exception, another exception occurred:".to_string()),
+            "{path}: {traceback:?}"
+        );
     }
 }
 

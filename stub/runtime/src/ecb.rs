@@ -19,7 +19,7 @@ use windows_sys::Win32::System::Iis::{
 
 use crate::ecb_io::{self, TransmitArgs};
 use crate::ecb_requests::{self, optional_c_string};
-use crate::version::bytes_of;
+use crate::version::{bytes_of, bytes_view};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
 pub struct ExtensionControlBlock {
@@ -111,12 +111,15 @@ impl ExtensionControlBlock {
         let cname: Vec<u8> = name.bytes().chain([0]).collect();
         let cname = CStr::from_bytes_until_nul(&cname).expect("ends with a NUL");
         let mut buffer = Vec::new();
-        Ok(self.variable_into(cname, &mut buffer)?.map(|()| buffer))
+        Ok(self.variable_into(cname, &mut buffer)?.map(|len| {
+            buffer.truncate(len);
+            buffer
+        }))
     }
 
     /// [`variable`](Self::variable) into a buffer the caller reuses across variables (the
     /// WSGI environ reads a dozen per request): no allocation once it is big enough.
-    pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<(), u32>> {
+    pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<usize, u32>> {
         let Raw(ecb) = self.raw()?;
         Ok(read_grown_into(buffer, |buffer, len| {
             // SAFETY: live session; `buffer` holds `*len` writable bytes and `name` is
@@ -152,6 +155,36 @@ impl ExtensionControlBlock {
             value as *mut T as *mut c_void,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
+        )
+    }
+
+    /// SendResponseHeaders' request, from `strings`: the status, a NUL, the header block and
+    /// a NUL (one buffer, one allocation: this runs for every response).
+    pub(crate) fn send_header_strings(
+        &self,
+        py: Python<'_>,
+        strings: &[u8],
+        status_len: usize,
+        keep_alive: bool,
+    ) -> PyResult<()> {
+        debug_assert!(strings[status_len] == 0 && strings.last() == Some(&0));
+        let mut info = HSE_SEND_HEADER_EX_INFO {
+            pszStatus: strings.as_ptr(),
+            pszHeader: strings[status_len + 1..].as_ptr(),
+            cchStatus: status_len as u32,
+            cchHeader: (strings.len() - status_len - 2) as u32,
+            fKeepConn: keep_alive as i32,
+        };
+        self.response_started.store(true, Ordering::SeqCst);
+        let release = !keeps_gil(self.body_started.load(Ordering::SeqCst), false, 0);
+        self.support_with(
+            py,
+            "HSE_REQ_SEND_RESPONSE_HEADER_EX",
+            HSE_REQ_SEND_RESPONSE_HEADER_EX,
+            &mut info as *mut _ as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            release,
         )
     }
 
@@ -233,24 +266,29 @@ const GROW_ATTEMPTS: usize = 4;
 /// GetServerVariable and the filter context's GetServerVariable and GetHeader.
 pub fn read_grown(call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
     let mut buffer = Vec::new();
-    read_grown_into(&mut buffer, call).map(|()| buffer)
+    read_grown_into(&mut buffer, call).map(|len| {
+        buffer.truncate(len);
+        buffer
+    })
 }
 
-/// [`read_grown`] into `buffer` (its old contents dropped, its capacity reused).
-pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<(), u32> {
-    let mut size: u32 = 1024;
+/// [`read_grown`] into `buffer`, reused: the value is `buffer[..n]` for the `n` returned. The
+/// buffer keeps its length (at least 1 KiB, zeroed when it grows), so a reuse writes no
+/// bytes of its own.
+pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<usize, u32> {
+    let mut size = buffer.len().max(1024);
     for _ in 0..GROW_ATTEMPTS {
-        buffer.clear();
-        buffer.resize(size as usize, 0);
-        let mut len = size;
+        if buffer.len() < size {
+            buffer.resize(size, 0);
+        }
+        let mut len = size as u32;
         if call(buffer.as_mut_ptr().cast(), &mut len) != 0 {
-            buffer.truncate((len as usize).min(size as usize));
-            return Ok(());
+            return Ok((len as usize).min(size));
         }
         // SAFETY: reads the calling thread's last-error value, set by the failed call.
         let err = unsafe { GetLastError() };
-        if err == ERROR_INSUFFICIENT_BUFFER && len > size {
-            size = len;
+        if err == ERROR_INSUFFICIENT_BUFFER && len as usize > size {
+            size = len as usize;
             continue;
         }
         return Err(err);
@@ -414,23 +452,23 @@ impl ExtensionControlBlock {
     /// WriteClient(data[, flags]): sends body bytes (str is UTF-8 encoded); returns the count.
     #[pyo3(signature = (data, flags = 0))]
     pub(crate) fn WriteClient(&self, py: Python<'_>, data: &Bound<'_, PyAny>, flags: u32) -> PyResult<u32> {
-        let bytes = bytes_of(data, "data")?;
+        let bytes = bytes_view(data, "data")?;
         let raw = self.raw()?;
         let conn = self.conn()?;
         let flags = if flags == 0 { HSE_IO_SYNC } else { flags };
         self.response_started.store(true, Ordering::SeqCst);
         let asynchronous = flags & HSE_IO_ASYNC != 0;
-        // An async write's buffer must live until its completion: the registration keeps it.
-        let (ptr, len, owned) = match asynchronous.then(|| ecb_io::keep_for_async_write(conn, bytes.clone())) {
-            Some(Some((ptr, len))) => (ptr as usize, len, None),
-            _ => (bytes.as_ptr() as usize, bytes.len(), Some(bytes)),
+        // An async write's buffer must live until its completion: the registration keeps a
+        // copy. A synchronous one sends from `data` itself, which the caller holds.
+        let (ptr, len) = match asynchronous.then(|| ecb_io::keep_for_async_write(conn, bytes.to_vec())) {
+            Some(Some((ptr, len))) => (ptr as usize, len),
+            _ => (bytes.as_ptr() as usize, bytes.len()),
         };
         let call = move || {
             let raw = raw;
-            let _owned = owned;
             let mut len = len as u32;
-            // SAFETY: live session; the buffer (`_owned`, or the one kept for an async write)
-            // outlives the call.
+            // SAFETY: live session; the buffer (`data`'s, held by the caller for this call,
+            // or the copy kept for an async write) outlives the call.
             unsafe {
                 let ecb = &*raw.0;
                 let f = ecb.WriteClient.expect("the server fills WriteClient");
@@ -507,29 +545,14 @@ impl ExtensionControlBlock {
         headers: &Bound<'_, PyAny>,
         keepAlive: bool,
     ) -> PyResult<()> {
-        let mut status = bytes_of(status, "status")?;
-        let mut headers = bytes_of(headers, "headers")?;
-        let (status_len, headers_len) = (status.len() as u32, headers.len() as u32);
-        status.push(0);
-        headers.push(0);
-        let mut info = HSE_SEND_HEADER_EX_INFO {
-            pszStatus: status.as_ptr(),
-            pszHeader: headers.as_ptr(),
-            cchStatus: status_len,
-            cchHeader: headers_len,
-            fKeepConn: keepAlive as i32,
-        };
-        self.response_started.store(true, Ordering::SeqCst);
-        let release = !keeps_gil(self.body_started.load(Ordering::SeqCst), false, 0);
-        self.support_with(
-            py,
-            "HSE_REQ_SEND_RESPONSE_HEADER_EX",
-            HSE_REQ_SEND_RESPONSE_HEADER_EX,
-            &mut info as *mut _ as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            release,
-        )
+        let status = bytes_view(status, "status")?;
+        let headers = bytes_view(headers, "headers")?;
+        let mut strings = Vec::with_capacity(status.len() + headers.len() + 2);
+        strings.extend_from_slice(status);
+        strings.push(0);
+        strings.extend_from_slice(headers);
+        strings.push(0);
+        self.send_header_strings(py, &strings, status.len(), keepAlive)
     }
 
     /// Redirect(url): a 302 response to `url`.

@@ -28,6 +28,19 @@ pub mod _isapi_freeze {
         crate::wsgi::cgi_environ(py, &ecb)
     }
 
+    /// One request through a WSGI application (isapi.wsgi `_respond`, natively).
+    #[pyfunction]
+    fn wsgi_serve(
+        py: Python<'_>,
+        app: &Bound<'_, PyAny>,
+        ecb: &Bound<'_, ExtensionControlBlock>,
+        response: &Bound<'_, WsgiResponse>,
+        base: &Bound<'_, PyDict>,
+        input_class: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        crate::wsgi::serve(py, app, ecb, response, base, input_class)
+    }
+
     /// Every member name of the app archive.
     #[pyfunction]
     fn archive_names() -> PyResult<Vec<String>> {

@@ -10,12 +10,19 @@ use pyo3::types::{PyBytes, PyString};
 
 /// Bytes from a str (UTF-8) or bytes value, as pywin32 accepts for descriptions.
 pub fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    bytes_view(value, what).map(<[u8]>::to_vec)
+}
+
+/// [`bytes_of`] without the copy: the bytes object's own buffer, or the str's UTF-8 (which
+/// CPython keeps with the object). Both are immutable and live as long as `value`, so they
+/// can be read without the GIL while the caller holds `value`.
+pub fn bytes_view<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a [u8]> {
     if let Ok(b) = value.cast::<PyBytes>() {
-        Ok(b.as_bytes().to_vec())
+        Ok(b.as_bytes())
     } else if let Ok(s) = value.cast::<PyString>() {
-        Ok(s.to_str()?.as_bytes().to_vec())
+        Ok(s.to_str()?.as_bytes())
     } else if value.is_none() {
-        Ok(Vec::new())
+        Ok(&[])
     } else {
         Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "{what} must be str or bytes"

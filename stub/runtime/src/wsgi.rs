@@ -9,9 +9,9 @@ use std::ffi::CStr;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::ecb::{ansi_bytes, field_bytes, utf16_text, ExtensionControlBlock};
+use crate::ecb::{ansi_bytes, field_bytes, ExtensionControlBlock};
 
 /// cbTotalBytes of a body whose length is not known up front (chunked).
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
@@ -53,7 +53,7 @@ impl Variables<'_> {
     /// A variable's bytes (without the NUL), or None when the server has no such variable.
     fn get(&mut self, name: &CStr) -> PyResult<Option<&[u8]>> {
         Ok(match self.ecb.variable_into(name, &mut self.buffer)? {
-            Ok(()) => Some(ansi_bytes(&self.buffer)),
+            Ok(len) => Some(ansi_bytes(&self.buffer[..len])),
             Err(_) => None,
         })
     }
@@ -69,8 +69,18 @@ impl Variables<'_> {
 
 /// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes.
 fn request_path(ecb: &ExtensionControlBlock, variables: &mut Variables) -> PyResult<Vec<u8>> {
-    if ecb.variable_into(c"UNICODE_PATH_INFO", &mut variables.buffer)?.is_ok() {
-        return Ok(utf16_text(&variables.buffer).into_bytes());
+    if let Ok(len) = ecb.variable_into(c"UNICODE_PATH_INFO", &mut variables.buffer)? {
+        // UTF-16 to UTF-8 in one pass (as ecb::utf16_text, without its two allocations).
+        let wide = &variables.buffer[..len & !1];
+        let wide = wide.strip_suffix(&[0, 0]).unwrap_or(wide);
+        let units = wide.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let mut path = Vec::with_capacity(wide.len());
+        let mut utf8 = [0u8; 4];
+        for c in char::decode_utf16(units) {
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            path.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        return Ok(path);
     }
     Ok(field_bytes(ecb.fields()?.lpszPathInfo).to_vec())
 }
@@ -99,11 +109,13 @@ fn split_path<'a>(path: &'a [u8], mount: &[u8]) -> (&'a [u8], &'a [u8]) {
     (b"", path)
 }
 
-/// (CGI name without HTTP_, value) of each request header: from ALL_RAW, the headers as
-/// sent, else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI
-/// servers do, so that a client cannot pass one off as another (X_User vs X-User).
-fn request_headers(variables: &mut Variables) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut headers = Vec::new();
+/// Adds an `HTTP_*` variable for each request header: from ALL_RAW, the headers as sent,
+/// else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI servers
+/// do, so that a client cannot pass one off as another (X_User vs X-User). A header sent
+/// twice gets its values joined with commas.
+fn add_request_headers(py: Python<'_>, environ: &Bound<'_, PyDict>, variables: &mut Variables) -> PyResult<()> {
+    // The key being built: HTTP_ and the name, upper case, `-` as `_`.
+    let mut key = b"HTTP_".to_vec();
     if let Some(raw) = variables.get(c"ALL_RAW")?.filter(|raw| !raw.is_empty()) {
         for line in raw.split(|&b| b == b'\n') {
             let line = trim_crs(line);
@@ -114,37 +126,59 @@ fn request_headers(variables: &mut Variables) -> PyResult<Vec<(Vec<u8>, Vec<u8>)
             if name.is_empty() || name.contains(&b'_') || !name.is_ascii() {
                 continue;
             }
-            let name = name
-                .iter()
-                .map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() })
-                .collect();
-            headers.push((name, trim_ows(&line[colon + 1..]).to_vec()));
+            key.truncate("HTTP_".len());
+            key.extend(
+                name.iter()
+                    .map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }),
+            );
+            add_header(py, environ, &key, trim_ows(&line[colon + 1..]))?;
         }
-        return Ok(headers);
+        return Ok(());
     }
     for line in variables.get(c"ALL_HTTP")?.unwrap_or_default().split(|&b| b == b'\n') {
         let line = trim_crs(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        if let Some(name) = line[..colon].strip_prefix(b"HTTP_") {
-            headers.push((name.to_vec(), trim_ows(&line[colon + 1..]).to_vec()));
+        if line.starts_with(b"HTTP_") {
+            add_header(py, environ, &line[..colon], trim_ows(&line[colon + 1..]))?;
         }
     }
-    Ok(headers)
+    Ok(())
+}
+
+/// environ[key] = value, or `,value` appended to an earlier one (Content-Type and
+/// Content-Length come from their own variables instead).
+fn add_header(py: Python<'_>, environ: &Bound<'_, PyDict>, key: &[u8], value: &[u8]) -> PyResult<()> {
+    if UNPREFIXED.contains(&&key["HTTP_".len()..]) {
+        return Ok(());
+    }
+    let key = latin1(py, key);
+    match environ.get_item(&key)? {
+        Some(earlier) => {
+            let joined = format!("{},{}", earlier.extract::<String>()?, latin1(py, value).to_str()?);
+            environ.set_item(key, joined)
+        }
+        None => environ.set_item(key, latin1(py, value)),
+    }
 }
 
 /// The environ's CGI variables (every str-valued key, plus `wsgi.url_scheme`). Keys are
 /// interned strings: made and hashed once per process, not once per request.
 pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
+    add_cgi_variables(py, &environ, ecb)?;
+    Ok(environ)
+}
+
+/// Adds the CGI variables of [`cgi_environ`] to `environ`.
+fn add_cgi_variables(py: Python<'_>, environ: &Bound<'_, PyDict>, ecb: &ExtensionControlBlock) -> PyResult<()> {
     let mut variables = Variables {
         ecb,
         buffer: Vec::with_capacity(1024),
     };
     let path = request_path(ecb, &mut variables)?;
-    let appl_md_path = variables.get(c"APPL_MD_PATH")?.unwrap_or_default().to_vec();
-    let (script_name, path_info) = split_path(&path, mount_point(&appl_md_path));
+    let (script_name, path_info) = split_path(&path, mount_point(variables.get(c"APPL_MD_PATH")?.unwrap_or_default()));
     let https = variables.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
     let (method, query, content_type, total) = {
         let f = ecb.fields()?;
@@ -194,21 +228,7 @@ pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResul
     {
         environ.set_item(intern!(py, "CONTENT_LENGTH"), latin1(py, length))?;
     }
-    for (name, value) in request_headers(v)? {
-        if UNPREFIXED.contains(&name.as_slice()) {
-            continue;
-        }
-        let key = latin1(py, &[b"HTTP_", name.as_slice()].concat());
-        let joined = match environ.get_item(&key)? {
-            Some(earlier) => format!("{},{}", earlier.extract::<String>()?, latin1(py, &value).to_str()?),
-            None => {
-                environ.set_item(key, latin1(py, &value))?;
-                continue;
-            }
-        };
-        environ.set_item(key, joined)?;
-    }
-    Ok(environ)
+    add_request_headers(py, environ, v)
 }
 
 /// `start_response` and the response it starts, for isapi.wsgi: the status and header
@@ -226,19 +246,27 @@ pub struct WsgiResponse {
     headers_sent: bool,
 }
 
-/// The text of a Python str (or str subclass), or the conversion's error (a lone surrogate).
-fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(value.cast::<PyString>()?.to_str()?.to_owned())
+/// The text of a Python str (or str subclass); None for anything else, or a str that has no
+/// UTF-8 form (a lone surrogate).
+fn text_of<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    value.cast::<PyString>().ok()?.to_str().ok()
 }
 
-/// `s.encode("latin-1")`: Python's own encoder for anything outside latin-1, so the error
-/// is the one Python gives.
-fn latin1_bytes<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-    if s.chars().all(|c| (c as u32) < 0x100) {
-        let bytes: Vec<u8> = s.chars().map(|c| c as u8).collect();
-        return Ok(pyo3::types::PyBytes::new(py, &bytes));
+/// Appends `s.encode("latin-1")` to `out`. Outside latin-1 it fails with the error Python's
+/// own encoder gives.
+fn push_latin1(py: Python<'_>, out: &mut Vec<u8>, s: &str) -> PyResult<()> {
+    if s.is_ascii() {
+        out.extend_from_slice(s.as_bytes());
+        return Ok(());
     }
-    Ok(PyString::new(py, s).call_method1("encode", ("latin-1",))?.cast_into()?)
+    for c in s.chars() {
+        let Ok(byte) = u8::try_from(u32::from(c)) else {
+            PyString::new(py, s).call_method1("encode", ("latin-1",))?;
+            unreachable!("{c:?} is outside latin-1, so encode raised");
+        };
+        out.push(byte);
+    }
+    Ok(())
 }
 
 /// `status[:3]`.
@@ -294,11 +322,11 @@ impl WsgiResponse {
         };
         let well_formed = {
             let text = status.to_str()?;
-            let chars: Vec<char> = text.chars().take(4).collect();
-            chars.len() == 4
-                && chars[3] == ' '
-                && if chars[..3].iter().all(char::is_ascii) {
-                    chars[..3].iter().all(char::is_ascii_digit)
+            let mut chars = text.chars();
+            let code: [Option<char>; 3] = [chars.next(), chars.next(), chars.next()];
+            chars.next() == Some(' ')
+                && if code.iter().all(|c| c.is_some_and(|c| c.is_ascii())) {
+                    code.iter().all(|c| c.is_some_and(|c| c.is_ascii_digit()))
                 } else {
                     // str.isdigit's idea of a digit, beyond ASCII.
                     code_of(status)?.call_method0("isdigit")?.is_truthy()?
@@ -310,34 +338,37 @@ impl WsgiResponse {
                 status.repr()?
             )));
         }
-        let mut lines = Vec::new();
+        // One pass, as cheap as it can be (this runs for every response): each header is
+        // checked for its type at once, as the Python twin's first loop does, and the first
+        // one with a line break is refused after them all, as its second check does.
+        let mut block = String::with_capacity(128);
+        let mut broken = None;
         for header in headers.try_iter()? {
             let header = header?;
-            let pair = header
-                .cast::<pyo3::types::PyTuple>()
-                .ok()
-                .filter(|t| t.len() == 2)
-                .and_then(|t| Some((text_of(&t.get_item(0).ok()?).ok()?, text_of(&t.get_item(1).ok()?).ok()?)));
-            let Some((name, value)) = pair else {
+            let pair = header.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+            let pair = pair.and_then(|t| Some((t.get_item(0).ok()?, t.get_item(1).ok()?)));
+            let texts = pair
+                .as_ref()
+                .and_then(|(name, value)| Some((text_of(name)?, text_of(value)?)));
+            let Some((name, value)) = texts else {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                     "each header must be a (str, str) tuple, not {}",
                     header.repr()?
                 )));
             };
-            lines.push((header, name, value));
-        }
-        let mut block = String::new();
-        for (header, name, value) in &lines {
-            if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "a header contains a line break: {}",
-                    header.repr()?
-                )));
+            if broken.is_none() && (name.contains(['\r', '\n']) || value.contains(['\r', '\n'])) {
+                broken = Some(header.clone());
             }
             block.push_str(name);
             block.push_str(": ");
             block.push_str(value);
             block.push_str("\r\n");
+        }
+        if let Some(header) = broken {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "a header contains a line break: {}",
+                header.repr()?
+            )));
         }
         let mut this = slf.borrow_mut();
         this.status = Some(status.clone().unbind());
@@ -368,9 +399,14 @@ impl WsgiResponse {
         };
         let text = status.to_str()?;
         // Encoded first: a status or header outside latin-1 fails before anything is sent,
-        // so the client still gets the error page.
-        let status_line = latin1_bytes(py, text)?;
-        let headers = latin1_bytes(py, &format!("{}\r\n", self.header_block))?;
+        // so the client still gets the error page. SendResponseHeaders' strings, each
+        // ending with a NUL, in one buffer.
+        let mut strings = Vec::with_capacity(text.len() + self.header_block.len() + 4);
+        push_latin1(py, &mut strings, text)?;
+        let status_len = strings.len();
+        strings.push(0);
+        push_latin1(py, &mut strings, &self.header_block)?;
+        strings.extend_from_slice(b"\r\n\0");
         let code: u32 = match text.get(..3).and_then(|digits| digits.parse().ok()) {
             Some(code) => code,
             None => py
@@ -381,7 +417,7 @@ impl WsgiResponse {
         let ecb = self.ecb.bind(py).borrow();
         ecb.set_status(code)?;
         self.headers_sent = true;
-        ecb.SendResponseHeaders(py, &status_line, &headers, true)
+        ecb.send_header_strings(py, &strings, status_len, true)
     }
 
     /// The write callable start_response returns.
@@ -400,4 +436,87 @@ impl WsgiResponse {
         }
         Ok(())
     }
+}
+
+/// One request through a WSGI application, natively: `isapi.wsgi._respond`'s twin
+/// (that one runs under pywin32's loader). The environ is `base` (the keys that are the
+/// same for every request) with the request's CGI variables, `wsgi.input` (`input_class(ecb)`)
+/// and `isapi.ecb`; the response goes out through `response`. Errors are raised, for
+/// `isapi.wsgi._serve` to log and answer.
+pub fn serve(
+    py: Python<'_>,
+    app: &Bound<'_, PyAny>,
+    ecb: &Bound<'_, ExtensionControlBlock>,
+    response: &Bound<'_, WsgiResponse>,
+    base: &Bound<'_, PyDict>,
+    input_class: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let environ = base.copy()?;
+    add_cgi_variables(py, &environ, &ecb.borrow())?;
+    environ.set_item(intern!(py, "wsgi.input"), input_class.call1((ecb,))?)?;
+    environ.set_item(intern!(py, "isapi.ecb"), ecb)?;
+    let result = app.call1((environ, response))?;
+    let sent = send_result(py, &result, response);
+    // `finally: result.close()`: an error of close() wins, with the sending's as its context.
+    // A plain list or tuple (what most applications return) has no close(), and asking it
+    // costs an AttributeError.
+    let plain = result.is_exact_instance_of::<pyo3::types::PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = match if plain {
+        Ok(None)
+    } else {
+        result.getattr_opt(intern!(py, "close"))
+    } {
+        Ok(Some(close)) => close.call0().map(drop),
+        Ok(None) => Ok(()),
+        Err(error) => Err(error),
+    };
+    match closed {
+        Ok(()) => sent,
+        Err(error) => {
+            error.set_context(py, sent.err());
+            Err(error)
+        }
+    }
+}
+
+/// Sends what the application returned: each block of body as it comes, the headers with
+/// the first non-empty one (or at the end).
+fn send_result(py: Python<'_>, result: &Bound<'_, PyAny>, response: &Bound<'_, WsgiResponse>) -> PyResult<()> {
+    // One block and no length (as wsgiref does): the length is known, so the response need
+    // not be chunked.
+    let single = match result.cast::<pyo3::types::PyList>() {
+        Ok(list) => (list.len() == 1).then(|| list.get_item(0)).transpose()?,
+        Err(_) => match result.cast::<PyTuple>() {
+            Ok(tuple) => (tuple.len() == 1).then(|| tuple.get_item(0)).transpose()?,
+            Err(_) => None,
+        },
+    };
+    if let Some(block) = single {
+        let this = response.borrow();
+        if this.status.is_some() && !this.headers_sent && !this.has_length() {
+            drop(this);
+            let len = block.len()?;
+            response.borrow_mut().add_length(len);
+        }
+    }
+    for data in result.try_iter()? {
+        let data = data?;
+        let Ok(bytes) = data.cast::<pyo3::types::PyBytes>() else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "the application must yield bytes, not {}",
+                data.get_type().name()?
+            )));
+        };
+        if !bytes.as_bytes().is_empty() {
+            response.borrow_mut().write(py, &data)?;
+        }
+    }
+    let mut this = response.borrow_mut();
+    if !this.headers_sent {
+        if !this.has_length() {
+            this.add_length(0);
+        }
+        this.send_headers(py)?;
+    }
+    Ok(())
 }
