@@ -327,6 +327,46 @@ fn agreed_environ(host: &Host, raw: &[u8]) -> String {
 }
 
 #[test]
+fn each_request_gets_its_own_values_though_the_runtime_reuses_repeated_ones() {
+    // The runtime keeps the strings of the last request's values and reuses them when the
+    // bytes are the same: a value that changes, comes back, or goes away must show as it
+    // is in each request.
+    let host = probe();
+    let first = b"GET /agree?q=1 HTTP/1.1\r\nHost: one.example\r\nX-Thing: 1\r\nConnection: close\r\n\r\n";
+    let second = b"POST /agree/b?q=22 HTTP/1.1\r\nHost: two.example\r\nX-Thing: 22\r\nX-Other: o\r\n\
+Content-Length: 0\r\nConnection: close\r\n\r\n";
+    let wanted_first = [
+        "HTTP_HOST=\\'one.example\\'",
+        "HTTP_X_THING=\\'1\\'",
+        "QUERY_STRING=\\'q=1\\'",
+        "REQUEST_METHOD=\\'GET\\'",
+        "PATH_INFO=\\'/agree\\'",
+        "SERVER_NAME=\\'one.example\\'",
+    ];
+    let wanted_second = [
+        "HTTP_HOST=\\'two.example\\'",
+        "HTTP_X_THING=\\'22\\'",
+        "HTTP_X_OTHER=\\'o\\'",
+        "QUERY_STRING=\\'q=22\\'",
+        "REQUEST_METHOD=\\'POST\\'",
+        "PATH_INFO=\\'/agree/b\\'",
+        "SERVER_NAME=\\'two.example\\'",
+    ];
+    for (raw, wanted) in [
+        (&first[..], &wanted_first[..]),
+        (second, &wanted_second),
+        (first, &wanted_first),
+    ] {
+        let listing = agreed_environ(&host, raw);
+        assert!(listing.starts_with("agree\\n"), "{listing}");
+        for line in wanted {
+            assert!(listing.contains(&format!("\\n{line}\\n")), "{line} in {listing}");
+        }
+        assert_eq!(listing.contains("HTTP_X_OTHER"), raw == second, "{listing}");
+    }
+}
+
+#[test]
 fn native_and_python_cgi_environ_agree_on_awkward_requests() {
     // The runtime builds the CGI variables natively; isapi.wsgi's Python version is what
     // runs under pywin32's loader. The route lists the native ones and first says whether

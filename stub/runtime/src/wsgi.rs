@@ -28,6 +28,116 @@ fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// The CGI variables whose last value [`Strings`] keeps, one slot each.
+#[derive(Clone, Copy)]
+enum Slot {
+    Method,
+    ScriptName,
+    PathInfo,
+    QueryString,
+    ServerName,
+    ServerPort,
+    ServerProtocol,
+    ServerSoftware,
+    RemoteAddr,
+    RemotePort,
+    RemoteUser,
+    AuthType,
+    ContentType,
+    ContentLength,
+}
+const SLOTS: usize = Slot::ContentLength as usize + 1;
+
+/// How many header names [`Recent`] keeps: a client sending made-up names cannot make it
+/// grow without bound.
+const MAX_HEADER_KEYS: usize = 256;
+
+/// A value's bytes and the string made of them.
+type Made = (Vec<u8>, Py<PyString>);
+
+/// By `HTTP_*` key: the key as a string (interned), and the key's last value.
+type HeaderStrings = std::collections::HashMap<Vec<u8>, (Py<PyString>, Option<Made>)>;
+
+/// The strings of recent requests' environ values. From one request to the next most of
+/// them are the same (the server's name and port, the method, Host, User-Agent), and
+/// comparing bytes costs less than making a string (and, for a key, hashing it).
+struct Recent {
+    /// The last value of each [`Slot`].
+    values: [Option<Made>; SLOTS],
+    headers: Option<HeaderStrings>,
+}
+
+static RECENT: std::sync::Mutex<Recent> = std::sync::Mutex::new(Recent {
+    values: [const { None }; SLOTS],
+    headers: None,
+});
+
+/// The environ's strings for one request: reused from [`RECENT`] when the bytes match. The
+/// lock is only tried: a request that finds it taken (code run from within this one, such
+/// as a finalizer) makes its strings afresh.
+struct Strings(Option<std::sync::MutexGuard<'static, Recent>>);
+
+impl Strings {
+    fn new() -> Self {
+        Strings(RECENT.try_lock().ok())
+    }
+
+    /// `bytes` as a native string for the variable in `slot`.
+    fn value<'py>(&mut self, py: Python<'py>, slot: Slot, bytes: &[u8]) -> Bound<'py, PyString> {
+        match &mut self.0 {
+            Some(recent) => reuse(py, &mut recent.values[slot as usize], bytes),
+            None => latin1(py, bytes),
+        }
+    }
+
+    /// (key, value) as native strings for a request header's `HTTP_*` key and value.
+    fn header<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &[u8],
+        value: &[u8],
+    ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+        let Some(recent) = &mut self.0 else {
+            return (latin1(py, key), latin1(py, value));
+        };
+        let headers = recent.headers.get_or_insert_with(Default::default);
+        if let Some((key, last)) = headers.get_mut(key) {
+            let value = reuse(py, last, value);
+            return (key.bind(py).clone(), value);
+        }
+        // Interned, as the literals of the application's code are: its lookups then find
+        // the key by identity.
+        let key_string = match std::str::from_utf8(key) {
+            Ok(ascii) if key.is_ascii() => PyString::intern(py, ascii),
+            _ => latin1(py, key),
+        };
+        let mut last = None;
+        let value = reuse(py, &mut last, value);
+        if headers.len() < MAX_HEADER_KEYS {
+            headers.insert(key.to_vec(), (key_string.clone().unbind(), last));
+        }
+        (key_string, value)
+    }
+}
+
+/// The string in `slot` if it was made of `bytes`, else a new one, kept in `slot` for next
+/// time (in the slot's buffer: no allocation once it is big enough).
+fn reuse<'py>(py: Python<'py>, slot: &mut Option<Made>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if let Some((last, string)) = slot {
+        if last.as_slice() == bytes {
+            return string.bind(py).clone();
+        }
+        let made = latin1(py, bytes);
+        last.clear();
+        last.extend_from_slice(bytes);
+        *string = made.clone().unbind();
+        return made;
+    }
+    let made = latin1(py, bytes);
+    *slot = Some((bytes.to_vec(), made.clone().unbind()));
+    made
+}
+
 /// HTTP's optional whitespace (RFC 9110: SP and HTAB) around a name or value.
 fn trim_ows(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
@@ -55,14 +165,6 @@ impl Variables<'_> {
         Ok(match self.ecb.variable_into(name, &mut self.buffer)? {
             Ok(len) => Some(ansi_bytes(&self.buffer[..len])),
             Err(_) => None,
-        })
-    }
-
-    /// A variable as a native string, `default` when the server has none.
-    fn text<'py>(&mut self, py: Python<'py>, name: &CStr, default: &str) -> PyResult<Bound<'py, PyString>> {
-        Ok(match self.get(name)? {
-            Some(value) => latin1(py, value),
-            None => PyString::new(py, default),
         })
     }
 }
@@ -113,7 +215,12 @@ fn split_path<'a>(path: &'a [u8], mount: &[u8]) -> (&'a [u8], &'a [u8]) {
 /// else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI servers
 /// do, so that a client cannot pass one off as another (X_User vs X-User). A header sent
 /// twice gets its values joined with commas.
-fn add_request_headers(py: Python<'_>, environ: &Bound<'_, PyDict>, variables: &mut Variables) -> PyResult<()> {
+fn add_request_headers(
+    py: Python<'_>,
+    environ: &Bound<'_, PyDict>,
+    variables: &mut Variables,
+    strings: &mut Strings,
+) -> PyResult<()> {
     // The key being built: HTTP_ and the name, upper case, `-` as `_`.
     let mut key = b"HTTP_".to_vec();
     if let Some(raw) = variables.get(c"ALL_RAW")?.filter(|raw| !raw.is_empty()) {
@@ -131,7 +238,7 @@ fn add_request_headers(py: Python<'_>, environ: &Bound<'_, PyDict>, variables: &
                 name.iter()
                     .map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }),
             );
-            add_header(py, environ, &key, trim_ows(&line[colon + 1..]))?;
+            add_header(py, environ, strings, &key, trim_ows(&line[colon + 1..]))?;
         }
         return Ok(());
     }
@@ -141,7 +248,7 @@ fn add_request_headers(py: Python<'_>, environ: &Bound<'_, PyDict>, variables: &
             continue;
         };
         if line.starts_with(b"HTTP_") {
-            add_header(py, environ, &line[..colon], trim_ows(&line[colon + 1..]))?;
+            add_header(py, environ, strings, &line[..colon], trim_ows(&line[colon + 1..]))?;
         }
     }
     Ok(())
@@ -149,17 +256,23 @@ fn add_request_headers(py: Python<'_>, environ: &Bound<'_, PyDict>, variables: &
 
 /// environ[key] = value, or `,value` appended to an earlier one (Content-Type and
 /// Content-Length come from their own variables instead).
-fn add_header(py: Python<'_>, environ: &Bound<'_, PyDict>, key: &[u8], value: &[u8]) -> PyResult<()> {
+fn add_header(
+    py: Python<'_>,
+    environ: &Bound<'_, PyDict>,
+    strings: &mut Strings,
+    key: &[u8],
+    value: &[u8],
+) -> PyResult<()> {
     if UNPREFIXED.contains(&&key["HTTP_".len()..]) {
         return Ok(());
     }
-    let key = latin1(py, key);
+    let (key, value) = strings.header(py, key, value);
     match environ.get_item(&key)? {
         Some(earlier) => {
-            let joined = format!("{},{}", earlier.extract::<String>()?, latin1(py, value).to_str()?);
+            let joined = format!("{},{}", earlier.extract::<String>()?, value.to_str()?);
             environ.set_item(key, joined)
         }
-        None => environ.set_item(key, latin1(py, value)),
+        None => environ.set_item(key, value),
     }
 }
 
@@ -173,13 +286,16 @@ pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResul
 
 /// Adds the CGI variables of [`cgi_environ`] to `environ`.
 fn add_cgi_variables(py: Python<'_>, environ: &Bound<'_, PyDict>, ecb: &ExtensionControlBlock) -> PyResult<()> {
+    use Slot::*;
+    let mut strings = Strings::new();
     let mut variables = Variables {
         ecb,
         buffer: Vec::with_capacity(1024),
     };
-    let path = request_path(ecb, &mut variables)?;
-    let (script_name, path_info) = split_path(&path, mount_point(variables.get(c"APPL_MD_PATH")?.unwrap_or_default()));
-    let https = variables.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
+    let v = &mut variables;
+    let path = request_path(ecb, v)?;
+    let (script_name, path_info) = split_path(&path, mount_point(v.get(c"APPL_MD_PATH")?.unwrap_or_default()));
+    let https = v.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
     let (method, query, content_type, total) = {
         let f = ecb.fields()?;
         (
@@ -189,46 +305,61 @@ fn add_cgi_variables(py: Python<'_>, environ: &Bound<'_, PyDict>, ecb: &Extensio
             f.cbTotalBytes,
         )
     };
-    environ.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, method))?;
-    environ.set_item(intern!(py, "SCRIPT_NAME"), latin1(py, script_name))?;
-    environ.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
-    environ.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
-    let v = &mut variables;
-    environ.set_item(intern!(py, "SERVER_NAME"), v.text(py, c"SERVER_NAME", "")?)?;
-    let port = if https { "443" } else { "80" };
-    environ.set_item(intern!(py, "SERVER_PORT"), v.text(py, c"SERVER_PORT", port)?)?;
-    environ.set_item(
-        intern!(py, "SERVER_PROTOCOL"),
-        v.text(py, c"SERVER_PROTOCOL", "HTTP/1.1")?,
+    let mut set =
+        |key: &Bound<'_, PyString>, slot: Slot, value: &[u8]| environ.set_item(key, strings.value(py, slot, value));
+    set(intern!(py, "REQUEST_METHOD"), Method, method)?;
+    set(intern!(py, "SCRIPT_NAME"), ScriptName, script_name)?;
+    set(intern!(py, "PATH_INFO"), PathInfo, path_info)?;
+    set(intern!(py, "QUERY_STRING"), QueryString, query)?;
+    set(
+        intern!(py, "SERVER_NAME"),
+        ServerName,
+        v.get(c"SERVER_NAME")?.unwrap_or(b""),
     )?;
-    environ.set_item(intern!(py, "SERVER_SOFTWARE"), v.text(py, c"SERVER_SOFTWARE", "")?)?;
+    let port: &[u8] = if https { b"443" } else { b"80" };
+    set(
+        intern!(py, "SERVER_PORT"),
+        ServerPort,
+        v.get(c"SERVER_PORT")?.unwrap_or(port),
+    )?;
+    let protocol = v.get(c"SERVER_PROTOCOL")?.unwrap_or(b"HTTP/1.1");
+    set(intern!(py, "SERVER_PROTOCOL"), ServerProtocol, protocol)?;
+    set(
+        intern!(py, "SERVER_SOFTWARE"),
+        ServerSoftware,
+        v.get(c"SERVER_SOFTWARE")?.unwrap_or(b""),
+    )?;
+    set(
+        intern!(py, "REMOTE_ADDR"),
+        RemoteAddr,
+        v.get(c"REMOTE_ADDR")?.unwrap_or(b""),
+    )?;
+    for (key, slot, name) in [
+        (intern!(py, "REMOTE_PORT"), RemotePort, c"REMOTE_PORT"),
+        (intern!(py, "REMOTE_USER"), RemoteUser, c"REMOTE_USER"),
+        (intern!(py, "AUTH_TYPE"), AuthType, c"AUTH_TYPE"),
+    ] {
+        if let Some(value) = v.get(name)?.filter(|value| !value.is_empty()) {
+            set(key, slot, value)?;
+        }
+    }
+    if !content_type.is_empty() {
+        set(intern!(py, "CONTENT_TYPE"), ContentType, content_type)?;
+    }
+    if let Some(length) = v
+        .get(c"CONTENT_LENGTH")?
+        .filter(|l| !l.is_empty() && total != UNKNOWN_LENGTH)
+    {
+        set(intern!(py, "CONTENT_LENGTH"), ContentLength, length)?;
+    }
     environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
-    environ.set_item(intern!(py, "REMOTE_ADDR"), v.text(py, c"REMOTE_ADDR", "")?)?;
     let scheme = if https {
         intern!(py, "https")
     } else {
         intern!(py, "http")
     };
     environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
-    for (key, name) in [
-        (intern!(py, "REMOTE_PORT"), c"REMOTE_PORT"),
-        (intern!(py, "REMOTE_USER"), c"REMOTE_USER"),
-        (intern!(py, "AUTH_TYPE"), c"AUTH_TYPE"),
-    ] {
-        if let Some(value) = v.get(name)?.filter(|value| !value.is_empty()) {
-            environ.set_item(key, latin1(py, value))?;
-        }
-    }
-    if !content_type.is_empty() {
-        environ.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, content_type))?;
-    }
-    if let Some(length) = v
-        .get(c"CONTENT_LENGTH")?
-        .filter(|l| !l.is_empty() && total != UNKNOWN_LENGTH)
-    {
-        environ.set_item(intern!(py, "CONTENT_LENGTH"), latin1(py, length))?;
-    }
-    add_request_headers(py, environ, v)
+    add_request_headers(py, environ, v, &mut strings)
 }
 
 /// `start_response` and the response it starts, for isapi.wsgi: the status and header
