@@ -99,25 +99,23 @@ impl ExtensionControlBlock {
         isapi_error(py, "ExtensionError", errno, funcname)
     }
 
-    /// A server variable's raw value (ANSI bytes with their NUL, or UTF-16 for `UNICODE_*`
-    /// names), or the Windows error that GetServerVariable failed with.
+    /// A server variable as pywin32 returns it (bytes, or str for `UNICODE_*` names), or
+    /// the Windows error that GetServerVariable failed with.
     ///
     /// The GIL stays held: GetServerVariable is a lookup in the server's memory that never
     /// blocks nor calls back into an extension or filter. Releasing the GIL here would hand
     /// it to another thread for every variable a request reads (a WSGI environ reads a
     /// dozen), each hand-off a kernel wait and wake.
-    pub(crate) fn variable(&self, name: &str) -> PyResult<Result<Vec<u8>, u32>> {
-        // A NUL in the name ends it, as it would for a C caller.
-        let cname: Vec<u8> = name.bytes().chain([0]).collect();
-        let cname = CStr::from_bytes_until_nul(&cname).expect("ends with a NUL");
-        let mut buffer = Vec::new();
-        Ok(self.variable_into(cname, &mut buffer)?.map(|len| {
-            buffer.truncate(len);
-            buffer
-        }))
+    pub(crate) fn variable_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Result<Bound<'py, PyAny>, u32>> {
+        with_c_name(name, |cname| {
+            with_scratch(|buffer| {
+                let value = self.variable_into(cname, buffer)?;
+                Ok(value.map(|len| server_variable_value(py, name, &buffer[..len])))
+            })
+        })
     }
 
-    /// [`variable`](Self::variable) into a buffer the caller reuses across variables (the
+    /// [`variable_value`](Self::variable_value)'s bytes, into a buffer the caller reuses across variables (the
     /// WSGI environ reads a dozen per request): no allocation once it is big enough.
     pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<usize, u32>> {
         let Raw(ecb) = self.raw()?;
@@ -312,11 +310,38 @@ pub fn ansi_bytes(buffer: &[u8]) -> &[u8] {
 
 /// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
 /// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
-pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: Vec<u8>) -> Bound<'py, PyAny> {
+pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: &[u8]) -> Bound<'py, PyAny> {
     if name.starts_with("UNICODE_") {
-        return PyString::new(py, &utf16_text(&buffer)).into_any();
+        return PyString::new(py, &utf16_text(buffer)).into_any();
     }
-    PyBytes::new(py, ansi_bytes(&buffer)).into_any()
+    PyBytes::new(py, ansi_bytes(buffer)).into_any()
+}
+
+/// Calls `f` with `name` as a C string; a NUL in the name ends it, as it would for a C
+/// caller. Names that fit (every server variable's) are made on the stack.
+pub fn with_c_name<R>(name: &str, f: impl FnOnce(&CStr) -> R) -> R {
+    let mut short = [0u8; 64];
+    if name.len() < short.len() {
+        short[..name.len()].copy_from_slice(name.as_bytes());
+        return f(CStr::from_bytes_until_nul(&short).expect("ends with a NUL"));
+    }
+    let long: Vec<u8> = name.bytes().chain([0]).collect();
+    f(CStr::from_bytes_until_nul(&long).expect("ends with a NUL"))
+}
+
+thread_local! {
+    /// The buffer server variables are read into before they become Python objects: one per
+    /// thread, so that a read allocates nothing once it is big enough.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with this thread's scratch buffer (a fresh one if a call further up the stack
+/// holds it).
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => f(&mut buffer),
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// The bytes of one of the server's string fields (the control block's lpszMethod, a
@@ -440,8 +465,8 @@ impl ExtensionControlBlock {
                 )))
             }
         };
-        match self.variable(name)? {
-            Ok(buffer) => Ok(server_variable_value(py, name, buffer)),
+        match self.variable_value(py, name)? {
+            Ok(value) => Ok(value),
             Err(err) => match default {
                 Some(default) => Ok(default),
                 None => Err(Self::server_error(py, err, "GetServerVariable")),

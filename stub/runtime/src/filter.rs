@@ -256,7 +256,7 @@ impl FilterContext {
         let default = optional_arg(default)?;
         let slot = self.fields()?.GetServerVariable;
         match self.get_value(py, name.as_bytes(), slot)? {
-            Ok(buffer) => Ok(crate::ecb::server_variable_value(py, name, buffer)),
+            Ok(buffer) => Ok(crate::ecb::server_variable_value(py, name, &buffer)),
             Err(err) => match default {
                 Some(default) => Ok(default),
                 None => Err(filter_error(py, err, "GetServerVariable")),

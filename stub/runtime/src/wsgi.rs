@@ -11,7 +11,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::ecb::{ansi_bytes, field_bytes, ExtensionControlBlock};
+use crate::ecb::{ansi_bytes, field_bytes, with_scratch, ExtensionControlBlock};
 
 /// cbTotalBytes of a body whose length is not known up front (chunked).
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
@@ -153,16 +153,17 @@ fn trim_crs(line: &[u8]) -> &[u8] {
     &line[..line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)]
 }
 
-/// The server variables of one request, read into one buffer.
+/// The server variables of one request, read into one buffer (the thread's scratch buffer,
+/// see `ecb::with_scratch`).
 struct Variables<'a> {
     ecb: &'a ExtensionControlBlock,
-    buffer: Vec<u8>,
+    buffer: &'a mut Vec<u8>,
 }
 
 impl Variables<'_> {
     /// A variable's bytes (without the NUL), or None when the server has no such variable.
     fn get(&mut self, name: &CStr) -> PyResult<Option<&[u8]>> {
-        Ok(match self.ecb.variable_into(name, &mut self.buffer)? {
+        Ok(match self.ecb.variable_into(name, self.buffer)? {
             Ok(len) => Some(ansi_bytes(&self.buffer[..len])),
             Err(_) => None,
         })
@@ -171,7 +172,7 @@ impl Variables<'_> {
 
 /// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes.
 fn request_path(ecb: &ExtensionControlBlock, variables: &mut Variables) -> PyResult<Vec<u8>> {
-    if let Ok(len) = ecb.variable_into(c"UNICODE_PATH_INFO", &mut variables.buffer)? {
+    if let Ok(len) = ecb.variable_into(c"UNICODE_PATH_INFO", variables.buffer)? {
         // UTF-16 to UTF-8 in one pass (as ecb::utf16_text, without its two allocations).
         let wide = &variables.buffer[..len & !1];
         let wide = wide.strip_suffix(&[0, 0]).unwrap_or(wide);
@@ -286,13 +287,14 @@ pub fn cgi_environ<'py>(py: Python<'py>, ecb: &ExtensionControlBlock) -> PyResul
 
 /// Adds the CGI variables of [`cgi_environ`] to `environ`.
 fn add_cgi_variables(py: Python<'_>, environ: &Bound<'_, PyDict>, ecb: &ExtensionControlBlock) -> PyResult<()> {
+    with_scratch(|buffer| add_cgi_variables_with(py, environ, &mut Variables { ecb, buffer }))
+}
+
+/// [`add_cgi_variables`], with the server variables read through `v`.
+fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut Variables) -> PyResult<()> {
     use Slot::*;
+    let ecb = v.ecb;
     let mut strings = Strings::new();
-    let mut variables = Variables {
-        ecb,
-        buffer: Vec::with_capacity(1024),
-    };
-    let v = &mut variables;
     let path = request_path(ecb, v)?;
     let (script_name, path_info) = split_path(&path, mount_point(v.get(c"APPL_MD_PATH")?.unwrap_or_default()));
     let https = v.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
