@@ -2,6 +2,7 @@
 //! Wine: requests served at once by the pool's workers, shutdown waiting for requests in
 //! flight, and a reload that re-imports the script and replays the request.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -144,6 +145,57 @@ fn shutdown_with_requests_in_flight_lets_them_finish_then_terminates() {
     for i in 0..4 {
         assert!(log.find(&format!("holding /hold/{i}\n")).unwrap() < called, "{log}");
     }
+}
+
+#[test]
+fn shutdown_past_the_wait_refuses_what_is_still_queued_with_503() {
+    // One worker, held for 10 s; a second request waits in the queue. The host waits 0.5 s
+    // for them (--shutdown-grace), then calls TerminateExtension, which waits its own
+    // 0.5 s (worker_shutdown_wait) and answers the queued request 503 so that the server
+    // is not left waiting for it.
+    let (_tmp, dist) = frozen(&fixture_script("busy_pool.py"));
+    let host = Host::start(&dist.join("_busy_pool.dll"), &["--shutdown-grace", "0.5"]);
+    let address = host.address.clone();
+    // The held request is cut off when the host exits: its answer does not matter.
+    let held = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    wait_for_log(&dist, "_busy_pool", "the worker held", |log| {
+        log.contains("holding the only worker\n")
+    });
+    let address = host.address.clone();
+    let queued = std::thread::spawn(move || get(&address, "/queued"));
+    wait_for_log(&dist, "_busy_pool", "the second request queued", |log| {
+        log.contains("queued /queued\n")
+    });
+    let finished = host.running.finish(Duration::from_secs(120));
+    let refused = queued.join().unwrap();
+    assert_eq!(
+        (refused.status, refused.reason.as_str()),
+        (503, "Service Unavailable"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.body, b"503 Shutting down.\r\n");
+    assert_eq!(finished.code, 0, "{finished:?}");
+    assert_eq!(
+        finished.stdout.lines().last(),
+        Some("isapi-host: stopped"),
+        "{finished:?}"
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("isapi-host: requests still running after 500ms; unloading anyway"),
+        "{finished:?}"
+    );
+    let log = read_log(&dist, "_busy_pool");
+    assert!(
+        log.contains("isapi.threaded_extension: 2 request(s) still queued or running after 500 ms; terminating anyway"),
+        "{log}"
+    );
+    let _ = held.join();
 }
 
 #[test]

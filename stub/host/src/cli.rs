@@ -1,6 +1,6 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
-//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS] [--filter FILTER.DLL]...
-//! [EXTENSION.DLL]`.
+//! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
+//! [--shutdown-grace SECS] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ pub const USAGE: &str = "\
 isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
 
 Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
-                  [--filter FILTER.DLL]... EXTENSION.DLL
+                  [--shutdown-grace SECS] [--filter FILTER.DLL]... EXTENSION.DLL
        isapi-host [--listen ADDR] --filter FILTER.DLL...
 
 Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
@@ -29,6 +29,10 @@ Options:
                   nothing was sent yet), close its connection and log it; a pending session
                   is released, a synchronous HttpExtensionProc keeps its thread until it
                   returns [default: no limit]
+  --shutdown-grace SECS
+                  at shutdown, how long to wait for requests in flight before calling
+                  TerminateExtension anyway (IIS's shutdownTimeLimit); 0 calls it at once
+                  [default: 30]
   --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
                   raise the notifications it asks for; repeatable. With filters only, requests
                   no filter answers get 404
@@ -48,7 +52,12 @@ pub struct Args {
     pub filters: Vec<PathBuf>,
     /// `--request-timeout`, if given.
     pub request_timeout: Option<std::time::Duration>,
+    /// `--shutdown-grace`: how long shutdown waits for requests in flight.
+    pub shutdown_grace: std::time::Duration,
 }
+
+/// How long shutdown waits for requests in flight unless `--shutdown-grace` says otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -63,6 +72,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut dll = None;
     let mut filters = Vec::new();
     let mut request_timeout = None;
+    let mut shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -90,16 +100,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
             "--filter" => filters.push(PathBuf::from(value("--filter")?)),
             "--request-timeout" => {
-                let v = value("--request-timeout")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-                    .ok_or(format!(
-                        "--request-timeout {v:?} is not a number of seconds (0 < SECS <= 86400)"
-                    ))?;
-                request_timeout = Some(std::time::Duration::from_secs_f64(secs));
+                request_timeout = Some(seconds("--request-timeout", &value("--request-timeout")?, false)?)
             }
+            "--shutdown-grace" => shutdown_grace = seconds("--shutdown-grace", &value("--shutdown-grace")?, true)?,
             _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
             _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
@@ -114,7 +117,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         dll,
         filters,
         request_timeout,
+        shutdown_grace,
     }))
+}
+
+/// A number of seconds, at most a day; 0 only where `zero` allows it.
+fn seconds(flag: &str, v: &str, zero: bool) -> Result<std::time::Duration, String> {
+    let least = if zero { "0 <=" } else { "0 <" };
+    v.parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && (*s > 0.0 || (zero && *s == 0.0)) && *s <= 86_400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or(format!(
+            "{flag} {v:?} is not a number of seconds ({least} SECS <= 86400)"
+        ))
 }
 
 fn normalize_vpath(v: &str) -> Result<String, String> {
@@ -177,7 +193,33 @@ mod tests {
         assert_eq!(a.request_timeout, None);
         for bad in ["0", "-1", "soon", "NaN", "1e9"] {
             let err = run(&["--request-timeout", bad, "x.dll"]).unwrap_err();
-            assert!(err.contains("is not a number of seconds"), "{err}");
+            assert_eq!(
+                err,
+                format!("--request-timeout {bad:?} is not a number of seconds (0 < SECS <= 86400)")
+            );
+        }
+    }
+
+    #[test]
+    fn shutdown_grace_is_seconds_and_may_be_zero() {
+        let Parsed::Run(a) = run(&["x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.shutdown_grace, std::time::Duration::from_secs(30));
+        let Parsed::Run(a) = run(&["--shutdown-grace=0", "x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.shutdown_grace, std::time::Duration::ZERO);
+        let Parsed::Run(a) = run(&["--shutdown-grace", "0.5", "x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.shutdown_grace, std::time::Duration::from_millis(500));
+        for bad in ["-1", "later", "inf", "86401"] {
+            let err = run(&["--shutdown-grace", bad, "x.dll"]).unwrap_err();
+            assert_eq!(
+                err,
+                format!("--shutdown-grace {bad:?} is not a number of seconds (0 <= SECS <= 86400)")
+            );
         }
     }
 }

@@ -35,7 +35,6 @@ mod windows_main {
     use std::io::{BufRead, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use windows_sys::Win32::System::Iis::HSE_TERM_MUST_UNLOAD;
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
@@ -44,9 +43,6 @@ mod windows_main {
     use crate::extension::{Extension, LoadError};
     use crate::filter::{Filter, Filters};
     use crate::server::Server;
-
-    /// How long shutdown waits for requests in flight before unloading the extension.
-    const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
     fn exit(code: i32, message: &str) -> ! {
         eprintln!("isapi-host: {message}");
@@ -217,9 +213,12 @@ mod windows_main {
         });
 
         let connections = server.serve(listener);
-        let drained = server.drain(SHUTDOWN_GRACE);
+        let drained = server.drain(args.shutdown_grace);
         if !drained {
-            eprintln!("isapi-host: requests still running after {SHUTDOWN_GRACE:?}; unloading anyway");
+            eprintln!(
+                "isapi-host: requests still running after {:?}; unloading anyway",
+                args.shutdown_grace
+            );
         }
         // Exit with no other thread of ours left: Wine sometimes kills (SIGKILL) a process
         // that exits while its other threads are still running.
