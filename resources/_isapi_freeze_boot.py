@@ -25,6 +25,8 @@ SCRIPT = None
 _names = frozenset()
 # Every folder of the archive ("a", "a/b", ...): namespace packages.
 _folders = frozenset()
+# The app's own top-level modules (not packages), from the freezer.
+_app_modules = frozenset()
 _dll_directory = None
 _extension = None
 _filter = None
@@ -100,10 +102,11 @@ class ArchiveImporter:
 
     def exec_module(self, module):
         code = self._code(module.__spec__.origin)
-        if not self.prefix and module.__spec__.submodule_search_locations is None:
-            # A top-level module (the script, a module beside it): code such as Flask finds
-            # its templates and static files beside __file__, and --data ships those into
-            # the output folder, so that is where __file__ says the module is.
+        if not self.prefix and module.__name__ in _app_modules:
+            # A top-level module of the app (the script, a module beside it): code such as
+            # Flask finds its templates and static files beside __file__, and --data ships
+            # those into the output folder, so that is where __file__ says the module is.
+            # The standard library's keep their path in the archive.
             import os
 
             module.__file__ = os.path.join(os.path.dirname(ARCHIVE), module.__name__ + ".pyc")
@@ -218,13 +221,14 @@ class LogWriter:
 
 def start(kind, script, archive, handle):
     """Called once by the runtime after the interpreter starts."""
-    global ARCHIVE, SCRIPT, _names, _folders
+    global ARCHIVE, SCRIPT, _names, _folders, _app_modules
     ARCHIVE, SCRIPT = archive, script
     _names = frozenset(_isapi_freeze.archive_names())
     _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
     sys.path_hooks.insert(0, _path_hook)
     sys.path.insert(0, ARCHIVE)
     sys.path_importer_cache.clear()
+    from _isapi_freeze_options import APP_MODULES as _app_modules
     # Extension modules load the DLLs they need from the output folder, which is not on the
     # DLL search path of IIS's worker process.
     import os

@@ -67,7 +67,16 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
 
     let mut files = FileReader::default();
     let mut app_sources = collected.app_sources.clone();
-    app_sources.push(discover::install_options_module(&config.install));
+    // The app's own top-level modules (`name.pyc` at the archive's root), sorted.
+    let app_modules: BTreeSet<String> = app_sources
+        .iter()
+        .map(|m| m.archive_name.as_str())
+        .chain(collected.app_files.iter().map(|(name, _)| name.as_str()))
+        .filter_map(|name| name.strip_suffix(".pyc").filter(|m| !m.contains('/')))
+        .map(String::from)
+        .collect();
+    let app_modules: Vec<String> = app_modules.into_iter().collect();
+    app_sources.push(discover::install_options_module(&config.install, &app_modules));
     let (mut app_entries, factories) = compile(&mut config.compiler, &app_sources)?;
     check_factories(&config, factories)?;
     for (name, source) in &collected.app_files {

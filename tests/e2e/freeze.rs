@@ -268,15 +268,19 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
         "import sys, isapi, threading\n\
          from isapi.simple import SimpleExtension\n\
          class E(SimpleExtension):\n    'probe'\n    def HttpExtensionProc(self, ecb):\n\
-         \x20       import json\n\
+         \x20       import json, typing, code\n\
          \x20       facts = [repr(sys.frozen), str(sys.isapidllhandle > 0), repr(sys.flags.isolated), repr(sys.flags.ignore_environment),\n\
-         \x20                repr(sys.path), isapi.__file__, repr(json.__spec__.loader.__class__.__name__), repr(sys.version_info[:2])]\n\
+         \x20                repr(sys.path), isapi.__file__, repr(json.__spec__.loader.__class__.__name__), repr(sys.version_info[:2]),\n\
+         \x20                __file__, typing.__file__, code.__file__ + ' ' + code.WHOSE]\n\
          \x20       body = '\\n'.join(facts).encode()\n\
          \x20       ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\n\\r\\n')\n\
          \x20       ecb.WriteClient(body)\n        return 1\n\
          def __ExtensionFactory__():\n    return E()\n",
     )
     .unwrap();
+    // A module of the app whose name is also the standard library's: the app's wins, and is
+    // the app's for __file__ too.
+    std::fs::write(tmp.path().join("code.py"), "WHOSE = 'the app'\n").unwrap();
     let dist = tmp.path().join("dist");
     freeze_ok(&script, &dist);
     // Plant what a non-isolated Python would pick up: json.py in the current folder and on
@@ -321,6 +325,11 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
     assert_eq!(lines[5], format!("{win_dist}\\_probe.dll\\isapi\\__init__.pyc"));
     assert_eq!(lines[6], "'ArchiveImporter'");
     assert_eq!(lines[7], "(3, 11)");
+    // The app's top-level modules are beside the script, where --data puts their files; the
+    // standard library's are in the archive.
+    assert_eq!(lines[8], format!("{win_dist}\\probe.pyc"));
+    assert_eq!(lines[9], format!("{win_dist}\\_probe.dll\\typing.pyc"));
+    assert_eq!(lines[10], format!("{win_dist}\\code.pyc the app"));
 }
 
 // Bad input: each gets a clear error naming the file and what to do, and writes nothing.
