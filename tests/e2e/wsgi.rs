@@ -434,7 +434,7 @@ fn logged_error(path: &str) -> Option<String> {
 }
 
 /// The lines of the traceback logged for a failed request to `path` (without the log's
-/// prefixes).
+/// prefixes): up to the next request's failure, or a line the probe printed (`probe: `).
 fn logged_traceback(path: &str) -> Option<Vec<String>> {
     let log = read_log(probe_dist(), "_wsgi_probe");
     let marker = format!("isapi.wsgi: the application failed on GET {path}:");
@@ -442,7 +442,7 @@ fn logged_traceback(path: &str) -> Option<Vec<String>> {
     let lines = after
         .lines()
         .skip(1)
-        .take_while(|l| !l.contains("isapi.wsgi:"))
+        .take_while(|l| !l.contains("isapi.wsgi:") && !l.contains("stderr: probe: "))
         .map(|line| line.split_once("stderr: ").map_or(line, |(_, rest)| rest).to_string());
     Some(lines.collect())
 }
@@ -543,6 +543,24 @@ fn native_and_python_request_loops_answer_every_route_alike() {
             Some("RuntimeError: close failed"),
         ),
         ("/body-and-close-fail", "", b"", Some("RuntimeError: close failed")),
+        (
+            "/close-none",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked",
+            b"9\r\nno close\n\r\n0\r\n\r\n",
+            None,
+        ),
+        ("/close-chains", "", b"", Some("RuntimeError: cleanup failed")),
+        // The environ's keys in order: the CGI variables, the request headers, the wsgi.*
+        // keys, the input stream, the control block.
+        (
+            "/keys",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 318",
+            b"REQUEST_METHOD\nSCRIPT_NAME\nPATH_INFO\nQUERY_STRING\nSERVER_NAME\nSERVER_PORT\nSERVER_PROTOCOL\n\
+SERVER_SOFTWARE\nGATEWAY_INTERFACE\nREMOTE_ADDR\nwsgi.url_scheme\nREMOTE_PORT\nCONTENT_LENGTH\nHTTP_HOST\n\
+HTTP_CONNECTION\nwsgi.version\nwsgi.errors\nwsgi.multithread\nwsgi.multiprocess\nwsgi.run_once\n\
+wsgi.file_wrapper\nwsgi.input\nisapi.ecb\n",
+            None,
+        ),
     ];
     for &(route, head, body, error) in expected {
         let native = exchange(route);
@@ -583,6 +601,27 @@ fn native_and_python_request_loops_answer_every_route_alike() {
     let log = read_log(probe_dist(), "_wsgi_probe");
     for path in ["/list-with-close", "/py/list-with-close"] {
         assert!(log.contains(&format!("close() called for {path}\n")), "{path}: {log}");
+    }
+    // close() runs as in a `finally:` block: it sees the body's error as the one being
+    // handled, and an error of its own chains after it, with what close() itself handled.
+    for path in ["/close-chains", "/py/close-chains"] {
+        assert!(
+            log.contains(&format!(
+                "probe: close() for {path} saw ValueError('the body failed')\n"
+            )),
+            "{path}: {log}"
+        );
+        let traceback = logged_traceback(path).unwrap();
+        let at = |line: &str| traceback.iter().position(|l| l == line);
+        let (body, flush, cleanup) = (
+            at("ValueError: the body failed"),
+            at("OSError: flush failed"),
+            at("RuntimeError: cleanup failed"),
+        );
+        assert!(
+            body.is_some() && body < flush && flush < cleanup,
+            "{path}: {traceback:?}"
+        );
     }
     // When both the body and close() fail, close()'s error is raised with the body's as its
     // context, as a `finally:` does.

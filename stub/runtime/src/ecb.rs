@@ -336,12 +336,18 @@ thread_local! {
 }
 
 /// Calls `f` with this thread's scratch buffer (a fresh one if a call further up the stack
-/// holds it).
+/// holds it, or the thread's storage is already gone).
 pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => f(&mut buffer),
-        Err(_) => f(&mut Vec::new()),
-    })
+    let mut f = Some(f);
+    let borrowed = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => Some((f.take().expect("called once"))(&mut buffer)),
+        Err(_) => None,
+    });
+    match borrowed {
+        Ok(Some(out)) => out,
+        // Held up the stack, or the thread is ending and its storage is gone.
+        _ => (f.take().expect("not called yet"))(&mut Vec::new()),
+    }
 }
 
 /// The bytes of one of the server's string fields (the control block's lpszMethod, a

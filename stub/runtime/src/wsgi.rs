@@ -9,7 +9,7 @@ use std::ffi::CStr;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::ecb::{ansi_bytes, field_bytes, with_scratch, ExtensionControlBlock};
 
@@ -55,7 +55,7 @@ const MAX_HEADER_KEYS: usize = 256;
 /// A value's bytes and the string made of them.
 type Made = (Vec<u8>, Py<PyString>);
 
-/// By `HTTP_*` key: the key as a string (interned), and the key's last value.
+/// By `HTTP_*` key: the key as a string (interned when ASCII), and the key's last value.
 type HeaderStrings = std::collections::HashMap<Vec<u8>, (Py<PyString>, Option<Made>)>;
 
 /// The strings of recent requests' environ values. From one request to the next most of
@@ -105,17 +105,19 @@ impl Strings {
             let value = reuse(py, last, value);
             return (key.bind(py).clone(), value);
         }
+        if headers.len() >= MAX_HEADER_KEYS {
+            return (latin1(py, key), latin1(py, value));
+        }
         // Interned, as the literals of the application's code are: its lookups then find
-        // the key by identity.
+        // the key by identity. Only what is kept is interned (an interned string may live
+        // for ever).
         let key_string = match std::str::from_utf8(key) {
             Ok(ascii) if key.is_ascii() => PyString::intern(py, ascii),
             _ => latin1(py, key),
         };
         let mut last = None;
         let value = reuse(py, &mut last, value);
-        if headers.len() < MAX_HEADER_KEYS {
-            headers.insert(key.to_vec(), (key_string.clone().unbind(), last));
-        }
+        headers.insert(key.to_vec(), (key_string.clone().unbind(), last));
         (key_string, value)
     }
 }
@@ -331,11 +333,18 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
         ServerSoftware,
         v.get(c"SERVER_SOFTWARE")?.unwrap_or(b""),
     )?;
+    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
     set(
         intern!(py, "REMOTE_ADDR"),
         RemoteAddr,
         v.get(c"REMOTE_ADDR")?.unwrap_or(b""),
     )?;
+    let scheme = if https {
+        intern!(py, "https")
+    } else {
+        intern!(py, "http")
+    };
+    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
     for (key, slot, name) in [
         (intern!(py, "REMOTE_PORT"), RemotePort, c"REMOTE_PORT"),
         (intern!(py, "REMOTE_USER"), RemoteUser, c"REMOTE_USER"),
@@ -354,13 +363,6 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
     {
         set(intern!(py, "CONTENT_LENGTH"), ContentLength, length)?;
     }
-    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
-    let scheme = if https {
-        intern!(py, "https")
-    } else {
-        intern!(py, "http")
-    };
-    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
     add_request_headers(py, environ, v, &mut strings)
 }
 
@@ -471,9 +473,15 @@ impl WsgiResponse {
                 status.repr()?
             )));
         }
-        // One pass, as cheap as it can be (this runs for every response): each header is
-        // checked for its type at once, as the Python twin's first loop does, and the first
-        // one with a line break is refused after them all, as its second check does.
+        // A list first, as the twin makes one (`headers` may be an iterator, which fails
+        // before any check then). Then one pass, as cheap as it can be (this runs for every
+        // response): each header is checked for its type at once, as the twin's first loop
+        // does, and the first one with a line break is refused after them all, as its
+        // second check does.
+        let headers = match headers.is_exact_instance_of::<PyList>() {
+            true => headers.clone(),
+            false => py.get_type::<PyList>().call1((headers,))?,
+        };
         let mut block = String::with_capacity(128);
         let mut broken = None;
         for header in headers.try_iter()? {
@@ -584,31 +592,57 @@ pub fn serve(
     base: &Bound<'_, PyDict>,
     input_class: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let environ = base.copy()?;
+    // In the Python twin's order: the CGI variables, the constant keys, the input stream.
+    let environ = PyDict::new(py);
     add_cgi_variables(py, &environ, &ecb.borrow())?;
+    environ.update(base.as_mapping())?;
     environ.set_item(intern!(py, "wsgi.input"), input_class.call1((ecb,))?)?;
     environ.set_item(intern!(py, "isapi.ecb"), ecb)?;
     let result = app.call1((environ, response))?;
     let sent = send_result(py, &result, response);
-    // `finally: result.close()`: an error of close() wins, with the sending's as its context.
-    // A plain list or tuple (what most applications return) has no close(), and asking it
+    // `finally: close = getattr(result, "close", None); if close is not None: close()`. A
+    // plain list or tuple (what most applications return) has no close(), and asking it
     // costs an AttributeError.
-    let plain = result.is_exact_instance_of::<pyo3::types::PyList>() || result.is_exact_instance_of::<PyTuple>();
-    let closed = match if plain {
-        Ok(None)
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let close = if plain {
+        None
     } else {
-        result.getattr_opt(intern!(py, "close"))
-    } {
-        Ok(Some(close)) => close.call0().map(drop),
-        Ok(None) => Ok(()),
-        Err(error) => Err(error),
-    };
-    match closed {
-        Ok(()) => sent,
-        Err(error) => {
-            error.set_context(py, sent.err());
-            Err(error)
+        match result.getattr_opt(intern!(py, "close")) {
+            Ok(close) => close.filter(|close| !close.is_none()),
+            Err(error) => return Err(error),
         }
+    };
+    let Some(close) = close else {
+        return sent;
+    };
+    match sent {
+        Ok(()) => close.call0().map(drop),
+        // As in a `finally:` block, the sending's error is the exception being handled while
+        // close() runs: one that close() raises gets it as its context, chained as Python
+        // chains it, and close() sees it in sys.exception().
+        Err(error) => {
+            let error = error.into_value(py);
+            while_handling(error.bind(py).as_any(), || close.call0())?;
+            Err(PyErr::from_value(error.into_bound(py).into_any()))
+        }
+    }
+}
+
+/// Runs `f` with `exception` as the exception being handled (`sys.exception()`), then puts
+/// back the one that was.
+fn while_handling<R>(exception: &Bound<'_, PyAny>, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the GIL is held (`exception` is bound to it). PyErr_GetHandledException returns
+    // a new reference or NULL; PyErr_SetHandledException takes its own reference, so the
+    // one from Get is released after Set.
+    unsafe {
+        let previous = pyo3::ffi::PyErr_GetHandledException();
+        pyo3::ffi::PyErr_SetHandledException(exception.as_ptr());
+        let out = f();
+        pyo3::ffi::PyErr_SetHandledException(previous);
+        if !previous.is_null() {
+            pyo3::ffi::Py_DecRef(previous);
+        }
+        out
     }
 }
 
@@ -616,19 +650,20 @@ pub fn serve(
 /// the first non-empty one (or at the end).
 fn send_result(py: Python<'_>, result: &Bound<'_, PyAny>, response: &Bound<'_, WsgiResponse>) -> PyResult<()> {
     // One block and no length (as wsgiref does): the length is known, so the response need
-    // not be chunked.
-    let single = match result.cast::<pyo3::types::PyList>() {
-        Ok(list) => (list.len() == 1).then(|| list.get_item(0)).transpose()?,
-        Err(_) => match result.cast::<PyTuple>() {
-            Ok(tuple) => (tuple.len() == 1).then(|| tuple.get_item(0)).transpose()?,
-            Err(_) => None,
-        },
-    };
-    if let Some(block) = single {
-        let this = response.borrow();
-        if this.status.is_some() && !this.headers_sent && !this.has_length() {
-            drop(this);
-            let len = block.len()?;
+    // not be chunked. The twin's `isinstance(result, (list, tuple)) and len(result) == 1 and
+    // response.status and not response.headers_sent and not response.has_length()`, in that
+    // order, then `len(result[0])`.
+    let sequence = result.is_exact_instance_of::<PyList>()
+        || result.is_exact_instance_of::<PyTuple>()
+        || result.is_instance(&py.get_type::<PyList>())?
+        || result.is_instance(&py.get_type::<PyTuple>())?;
+    if sequence && result.len()? == 1 {
+        let wanted = {
+            let this = response.borrow();
+            this.status.is_some() && !this.headers_sent && !this.has_length()
+        };
+        if wanted {
+            let len = result.get_item(0)?.len()?;
             response.borrow_mut().add_length(len);
         }
     }
