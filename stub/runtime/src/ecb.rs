@@ -329,6 +329,9 @@ pub fn with_c_name<R>(name: &str, f: impl FnOnce(&CStr) -> R) -> R {
     f(CStr::from_bytes_until_nul(&long).expect("ends with a NUL"))
 }
 
+/// The largest scratch buffer a thread keeps between calls.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
 thread_local! {
     /// The buffer server variables are read into before they become Python objects: one per
     /// thread, so that a read allocates nothing once it is big enough.
@@ -340,7 +343,14 @@ thread_local! {
 pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let mut f = Some(f);
     let borrowed = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => Some((f.take().expect("called once"))(&mut buffer)),
+        Ok(mut buffer) => {
+            let out = (f.take().expect("called once"))(&mut buffer);
+            // A rare huge value (a long header block) is not kept by every server thread.
+            if buffer.capacity() > SCRATCH_KEPT {
+                *buffer = Vec::new();
+            }
+            Some(out)
+        }
         Err(_) => None,
     });
     match borrowed {
