@@ -46,7 +46,8 @@ fn post(address: &str, path: &str, body: &[u8]) -> Response {
     request(address, &raw)
 }
 
-/// Sends `raw` and reads until the server closes: (head, body bytes as sent on the wire).
+/// Sends `raw` and reads until the server closes: (head, one char per byte as sent; body
+/// bytes as sent on the wire).
 fn raw_exchange(address: &str, raw: &[u8]) -> (String, Vec<u8>) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -58,7 +59,7 @@ fn raw_exchange(address: &str, raw: &[u8]) -> (String, Vec<u8>) {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let head = all[..end].iter().map(|&b| char::from(b)).collect();
     (head, all[end + 4..].to_vec())
 }
 
@@ -370,8 +371,9 @@ Content-Length: 0\r\nConnection: close\r\n\r\n";
 fn native_and_python_cgi_environ_agree_on_awkward_requests() {
     // The runtime builds the CGI variables natively; isapi.wsgi's Python version is what
     // runs under pywin32's loader. The route lists the native ones and first says whether
-    // the Python ones are the same. The latin-1 header value ends in 0xA0, which str.strip()
-    // would have taken for whitespace.
+    // the Python ones are the same. The header value's bytes (C2 A0, a UTF-8 no-break space)
+    // arrive as sent, one char each; the last, 0xA0, is what str.strip() would have taken
+    // for whitespace.
     let root = probe();
     let port = root.address.rsplit(':').next().unwrap().to_string();
     let listing = agreed_environ(
@@ -384,7 +386,7 @@ Content-Length: 3\r\nConnection: close\r\n\r\nabc",
         listing,
         format!(
             "agree\\nCONTENT_LENGTH=\\'3\\'\\nCONTENT_TYPE=\\'text/x\\'\\nGATEWAY_INTERFACE=\\'CGI/1.1\\'\\n\
-HTTP_CONNECTION=\\'close\\'\\nHTTP_HOST=\\'h.example\\'\\nHTTP_X_DUP=\\'a,b\\'\\nHTTP_X_LATIN=\\'caf\\\\xa0\\'\\n\
+HTTP_CONNECTION=\\'close\\'\\nHTTP_HOST=\\'h.example\\'\\nHTTP_X_DUP=\\'a,b\\'\\nHTTP_X_LATIN=\\'caf\\xc2\\\\xa0\\'\\n\
 HTTP_X_TAB=\\'tabbed value\\'\\nPATH_INFO=\\'/agree/caf\\xc3\\xa9\\'\\nQUERY_STRING=\\'x=%FF&y\\'\\n\
 REMOTE_ADDR=\\'127.0.0.1\\'\\nREMOTE_PORT=\\'N\\'\\nREQUEST_METHOD=\\'POST\\'\\nSCRIPT_NAME=\\'\\'\\n\
 SERVER_NAME=\\'h.example\\'\\nSERVER_PORT=\\'{port}\\'\\nSERVER_PROTOCOL=\\'HTTP/1.1\\'\\n\

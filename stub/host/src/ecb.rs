@@ -191,10 +191,36 @@ pub fn to_ansi(text: &str) -> Vec<u8> {
 }
 
 fn c_string(text: &str) -> Vec<u8> {
-    let mut bytes = to_ansi(text);
+    nul_terminated(to_ansi(text))
+}
+
+fn nul_terminated(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes.retain(|&b| b != 0);
     bytes.push(0);
     bytes
+}
+
+/// A server variable's value as GetServerVariable gives it (without a NUL): a variable made
+/// of request headers has their bytes as received ([`http::octets`]), as IIS passes them;
+/// the others are text in the ANSI code page, as IIS gives non-UNICODE_ variables.
+pub fn variable_bytes(name: &str, value: &str) -> Vec<u8> {
+    if RequestInfo::is_from_headers(name) {
+        http::octet_bytes(value)
+    } else {
+        to_ansi(value)
+    }
+}
+
+/// The same value for the `UNICODE_` name, as UTF-16 units (without a NUL): header bytes
+/// read as UTF-8 where they are that, else one char per byte.
+pub fn variable_wide(name: &str, value: &str) -> Vec<u16> {
+    if RequestInfo::is_from_headers(name) {
+        let bytes = http::octet_bytes(value);
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            return text.encode_utf16().collect();
+        }
+    }
+    value.encode_utf16().collect()
 }
 
 impl Session {
@@ -466,7 +492,8 @@ fn serve(session: &Arc<Session>, mut preload: Vec<u8>, total_bytes: u32) -> Ende
     let mut query = c_string(&session.info.query);
     let mut path_info = c_string(&session.info.path);
     let mut path_translated = c_string(&session.info.server_variable("PATH_TRANSLATED").unwrap_or_default());
-    let mut content_type = c_string(&session.info.server_variable("CONTENT_TYPE").unwrap_or_default());
+    let content_type = session.info.server_variable("CONTENT_TYPE").unwrap_or_default();
+    let mut content_type = nul_terminated(variable_bytes("CONTENT_TYPE", &content_type));
     let ecb = Box::into_raw(Box::new(EXTENSION_CONTROL_BLOCK {
         cbSize: std::mem::size_of::<EXTENSION_CONTROL_BLOCK>() as u32,
         dwVersion: (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR,
@@ -647,9 +674,13 @@ unsafe extern "system" fn get_server_variable(conn: HCONN, name: PCSTR, buffer: 
         return fail(ERROR_INVALID_INDEX);
     };
     let bytes: Vec<u8> = if unicode {
-        value.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()
+        variable_wide(base, &value)
+            .into_iter()
+            .chain([0])
+            .flat_map(u16::to_le_bytes)
+            .collect()
     } else {
-        c_string(&value)
+        nul_terminated(variable_bytes(base, &value))
     };
     let needed = bytes.len() as u32;
     // SAFETY: `size` is non-null and points to the caller's DWORD.

@@ -347,7 +347,16 @@ fn c_str(text: &str) -> CString {
 /// `text` is null or NUL-terminated.
 unsafe fn arg(text: *const u8) -> Option<String> {
     // SAFETY: upheld by the caller.
-    (!text.is_null()).then(|| String::from_utf8_lossy(unsafe { CStr::from_ptr(text.cast()) }.to_bytes()).into_owned())
+    (!text.is_null()).then(|| String::from_utf8_lossy(unsafe { arg_bytes(text) }).into_owned())
+}
+
+/// The bytes of a NUL-terminated argument (header lines and values: kept byte for byte).
+///
+/// # Safety
+/// `text` is non-null and NUL-terminated, and outlives the returned slice.
+unsafe fn arg_bytes<'a>(text: *const u8) -> &'a [u8] {
+    // SAFETY: upheld by the caller.
+    unsafe { CStr::from_ptr(text.cast()) }.to_bytes()
 }
 
 /// The connection and the name of a GetServerVariable or GetHeader call, or None when an
@@ -702,14 +711,19 @@ impl Connection {
     /// ACCESS_DENIED (for a 401) and SEND_RESPONSE on a response head about to be sent, then
     /// the AddResponseHeaders lines; false if a filter finished the request instead.
     fn prepare_head(&self, head: &mut FramedHead) -> bool {
-        let text = String::from_utf8_lossy(&head.bytes).into_owned();
-        let (status_line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+        let line_end = head
+            .bytes
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(head.bytes.len());
+        let status_line = String::from_utf8_lossy(&head.bytes[..line_end]).into_owned();
         let status_text = status_line
             .split_once(' ')
             .map(|(_, s)| s)
             .unwrap_or("200 OK")
             .to_string();
-        let fields = http::parse_header_block(rest.as_bytes()).fields;
+        let rest = head.bytes.get(line_end + 2..).unwrap_or_default();
+        let fields = http::parse_header_block(rest).fields;
         if head.status == 401 && self.filters.wanted(SF_NOTIFY_ACCESS_DENIED) {
             let (info, reason) = {
                 let state = lock(&self.state);
@@ -764,7 +778,7 @@ impl Connection {
             head.status = code;
             let mut bytes = format!("HTTP/1.1 {code} {reason}\r\n").into_bytes();
             for (name, value) in &editable.headers {
-                bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                bytes.extend_from_slice(&http::octet_bytes(&format!("{name}: {value}\r\n")));
             }
             bytes.extend_from_slice(b"\r\n");
             head.bytes = bytes;
@@ -1098,11 +1112,12 @@ unsafe extern "system" fn get_server_variable(
         return fail(ERROR_INVALID_INDEX);
     };
     if unicode {
-        let bytes: Vec<u8> = value.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+        let wide = crate::ecb::variable_wide(base, &value);
+        let bytes: Vec<u8> = wide.into_iter().chain([0]).flat_map(u16::to_le_bytes).collect();
         // SAFETY: as for copy_out; the UTF-16 text carries its own NUL, so drop ours.
         return unsafe { copy_out(&bytes[..bytes.len() - 1], buffer, size) };
     }
-    let bytes = crate::ecb::to_ansi(&value);
+    let bytes = crate::ecb::variable_bytes(base, &value);
     // SAFETY: the filter's buffer holds `*size` bytes.
     unsafe { copy_out(&bytes, buffer, size) }
 }
@@ -1116,10 +1131,11 @@ unsafe extern "system" fn add_response_headers(
         return fail(ERROR_INVALID_PARAMETER);
     };
     // SAFETY: the filter passes a NUL-terminated header block.
-    let Some(headers) = (unsafe { arg(headers) }) else {
+    if headers.is_null() {
         return fail(ERROR_INVALID_PARAMETER);
-    };
-    let block = http::parse_header_block(headers.as_bytes());
+    }
+    // SAFETY: non-null and NUL-terminated (the filter's block).
+    let block = http::parse_header_block(unsafe { arg_bytes(headers) });
     for line in &block.rejected {
         eprintln!("isapi-host: dropped filter response header line {line:?}: not `Name: value`");
     }
@@ -1194,19 +1210,24 @@ unsafe extern "system" fn server_support_function(
         SF_REQ_SEND_RESPONSE_HEADER => {
             // pData: the status ("200 OK" if null); ul1: more header lines, or 0.
             // SAFETY: both are null or NUL-terminated strings (httpfilt.h).
-            let (status, extra) = unsafe { (arg(data.cast()), arg(ul1 as *const u8)) };
+            let status = unsafe { arg(data.cast()) };
+            let extra: &[u8] = match ul1 {
+                0 => b"",
+                // SAFETY: as above.
+                _ => unsafe { arg_bytes(ul1 as *const u8) },
+            };
             let status = status.unwrap_or_else(|| "200 OK".to_string());
             let Some((code, reason)) = http::parse_status(&status) else {
                 return fail(ERROR_INVALID_PARAMETER);
             };
-            let block = http::parse_header_block(extra.unwrap_or_default().as_bytes());
+            let block = http::parse_header_block(extra);
             let mut state = lock(&connection.state);
             let mut fields = block.fields;
             fields.extend(std::mem::take(&mut state.added));
             let mut bytes = format!("HTTP/1.1 {code} {reason}\r\n").into_bytes();
             let has_length = fields.iter().any(|(n, _)| n.eq_ignore_ascii_case("Content-Length"));
             for (name, value) in &fields {
-                bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                bytes.extend_from_slice(&http::octet_bytes(&format!("{name}: {value}\r\n")));
             }
             if !has_length {
                 // The body that follows has no length: only closing the connection ends it.
@@ -1241,7 +1262,7 @@ unsafe extern "system" fn get_header(
         return fail(ERROR_INVALID_INDEX);
     };
     // SAFETY: the filter's buffer holds `*size` bytes.
-    unsafe { copy_out(&crate::ecb::to_ansi(&value), buffer, size) }
+    unsafe { copy_out(&http::octet_bytes(&value), buffer, size) }
 }
 
 unsafe fn edit_header(pfc: *mut HTTP_FILTER_CONTEXT, name: *const u8, value: *const u8, add: bool) -> BOOL {
@@ -1249,9 +1270,14 @@ unsafe fn edit_header(pfc: *mut HTTP_FILTER_CONTEXT, name: *const u8, value: *co
         return fail(ERROR_INVALID_PARAMETER);
     };
     // SAFETY: the filter passes NUL-terminated strings.
-    let (Some(name), Some(value)) = (unsafe { arg(name) }, unsafe { arg(value) }) else {
+    if value.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: `value` is non-null and NUL-terminated; the header value is kept byte for byte.
+    let Some(name) = (unsafe { arg(name) }) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
+    let value = http::octets(unsafe { arg_bytes(value) });
     if lock(&connection.state).editable.set(&name, &value, add) {
         TRUE
     } else {

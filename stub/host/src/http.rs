@@ -162,10 +162,10 @@ pub fn read_head(reader: &mut impl BufRead) -> Result<RequestHead, HeadError> {
             return Err(HeadError::Malformed("control character in header value"));
         }
         let name = String::from_utf8(name.to_vec()).expect("token bytes are ASCII");
-        let value = latin1_or_utf8(value);
+        let value = octets(value);
         raw_headers.push_str(&name);
         raw_headers.push(':');
-        raw_headers.push_str(&latin1_or_utf8(&text[colon + 1..]));
+        raw_headers.push_str(&octets(&text[colon + 1..]));
         raw_headers.push_str("\r\n");
         headers.push((name, value.trim_matches([' ', '\t']).to_string()));
     }
@@ -251,10 +251,19 @@ fn trim_eol(line: &[u8]) -> Option<&[u8]> {
     Some(line)
 }
 
-fn latin1_or_utf8(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+/// Header bytes as text, one char per byte (latin-1). Header names and values are kept so,
+/// in requests and responses alike, and go back out byte for byte (`octet_bytes`): IIS
+/// passes header bytes through, whatever their encoding.
+pub fn octets(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The bytes of an [`octets`] string. A char beyond U+00FF, which only text the host makes
+/// itself could hold, goes out as UTF-8.
+pub fn octet_bytes(text: &str) -> Vec<u8> {
+    match text.chars().map(|c| u8::try_from(c).ok()).collect::<Option<Vec<u8>>>() {
+        Some(bytes) => bytes,
+        None => text.as_bytes().to_vec(),
     }
 }
 
@@ -487,12 +496,7 @@ pub fn parse_header_block(block: &[u8]) -> HeaderBlock {
             let (name, value) = (&line[..colon], &line[colon + 1..]);
             let name_ok = !name.is_empty() && name.iter().copied().all(is_token_byte);
             let value_ok = !value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
-            (name_ok && value_ok).then(|| {
-                (
-                    latin1_or_utf8(name),
-                    latin1_or_utf8(value).trim_matches([' ', '\t']).to_string(),
-                )
-            })
+            (name_ok && value_ok).then(|| (octets(name), octets(value).trim_matches([' ', '\t']).to_string()))
         });
         match field {
             Some(f) => out.fields.push(f),
@@ -604,9 +608,9 @@ pub fn frame_head(
     }
     let mut bytes = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
     for (name, value) in out {
-        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(&octet_bytes(name));
         bytes.extend_from_slice(b": ");
-        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(&octet_bytes(value));
         bytes.extend_from_slice(b"\r\n");
     }
     bytes.extend_from_slice(b"\r\n");
@@ -676,6 +680,34 @@ mod tests {
         assert_eq!(h.raw_headers, "Host: h\r\nX-A: 1\r\nx-a:  2 \r\n");
         assert!(h.client_keep_alive());
         assert_eq!(h.framing, Framing::None);
+    }
+
+    #[test]
+    fn header_bytes_go_through_byte_for_byte_in_requests_and_responses() {
+        // UTF-8, latin-1 and bytes that are neither (0x81 has no char in Windows-1252).
+        let raw = b"GET / HTTP/1.1\r\nX-Utf8: caf\xc3\xa9\r\nX-Latin: caf\xe9\r\nX-Odd: \x81\xff\r\n\r\n";
+        let h = read_head(&mut Cursor::new(raw.to_vec())).unwrap();
+        assert_eq!(
+            octet_bytes(&h.raw_headers),
+            b"X-Utf8: caf\xc3\xa9\r\nX-Latin: caf\xe9\r\nX-Odd: \x81\xff\r\n"
+        );
+        assert_eq!(octet_bytes(&h.header("X-Odd").unwrap()), b"\x81\xff");
+        let block = parse_header_block(b"X-Latin: caf\xe9\r\nX-Utf8: caf\xc3\xa9\r\n\r\n");
+        let exchange = Exchange {
+            version: Version::Http11,
+            client_keep_alive: true,
+            head_request: false,
+        };
+        let framed = frame_head(200, "OK", &block.fields, exchange, true);
+        let sent = framed.bytes.as_slice();
+        let has = |line: &[u8]| sent.windows(line.len()).any(|w| w == line);
+        assert!(
+            has(b"\r\nX-Latin: caf\xe9\r\n") && has(b"\r\nX-Utf8: caf\xc3\xa9\r\n"),
+            "{}",
+            sent.escape_ascii()
+        );
+        // Text the host makes itself beyond latin-1 goes out as UTF-8.
+        assert_eq!(octet_bytes("\u{20ac}"), "\u{20ac}".as_bytes());
     }
 
     #[test]

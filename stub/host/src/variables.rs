@@ -63,6 +63,16 @@ impl RequestInfo {
 
     /// The value of a server variable by IIS's name (case-insensitive), without the
     /// `UNICODE_` prefix; None for a name IIS would answer with ERROR_INVALID_INDEX.
+    /// Whether the variable `name` is made of request header bytes (kept as
+    /// [`crate::http::octets`]), which GetServerVariable gives back as received.
+    pub fn is_from_headers(name: &str) -> bool {
+        let name = name.to_ascii_uppercase();
+        matches!(
+            name.as_str(),
+            "ALL_RAW" | "ALL_HTTP" | "CONTENT_TYPE" | "CONTENT_LENGTH" | "SERVER_NAME"
+        ) || name.starts_with("HTTP_")
+    }
+
     pub fn server_variable(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_uppercase();
         let value = match name.as_str() {
