@@ -863,10 +863,11 @@ unsafe extern "system" fn server_support_function(
             let Some(url) = (unsafe { optional_str(buffer) }) else {
                 return fail(ERROR_INVALID_PARAMETER);
             };
-            let url = String::from_utf8_lossy(&url).into_owned();
-            if url.is_empty() || url.chars().any(|c| c.is_control()) {
+            if url.is_empty() || url.iter().any(|&b| b < 0x20 || b == 0x7f) {
                 return fail(ERROR_INVALID_PARAMETER);
             }
+            // A header value: its bytes go out as the extension gave them.
+            let url = http::octets(&url);
             let mut out = lock(&session.out);
             if out.head.is_some() {
                 return fail(ERROR_INVALID_PARAMETER);
@@ -1115,7 +1116,7 @@ fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
     if let Some(headers) = headers {
         // The child's headers replace the parent's.
         child.headers = http::parse_header_block(&headers).fields;
-        child.raw_headers = String::from_utf8_lossy(&headers).into_owned();
+        child.raw_headers = http::octets(&headers);
     }
     // The child gets the parent's entity body: the preloaded part again, the rest from
     // the connection (what the parent has not read).

@@ -216,6 +216,12 @@ struct Editable {
 }
 
 impl Editable {
+    /// Whether `name` is one of the specials ("url", not "url:", which is a header): text,
+    /// where headers are octets (`http::octets`).
+    fn is_special(&self, name: &str) -> bool {
+        self.specials.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     fn get(&self, name: &str) -> Option<String> {
         let (name, colon) = match name.strip_suffix(':') {
             Some(n) => (n, true),
@@ -1258,11 +1264,21 @@ unsafe extern "system" fn get_header(
     let Some((connection, name)) = (unsafe { lookup_args(pfc, name, size) }) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
-    let Some(value) = lock(&connection.state).editable.get(&name) else {
+    let (value, special) = {
+        let state = lock(&connection.state);
+        (state.editable.get(&name), state.editable.is_special(&name))
+    };
+    let Some(value) = value else {
         return fail(ERROR_INVALID_INDEX);
     };
+    // A header's bytes as they came; a special (the URL, the status) is text.
+    let bytes = if special {
+        crate::ecb::to_ansi(&value)
+    } else {
+        http::octet_bytes(&value)
+    };
     // SAFETY: the filter's buffer holds `*size` bytes.
-    unsafe { copy_out(&http::octet_bytes(&value), buffer, size) }
+    unsafe { copy_out(&bytes, buffer, size) }
 }
 
 unsafe fn edit_header(pfc: *mut HTTP_FILTER_CONTEXT, name: *const u8, value: *const u8, add: bool) -> BOOL {
@@ -1270,15 +1286,25 @@ unsafe fn edit_header(pfc: *mut HTTP_FILTER_CONTEXT, name: *const u8, value: *co
         return fail(ERROR_INVALID_PARAMETER);
     };
     // SAFETY: the filter passes NUL-terminated strings.
-    if value.is_null() {
-        return fail(ERROR_INVALID_PARAMETER);
-    }
-    // SAFETY: `value` is non-null and NUL-terminated; the header value is kept byte for byte.
     let Some(name) = (unsafe { arg(name) }) else {
         return fail(ERROR_INVALID_PARAMETER);
     };
-    let value = http::octets(unsafe { arg_bytes(value) });
-    if lock(&connection.state).editable.set(&name, &value, add) {
+    if value.is_null() {
+        return fail(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: `value` is non-null and NUL-terminated.
+    let value = unsafe { arg_bytes(value) };
+    let mut state = lock(&connection.state);
+    // A special (the URL, the status) is text; a header's name must be a token, and its
+    // value is kept byte for byte.
+    let value = if state.editable.is_special(&name) {
+        String::from_utf8_lossy(value).into_owned()
+    } else if name.trim_end_matches(':').bytes().all(http::is_token_byte) {
+        http::octets(value)
+    } else {
+        return fail(ERROR_INVALID_PARAMETER);
+    };
+    if state.editable.set(&name, &value, add) {
         TRUE
     } else {
         fail(ERROR_INVALID_PARAMETER)

@@ -64,7 +64,7 @@ impl RequestHead {
 
     fn has_token(&self, name: &str, token: &str) -> bool {
         self.header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .is_some_and(|v| v.split(',').any(|t| t.trim_matches(OWS).eq_ignore_ascii_case(token)))
     }
 
     /// Whether the client wants the connection kept after this response.
@@ -187,7 +187,7 @@ pub fn read_head(reader: &mut impl BufRead) -> Result<RequestHead, HeadError> {
 /// cannot be delimited, and differing Content-Length values are an attack, not a request.
 fn request_framing(head: &RequestHead) -> Result<Framing, HeadError> {
     if let Some(te) = head.header("Transfer-Encoding") {
-        let last = te.rsplit(',').next().unwrap_or_default().trim();
+        let last = te.rsplit(',').next().unwrap_or_default().trim_matches(OWS);
         return if last.eq_ignore_ascii_case("chunked") && head.version == Version::Http11 {
             Ok(Framing::Chunked)
         } else {
@@ -201,7 +201,7 @@ fn request_framing(head: &RequestHead) -> Result<Framing, HeadError> {
         .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
     {
         for part in v.split(',') {
-            let part = part.trim();
+            let part = part.trim_matches(OWS);
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HeadError::Malformed("bad Content-Length"));
             }
@@ -251,6 +251,10 @@ fn trim_eol(line: &[u8]) -> Option<&[u8]> {
     Some(line)
 }
 
+/// HTTP's optional whitespace (RFC 9110): what is trimmed around header values and list
+/// items. Not `str::trim`, which would also take the octets 0x85 and 0xA0 for spaces.
+const OWS: [char; 2] = [' ', '\t'];
+
 /// Header bytes as text, one char per byte (latin-1). Header names and values are kept so,
 /// in requests and responses alike, and go back out byte for byte (`octet_bytes`): IIS
 /// passes header bytes through, whatever their encoding.
@@ -267,7 +271,7 @@ pub fn octet_bytes(text: &str) -> Vec<u8> {
     }
 }
 
-fn is_token_byte(b: u8) -> bool {
+pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -569,7 +573,10 @@ pub fn frame_head(
     let mut own_framing = false;
     for (name, value) in fields {
         if name.eq_ignore_ascii_case("Connection") || name.eq_ignore_ascii_case("Keep-Alive") {
-            if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+            if value
+                .split(',')
+                .any(|t| t.trim_matches(OWS).eq_ignore_ascii_case("close"))
+            {
                 keep = false;
             }
             continue;
@@ -708,6 +715,18 @@ mod tests {
         );
         // Text the host makes itself beyond latin-1 goes out as UTF-8.
         assert_eq!(octet_bytes("\u{20ac}"), "\u{20ac}".as_bytes());
+        // 0xA0 and 0x85 are bytes, not the spaces U+00A0 and U+0085: no length or framing
+        // ends with one.
+        for raw in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 5\xa0\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\x85\r\n\r\n",
+        ] {
+            assert!(
+                read_head(&mut Cursor::new(raw.to_vec())).is_err(),
+                "{}",
+                raw.escape_ascii()
+            );
+        }
     }
 
     #[test]

@@ -61,8 +61,6 @@ impl RequestInfo {
         format!("{}{}", self.physical_root, relative)
     }
 
-    /// The value of a server variable by IIS's name (case-insensitive), without the
-    /// `UNICODE_` prefix; None for a name IIS would answer with ERROR_INVALID_INDEX.
     /// Whether the variable `name` is made of request header bytes (kept as
     /// [`crate::http::octets`]), which GetServerVariable gives back as received.
     pub fn is_from_headers(name: &str) -> bool {
@@ -73,6 +71,8 @@ impl RequestInfo {
         ) || name.starts_with("HTTP_")
     }
 
+    /// The value of a server variable by IIS's name (case-insensitive), without the
+    /// `UNICODE_` prefix; None for a name IIS would answer with ERROR_INVALID_INDEX.
     pub fn server_variable(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_uppercase();
         let value = match name.as_str() {
