@@ -20,25 +20,12 @@ pub mod _isapi_freeze {
     #[pymodule_export]
     use crate::work_queue::WorkQueue;
     #[pymodule_export]
-    use crate::wsgi::WsgiResponse;
+    use crate::wsgi::{serve, WsgiResponse};
 
     /// The CGI variables of a WSGI environ for a request (isapi.wsgi).
     #[pyfunction]
     fn wsgi_cgi_environ<'py>(py: Python<'py>, ecb: PyRef<'py, ExtensionControlBlock>) -> PyResult<Bound<'py, PyDict>> {
         crate::wsgi::cgi_environ(py, &ecb)
-    }
-
-    /// One request through a WSGI application (isapi.wsgi `_respond`, natively).
-    #[pyfunction]
-    fn wsgi_serve(
-        py: Python<'_>,
-        app: &Bound<'_, PyAny>,
-        ecb: &Bound<'_, ExtensionControlBlock>,
-        response: &Bound<'_, WsgiResponse>,
-        base: &Bound<'_, PyDict>,
-        input_class: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        crate::wsgi::serve(py, app, ecb, response, base, input_class)
     }
 
     /// Every member name of the app archive.

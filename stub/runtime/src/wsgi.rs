@@ -584,6 +584,8 @@ impl WsgiResponse {
 /// same for every request) with the request's CGI variables, `wsgi.input` (`input_class(ecb)`)
 /// and `isapi.ecb`; the response goes out through `response`. Errors are raised, for
 /// `isapi.wsgi._serve` to log and answer.
+#[pyfunction]
+#[pyo3(name = "wsgi_serve")]
 pub fn serve(
     py: Python<'_>,
     app: &Bound<'_, PyAny>,
