@@ -167,7 +167,7 @@ pub fn read_head(reader: &mut impl BufRead) -> Result<RequestHead, HeadError> {
         raw_headers.push(':');
         raw_headers.push_str(&octets(&text[colon + 1..]));
         raw_headers.push_str("\r\n");
-        headers.push((name, value.trim_matches([' ', '\t']).to_string()));
+        headers.push((name, value.trim_matches(OWS).to_string()));
     }
     let mut head = RequestHead {
         method: method.to_string(),
@@ -500,7 +500,7 @@ pub fn parse_header_block(block: &[u8]) -> HeaderBlock {
             let (name, value) = (&line[..colon], &line[colon + 1..]);
             let name_ok = !name.is_empty() && name.iter().copied().all(is_token_byte);
             let value_ok = !value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
-            (name_ok && value_ok).then(|| (octets(name), octets(value).trim_matches([' ', '\t']).to_string()))
+            (name_ok && value_ok).then(|| (octets(name), octets(value).trim_matches(OWS).to_string()))
         });
         match field {
             Some(f) => out.fields.push(f),

@@ -115,8 +115,9 @@ impl ExtensionControlBlock {
         })
     }
 
-    /// [`variable_value`](Self::variable_value)'s bytes, into a buffer the caller reuses across variables (the
-    /// WSGI environ reads a dozen per request): no allocation once it is big enough.
+    /// [`variable_value`](Self::variable_value)'s bytes, into a buffer the caller reuses
+    /// across variables (the WSGI environ reads a dozen per request): no allocation once it
+    /// is big enough.
     pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<usize, u32>> {
         let Raw(ecb) = self.raw()?;
         Ok(read_grown_into(buffer, |buffer, len| {
@@ -294,13 +295,14 @@ pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &
     Err(ERROR_INSUFFICIENT_BUFFER)
 }
 
-/// A `UNICODE_*` variable's UTF-16 bytes (with or without their NUL) as text.
+/// A `UNICODE_*` variable's UTF-16 bytes (with or without their NUL) as text, decoded in
+/// one pass (the WSGI environ reads its path so, for every request).
 pub fn utf16_text(buffer: &[u8]) -> String {
-    let units: Vec<u16> = buffer
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16_lossy(units.strip_suffix(&[0]).unwrap_or(&units))
+    let whole = &buffer[..buffer.len() & !1];
+    let units = whole.strip_suffix(&[0, 0]).unwrap_or(whole).chunks_exact(2);
+    char::decode_utf16(units.map(|c| u16::from_le_bytes([c[0], c[1]])))
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 /// An ANSI variable's bytes without the terminating NUL.

@@ -1,7 +1,8 @@
 //! isapi.wsgi's hot path, natively: the CGI variables of a WSGI environ, read from the
-//! control block in one call, and `start_response` with the response it starts
-//! (`WsgiResponse`). resources/isapi/wsgi.py has the same rules in Python (what runs under
-//! pywin32's loader); tests/e2e/wsgi.rs checks that the two agree, request by request.
+//! control block in one call, `start_response` with the response it starts
+//! (`WsgiResponse`), and the request loop around the application (`serve`).
+//! resources/isapi/wsgi.py has the same rules in Python (what runs under pywin32's
+//! loader); tests/e2e/wsgi.rs checks that the two agree, request by request.
 //!
 //! Values are PEP 3333 native strings: the server's bytes, one char per byte (latin-1).
 
@@ -11,7 +12,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::ecb::{ansi_bytes, field_bytes, with_scratch, ExtensionControlBlock};
+use crate::ecb::{ansi_bytes, field_bytes, utf16_text, with_scratch, ExtensionControlBlock};
 
 /// cbTotalBytes of a body whose length is not known up front (chunked).
 const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
@@ -173,21 +174,11 @@ impl Variables<'_> {
 }
 
 /// The request path as PEP 3333 wants it: the decoded path's UTF-8 bytes.
-fn request_path(ecb: &ExtensionControlBlock, variables: &mut Variables) -> PyResult<Vec<u8>> {
-    if let Ok(len) = ecb.variable_into(c"UNICODE_PATH_INFO", variables.buffer)? {
-        // UTF-16 to UTF-8 in one pass (as ecb::utf16_text, without its two allocations).
-        let wide = &variables.buffer[..len & !1];
-        let wide = wide.strip_suffix(&[0, 0]).unwrap_or(wide);
-        let units = wide.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-        let mut path = Vec::with_capacity(wide.len());
-        let mut utf8 = [0u8; 4];
-        for c in char::decode_utf16(units) {
-            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
-            path.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-        }
-        return Ok(path);
+fn request_path(v: &mut Variables) -> PyResult<Vec<u8>> {
+    if let Ok(len) = v.ecb.variable_into(c"UNICODE_PATH_INFO", v.buffer)? {
+        return Ok(utf16_text(&v.buffer[..len]).into_bytes());
     }
-    Ok(field_bytes(ecb.fields()?.lpszPathInfo).to_vec())
+    Ok(field_bytes(v.ecb.fields()?.lpszPathInfo).to_vec())
 }
 
 /// The application's URL path from APPL_MD_PATH (`/LM/W3SVC/1/ROOT/app` -> `/app`; the site
@@ -297,7 +288,7 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
     use Slot::*;
     let ecb = v.ecb;
     let mut strings = Strings::new();
-    let path = request_path(ecb, v)?;
+    let path = request_path(v)?;
     let (script_name, path_info) = split_path(&path, mount_point(v.get(c"APPL_MD_PATH")?.unwrap_or_default()));
     let https = v.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
     let (method, query, content_type, total) = {
@@ -606,13 +597,11 @@ pub fn serve(
     // plain list or tuple (what most applications return) has no close(), and asking it
     // costs an AttributeError.
     let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
-    let close = if plain {
-        None
-    } else {
-        match result.getattr_opt(intern!(py, "close")) {
-            Ok(close) => close.filter(|close| !close.is_none()),
-            Err(error) => return Err(error),
-        }
+    let close = match plain {
+        true => None,
+        false => result
+            .getattr_opt(intern!(py, "close"))?
+            .filter(|close| !close.is_none()),
     };
     let Some(close) = close else {
         return sent;
