@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
 
 /// Freeze a Python ISAPI extension or filter into a self-contained directory for IIS.
 ///
@@ -50,18 +50,18 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct FreezeArgs {
     /// The Python script that defines `__ExtensionFactory__` and/or `__FilterFactory__`.
-    #[arg(value_name = "SCRIPT")]
+    #[arg(value_name = "SCRIPT", value_hint = ValueHint::FilePath)]
     pub script: Option<PathBuf>,
 
     /// The Windows CPython to ship: an embeddable distribution (python3XY.dll beside
     /// python3XY.zip) or an installation (python.exe, DLLs\, Lib\).
-    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_PYTHON")]
+    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_PYTHON", value_hint = ValueHint::DirPath)]
     pub python: Option<PathBuf>,
 
     /// Another folder to find modules in, after the script's own (repeatable): e.g. a
     /// site-packages made for the target with `pip install --target DIR --platform win_amd64
     /// --python-version 3.11 --only-binary=:all: PACKAGE`.
-    #[arg(long = "path", value_name = "DIR")]
+    #[arg(long = "path", value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub paths: Vec<PathBuf>,
 
     /// Include a module the import scan cannot see, e.g. one named in a settings file (repeatable).
@@ -99,18 +99,18 @@ pub struct FreezeArgs {
     /// Where to write the output directory. An existing one is replaced only if an
     /// earlier isapi-freeze run made it (it has manifest.json).
     /// Default: `dist`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub dist_dir: Option<PathBuf>,
 
     /// The Python that compiles bytecode on this machine; its version must match the
     /// target runtime's. Default: `python3` on PATH.
-    #[arg(long, value_name = "PATH", env = "ISAPI_FREEZE_BUILD_PYTHON")]
+    #[arg(long, value_name = "PATH", env = "ISAPI_FREEZE_BUILD_PYTHON", value_hint = ValueHint::ExecutablePath)]
     pub build_python: Option<PathBuf>,
 
     /// The folder holding the Windows stubs (isapi_freeze_loader.dll,
     /// isapi_freeze_runtime.dll, isapi-freeze-installer.exe, isapi-host.exe).
     /// Default: found beside this program.
-    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_STUBS", global = true)]
+    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_STUBS", global = true, value_hint = ValueHint::DirPath)]
     pub stubs: Option<PathBuf>,
 
     /// Print every file the output would have, and where it comes from; write nothing.

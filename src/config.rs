@@ -105,13 +105,12 @@ impl Stubs {
 }
 
 impl FreezeConfig {
-    pub fn resolve(mut args: FreezeArgs) -> Result<FreezeConfig> {
+    pub fn resolve(args: FreezeArgs) -> Result<FreezeConfig> {
         let script_path = args
             .script
             .clone()
             .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
         let script = resolve_script(&script_path)?;
-        crate::pyproject::apply_beside(&script.path, &mut args)?;
         let python = args
             .python
             .context("no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)")?;

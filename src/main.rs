@@ -18,12 +18,14 @@ mod verify;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = cli::Cli::parse_from(&argv);
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
         Some(cli::Command::Trace(args)) => trace::trace(args),
         Some(cli::Command::Verify(args)) => verify::run(&args.dist),
-        None => config::FreezeConfig::resolve(cli.freeze)
+        None => pyproject::merge_beside(&argv, cli.freeze)
+            .and_then(config::FreezeConfig::resolve)
             .and_then(freeze::freeze)
             .map(|()| 0),
     };
