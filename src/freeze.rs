@@ -1,19 +1,20 @@
-//! The freeze command from start to end: discover, compile, plan, then print the plan
-//! (`--dry-run`) or execute it. Progress goes to stderr.
-
-use anyhow::{bail, Context, Result};
+//! The freeze command from start to end: find the modules (discover/), decide where each
+//! goes (placement.rs), plan the output (plan.rs), then print the plan (`--dry-run`) or
+//! assemble and write it (assemble.rs, execute.rs). Progress goes to stderr.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::archive::{ArchiveEntry, ZipCopy};
-use crate::compile::{BuildPython, SourceReader};
-use crate::config::{FreezeConfig, RuntimeLayout};
-use crate::discover::collect::{collect, Collected, FileSource};
+use anyhow::{bail, Context, Result};
+use isapi_freeze_format::manifest::Role;
+
+use crate::compile::BuildPython;
+use crate::config::FreezeConfig;
 use crate::discover::graph::{self, Graph, GraphRequest};
-use crate::discover::roots::{RootKind, Roots};
-use crate::discover::{self, dlls, ModuleSource};
-use crate::plan::{self, Contents, PlanInputs, PlannedFile, Role, StdlibSource};
+use crate::discover::roots::{ModuleFile, RootKind, Roots};
+use crate::discover::{self, dlls};
+use crate::placement::{self, Place, Placement, Rules, Treatment};
+use crate::plan::{self, Frame};
 
 pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     let quiet = config.quiet;
@@ -37,178 +38,147 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     // Generated below rather than found: the freeze-time install options.
     roots.builtins.insert(discover::INSTALL_OPTIONS_MODULE.to_string());
     check_script_name(&config, &roots)?;
-    let mut wanted = discover::runtime_module_names();
-    wanted.push(config.script.module.clone());
-    wanted.extend(config.includes.iter().cloned());
-    wanted.extend(config.files.iter().cloned());
-    let mut packages = vec!["encodings".to_string()];
-    packages.extend(config.packages.iter().cloned());
-    let request = GraphRequest {
-        roots: wanted,
-        packages,
-        excludes: config.excludes.clone(),
-    };
     say(format!("following the imports of {}", config.script.path.display()));
+    let request = request(&config);
     let graph = graph::build(&roots, &mut config.compiler, &request)?;
     report_missing(&config, &graph)?;
-    let collected = collect(&graph, &roots, &config.script.module, &config.files);
-    say(format!(
-        "found {} modules: {} of the app, {} of the standard library, {} extension modules",
-        graph.modules.len(),
-        collected.app_sources.len() + collected.app_files.iter().filter(|(n, _)| n.ends_with(".pyc")).count(),
-        collected.stdlib_sources.len()
-            + collected
-                .stdlib_files
-                .iter()
-                .filter(|(n, _)| n.ends_with(".pyc"))
-                .count(),
-        collected.extensions.len()
-    ));
+    say(found(&graph, &roots));
 
-    let mut files = FileReader::default();
-    let mut app_sources = collected.app_sources.clone();
-    // The app's own top-level modules (`name.pyc` at the archive's root), sorted.
-    let app_modules: BTreeSet<String> = app_sources
-        .iter()
-        .map(|m| m.archive_name.as_str())
-        .chain(collected.app_files.iter().map(|(name, _)| name.as_str()))
-        .filter_map(|name| name.strip_suffix(".pyc").filter(|m| !m.contains('/')))
-        .map(String::from)
-        .collect();
-    let app_modules: Vec<String> = app_modules.into_iter().collect();
-    app_sources.push(discover::install_options_module(&config.install, &app_modules));
-    let (mut app_entries, factories) = compile(&mut config.compiler, &app_sources)?;
-    check_factories(&config, factories)?;
-    for (name, source) in &collected.app_files {
-        app_entries.push(ArchiveEntry {
-            name: name.clone(),
-            data: files.read(source)?,
-        });
-    }
-
-    let mut app_copies = Vec::new();
-    let stdlib = if config.full_stdlib {
-        // Everything stays in python3XY.zip: a package taken from the archive would look for
-        // its submodules only there, and the whole standard library is shipped for the
-        // imports the scan cannot see (`importlib.import_module(name)`).
-        full_stdlib(&mut config, &say)?
-    } else {
-        // The standard library the app uses goes into the app archive, where it is read
-        // from memory: Python's own zipimport opens python3XY.zip again for every module it
-        // loads, which was a third of a Flask app's cold start. Only what Python needs
-        // before the archive's importer is installed (the `encodings` package) stays in
-        // python3XY.zip.
-        if !collected.stdlib_sources.is_empty() {
-            say(format!(
-                "compiling {} standard-library modules",
-                collected.stdlib_sources.len()
-            ));
-        }
-        let (stdlib_entries, _) = compile(&mut config.compiler, &collected.stdlib_sources)?;
-        let before_boot = |name: &str| name.starts_with("encodings/");
-        let mut stdlib_zip_entries = Vec::new();
-        for entry in stdlib_entries {
-            if before_boot(&entry.name) {
-                stdlib_zip_entries.push(entry);
-            } else {
-                app_entries.push(entry);
-            }
-        }
-        // Members of the embeddable zip go in still compressed.
-        let mut copied: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-        for (name, source) in &collected.stdlib_files {
-            match source {
-                FileSource::ZipMember(zip, member) if !before_boot(name) && member == name => {
-                    copied.entry(zip.clone()).or_default().push(member.clone());
-                }
-                _ => {
-                    let entry = ArchiveEntry {
-                        name: name.clone(),
-                        data: files.read(source)?,
-                    };
-                    if before_boot(name) {
-                        stdlib_zip_entries.push(entry);
-                    } else {
-                        app_entries.push(entry);
-                    }
-                }
-            }
-        }
-        for (path, members) in copied {
-            let zip = zip::ZipArchive::new(fs_err::File::open(&path)?)
-                .with_context(|| format!("{} is not a zip file", path.display()))?;
-            app_copies.push(ZipCopy { zip, members });
-        }
-        StdlibSource::Entries(stdlib_zip_entries)
-    };
-    let binaries = binaries(&config, &collected, &say)?;
-    let extra = plain_files(&mut config, &collected, &mut files)?;
-
-    let loader_template = fs_err::read(config.stubs.loader())?;
-    let installer_template = fs_err::read(config.stubs.installer())?;
-    let plan = plan::build_plan(PlanInputs {
-        dist_dir: &config.dist_dir,
+    let rules = Rules {
         script_module: &config.script.module,
-        app_entries,
-        app_copies,
-        loader_template: &loader_template,
-        installer_template: &installer_template,
-        runtime_stub: config.stubs.runtime(),
-        python_dll: config.runtime.dll.clone(),
-        python_stem: config.runtime.stem(),
-        stdlib,
-        binaries,
-        extra,
-    })?;
+        as_files: &config.files,
+        full_stdlib: config.full_stdlib,
+    };
+    let mut placements = placement::place_modules(&graph, &roots, &rules);
+    check_factories(&config.script.path, &mut config.compiler, &placements)?;
+    placements.push(options_module(&config, &graph, &roots));
+    if config.full_stdlib {
+        placements.extend(placement::whole_stdlib(&config.runtime)?);
+        placements.extend(placement::output_files(
+            discover::runtime_binaries(&config.runtime)?,
+            Role::Binary,
+        ));
+    }
+    placements.extend(dll_placements(&config, &placements, &say)?);
+    placements.extend(data_placements(&config)?);
 
+    let plan = plan::build_plan(
+        Frame {
+            dist_dir: &config.dist_dir,
+            script_module: &config.script.module,
+            loader_template: config.stubs.loader(),
+            launcher_template: config.stubs.launcher(),
+            runtime_stub: config.stubs.runtime(&config.runtime)?,
+            python_dll: config.runtime.dll.clone(),
+            stdlib_zip_name: config.runtime.stdlib_zip_name(),
+        },
+        placements,
+    )?;
     if config.dry_run {
         print!("{}", plan.describe());
         return Ok(());
     }
-    crate::execute::execute(&plan).with_context(|| format!("writing {}", config.dist_dir.display()))?;
+    let compiled = plan.sources().count();
+    if compiled > 0 {
+        say(format!("compiling {compiled} modules"));
+    }
+    let output = crate::assemble::assemble(&plan, &mut config.compiler)?;
+    crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
     say(format!(
-        "wrote {} ({} files): _{}.dll for IIS, {}.exe to run the script",
+        "wrote {} ({} files): {} for IIS, {} to run the script",
         config.dist_dir.display(),
-        plan.files.len() + 1,
-        config.script.module,
-        config.script.module
+        output.files.len() + 1,
+        isapi_freeze_format::loader_file_name(&config.script.module),
+        isapi_freeze_format::launcher_file_name(&config.script.module),
     ));
     Ok(())
 }
 
-/// Compiles modules into archive entries, and returns the factory names found in the one
-/// module that asked for that check.
-fn compile(
-    compiler: &mut impl BuildPython,
-    modules: &[ModuleSource],
-) -> Result<(Vec<ArchiveEntry>, Option<Vec<String>>)> {
-    let sources: Vec<_> = modules.iter().map(|m| m.source.clone()).collect();
-    let compiled = compiler.compile(&sources)?;
-    let mut factories = None;
-    let mut entries = Vec::with_capacity(modules.len());
-    for (module, result) in modules.iter().zip(compiled) {
-        if module.source.check_factories {
-            factories = result.factories;
-        }
-        entries.push(ArchiveEntry {
-            name: module.archive_name.clone(),
-            data: result.pyc,
-        });
+/// What the import graph starts from: the runtime's own modules, the script, and what the
+/// options add.
+fn request(config: &FreezeConfig) -> GraphRequest {
+    let mut roots = discover::runtime_module_names();
+    roots.push(config.script.module.clone());
+    roots.extend(config.includes.iter().cloned());
+    roots.extend(config.files.iter().cloned());
+    let mut packages = vec!["encodings".to_string()];
+    packages.extend(config.packages.iter().cloned());
+    GraphRequest {
+        roots,
+        packages,
+        excludes: config.excludes.clone(),
     }
-    Ok((entries, factories))
 }
 
-fn check_factories(config: &FreezeConfig, factories: Option<Vec<String>>) -> Result<()> {
-    if let Some(found) = factories {
-        if found.is_empty() {
-            bail!(
-                "{} defines neither __ExtensionFactory__ nor __FilterFactory__: IIS would have nothing to call. \
-                 Define `def __ExtensionFactory__(): return MyExtension()` (see isapi.simple)",
-                config.script.path.display()
-            );
+/// The progress line after the scan.
+fn found(graph: &Graph, roots: &Roots) -> String {
+    let (mut app, mut stdlib, mut extensions) = (0, 0, 0);
+    for module in graph.modules.values() {
+        match &module.found.file {
+            ModuleFile::Extension { .. } => extensions += 1,
+            ModuleFile::Source { root, .. } | ModuleFile::Bytecode { root, .. } => {
+                if roots.roots[*root].kind == RootKind::Stdlib {
+                    stdlib += 1;
+                } else {
+                    app += 1;
+                }
+            }
+            ModuleFile::Builtin | ModuleFile::Namespace => {}
         }
     }
+    format!(
+        "found {} modules: {app} of the app, {stdlib} of the standard library, {extensions} extension modules",
+        graph.modules.len()
+    )
+}
+
+/// The script must define a factory for IIS to call. Only the script is compiled here (the
+/// result is cached, so the real compile finds it), so that `--dry-run` checks it too.
+fn check_factories(
+    script_path: &std::path::Path,
+    compiler: &mut impl BuildPython,
+    placements: &[Placement],
+) -> Result<()> {
+    let script = placements.iter().find_map(|p| match &p.treatment {
+        Treatment::Compile(source) if source.check_factories => Some(source.clone()),
+        _ => None,
+    });
+    let Some(script) = script else { return Ok(()) };
+    let factories = compiler.compile(&[script])?.remove(0).factories;
+    if factories.is_some_and(|found| found.is_empty()) {
+        bail!(
+            "{} defines neither __ExtensionFactory__ nor __FilterFactory__: IIS would have nothing to call. \
+             Define `def __ExtensionFactory__(): return MyExtension()` (see isapi.simple)",
+            script_path.display()
+        );
+    }
     Ok(())
+}
+
+/// The generated module with the freeze-time install options and the app's own top-level
+/// modules in the archive: those not of the standard library (see
+/// `discover::install_options_module`).
+fn options_module(config: &FreezeConfig, graph: &Graph, roots: &Roots) -> Placement {
+    let app_modules: Vec<String> = graph
+        .modules
+        .iter()
+        .filter(|(name, _)| !name.contains('.') && !config.files.contains(name))
+        .filter(|(_, module)| match &module.found.file {
+            // Plain modules only: a package's `__file__` is its `__init__` in the archive.
+            ModuleFile::Source { root, rel } | ModuleFile::Bytecode { root, rel } => {
+                roots.roots[*root].kind != RootKind::Stdlib && !rel.contains('/')
+            }
+            _ => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let module = discover::install_options_module(&config.install, &app_modules);
+    Placement {
+        path: module.archive_name,
+        place: Place::AppArchive,
+        treatment: Treatment::Compile(module.source),
+        role: Role::Module,
+    }
 }
 
 /// A script named like a standard-library module would shadow it for everything else.
@@ -265,61 +235,12 @@ fn report_missing(config: &FreezeConfig, graph: &Graph) -> Result<()> {
     Ok(())
 }
 
-/// The whole standard library (--full-stdlib).
-fn full_stdlib(config: &mut FreezeConfig, say: &impl Fn(String)) -> Result<StdlibSource> {
-    Ok(match config.runtime.layout {
-        RuntimeLayout::Embeddable => {
-            StdlibSource::Zip(config.runtime.root.join(format!("{}.zip", config.runtime.stem())))
-        }
-        RuntimeLayout::Installation => {
-            let lib = config.runtime.root.join("Lib");
-            let files = discover::stdlib_files(&lib)?;
-            say(format!(
-                "compiling the standard library: {} modules from {}",
-                files.modules.len(),
-                lib.display()
-            ));
-            let (mut entries, _) = compile(&mut config.compiler, &files.modules)?;
-            for (name, path) in files.data {
-                entries.push(ArchiveEntry {
-                    name,
-                    data: fs_err::read(&path)?,
-                });
-            }
-            StdlibSource::Entries(entries)
-        }
-    })
-}
-
-/// The files of `--files` packages (compiled) and of `--data`, for the output folder.
-fn plain_files(config: &mut FreezeConfig, collected: &Collected, reader: &mut FileReader) -> Result<Vec<PlannedFile>> {
+/// `--data SRC=DEST`: files and folders copied into the output folder.
+fn data_placements(config: &FreezeConfig) -> Result<Vec<Placement>> {
     let mut out = Vec::new();
-    let (compiled, _) = compile(&mut config.compiler, &collected.file_sources)?;
-    for entry in compiled {
-        out.push(PlannedFile {
-            path: entry.name,
-            role: Role::Module,
-            contents: Contents::Bytes(entry.data),
-        });
-    }
-    for (path, source) in &collected.file_data {
-        let contents = match source {
-            FileSource::Path(p) => Contents::Copy(p.clone()),
-            FileSource::ZipMember(..) => Contents::Bytes(reader.read(source)?),
-        };
-        out.push(PlannedFile {
-            path: path.clone(),
-            role: Role::Data,
-            contents,
-        });
-    }
     for (src, dest) in &config.data {
         if src.is_file() {
-            out.push(PlannedFile {
-                path: dest.clone(),
-                role: Role::Data,
-                contents: Contents::Copy(src.clone()),
-            });
+            out.push((dest.clone(), src.clone()));
             continue;
         }
         for entry in walkdir::WalkDir::new(src).follow_links(true).sort_by_file_name() {
@@ -335,37 +256,40 @@ fn plain_files(config: &mut FreezeConfig, collected: &Collected, reader: &mut Fi
             })?;
             if entry.file_type().is_file() {
                 let rel = entry.path().strip_prefix(src)?.to_string_lossy().replace('\\', "/");
-                out.push(PlannedFile {
-                    path: format!("{dest}/{rel}"),
-                    role: Role::Data,
-                    contents: Contents::Copy(entry.path().to_path_buf()),
-                });
+                out.push((format!("{dest}/{rel}"), entry.path().to_path_buf()));
             }
         }
     }
-    Ok(out)
+    Ok(placement::output_files(out, Role::Data))
 }
 
-/// Extension modules and every DLL they need, placed as files: (path in the output, file).
-fn binaries(config: &FreezeConfig, collected: &Collected, say: &impl Fn(String)) -> Result<Vec<(String, PathBuf)>> {
+/// The C runtime python3XY.dll needs, and every DLL the placed extension modules import
+/// that Windows would not find (read from their PE import tables).
+fn dll_placements(config: &FreezeConfig, placements: &[Placement], say: &impl Fn(String)) -> Result<Vec<Placement>> {
     let runtime = &config.runtime;
-    let mut out: BTreeMap<String, PathBuf> = collected.extensions.iter().cloned().collect();
-    if config.full_stdlib {
-        out.extend(discover::runtime_binaries(runtime)?);
-    }
-    // python3XY.dll needs the C runtime beside it.
+    let binaries: BTreeMap<&str, PathBuf> = placements
+        .iter()
+        .filter(|p| p.place == Place::OutputFolder && p.role == Role::Binary)
+        .filter_map(|p| match &p.treatment {
+            Treatment::Copy(crate::placement::FileSource::Path(path)) => Some((p.path.as_str(), path.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     for entry in fs_err::read_dir(&runtime.root)? {
         let path = entry?.path();
         let name = crate::config::file_name(&path);
-        if name.to_ascii_lowercase().starts_with("vcruntime") && name.to_ascii_lowercase().ends_with(".dll") {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("vcruntime") && lower.ends_with(".dll") && !binaries.contains_key(name.as_str()) {
             out.insert(name, path);
         }
     }
-    let provided: BTreeSet<String> = out
+    let provided: BTreeSet<String> = binaries
         .keys()
         .map(|k| k.rsplit('/').next().unwrap_or(k).to_ascii_lowercase())
+        .chain(out.keys().map(|k| k.to_ascii_lowercase()))
         .collect();
-    let modules: Vec<PathBuf> = out
+    let modules: Vec<PathBuf> = binaries
         .iter()
         .filter(|(name, _)| name.ends_with(".pyd"))
         .map(|(_, p)| p.clone())
@@ -404,18 +328,5 @@ fn binaries(config: &FreezeConfig, collected: &Collected, say: &impl Fn(String))
             );
         }
     }
-    Ok(out.into_iter().collect())
-}
-
-/// Reads copied files, opening each zip once.
-#[derive(Default)]
-struct FileReader(SourceReader);
-
-impl FileReader {
-    fn read(&mut self, source: &FileSource) -> Result<Vec<u8>> {
-        Ok(match source {
-            FileSource::Path(path) => fs_err::read(path)?,
-            FileSource::ZipMember(zip_path, member) => self.0.read_zip_member(zip_path, member)?,
-        })
-    }
+    Ok(placement::output_files(out, Role::Binary))
 }

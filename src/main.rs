@@ -2,6 +2,7 @@
 //! for IIS. `main` only parses, dispatches and reports; the work lives in the modules below.
 
 mod archive;
+mod assemble;
 mod cli;
 mod compile;
 mod config;
@@ -9,6 +10,7 @@ mod discover;
 mod execute;
 mod freeze;
 mod pe;
+mod placement;
 mod plan;
 mod pyproject;
 mod serve;

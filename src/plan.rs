@@ -1,177 +1,170 @@
-//! The plan: every file of the output directory and where its bytes come from, computed
-//! before anything is written. The loader and installer are built here in memory (archive
-//! plus config embedded as resources); `--dry-run` prints the plan and `execute.rs` writes it.
+//! The plan: every file of the output folder and every member of the app archive and of the
+//! standard-library zip, with where its bytes come from. Cheap (nothing is read or compiled
+//! to make it), so `--dry-run` prints it; `assemble.rs` turns it into bytes and `execute.rs`
+//! writes them.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use isapi_freeze_format::{self as format, StubConfig};
-use serde::Serialize;
+use anyhow::{bail, Result};
+use isapi_freeze_format::{self as format, manifest::Role};
 
-use crate::archive::{archive_bytes, archive_bytes_copying, ArchiveEntry, ZipCopy};
-use crate::pe::{self, ResName, Resource};
+use crate::placement::{Place, Placement, Treatment};
 
-/// What a file of the output is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// `_SCRIPT.dll`: the ISAPI DLL that IIS loads, with the app archive inside.
-    Loader,
-    /// `SCRIPT.exe`: runs the script as `__main__`, with the same archive inside.
-    Installer,
-    /// The embedded-Python runtime both of them load.
-    Runtime,
-    PythonDll,
-    Stdlib,
-    /// An extension module or a DLL that one loads.
-    Binary,
-    /// A compiled module shipped as a file (`--files`).
-    Module,
-    /// A data file (`--data`, or of a `--files` package).
-    Data,
-}
-
+/// How a file of the output folder is made.
 #[derive(Clone, Debug)]
 pub enum Contents {
-    Copy(PathBuf),
-    Bytes(Vec<u8>),
+    /// Compiled or copied, as placed.
+    Placed(Treatment),
+    /// A stub (the loader or the launcher template) with the app archive and the config
+    /// record embedded as resources.
+    StubWithArchive(PathBuf),
+    /// A zip of the [`Place::StdlibZip`] placements.
+    StdlibZip,
 }
 
 #[derive(Clone, Debug)]
 pub struct PlannedFile {
-    /// Path inside the output directory, `/`-separated.
+    /// Path inside the output folder, `/`-separated.
     pub path: String,
     pub role: Role,
     pub contents: Contents,
 }
 
+/// The output folder to write.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub dist_dir: PathBuf,
+    /// The script's module name, recorded in the config record.
+    pub script_module: String,
+    /// python3XY.dll's file name, recorded in the config record.
+    pub python_dll: String,
+    /// In path order.
     pub files: Vec<PlannedFile>,
-    /// SHA-256 of the app archive, as stored in the loader.
-    pub archive_sha256: [u8; 32],
+    /// Members of the app archive, in path order.
+    pub archive: Vec<Placement>,
+    /// Members of python3XY.zip when the plan builds one, in path order.
+    pub stdlib_zip: Vec<Placement>,
 }
 
-/// How the standard library reaches the output.
-pub enum StdlibSource {
-    /// The embeddable distribution's python3XY.zip, copied as is.
-    Zip(PathBuf),
-    /// Compiled from an installation's Lib\ into a new python3XY.zip.
-    Entries(Vec<ArchiveEntry>),
-}
-
-pub struct PlanInputs<'a> {
+/// The fixed parts of an output: the stubs and the runtime's own files.
+pub struct Frame<'a> {
     pub dist_dir: &'a Path,
     pub script_module: &'a str,
-    pub app_entries: Vec<ArchiveEntry>,
-    /// Members of other zips (the embeddable standard library) for the app archive.
-    pub app_copies: Vec<ZipCopy<fs_err::File>>,
-    pub loader_template: &'a [u8],
-    pub installer_template: &'a [u8],
+    pub loader_template: PathBuf,
+    pub launcher_template: PathBuf,
     pub runtime_stub: PathBuf,
     pub python_dll: PathBuf,
-    /// `python3XY`.
-    pub python_stem: String,
-    pub stdlib: StdlibSource,
-    pub binaries: Vec<(String, PathBuf)>,
-    /// Other files of the output: `--files` packages and `--data`.
-    pub extra: Vec<PlannedFile>,
+    /// `python3XY.zip`: built from the StdlibZip placements unless an OutputFolder
+    /// placement already copies one (`--full-stdlib` of an embeddable runtime).
+    pub stdlib_zip_name: String,
 }
 
-pub fn build_plan(mut inputs: PlanInputs) -> Result<Plan> {
-    let (archive, archive_sha256) =
-        archive_bytes_copying(&inputs.app_entries, &mut inputs.app_copies).context("writing the app archive")?;
-    let config = StubConfig {
-        python_dll: format!("{}.dll", inputs.python_stem),
-        script_module: inputs.script_module.to_string(),
-        archive_sha256,
-    };
-    let resources = [
-        rcdata(format::ARCHIVE_RESOURCE_ID, archive),
-        rcdata(format::CONFIG_RESOURCE_ID, config.encode()),
-    ];
-    let loader =
-        pe::add_resources(inputs.loader_template, &resources).context("embedding the archive in the loader stub")?;
-    let installer = pe::add_resources(inputs.installer_template, &resources)
-        .context("embedding the archive in the installer stub")?;
-
+pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
+    let python_dll = crate::config::file_name(&frame.python_dll);
     let mut files = vec![
         PlannedFile {
-            path: format!("_{}.dll", inputs.script_module),
+            path: format::loader_file_name(frame.script_module),
             role: Role::Loader,
-            contents: Contents::Bytes(loader),
+            contents: Contents::StubWithArchive(frame.loader_template),
         },
         PlannedFile {
-            path: format!("{}.exe", inputs.script_module),
-            role: Role::Installer,
-            contents: Contents::Bytes(installer),
+            path: format::launcher_file_name(frame.script_module),
+            role: Role::Launcher,
+            contents: Contents::StubWithArchive(frame.launcher_template),
         },
-        PlannedFile {
-            path: format::RUNTIME_DLL.into(),
-            role: Role::Runtime,
-            contents: Contents::Copy(inputs.runtime_stub),
-        },
-        PlannedFile {
-            path: config.python_dll.clone(),
-            role: Role::PythonDll,
-            contents: Contents::Copy(inputs.python_dll),
-        },
+        copied(format::RUNTIME_DLL, Role::Runtime, frame.runtime_stub),
+        copied(&python_dll, Role::PythonDll, frame.python_dll),
     ];
-    let stdlib_name = format!("{}.zip", inputs.python_stem);
-    files.push(PlannedFile {
-        path: stdlib_name,
-        role: Role::Stdlib,
-        contents: match inputs.stdlib {
-            StdlibSource::Zip(path) => Contents::Copy(path),
-            StdlibSource::Entries(entries) => {
-                Contents::Bytes(archive_bytes(&entries).context("writing the standard library zip")?.0)
-            }
-        },
-    });
-    for (name, path) in inputs.binaries {
+    let (mut archive, mut stdlib_zip) = (Vec::new(), Vec::new());
+    for placement in placements {
+        match placement.place {
+            Place::AppArchive => archive.push(placement),
+            Place::StdlibZip => stdlib_zip.push(placement),
+            Place::OutputFolder => files.push(PlannedFile {
+                path: placement.path,
+                role: placement.role,
+                contents: Contents::Placed(placement.treatment),
+            }),
+        }
+    }
+    if !files.iter().any(|f| f.path == frame.stdlib_zip_name) {
         files.push(PlannedFile {
-            path: name,
-            role: Role::Binary,
-            contents: Contents::Copy(path),
+            path: frame.stdlib_zip_name,
+            role: Role::Stdlib,
+            contents: Contents::StdlibZip,
         });
     }
-    files.extend(inputs.extra);
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // The same file placed twice (an extension module the app imports, and the runtime's
+    // whole set with --full-stdlib) is one file.
+    files.dedup_by(|a, b| a.path == b.path && same_copy(&a.contents, &b.contents));
     if let Some(pair) = files.windows(2).find(|w| w[0].path.eq_ignore_ascii_case(&w[1].path)) {
-        anyhow::bail!(
+        bail!(
             "two files would be written to {} in the output ({} and {}); change a --data destination",
             pair[0].path,
-            describe_contents(&pair[0].contents),
-            describe_contents(&pair[1].contents)
+            describe(&pair[0].contents),
+            describe(&pair[1].contents)
         );
     }
+    for members in [&mut archive, &mut stdlib_zip] {
+        members.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some(pair) = members.windows(2).find(|w| w[0].path == w[1].path) {
+            bail!(
+                "two files claim {} in the archive ({} and {}); remove or --exclude one",
+                pair[0].path,
+                origin(&pair[0].treatment),
+                origin(&pair[1].treatment)
+            );
+        }
+    }
     Ok(Plan {
-        dist_dir: inputs.dist_dir.to_path_buf(),
+        dist_dir: frame.dist_dir.to_path_buf(),
+        script_module: frame.script_module.to_string(),
+        python_dll,
         files,
-        archive_sha256,
+        archive,
+        stdlib_zip,
     })
 }
 
-fn describe_contents(contents: &Contents) -> String {
-    match contents {
-        Contents::Copy(path) => path.display().to_string(),
-        Contents::Bytes(_) => "a built file".to_string(),
+fn same_copy(a: &Contents, b: &Contents) -> bool {
+    match (a, b) {
+        (Contents::Placed(Treatment::Copy(a)), Contents::Placed(Treatment::Copy(b))) => a == b,
+        _ => false,
     }
 }
 
-fn rcdata(id: u16, data: Vec<u8>) -> Resource {
-    Resource {
-        kind: ResName::Id(format::RT_RCDATA),
-        name: ResName::Id(id),
-        language: format::RESOURCE_LANGUAGE,
-        code_page: 0,
-        data,
+fn copied(path: &str, role: Role, file: PathBuf) -> PlannedFile {
+    PlannedFile {
+        path: path.to_string(),
+        role,
+        contents: Contents::Placed(Treatment::Copy(crate::placement::FileSource::Path(file))),
+    }
+}
+
+/// Where a placed file's bytes come from, in words.
+fn origin(treatment: &Treatment) -> String {
+    match treatment {
+        Treatment::Compile(source) => match &source.text {
+            Some(_) => format!("compiled from isapi-freeze's {}", source.filename),
+            None => format!("compiled from {}", source.path.display()),
+        },
+        Treatment::Copy(file) => format!("copy of {}", file.describe()),
+        Treatment::CopyCompressed { zip, member } => format!("copy of {}/{member}", zip.display()),
+    }
+}
+
+fn describe(contents: &Contents) -> String {
+    match contents {
+        Contents::Placed(treatment) => origin(treatment),
+        Contents::StubWithArchive(template) => format!("{} with the app archive", template.display()),
+        Contents::StdlibZip => "a zip of the standard library listed below".to_string(),
     }
 }
 
 impl Plan {
-    /// The plan as `--dry-run` prints it: one line a file.
+    /// The plan as `--dry-run` prints it: one line a file of the output, then one a member of
+    /// each zip the freeze builds.
     pub fn describe(&self) -> String {
         let mut out = format!(
             "would write {} ({} files):\n",
@@ -179,111 +172,156 @@ impl Plan {
             self.files.len() + 1
         );
         for file in &self.files {
-            let origin = match &file.contents {
-                Contents::Copy(path) => format!("copy of {}", path.display()),
-                Contents::Bytes(bytes) => format!("{} bytes, built", bytes.len()),
-            };
-            let role = serde_json::to_value(file.role)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            out.push_str(&format!("  {:<28} {:<11} {origin}\n", file.path, role));
+            out.push_str(&format!(
+                "  {:<28} {:<11} {}\n",
+                file.path,
+                file.role.name(),
+                describe(&file.contents)
+            ));
         }
         out.push_str(&format!(
             "  {:<28} {:<11} SHA-256 of every file above\n",
-            "manifest.json", "manifest"
+            format::MANIFEST,
+            "manifest"
         ));
-        out.push_str(&format!(
-            "app archive SHA-256: {}\n",
-            format::to_hex(&self.archive_sha256)
-        ));
+        let zips = [
+            ("the app archive (in the loader and the launcher)", &self.archive),
+            ("the standard library zip", &self.stdlib_zip),
+        ];
+        for (what, members) in zips {
+            if members.is_empty() {
+                continue;
+            }
+            let count = match members.len() {
+                1 => "1 member".to_string(),
+                n => format!("{n} members"),
+            };
+            out.push_str(&format!("{what}, {count}:\n"));
+            for member in members {
+                out.push_str(&format!("  {:<40} {}\n", member.path, origin(&member.treatment)));
+            }
+        }
         out
+    }
+
+    /// Every source the plan compiles, wherever it goes.
+    pub fn sources(&self) -> impl Iterator<Item = &crate::compile::SourceFile> {
+        let placed = self.files.iter().filter_map(|f| match &f.contents {
+            Contents::Placed(t) => Some(t),
+            _ => None,
+        });
+        let members = self.archive.iter().chain(&self.stdlib_zip).map(|p| &p.treatment);
+        placed.chain(members).filter_map(|t| match t {
+            Treatment::Compile(source) => Some(source),
+            _ => None,
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
-    use crate::pe::tests::tiny_pe;
+    use crate::compile::SourceFile;
+    use crate::placement::FileSource;
 
-    fn inputs(dist: &Path) -> PlanInputs<'_> {
-        PlanInputs {
+    pub fn frame(dist: &Path) -> Frame<'_> {
+        Frame {
             dist_dir: dist,
             script_module: "hello",
-            app_entries: vec![ArchiveEntry {
-                name: "hello.pyc".into(),
-                data: b"pyc".to_vec(),
-            }],
-            app_copies: vec![],
-            loader_template: Box::leak(tiny_pe().into_boxed_slice()),
-            installer_template: Box::leak(tiny_pe().into_boxed_slice()),
-            runtime_stub: "stubs/isapi_freeze_runtime.dll".into(),
-            python_dll: "py/python311.dll".into(),
-            python_stem: "python311".into(),
-            stdlib: StdlibSource::Zip("py/python311.zip".into()),
-            binaries: vec![("_socket.pyd".into(), "py/_socket.pyd".into())],
-            extra: vec![],
+            loader_template: "stubs/isapi_freeze_loader.dll".into(),
+            launcher_template: "stubs/isapi-freeze-launcher.exe".into(),
+            runtime_stub: "stubs/cp3/isapi_freeze_runtime.dll".into(),
+            python_dll: "py/python3.dll".into(),
+            stdlib_zip_name: "python3.zip".into(),
         }
+    }
+
+    pub fn placements() -> Vec<Placement> {
+        vec![
+            Placement {
+                path: "hello.pyc".into(),
+                place: Place::AppArchive,
+                treatment: Treatment::Compile(SourceFile {
+                    path: "app/hello.py".into(),
+                    text: None,
+                    zip: None,
+                    filename: "hello.py".into(),
+                    check_factories: true,
+                }),
+                role: Role::Module,
+            },
+            Placement {
+                path: "encodings/__init__.pyc".into(),
+                place: Place::StdlibZip,
+                treatment: Treatment::Copy(FileSource::ZipMember(
+                    "py/python3.zip".into(),
+                    "encodings/__init__.pyc".into(),
+                )),
+                role: Role::Module,
+            },
+            Placement {
+                path: "_socket.pyd".into(),
+                place: Place::OutputFolder,
+                treatment: Treatment::Copy(FileSource::Path("py/_socket.pyd".into())),
+                role: Role::Binary,
+            },
+        ]
     }
 
     #[test]
     fn plan_names_every_output_file() {
-        let plan = build_plan(inputs(Path::new("dist"))).unwrap();
+        let plan = build_plan(frame(Path::new("dist")), placements()).unwrap();
         let names: Vec<(&str, Role)> = plan.files.iter().map(|f| (f.path.as_str(), f.role)).collect();
         assert_eq!(
             names,
             [
                 ("_hello.dll", Role::Loader),
                 ("_socket.pyd", Role::Binary),
-                ("hello.exe", Role::Installer),
+                ("hello.exe", Role::Launcher),
                 ("isapi_freeze_runtime.dll", Role::Runtime),
-                ("python311.dll", Role::PythonDll),
-                ("python311.zip", Role::Stdlib),
+                ("python3.dll", Role::PythonDll),
+                ("python3.zip", Role::Stdlib),
             ]
         );
+        assert_eq!(plan.archive.len(), 1);
+        assert_eq!(plan.stdlib_zip.len(), 1);
+        assert_eq!(plan.sources().count(), 1);
     }
 
     #[test]
-    fn loader_and_installer_carry_the_same_archive_and_its_digest() {
-        let plan = build_plan(inputs(Path::new("dist"))).unwrap();
-        let bytes = |name: &str| match &plan.files.iter().find(|f| f.path == name).unwrap().contents {
-            Contents::Bytes(b) => b.clone(),
-            Contents::Copy(_) => panic!("{name} should be built"),
-        };
-        let kind = ResName::Id(format::RT_RCDATA);
-        for file in ["_hello.dll", "hello.exe"] {
-            let image = bytes(file);
-            let archive = pe::find_resource(&image, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0)
-                .unwrap()
-                .unwrap();
-            let config = pe::find_resource(&image, &kind, &ResName::Id(format::CONFIG_RESOURCE_ID), 0)
-                .unwrap()
-                .unwrap();
-            let config = StubConfig::decode(&config).unwrap();
-            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&archive).into();
-            assert_eq!(config.archive_sha256, digest);
-            assert_eq!(config.archive_sha256, plan.archive_sha256);
-            assert_eq!(config.script_module, "hello");
-            assert_eq!(config.python_dll, "python311.dll");
-        }
-    }
-
-    #[test]
-    fn dry_run_description_lists_files_and_digest() {
-        let plan = build_plan(inputs(Path::new("dist"))).unwrap();
-        let text = plan.describe();
-        assert!(text.starts_with("would write dist (7 files):\n"), "{text}");
-        assert!(
-            text.contains("\n  python311.dll                python-dll  copy of py/python311.dll\n"),
-            "{text}"
+    fn dry_run_description_lists_files_and_zip_members() {
+        let plan = build_plan(frame(Path::new("dist")), placements()).unwrap();
+        assert_eq!(
+            plan.describe(),
+            "would write dist (7 files):\n\
+             \x20 _hello.dll                   loader      stubs/isapi_freeze_loader.dll with the app archive\n\
+             \x20 _socket.pyd                  binary      copy of py/_socket.pyd\n\
+             \x20 hello.exe                    launcher    stubs/isapi-freeze-launcher.exe with the app archive\n\
+             \x20 isapi_freeze_runtime.dll     runtime     copy of stubs/cp3/isapi_freeze_runtime.dll\n\
+             \x20 python3.dll                  python-dll  copy of py/python3.dll\n\
+             \x20 python3.zip                  stdlib      a zip of the standard library listed below\n\
+             \x20 manifest.json                manifest    SHA-256 of every file above\n\
+             the app archive (in the loader and the launcher), 1 member:\n\
+             \x20 hello.pyc                                compiled from app/hello.py\n\
+             the standard library zip, 1 member:\n\
+             \x20 encodings/__init__.pyc                   copy of py/python3.zip/encodings/__init__.pyc\n"
         );
-        assert!(text.contains("copy of py/python311.zip"), "{text}");
-        assert!(
-            text.contains(&format!(
-                "app archive SHA-256: {}",
-                format::to_hex(&plan.archive_sha256)
-            )),
-            "{text}"
+    }
+
+    #[test]
+    fn two_sources_for_one_place_are_refused() {
+        let mut twice = placements();
+        twice.push(Placement {
+            path: "hello.pyc".into(),
+            place: Place::AppArchive,
+            treatment: Treatment::Copy(FileSource::Path("site/hello.pyc".into())),
+            role: Role::Module,
+        });
+        let err = build_plan(frame(Path::new("dist")), twice).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "two files claim hello.pyc in the archive (compiled from app/hello.py and copy of site/hello.pyc); \
+             remove or --exclude one"
         );
     }
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use crate::cli::TraceArgs;
-use crate::execute::MANIFEST;
+use isapi_freeze_format::MANIFEST;
 
 pub fn trace(args: TraceArgs) -> Result<i32> {
     if !args.dist.join(MANIFEST).is_file() {
@@ -17,7 +17,7 @@ pub fn trace(args: TraceArgs) -> Result<i32> {
         eprintln!("following {}/logs (Ctrl+C to stop)", args.dist.display());
     }
     let stdout = std::io::stdout();
-    match isapi_freeze_format::trace::follow(&args.dist, args.lines, !args.no_follow, &mut stdout.lock()) {
+    match isapi_freeze_diagnostics::trace::follow(&args.dist, args.lines, !args.no_follow, &mut stdout.lock()) {
         Ok(()) => Ok(0),
         // A closed pipe (`| head`) ends the trace; that is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),

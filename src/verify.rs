@@ -7,10 +7,9 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use isapi_freeze_format::{to_hex, LOG_DIR};
+use isapi_freeze_format::manifest::Manifest;
+use isapi_freeze_format::{to_hex, LOG_DIR, MANIFEST};
 use sha2::{Digest, Sha256};
-
-use crate::execute::MANIFEST;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -35,17 +34,11 @@ pub fn verify(dist: &Path) -> Result<Report> {
         );
     }
     let text = fs_err::read_to_string(&manifest_path)?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", manifest_path.display()))?;
-    let files = manifest["files"]
-        .as_array()
-        .with_context(|| format!("{} has no file list", manifest_path.display()))?;
+    let manifest = Manifest::from_json(&text).with_context(|| format!("reading {}", manifest_path.display()))?;
     let mut report = Report::default();
     let mut listed = BTreeSet::new();
-    for file in files {
-        let (Some(path), Some(expected)) = (file["path"].as_str(), file["sha256"].as_str()) else {
-            bail!("{} has an entry without path or sha256", manifest_path.display());
-        };
+    for file in &manifest.files {
+        let (path, expected) = (file.path.as_str(), file.sha256.as_str());
         listed.insert(path.to_string());
         report.checked += 1;
         let full = dist.join(path);

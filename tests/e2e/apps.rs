@@ -10,7 +10,10 @@ use crate::http::{get, request};
 
 /// A site folder of Windows packages made by `make sites`.
 fn site(name: &str) -> PathBuf {
-    let dir = repo().join("target/site").join(name);
+    let dir = repo()
+        .join("target/site")
+        .join(crate::harness::default_python().abi_tag())
+        .join(name);
     assert!(
         dir.join(".done").is_file(),
         "no {} : run `make sites` (or `make test`)",

@@ -515,7 +515,7 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         );
         // Windows' own checksum routine agrees with the header.
         let oracle = run_windows(
-            &stubs().join("pe-checksum.exe"),
+            &crate::harness::test_programs().join("pe-checksum.exe"),
             &[&crate::harness::win_path(&dist.join(name))],
             dist,
         );
@@ -777,7 +777,7 @@ fn a_symbolic_link_loop_in_data_is_refused_with_its_place() {
     );
 }
 
-/// A copy of `from` (a folder of files) in a new temporary folder.
+/// A copy of `from` (a folder of files and folders of files) in a new temporary folder.
 fn copied_folder(from: &Path, tmp: &Path, name: &str) -> PathBuf {
     let to = tmp.join(name);
     std::fs::create_dir_all(&to).unwrap();
@@ -785,6 +785,8 @@ fn copied_folder(from: &Path, tmp: &Path, name: &str) -> PathBuf {
         let path = entry.unwrap().path();
         if path.is_file() {
             std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        } else if path.is_dir() {
+            copied_folder(&path, &to, path.file_name().unwrap().to_str().unwrap());
         }
     }
     to
@@ -796,21 +798,22 @@ fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
     let python = windows_python();
     for (file, damage, expected) in [
         (
-            "isapi_freeze_loader.dll",
+            "isapi_freeze_loader.dll".to_string(),
             4096usize,
-            "embedding the archive in the loader stub: not a PE file: Malformed entity",
+            "isapi_freeze_loader.dll: not a PE file: Malformed entity",
         ),
         (
-            "isapi-freeze-installer.exe",
+            "isapi-freeze-launcher.exe".to_string(),
             300,
-            "embedding the archive in the installer stub: not a PE file",
+            "isapi-freeze-launcher.exe: not a PE file",
         ),
         (
-            "isapi_freeze_runtime.dll",
+            crate::harness::default_python().runtime_stub(),
             300,
             "isapi_freeze_runtime.dll is not a PE file",
         ),
     ] {
+        let file = file.as_str();
         let stubs = copied_folder(&stubs(), tmp.path(), &format!("stubs-{file}"));
         let bytes = std::fs::read(stubs.join(file)).unwrap();
         std::fs::write(stubs.join(file), &bytes[..damage]).unwrap();

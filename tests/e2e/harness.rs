@@ -13,9 +13,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The cross-built Windows binaries.
+/// The Windows programs the CLI carries, as `make stubs` assembles them.
 pub fn stubs() -> PathBuf {
-    let dir = repo().join("target/x86_64-pc-windows-gnu/release");
+    let dir = repo().join("target/stubs");
     assert!(
         dir.join("isapi-host.exe").is_file(),
         "no Windows stubs in {}: run `make stubs` (or `make test`)",
@@ -24,11 +24,28 @@ pub fn stubs() -> PathBuf {
     dir
 }
 
-/// The embeddable Windows CPython 3.11 that the tests freeze with.
-pub fn windows_python() -> PathBuf {
-    let dir = repo().join("target/python/cp311");
+/// The Windows programs only the tests use (the native extension, pe-checksum).
+pub fn test_programs() -> PathBuf {
+    let dir = repo().join("target/x86_64-pc-windows-gnu/release");
     assert!(
-        dir.join("python311.dll").is_file(),
+        dir.join("pe-checksum.exe").is_file(),
+        "no Windows test programs in {}: run `make stubs` (or `make test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// The supported CPython the whole suite runs on (stub/format/pythons.txt).
+pub fn default_python() -> isapi_freeze_format::pythons::Python {
+    isapi_freeze_format::pythons::default()
+}
+
+/// The embeddable Windows CPython of the default version that the tests freeze with.
+pub fn windows_python() -> PathBuf {
+    let python = default_python();
+    let dir = repo().join("target/python").join(python.abi_tag());
+    assert!(
+        dir.join(python.dll_name()).is_file(),
         "no Windows CPython in {}: run `make python` (or `make test`)",
         dir.display()
     );

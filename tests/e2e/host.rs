@@ -10,7 +10,7 @@ use crate::http::{get, request, Connection};
 
 /// The fixture DLL, cross-built with the stubs.
 fn fixture() -> PathBuf {
-    let dll = stubs().join("native_extension.dll");
+    let dll = crate::harness::test_programs().join("native_extension.dll");
     assert!(
         dll.is_file(),
         "no {}: build -p native-extension for x86_64-pc-windows-gnu",

@@ -10,7 +10,7 @@ use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use isapi_freeze_format::{self as format, StubConfig};
+use isapi_freeze_format::{self as format, exports};
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{GetLastError, FALSE, HMODULE};
 use windows_sys::Win32::System::LibraryLoader::{
@@ -22,14 +22,14 @@ use windows_sys::Win32::System::Iis::{HSE_STATUS_ERROR, SF_STATUS_REQ_ERROR};
 
 type Ptr = *mut c_void;
 
-/// The runtime's entry points, resolved once.
+/// The runtime's entry points, resolved once (names and types: the contract's `exports`).
 struct Runtime {
-    get_extension_version: unsafe extern "system" fn(Ptr) -> BOOL,
-    http_extension_proc: unsafe extern "system" fn(Ptr) -> u32,
-    terminate_extension: unsafe extern "system" fn(u32) -> BOOL,
-    get_filter_version: unsafe extern "system" fn(Ptr) -> BOOL,
-    http_filter_proc: unsafe extern "system" fn(Ptr, u32, Ptr) -> u32,
-    terminate_filter: unsafe extern "system" fn(u32) -> BOOL,
+    get_extension_version: exports::GetExtensionVersionFn,
+    http_extension_proc: exports::HttpExtensionProcFn,
+    terminate_extension: exports::TerminateExtensionFn,
+    get_filter_version: exports::GetFilterVersionFn,
+    http_filter_proc: exports::HttpFilterProcFn,
+    terminate_filter: exports::TerminateFilterFn,
 }
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -73,21 +73,14 @@ fn load_library(path: &Path) -> Result<HMODULE, String> {
 fn load_runtime() -> Result<Runtime, String> {
     let (module, path) = own_module();
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    // SAFETY: this DLL stays loaded while any of its entry points can run.
-    let config = unsafe { format::resource::rcdata(module, format::CONFIG_RESOURCE_ID) }.ok_or_else(|| {
-        format!(
-            "{} has no isapi-freeze config resource: it was not made by isapi-freeze",
-            path.display()
-        )
-    })?;
-    let config = StubConfig::decode(config).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: `module` is this DLL, loaded while any of its entry points can run.
+    let config = unsafe { isapi_freeze_embedded::config(module, &path.display().to_string()) }?;
     load_library(&dir.join(&config.python_dll))?;
     let runtime = load_library(&dir.join(format::RUNTIME_DLL))?;
 
-    // SAFETY: each export has the type named in `Runtime` (fixed by the ISAPI ABI) or here
-    // (attach, fixed by stub/runtime).
+    // SAFETY: each export has the contract's type for its name (stub/format's `exports`).
     unsafe {
-        let attach: unsafe extern "system" fn(HMODULE) -> BOOL = export(runtime, "isapi_freeze_attach")?;
+        let attach: exports::AttachFn = export(runtime, exports::ATTACH)?;
         if attach(module) == FALSE {
             return Err(format!(
                 "{} refused to start; the reason is logged above",
@@ -95,12 +88,12 @@ fn load_runtime() -> Result<Runtime, String> {
             ));
         }
         Ok(Runtime {
-            get_extension_version: export(runtime, "GetExtensionVersion")?,
-            http_extension_proc: export(runtime, "HttpExtensionProc")?,
-            terminate_extension: export(runtime, "TerminateExtension")?,
-            get_filter_version: export(runtime, "GetFilterVersion")?,
-            http_filter_proc: export(runtime, "HttpFilterProc")?,
-            terminate_filter: export(runtime, "TerminateFilter")?,
+            get_extension_version: export(runtime, exports::GET_EXTENSION_VERSION)?,
+            http_extension_proc: export(runtime, exports::HTTP_EXTENSION_PROC)?,
+            terminate_extension: export(runtime, exports::TERMINATE_EXTENSION)?,
+            get_filter_version: export(runtime, exports::GET_FILTER_VERSION)?,
+            http_filter_proc: export(runtime, exports::HTTP_FILTER_PROC)?,
+            terminate_filter: export(runtime, exports::TERMINATE_FILTER)?,
         })
     }
 }
@@ -140,7 +133,7 @@ fn runtime() -> Option<&'static Runtime> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                format::log_error(&dir, &name, &format!("cannot start: {why}"));
+                isapi_freeze_diagnostics::log_error(&dir, &name, &format!("cannot start: {why}"));
             }
             loaded
         })

@@ -26,13 +26,11 @@ pub fn open(host: &Host) -> Result<StubConfig, String> {
     // as this runtime runs: the loader never frees it, and an exe's image is its process.
     let (config, archive) = unsafe {
         (
-            format::resource::rcdata(module, format::CONFIG_RESOURCE_ID),
-            format::resource::rcdata(module, format::ARCHIVE_RESOURCE_ID),
+            isapi_freeze_embedded::config(module, &host.path.display().to_string())?,
+            isapi_freeze_embedded::archive(module),
         )
     };
     let what = host.path.display();
-    let config = config.ok_or_else(|| format!("{what} has no isapi-freeze config resource"))?;
-    let config = StubConfig::decode(config).map_err(|e| format!("{what}: {e}"))?;
     let archive = archive.ok_or_else(|| format!("{what} has no app archive resource"))?;
     let digest: [u8; 32] = Sha256::digest(archive).into();
     if digest != config.archive_sha256 {

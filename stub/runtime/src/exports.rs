@@ -250,13 +250,13 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
 /// # Safety
 /// `module` is the calling executable's module handle.
 #[no_mangle]
-pub unsafe extern "C" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
+pub unsafe extern "system" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
     guarded(1, || {
         let host = host::set(module, HostKind::Exe);
         if std::env::args().nth(1).as_deref() == Some("trace") {
             eprintln!("following {}\\logs (Ctrl+C to stop)", host.dir.display());
             let stdout = std::io::stdout();
-            let followed = isapi_freeze_format::trace::follow(&host.dir, 20, true, &mut stdout.lock());
+            let followed = isapi_freeze_diagnostics::trace::follow(&host.dir, 20, true, &mut stdout.lock());
             return i32::from(followed.is_err());
         }
         if let Err(why) = interpreter::start(host) {
@@ -308,3 +308,10 @@ fn exit_code(py: Python<'_>, err: &PyErr) -> i32 {
         });
     1
 }
+
+// The loader and the launcher call these by the contract's names and types (stub/format's
+// `exports`): a signature that drifts from it fails to compile here.
+const _: (
+    isapi_freeze_format::exports::AttachFn,
+    isapi_freeze_format::exports::RunMainFn,
+) = (isapi_freeze_attach, isapi_freeze_run_main);

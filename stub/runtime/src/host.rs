@@ -55,13 +55,13 @@ pub fn get() -> Option<&'static Host> {
 /// `isapi-freeze trace` follows.
 pub fn log(message: &str) {
     if let Some(host) = HOST.get() {
-        isapi_freeze_format::append_log(&host.dir, &host.file_name, message);
+        isapi_freeze_diagnostics::append_log(&host.dir, &host.file_name, message);
     }
 }
 
 /// Logs an error in the host's log and in the Windows Event Log.
 pub fn log_error(message: &str) {
     if let Some(host) = HOST.get() {
-        isapi_freeze_format::log_error(&host.dir, &host.file_name, message);
+        isapi_freeze_diagnostics::log_error(&host.dir, &host.file_name, message);
     }
 }

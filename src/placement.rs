@@ -1,0 +1,408 @@
+//! Where every module and file of a freeze goes, decided once, here: the app archive (read
+//! from memory), the standard-library zip (what Python imports before the archive's importer
+//! exists), or a file of the output folder; and whether its bytes are compiled, copied, or
+//! copied still compressed. Nothing is read or compiled here: the decisions are cheap, so
+//! `--dry-run` prints them, and `assemble.rs` carries them out.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::compile::SourceFile;
+use crate::config::RuntimeLayout;
+use crate::discover::graph::{source_file, Graph};
+use crate::discover::roots::{is_code_file, ModuleFile, RootFiles, RootKind, Roots};
+
+/// Where a placed file ends up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Place {
+    /// The app archive, embedded in the loader and the launcher and imported from memory.
+    AppArchive,
+    /// python3XY.zip: Python imports `encodings` from it before the boot module runs (and,
+    /// with `--full-stdlib`, the whole standard library of an installation).
+    StdlibZip,
+    /// A file of the output folder: extension modules and the DLLs they load (Windows
+    /// loads them from disk), `--files` packages and `--data`.
+    OutputFolder,
+}
+
+/// Where a placed file's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileSource {
+    Path(PathBuf),
+    /// A member of a zip file (the embeddable standard library).
+    ZipMember(PathBuf, String),
+}
+
+impl FileSource {
+    /// For messages and `--dry-run`.
+    pub fn describe(&self) -> String {
+        match self {
+            FileSource::Path(path) => path.display().to_string(),
+            FileSource::ZipMember(zip, member) => format!("{}/{member}", zip.display()),
+        }
+    }
+}
+
+/// How a placed file's bytes are made.
+#[derive(Clone, Debug)]
+pub enum Treatment {
+    /// Python source, compiled to a .pyc by the build Python.
+    Compile(SourceFile),
+    /// Copied as it is.
+    Copy(FileSource),
+    /// A member of another zip, copied into a zip still compressed (the embeddable
+    /// standard library's bytecode: inflating and deflating it again is the slowest step of
+    /// a freeze).
+    CopyCompressed { zip: PathBuf, member: String },
+}
+
+/// What a file of the output folder is, as manifest.json records it.
+pub use isapi_freeze_format::manifest::Role;
+
+/// One decision: `path` inside `place` (`/`-separated), made by `treatment`.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub path: String,
+    pub place: Place,
+    pub treatment: Treatment,
+    /// For output-folder files: what it is.
+    pub role: Role,
+}
+
+/// What the placement rules depend on besides the graph.
+pub struct Rules<'a> {
+    /// The script's module name: its source is checked for factories when compiled.
+    pub script_module: &'a str,
+    /// `--files`: packages shipped as plain files rather than in the archive.
+    pub as_files: &'a [String],
+    /// `--full-stdlib`: the whole standard library is placed separately (see
+    /// [`whole_stdlib`]), so the graph's standard-library modules are not placed again.
+    pub full_stdlib: bool,
+}
+
+/// Python imports these before the boot module installs the archive's importer, so they
+/// must stay in python3XY.zip.
+fn needed_before_boot(path: &str) -> bool {
+    path.starts_with("encodings/")
+}
+
+/// Places every module of `graph` and its package data.
+pub fn place_modules(graph: &Graph, roots: &Roots, rules: &Rules) -> Vec<Placement> {
+    let mut out = Vec::new();
+    for (name, module) in &graph.modules {
+        let as_file = rules
+            .as_files
+            .iter()
+            .any(|p| name == p || name.starts_with(&format!("{p}.")));
+        let (root, rel) = match &module.found.file {
+            ModuleFile::Source { root, rel }
+            | ModuleFile::Bytecode { root, rel }
+            | ModuleFile::Extension { root, rel } => (Some(*root), rel.as_str()),
+            ModuleFile::Builtin | ModuleFile::Namespace => (None, ""),
+        };
+        if let Some(root) = root {
+            let kind = roots.roots[root].kind;
+            let treatment = match &module.found.file {
+                ModuleFile::Source { .. } => {
+                    let mut source = source_file(roots, name, &module.found).expect("a source module has a file");
+                    source.check_factories = name == rules.script_module;
+                    Some((crate::discover::pyc_name(rel), Treatment::Compile(source)))
+                }
+                ModuleFile::Extension { .. } => {
+                    let path = roots.path(root, rel).expect("extension modules are files on disk");
+                    out.push(Placement {
+                        path: rel.to_string(),
+                        place: Place::OutputFolder,
+                        treatment: Treatment::Copy(FileSource::Path(path)),
+                        role: Role::Binary,
+                    });
+                    None
+                }
+                _ => Some((rel.to_string(), copy(roots, root, rel))),
+            };
+            if let Some((path, treatment)) = treatment {
+                if let Some(placement) = decide(kind, as_file, path, treatment, Role::Module, rules) {
+                    out.push(placement);
+                }
+            }
+        }
+        for (root, dir) in &module.found.package_dirs {
+            let kind = roots.roots[*root].kind;
+            if matches!(kind, RootKind::StdlibExtensions | RootKind::Runtime) {
+                continue;
+            }
+            for rel in package_data(roots, *root, dir) {
+                let treatment = copy(roots, *root, &rel);
+                if let Some(placement) = decide(kind, as_file, rel, treatment, Role::Data, rules) {
+                    out.push(placement);
+                }
+            }
+        }
+    }
+    // A namespace package inside a package (a folder without __init__) shares its files with
+    // the enclosing package's data: keep each destination once.
+    let mut seen = BTreeSet::new();
+    out.retain(|p| seen.insert((p.place, p.path.clone())));
+    out
+}
+
+/// The one rule: where a module or data file found in a root of `kind` goes.
+fn decide(
+    kind: RootKind,
+    as_file: bool,
+    path: String,
+    treatment: Treatment,
+    role: Role,
+    rules: &Rules,
+) -> Option<Placement> {
+    let place = if as_file {
+        Place::OutputFolder
+    } else {
+        match kind {
+            RootKind::Stdlib if rules.full_stdlib => return None,
+            RootKind::Stdlib if needed_before_boot(&path) => Place::StdlibZip,
+            _ => Place::AppArchive,
+        }
+    };
+    // Bytecode of the embeddable zip goes into the app archive still compressed.
+    let treatment = match treatment {
+        Treatment::Copy(FileSource::ZipMember(zip, member))
+            if place == Place::AppArchive && kind == RootKind::Stdlib =>
+        {
+            Treatment::CopyCompressed { zip, member }
+        }
+        other => other,
+    };
+    Some(Placement {
+        path,
+        place,
+        treatment,
+        role,
+    })
+}
+
+fn copy(roots: &Roots, root: usize, rel: &str) -> Treatment {
+    Treatment::Copy(match &roots.roots[root].files {
+        RootFiles::Dir(dir) => FileSource::Path(dir.join(rel)),
+        RootFiles::Listing { origin, .. } => FileSource::ZipMember(origin.clone(), rel.to_string()),
+    })
+}
+
+/// The data files of the package in `dir`: files that are not code and do not belong to a
+/// subpackage (a folder with its own `__init__`), which brings its own data if imported.
+fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
+    roots
+        .files_under(root, dir)
+        .into_iter()
+        .filter(|rel| !is_code_file(rel))
+        .filter(|rel| {
+            let inner = &rel[dir.len() + 1..];
+            let mut folder = dir.to_string();
+            let parts: Vec<&str> = inner.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                folder = format!("{folder}/{part}");
+                if roots.has_file(root, &format!("{folder}/__init__.py"))
+                    || roots.has_file(root, &format!("{folder}/__init__.pyc"))
+                {
+                    return false;
+                }
+            }
+            true
+        })
+        .collect()
+}
+
+/// `--full-stdlib`: the embeddable zip is copied as it is; an installation's Lib\ is
+/// compiled into a new python3XY.zip.
+pub fn whole_stdlib(runtime: &crate::config::PythonRuntime) -> Result<Vec<Placement>> {
+    Ok(match runtime.layout {
+        RuntimeLayout::Embeddable => vec![Placement {
+            path: runtime.stdlib_zip_name(),
+            place: Place::OutputFolder,
+            treatment: Treatment::Copy(FileSource::Path(runtime.root.join(runtime.stdlib_zip_name()))),
+            role: Role::Stdlib,
+        }],
+        RuntimeLayout::Installation => {
+            let files = crate::discover::stdlib_files(&runtime.root.join("Lib"))?;
+            let modules = files.modules.into_iter().map(|m| Placement {
+                path: m.archive_name,
+                place: Place::StdlibZip,
+                treatment: Treatment::Compile(m.source),
+                role: Role::Module,
+            });
+            let data = files.data.into_iter().map(|(path, file)| Placement {
+                path,
+                place: Place::StdlibZip,
+                treatment: Treatment::Copy(FileSource::Path(file)),
+                role: Role::Data,
+            });
+            modules.chain(data).collect()
+        }
+    })
+}
+
+/// Files of the output folder copied from disk: (path in the output, file, role).
+pub fn output_files(files: impl IntoIterator<Item = (String, PathBuf)>, role: Role) -> Vec<Placement> {
+    files
+        .into_iter()
+        .map(|(path, file)| Placement {
+            path,
+            place: Place::OutputFolder,
+            treatment: Treatment::Copy(FileSource::Path(file)),
+            role,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::discover::graph::Module;
+    use crate::discover::roots::{listing, Found, Root};
+
+    fn roots() -> Roots {
+        Roots {
+            roots: vec![
+                Root {
+                    kind: RootKind::App,
+                    files: listing(
+                        Path::new("app"),
+                        [
+                            "pkg/__init__.py",
+                            "pkg/templates/page.html",
+                            "pkg/sub/__init__.py",
+                            "pkg/sub/x.txt",
+                            "pkg/__pycache__/a.pyc",
+                        ]
+                        .map(String::from),
+                    ),
+                },
+                Root {
+                    kind: RootKind::Stdlib,
+                    files: listing(
+                        Path::new("py.zip"),
+                        ["json/__init__.pyc", "encodings/__init__.pyc"].map(String::from),
+                    ),
+                },
+            ],
+            builtins: BTreeSet::new(),
+            abi_tag: "cp311".into(),
+        }
+    }
+
+    fn graph() -> Graph {
+        let module = |file, dirs: Vec<(usize, &str)>| Module {
+            found: Found {
+                file,
+                package_dirs: dirs.into_iter().map(|(r, d)| (r, d.to_string())).collect(),
+            },
+            importers: BTreeSet::new(),
+        };
+        let mut graph = Graph::default();
+        graph.modules.insert(
+            "pkg".into(),
+            module(
+                ModuleFile::Source {
+                    root: 0,
+                    rel: "pkg/__init__.py".into(),
+                },
+                vec![(0, "pkg")],
+            ),
+        );
+        for name in ["json", "encodings"] {
+            graph.modules.insert(
+                name.into(),
+                module(
+                    ModuleFile::Bytecode {
+                        root: 1,
+                        rel: format!("{name}/__init__.pyc"),
+                    },
+                    vec![(1, name)],
+                ),
+            );
+        }
+        graph
+    }
+
+    /// (path, place, how) of each placement, for comparing.
+    fn summary(placements: &[Placement]) -> Vec<(String, Place, String)> {
+        placements
+            .iter()
+            .map(|p| {
+                let how = match &p.treatment {
+                    Treatment::Compile(s) => format!("compile {}", s.path.display()),
+                    Treatment::Copy(f) => format!("copy {}", f.describe()),
+                    Treatment::CopyCompressed { zip, member } => format!("raw {}/{member}", zip.display()),
+                };
+                (p.path.clone(), p.place, how)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn modules_and_data_go_where_they_run_from() {
+        let rules = Rules {
+            script_module: "app",
+            as_files: &[],
+            full_stdlib: false,
+        };
+        let placed = place_modules(&graph(), &roots(), &rules);
+        assert_eq!(
+            summary(&placed),
+            [
+                (
+                    "encodings/__init__.pyc".to_string(),
+                    Place::StdlibZip,
+                    "copy py.zip/encodings/__init__.pyc".to_string()
+                ),
+                (
+                    "json/__init__.pyc".to_string(),
+                    Place::AppArchive,
+                    "raw py.zip/json/__init__.pyc".to_string()
+                ),
+                (
+                    "pkg/__init__.pyc".to_string(),
+                    Place::AppArchive,
+                    "compile app/pkg/__init__.py".to_string()
+                ),
+                (
+                    "pkg/templates/page.html".to_string(),
+                    Place::AppArchive,
+                    "copy app/pkg/templates/page.html".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn files_packages_go_to_the_output_folder_and_full_stdlib_places_none_of_the_graphs() {
+        let as_files = ["pkg".to_string()];
+        let rules = Rules {
+            script_module: "app",
+            as_files: &as_files,
+            full_stdlib: true,
+        };
+        let placed = place_modules(&graph(), &roots(), &rules);
+        assert_eq!(
+            summary(&placed),
+            [
+                (
+                    "pkg/__init__.pyc".to_string(),
+                    Place::OutputFolder,
+                    "compile app/pkg/__init__.py".to_string()
+                ),
+                (
+                    "pkg/templates/page.html".to_string(),
+                    Place::OutputFolder,
+                    "copy app/pkg/templates/page.html".to_string()
+                ),
+            ]
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The config record the freezer embeds beside the archive (resource
+//! [`crate::CONFIG_RESOURCE_ID`]): what the loader needs before Python runs and what the
+//! runtime needs to start it. `key=value` lines after a header line, readable in any
+//! resource viewer; unknown keys are ignored so that an older stub reads a newer record.
+
+use std::fmt;
+
+/// What the loader needs to know before Python runs, stored as resource
+/// [`CONFIG_RESOURCE_ID`]. Encoded as `key=value` lines after a header line, so that a
+/// person can read it with any resource viewer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StubConfig {
+    /// File name of the Python DLL in the output directory, e.g. `python311.dll`.
+    pub python_dll: String,
+    /// Module name of the user's script inside the archive, e.g. `hello`.
+    pub script_module: String,
+    /// SHA-256 of the archive resource's bytes; checked before anything is imported.
+    pub archive_sha256: [u8; 32],
+}
+
+const CONFIG_HEADER: &str = "isapi-freeze-config 1";
+
+/// Why a config record could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    BadHeader,
+    NotUtf8,
+    BadLine(String),
+    Missing(&'static str),
+    BadDigest,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadHeader => write!(f, "the config record does not start with `{CONFIG_HEADER}`"),
+            ConfigError::NotUtf8 => write!(f, "the config record is not UTF-8"),
+            ConfigError::BadLine(line) => write!(f, "the config record has a malformed line `{line}`"),
+            ConfigError::Missing(key) => write!(f, "the config record has no `{key}`"),
+            ConfigError::BadDigest => write!(f, "the config record's archive_sha256 is not 64 hex digits"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl StubConfig {
+    pub fn encode(&self) -> Vec<u8> {
+        format!(
+            "{CONFIG_HEADER}\npython_dll={}\nscript_module={}\narchive_sha256={}\n",
+            self.python_dll,
+            self.script_module,
+            to_hex(&self.archive_sha256)
+        )
+        .into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<StubConfig, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8)?;
+        let mut lines = text.lines();
+        if lines.next() != Some(CONFIG_HEADER) {
+            return Err(ConfigError::BadHeader);
+        }
+        let (mut python_dll, mut script_module, mut digest) = (None, None, None);
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadLine(line.to_string()))?;
+            match key {
+                "python_dll" => python_dll = Some(value.to_string()),
+                "script_module" => script_module = Some(value.to_string()),
+                "archive_sha256" => digest = Some(from_hex(value).ok_or(ConfigError::BadDigest)?),
+                // Unknown keys come from a newer freezer; an older stub can ignore them.
+                _ => {}
+            }
+        }
+        Ok(StubConfig {
+            python_dll: python_dll.ok_or(ConfigError::Missing("python_dll"))?,
+            script_module: script_module.ok_or(ConfigError::Missing("script_module"))?,
+            archive_sha256: digest.ok_or(ConfigError::Missing("archive_sha256"))?,
+        })
+    }
+}
+
+/// Lower-case hex of a digest, as `sha256sum` prints it.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StubConfig {
+        StubConfig {
+            python_dll: "python311.dll".into(),
+            script_module: "hello".into(),
+            archive_sha256: [0xab; 32],
+        }
+    }
+
+    #[test]
+    fn config_round_trips() {
+        assert_eq!(StubConfig::decode(&sample().encode()), Ok(sample()));
+    }
+
+    #[test]
+    fn config_encoding_is_readable_text() {
+        let text = String::from_utf8(sample().encode()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "isapi-freeze-config 1\npython_dll=python311.dll\nscript_module=hello\narchive_sha256={}\n",
+                "ab".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn config_rejects_damage() {
+        assert_eq!(StubConfig::decode(b"nope\n"), Err(ConfigError::BadHeader));
+        assert_eq!(
+            StubConfig::decode(b"isapi-freeze-config 1\npython_dll=x\nscript_module=y\n"),
+            Err(ConfigError::Missing("archive_sha256"))
+        );
+        assert_eq!(
+            StubConfig::decode(b"isapi-freeze-config 1\narchive_sha256=12\n"),
+            Err(ConfigError::BadDigest)
+        );
+        assert_eq!(
+            StubConfig::decode(b"isapi-freeze-config 1\ngarbage\n"),
+            Err(ConfigError::BadLine("garbage".into()))
+        );
+    }
+}

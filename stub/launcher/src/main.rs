@@ -1,0 +1,56 @@
+//! `NAME.exe`, the launcher: made from the same script and archive as the loader, it runs
+//! the script as `__main__` (a pywin32-style script's `install`/`remove` command line). It
+//! loads the runtime DLL by full path from its own folder and hands it its own module,
+//! whose resources hold the archive; the runtime returns the exit code.
+
+#[cfg(windows)]
+fn main() {
+    use std::os::windows::ffi::OsStrExt;
+
+    use isapi_freeze_format::{exports, RUNTIME_DLL};
+    use windows_sys::Win32::Foundation::GetLastError;
+    use windows_sys::Win32::System::LibraryLoader::{
+        GetModuleHandleW, GetProcAddress, LoadLibraryExW, LOAD_WITH_ALTERED_SEARCH_PATH,
+    };
+
+    let exe = std::env::current_exe().unwrap_or_default();
+    let runtime = exe.with_file_name(RUNTIME_DLL);
+    let wide: Vec<u16> = runtime.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: `wide` is NUL-terminated; with a full path, LOAD_WITH_ALTERED_SEARCH_PATH makes
+    // the runtime's folder (python3XY.dll's too) the first place its imports are looked for.
+    let module = unsafe { LoadLibraryExW(wide.as_ptr(), std::ptr::null_mut(), LOAD_WITH_ALTERED_SEARCH_PATH) };
+    if module.is_null() {
+        // SAFETY: reads this thread's last error, set by the failed call above.
+        let code = unsafe { GetLastError() };
+        eprintln!(
+            "{}: cannot load {}: Windows error {code}; copy the whole output folder, which holds it and python3XY.dll",
+            exe.display(),
+            runtime.display()
+        );
+        std::process::exit(1);
+    }
+    let name: Vec<u8> = exports::RUN_MAIN.bytes().chain([0]).collect();
+    // SAFETY: `module` is loaded and `name` NUL-terminated.
+    let Some(raw) = (unsafe { GetProcAddress(module, name.as_ptr()) }) else {
+        eprintln!(
+            "{}: {} does not export {}: it is not the runtime of this launcher's isapi-freeze",
+            exe.display(),
+            runtime.display(),
+            exports::RUN_MAIN
+        );
+        std::process::exit(1);
+    };
+    // SAFETY: the runtime defines this export with the contract's type (exports::RunMainFn);
+    // GetModuleHandleW(NULL) is this executable's own handle, valid for the whole process.
+    let code = unsafe {
+        let run_main: exports::RunMainFn = std::mem::transmute(raw);
+        run_main(GetModuleHandleW(std::ptr::null()))
+    };
+    std::process::exit(code);
+}
+
+#[cfg(not(windows))]
+fn main() {
+    eprintln!("isapi-freeze-launcher is a Windows program");
+    std::process::exit(1);
+}
