@@ -14,15 +14,13 @@ use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::windows::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, FALSE,
-    TRUE,
+    ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, FALSE, TRUE,
 };
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
@@ -35,8 +33,8 @@ use windows_sys::Win32::System::Iis::{
     SF_STATUS_REQ_ERROR, SF_STATUS_REQ_FINISHED, SF_STATUS_REQ_FINISHED_KEEP_CONN, SF_STATUS_REQ_HANDLED_NOTIFICATION,
     SF_STATUS_REQ_NEXT_NOTIFICATION, SF_STATUS_REQ_READ_NEXT,
 };
-use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW};
 
+use crate::dll::{self, Dll, EntryPoints, Kind, LoadError};
 use crate::ecb::{fail, lock};
 use crate::http::{self, FramedHead, RequestHead};
 use crate::variables::RequestInfo;
@@ -46,67 +44,24 @@ const HTTP_FILTER_REVISION: u32 = 0x0007_0000;
 /// Room for a physical path in URL_MAP (MAX_PATH is too small for Wine's Z:\ paths).
 const PATH_BUFFER: usize = 1024;
 
-type GetFilterVersionFn = unsafe extern "system" fn(*mut HTTP_FILTER_VERSION) -> BOOL;
-type HttpFilterProcFn = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, u32, *mut c_void) -> u32;
-type TerminateFilterFn = unsafe extern "system" fn(u32) -> BOOL;
+type GetFilterVersion = unsafe extern "system" fn(*mut HTTP_FILTER_VERSION) -> BOOL;
+type HttpFilterProc = unsafe extern "system" fn(*mut HTTP_FILTER_CONTEXT, u32, *mut c_void) -> u32;
+type TerminateFilter = unsafe extern "system" fn(u32) -> BOOL;
 
 /// One loaded filter. Like extensions, it is never unloaded.
 pub struct Filter {
     pub path: PathBuf,
     pub description: String,
     flags: u32,
-    proc_: HttpFilterProcFn,
-    terminate: Option<TerminateFilterFn>,
-}
-
-/// Why a filter could not be started: the exit code for main, and the message.
-pub struct LoadFailure {
-    pub code: i32,
-    pub message: String,
+    entry_points: EntryPoints<GetFilterVersion, HttpFilterProc, TerminateFilter>,
 }
 
 impl Filter {
-    /// Loads the DLL by full path (LoadLibraryExW(path, NULL, 0)) and calls GetFilterVersion.
-    pub fn load(path: &Path) -> Result<Filter, LoadFailure> {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let fail = |code, message: String| LoadFailure { code, message };
-        let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
-        // SAFETY: `wide` is a NUL-terminated UTF-16 path; null file and flags 0 are a plain load.
-        let module = unsafe { LoadLibraryExW(wide.as_ptr(), std::ptr::null_mut(), 0) };
-        if module.is_null() {
-            // SAFETY: reads this thread's last error, set by LoadLibraryExW.
-            let code = unsafe { GetLastError() };
-            return Err(fail(
-                2,
-                format!("cannot load filter {}: Windows error {code}", path.display()),
-            ));
-        }
-        let export = |name: &CStr| {
-            // SAFETY: `module` is loaded and `name` is NUL-terminated.
-            unsafe { GetProcAddress(module, name.as_ptr().cast()) }
-        };
-        let missing = |name: &str| {
-            fail(
-                2,
-                format!(
-                    "cannot load filter {}: it does not export {name}, so it is not an ISAPI filter",
-                    path.display()
-                ),
-            )
-        };
-        let version = export(c"GetFilterVersion").ok_or_else(|| missing("GetFilterVersion"))?;
-        let proc_ = export(c"HttpFilterProc").ok_or_else(|| missing("HttpFilterProc"))?;
-        // TerminateFilter is optional in the ISAPI contract.
-        let terminate = export(c"TerminateFilter");
-        type Farproc = unsafe extern "system" fn() -> isize;
-        // SAFETY: httpfilt.h fixes these exports' signatures; all use the "system" ABI.
-        let (version, proc_, terminate) = unsafe {
-            (
-                std::mem::transmute::<Farproc, GetFilterVersionFn>(version),
-                std::mem::transmute::<Farproc, HttpFilterProcFn>(proc_),
-                terminate.map(|t| std::mem::transmute::<Farproc, TerminateFilterFn>(t)),
-            )
-        };
+    /// Loads the DLL by full path and calls GetFilterVersion.
+    pub fn load(path: &Path) -> Result<Filter, LoadError> {
+        let dll = Dll::load(path, Kind::Filter)?;
+        // SAFETY: these are httpfilt.h's signatures for the three exports.
+        let entry_points: EntryPoints<GetFilterVersion, _, _> = unsafe { dll.entry_points() }?;
         let mut info = HTTP_FILTER_VERSION {
             dwServerFilterVersion: HTTP_FILTER_REVISION,
             dwFilterVersion: 0,
@@ -114,27 +69,17 @@ impl Filter {
             dwFlags: 0,
         };
         // SAFETY: `info` is a writable HTTP_FILTER_VERSION for the call.
-        if unsafe { version(&mut info) } == 0 {
-            return Err(fail(
-                3,
-                format!(
-                    "GetFilterVersion of {} returned FALSE; see the filter's log",
-                    path.display()
-                ),
-            ));
+        if unsafe { (entry_points.version)(&mut info) } == 0 {
+            return Err(LoadError::VersionRefused {
+                kind: Kind::Filter,
+                path: dll.path,
+            });
         }
-        let description: Vec<u8> = info
-            .lpszFilterDesc
-            .iter()
-            .map(|&c| c as u8)
-            .take_while(|&b| b != 0)
-            .collect();
         Ok(Filter {
-            path,
-            description: String::from_utf8_lossy(&description).into_owned(),
+            path: dll.path,
+            description: dll::description(&info.lpszFilterDesc),
             flags: info.dwFlags,
-            proc_,
-            terminate,
+            entry_points,
         })
     }
 
@@ -182,7 +127,7 @@ impl Filters {
     /// Calls each filter's TerminateFilter (at shutdown).
     pub fn terminate(&self, flags: u32) {
         for filter in &self.list {
-            if let Some(terminate) = filter.terminate {
+            if let Some(terminate) = filter.entry_points.terminate {
                 // SAFETY: the export has the httpfilt.h signature; it takes flags by value.
                 unsafe { terminate(flags) };
             }
@@ -462,7 +407,7 @@ impl Connection {
             let pfc = unsafe { self.contexts.add(index) };
             // SAFETY: the context and `data` are valid for the call (the caller keeps the
             // notification struct alive); the export has the httpfilt.h signature.
-            let status = unsafe { (filter.proc_)(pfc, kind, data) } as i32;
+            let status = unsafe { (filter.entry_points.proc_)(pfc, kind, data) } as i32;
             match status {
                 SF_STATUS_REQ_NEXT_NOTIFICATION => continue,
                 SF_STATUS_REQ_HANDLED_NOTIFICATION => return Flow::Continue,
