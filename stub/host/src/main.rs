@@ -12,7 +12,6 @@ mod dll;
 mod ecb;
 #[cfg(windows)]
 mod extension;
-#[cfg(windows)]
 mod filter;
 mod http;
 #[cfg(windows)]
