@@ -816,6 +816,22 @@ unsafe fn counted_str(text: PCSTR, count: u32) -> Option<Vec<u8>> {
     Some(bytes.iter().copied().take_while(|&b| b != 0).collect())
 }
 
+/// Writes a token the host made into the extension's HANDLE, or fails with the error that
+/// kept the host from making it.
+///
+/// # Safety
+/// `out` is non-null and points to a writable HANDLE.
+unsafe fn hand_out_token(token: Result<HANDLE, u32>, out: *mut HANDLE) -> BOOL {
+    match token {
+        Ok(token) => {
+            // SAFETY: upheld by the caller.
+            unsafe { *out = token };
+            TRUE
+        }
+        Err(code) => fail(code),
+    }
+}
+
 /// `ServerSupportFunction`: the requests an extension frozen by isapi-freeze uses.
 unsafe extern "system" fn server_support_function(
     conn: HCONN,
@@ -945,31 +961,20 @@ unsafe extern "system" fn server_support_function(
             TRUE
         }
         HSE_REQ_GET_IMPERSONATION_TOKEN => {
+            // lpvBuffer: the HANDLE out.
             if buffer.is_null() {
                 return fail(ERROR_INVALID_PARAMETER);
             }
-            match tokens::impersonation_token() {
-                Ok(token) => {
-                    // SAFETY: lpvBuffer points to the extension's HANDLE for the answer.
-                    unsafe { *buffer.cast::<HANDLE>() = token };
-                    TRUE
-                }
-                Err(code) => fail(code),
-            }
+            // SAFETY: httpext.h passes a HANDLE* in lpvBuffer for this request.
+            unsafe { hand_out_token(tokens::impersonation_token(), buffer.cast()) }
         }
         HSE_REQ_GET_ANONYMOUS_TOKEN | HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN => {
             // lpvBuffer: the metabase path (ANSI or UTF-16); lpdwSize: the HANDLE out.
             if buffer.is_null() || size.is_null() {
                 return fail(ERROR_INVALID_PARAMETER);
             }
-            match tokens::anonymous_token() {
-                Ok(token) => {
-                    // SAFETY: httpext.h passes a HANDLE* in lpdwSize for this request.
-                    unsafe { *size.cast::<HANDLE>() = token };
-                    TRUE
-                }
-                Err(code) => fail(code),
-            }
+            // SAFETY: httpext.h passes a HANDLE* in lpdwSize for this request.
+            unsafe { hand_out_token(tokens::anonymous_token(), size.cast()) }
         }
         HSE_REQ_REPORT_UNHEALTHY => {
             // SAFETY: lpvBuffer is null or the NUL-terminated reason.

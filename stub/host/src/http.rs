@@ -51,15 +51,9 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// The value of a header; repeated headers are joined with `,` as IIS does.
+    /// The value of a header, as [`header_value`] finds it.
     pub fn header(&self, name: &str) -> Option<String> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
-        let first = values.next()?;
-        Some(values.fold(first.to_string(), |all, v| all + "," + v))
+        header_value(&self.headers, name)
     }
 
     fn has_token(&self, name: &str, token: &str) -> bool {
@@ -249,6 +243,17 @@ fn trim_eol(line: &[u8]) -> Option<&[u8]> {
         return None;
     }
     Some(line)
+}
+
+/// The value of the header `name` (any case) among `fields`; repeated headers are joined
+/// with `,` as IIS does, in requests and in the heads filters edit alike.
+pub fn header_value(fields: &[(String, String)], name: &str) -> Option<String> {
+    let mut values = fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str());
+    let first = values.next()?;
+    Some(values.fold(first.to_string(), |all, v| all + "," + v))
 }
 
 /// HTTP's optional whitespace (RFC 9110): what is trimmed around header values and list
@@ -613,20 +618,26 @@ pub fn frame_head(
     } else if exchange.version == Version::Http10 {
         out.push(("Connection", "keep-alive"));
     }
+    FramedHead {
+        bytes: head_bytes(status, reason, out),
+        mode,
+        keep_alive: keep,
+        status,
+    }
+}
+
+/// A response head on the wire: the status line, each field's name and value as their
+/// bytes ([`octet_bytes`]), and the blank line that ends the head.
+pub fn head_bytes<'a>(status: u16, reason: &str, fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let mut bytes = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
-    for (name, value) in out {
+    for (name, value) in fields {
         bytes.extend_from_slice(&octet_bytes(name));
         bytes.extend_from_slice(b": ");
         bytes.extend_from_slice(&octet_bytes(value));
         bytes.extend_from_slice(b"\r\n");
     }
     bytes.extend_from_slice(b"\r\n");
-    FramedHead {
-        bytes,
-        mode,
-        keep_alive: keep,
-        status,
-    }
+    bytes
 }
 
 /// A complete response the host makes itself (errors, redirects): text body, Content-Length.
@@ -798,5 +809,18 @@ mod tests {
         assert_eq!(parse_status("404 Not Found"), Some((404, "Not Found".into())));
         assert_eq!(parse_status("302"), Some((302, "Object Moved".into())));
         assert_eq!(parse_status("OK"), None);
+    }
+
+    #[test]
+    fn a_head_is_written_field_by_field_as_octets() {
+        let fields = [
+            ("X-Latin", "caf\u{e9}"),
+            ("X-Made", "\u{2713}"),
+            ("Content-Length", "0"),
+        ];
+        let mut expected = b"HTTP/1.1 201 Created\r\nX-Latin: caf\xe9\r\n".to_vec();
+        // A char beyond U+00FF, which only the host's own text can hold, goes out as UTF-8.
+        expected.extend_from_slice("X-Made: \u{2713}\r\nContent-Length: 0\r\n\r\n".as_bytes());
+        assert_eq!(head_bytes(201, "Created", fields), expected);
     }
 }

@@ -7,10 +7,11 @@
 
 mod cli;
 #[cfg(windows)]
+mod dll;
+#[cfg(windows)]
 mod ecb;
 #[cfg(windows)]
 mod extension;
-#[cfg(windows)]
 mod filter;
 mod http;
 #[cfg(windows)]
@@ -40,7 +41,8 @@ mod windows_main {
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
     use crate::cli::{self, Parsed};
-    use crate::extension::{Extension, LoadError};
+    use crate::dll::LoadError;
+    use crate::extension::Extension;
     use crate::filter::{Filter, Filters};
     use crate::server::Server;
 
@@ -49,20 +51,9 @@ mod windows_main {
         std::process::exit(code)
     }
 
-    fn load_extension(path: &std::path::Path) -> Extension {
-        match Extension::load(path) {
-            Ok(extension) => extension,
-            Err(LoadError::Load { path, code }) => {
-                exit(2, &format!("cannot load {}: Windows error {code}", path.display()))
-            }
-            Err(LoadError::MissingExport { path, name }) => exit(
-                2,
-                &format!(
-                    "cannot load {}: it does not export {name}, so it is not an ISAPI extension",
-                    path.display()
-                ),
-            ),
-        }
+    /// An extension or filter that cannot start ends the host, with the error's exit code.
+    fn exit_on_load_error(error: LoadError) -> ! {
+        exit(error.exit_code(), &error.to_string())
     }
 
     #[link(name = "ntdll")]
@@ -148,26 +139,19 @@ mod windows_main {
             crate::ecb::set_request_timeout(limit);
         }
         // IIS loads filters when the worker starts, before any extension.
-        let mut filters = Vec::new();
-        for path in &args.filters {
-            match Filter::load(path) {
-                Ok(filter) => filters.push(filter),
-                Err(failure) => exit(failure.code, &failure.message),
-            }
-        }
+        let filters: Vec<Filter> = args
+            .filters
+            .iter()
+            .map(|path| Filter::load(path).unwrap_or_else(|e| exit_on_load_error(e)))
+            .collect();
         let filters = Filters::new(filters);
-        let extension = args.dll.as_deref().map(load_extension);
-        let description = extension.as_ref().map(|e| {
-            e.version().unwrap_or_else(|| {
-                exit(
-                    3,
-                    &format!(
-                        "GetExtensionVersion of {} returned FALSE; see the extension's log",
-                        e.path.display()
-                    ),
-                )
-            })
-        });
+        let extension = args
+            .dll
+            .as_deref()
+            .map(|path| Extension::load(path).unwrap_or_else(|e| exit_on_load_error(e)));
+        let description = extension
+            .as_ref()
+            .map(|e| e.version().unwrap_or_else(|e| exit_on_load_error(e)));
         let listener = match TcpListener::bind(args.listen) {
             Ok(listener) => listener,
             Err(e) => exit(1, &format!("cannot listen on {}: {e}", args.listen)),

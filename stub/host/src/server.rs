@@ -317,20 +317,8 @@ impl Server {
         };
         let credentials = filter::basic_credentials(&head);
         let mut info = RequestInfo {
-            method: head.method.clone(),
-            path: head.path,
-            query: head.query,
-            raw_target: head.target,
-            protocol: head.version.as_str(),
-            headers: head.headers,
-            raw_headers: head.raw_headers,
-            remote,
-            local,
-            vpath: self.vpath.clone(),
-            physical_root: self.physical_root.clone(),
-            chunked: head.framing == Framing::Chunked,
-            translated: None,
             credentials,
+            ..RequestInfo::new(head, remote, local, &self.vpath, &self.physical_root)
         };
         if let Some(filters) = filters {
             filters.complete_info(&mut info);

@@ -14,6 +14,8 @@
 
 use std::net::SocketAddr;
 
+use crate::http::{self, Framing, RequestHead};
+
 /// Everything the variables are made of; built once per request.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
@@ -42,14 +44,35 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
+    /// A parsed request on a connection between `remote` and `local`, for the application
+    /// at `vpath` whose folder is `physical_root`; no filter has chosen a path or a user yet.
+    pub fn new(
+        head: RequestHead,
+        remote: SocketAddr,
+        local: SocketAddr,
+        vpath: &str,
+        physical_root: &str,
+    ) -> RequestInfo {
+        RequestInfo {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            raw_target: head.target,
+            protocol: head.version.as_str(),
+            headers: head.headers,
+            raw_headers: head.raw_headers,
+            remote,
+            local,
+            vpath: vpath.to_string(),
+            physical_root: physical_root.to_string(),
+            chunked: head.framing == Framing::Chunked,
+            translated: None,
+            credentials: None,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<String> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
-        let first = values.next()?;
-        Some(values.fold(first.to_string(), |all, v| all + "," + v))
+        http::header_value(&self.headers, name)
     }
 
     /// The physical path of a URL path under the application (HSE_REQ_MAP_URL_TO_PATH,
@@ -197,6 +220,23 @@ mod tests {
             translated: None,
             credentials: None,
         }
+    }
+
+    #[test]
+    fn a_parsed_request_becomes_the_info_variables_are_made_of() {
+        let raw = "POST /app/a/b?q=1 HTTP/1.1\r\nHost: example:81\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = http::read_head(&mut std::io::Cursor::new(raw.as_bytes().to_vec())).unwrap();
+        let made = RequestInfo::new(head, info().remote, info().local, "/app", "C:\\site\\");
+        assert_eq!((made.method.as_str(), made.protocol), ("POST", "HTTP/1.1"));
+        assert_eq!((made.path.as_str(), made.query.as_str()), ("/app/a/b", "q=1"));
+        assert_eq!(made.raw_target, "/app/a/b?q=1");
+        assert_eq!(made.raw_headers, "Host: example:81\r\nTransfer-Encoding: chunked\r\n");
+        assert!(made.chunked && made.translated.is_none() && made.credentials.is_none());
+        assert_eq!(
+            made.server_variable("PATH_TRANSLATED").as_deref(),
+            Some("C:\\site\\a\\b")
+        );
+        assert_eq!(made.server_variable("SERVER_PORT").as_deref(), Some("81"));
     }
 
     #[test]
