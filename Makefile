@@ -76,6 +76,8 @@ stubs: deps
 	done
 	@mkdir -p $(STUBS)
 	@for f in $(CARRIED_FILES); do cmp -s $(RELEASE)/$$f $(STUBS)/$$f || cp $(RELEASE)/$$f $(STUBS)/$$f; done
+	@mkdir -p $(STUBS)/wine && [ $(STUBS)/wine/bcryptprimitives.dll -nt stub/wine/bcryptprimitives.c ] || \
+		x86_64-w64-mingw32-gcc -O2 -shared -o $(STUBS)/wine/bcryptprimitives.dll stub/wine/bcryptprimitives.c -ladvapi32
 	@for v in $(ALL_PYTHONS); do t=cp$${v/./}; mkdir -p $(STUBS)/$$t; \
 		src=target/runtime/$$t/$(TARGET)/release/isapi_freeze_runtime.dll; \
 		cmp -s $$src $(STUBS)/$$t/isapi_freeze_runtime.dll || cp $$src $(STUBS)/$$t/; done

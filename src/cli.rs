@@ -103,7 +103,9 @@ pub struct FreezeArgs {
     pub dist_dir: Option<PathBuf>,
 
     /// The Python that compiles bytecode on this machine; its version must match the
-    /// target runtime's. Default: `python3` on PATH.
+    /// target runtime's. Default: the first Python of the target's version found:
+    /// `python3.X` on PATH, `py -3.X` (Windows), pyenv's or uv's, else the target's own
+    /// python.exe (under Wine off Windows).
     #[arg(long, value_name = "PATH", env = "ISAPI_FREEZE_BUILD_PYTHON", value_hint = ValueHint::ExecutablePath)]
     pub build_python: Option<PathBuf>,
 

@@ -107,9 +107,11 @@ pub trait BuildPython {
     fn scan(&mut self, files: &[SourceFile]) -> Result<Vec<Vec<ImportRecord>>, CompileError>;
 }
 
-/// Compiles with a real Python interpreter on the build machine.
+/// Compiles with a real Python interpreter on the build machine (or the target's own
+/// python.exe under Wine).
 pub struct PythonCompiler {
     python: PathBuf,
+    wine: Option<crate::wine::Wine>,
     version: Option<BytecodeVersion>,
     /// Started as needed: one, and a second for big batches on a machine with two cores.
     workers: Vec<Worker>,
@@ -129,8 +131,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(python: &Path) -> std::io::Result<Worker> {
-        let mut child = Command::new(python)
+    fn start(python: &Path, wine: Option<&crate::wine::Wine>) -> std::io::Result<Worker> {
+        let mut command = match wine {
+            Some(wine) => wine.command(python),
+            None => Command::new(python),
+        };
+        let mut child = command
             .args(["-I", "-S", "-B", "-c", WORKER])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -205,6 +211,17 @@ impl PythonCompiler {
     pub fn new(python: &Path) -> PythonCompiler {
         PythonCompiler {
             python: python.to_path_buf(),
+            wine: None,
+            version: None,
+            workers: Vec::new(),
+        }
+    }
+
+    /// The Windows `python.exe` at `python`, run under `wine`.
+    pub fn under_wine(python: &Path, wine: crate::wine::Wine) -> PythonCompiler {
+        PythonCompiler {
+            python: python.to_path_buf(),
+            wine: Some(wine),
             version: None,
             workers: Vec::new(),
         }
@@ -224,10 +241,12 @@ impl PythonCompiler {
         };
         while self.workers.len() < chunks.len() {
             self.workers
-                .push(Worker::start(&self.python).map_err(|source| CompileError::Spawn {
-                    python: self.python.clone(),
-                    source,
-                })?);
+                .push(
+                    Worker::start(&self.python, self.wine.as_ref()).map_err(|source| CompileError::Spawn {
+                        python: self.python.clone(),
+                        source,
+                    })?,
+                );
         }
         let requests: Vec<String> = chunks
             .iter()
@@ -427,15 +446,13 @@ impl<P: BuildPython> Cached<P> {
         }
     }
 
-    /// `$ISAPI_FREEZE_CACHE`, else `$XDG_CACHE_HOME/isapi-freeze`, else `~/.cache/isapi-freeze`.
+    /// The tool's cache folder (`config::cache_dir`); an empty `$ISAPI_FREEZE_CACHE` turns
+    /// the bytecode cache off.
     pub fn default_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("ISAPI_FREEZE_CACHE") {
-            return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        if std::env::var_os("ISAPI_FREEZE_CACHE").is_some_and(|d| d.is_empty()) {
+            return None;
         }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("isapi-freeze"))
+        crate::config::cache_dir()
     }
 
     fn key(&mut self, op: &str, file: &SourceFile) -> Result<Option<String>, CompileError> {

@@ -135,12 +135,14 @@ impl FreezeConfig {
         stubs.runtime(&runtime)?;
         let site = args.site.clone().unwrap_or_else(|| "Default Web Site".to_string());
         let install = install_defaults(&site, args.vpath.as_deref(), &script.module)?;
-        let build_python = args.build_python.unwrap_or_else(|| PathBuf::from("python3"));
-        let mut compiler = Cached::new(
-            PythonCompiler::new(&build_python),
-            Cached::<PythonCompiler>::default_dir(),
-        );
-        check_bytecode_version(&mut compiler, &runtime)?;
+        let quiet = args.quiet;
+        let say = move |message: String| {
+            if !quiet {
+                eprintln!("{message}");
+            }
+        };
+        let build_python = crate::build_python::choose(args.build_python.as_deref(), &runtime, &say)?;
+        let compiler = Cached::new(build_python, Cached::<PythonCompiler>::default_dir());
         for dir in &args.paths {
             if !dir.is_dir() {
                 bail!("--path {} is not a folder", dir.display());
@@ -479,6 +481,21 @@ pub fn check_bytecode_version(compiler: &mut impl BuildPython, runtime: &PythonR
         );
     }
     Ok(())
+}
+
+/// The tool's cache folder (bytecode, scans, its Wine prefix, fetched runtimes):
+/// `$ISAPI_FREEZE_CACHE`, else `%LOCALAPPDATA%\isapi-freeze` on Windows, else
+/// `$XDG_CACHE_HOME/isapi-freeze`, else `~/.cache/isapi-freeze`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("ISAPI_FREEZE_CACHE") {
+        return Some(dir);
+    }
+    if cfg!(windows) {
+        return var("LOCALAPPDATA").map(|d| d.join("isapi-freeze"));
+    }
+    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(base.join("isapi-freeze"))
 }
 
 pub fn file_name(path: &Path) -> String {

@@ -3,6 +3,7 @@
 
 mod archive;
 mod assemble;
+mod build_python;
 mod cli;
 mod compile;
 mod config;
@@ -16,6 +17,7 @@ mod pyproject;
 mod serve;
 mod trace;
 mod verify;
+mod wine;
 
 use clap::Parser;
 

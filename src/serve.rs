@@ -3,6 +3,8 @@
 //! under Wine cannot start with a regular file as a standard stream.
 
 use std::path::{Path, PathBuf};
+
+use crate::wine::windows_path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -11,31 +13,25 @@ use crate::cli::ServeArgs;
 
 pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     let dll = find_loader(&args.dist)?;
-    let host = crate::config::find_stubs(stubs, &[isapi_freeze_format::HOST_EXE])?.host();
-    let wine = args.wine.clone().unwrap_or_else(find_wine);
+    let stubs = crate::config::find_stubs(stubs, &[isapi_freeze_format::HOST_EXE])?;
+    let host = stubs.host();
     let mut command = if cfg!(windows) {
         Command::new(&host)
     } else {
-        let mut c = Command::new(&wine);
-        c.arg(&host);
-        c
+        let wine = crate::wine::Wine::find(args.wine.as_deref())?;
+        let say = |line: String| eprintln!("{line}");
+        wine.start_services(&say);
+        wine.prepare_for(&stubs.dir, &say)?;
+        wine.command(&host)
     };
     command.arg("--listen").arg(&args.listen).arg(windows_path(&dll));
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().with_context(|| {
-        if cfg!(windows) {
-            format!("cannot start {}", host.display())
-        } else {
-            format!(
-                "cannot start {} to run {}: install Wine (e.g. `apt-get install wine64`) or set WINE",
-                wine.display(),
-                host.display()
-            )
-        }
-    })?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", host.display()))?;
     // Relay without waiting for end of file: Wine's helper processes may hold the pipes open.
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
@@ -47,21 +43,6 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut stdin));
     let status = child.wait()?;
     Ok(status.code().unwrap_or(1))
-}
-
-fn find_wine() -> PathBuf {
-    let on_path = |name: &str| {
-        std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).any(|p| p.is_file()))
-            .unwrap_or(false)
-    };
-    if on_path("wine64") {
-        PathBuf::from("wine64")
-    } else if Path::new("/usr/lib/wine/wine64").is_file() {
-        PathBuf::from("/usr/lib/wine/wine64")
-    } else {
-        PathBuf::from("wine")
-    }
 }
 
 /// The one `_NAME.dll` of an output directory.
@@ -88,15 +69,5 @@ pub fn find_loader(dist: &Path) -> Result<PathBuf> {
             "{} has several _NAME.dll files; it should hold the output of one freeze",
             dist.display()
         ),
-    }
-}
-
-/// The path a Windows program sees for `path`: itself on Windows, `Z:\...` under Wine (Wine
-/// maps drive Z: to the Linux root).
-pub fn windows_path(path: &Path) -> String {
-    if cfg!(windows) {
-        path.display().to_string()
-    } else {
-        format!("Z:{}", path.display().to_string().replace('/', "\\"))
     }
 }

@@ -14,6 +14,6 @@ if [ ! -f "$shim" ]; then
     echo "creating the Wine prefix $prefix (first time only)" >&2
     "$wine" cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
     wineserver -w
-    x86_64-w64-mingw32-gcc -O2 -shared -o "$shim.tmp" "$here/bcryptprimitives.c" -ladvapi32
+    x86_64-w64-mingw32-gcc -O2 -shared -o "$shim.tmp" "$here/../../stub/wine/bcryptprimitives.c" -ladvapi32
     mv "$shim.tmp" "$shim"
 fi

@@ -12,6 +12,9 @@ pub const LOADER_TEMPLATE: &str = "isapi_freeze_loader.dll";
 pub const LAUNCHER_TEMPLATE: &str = "isapi-freeze-launcher.exe";
 /// The HTTP server that drives an ISAPI DLL without IIS (used by `isapi-freeze serve`).
 pub const HOST_EXE: &str = "isapi-host.exe";
+/// In the stubs folder: a stand-in for Windows' bcryptprimitives.dll (`ProcessPrng`, which
+/// Rust programs import and Wine 8 lacks), put into the Wine prefix `serve` runs in.
+pub const WINE_PRNG_STAND_IN: &str = "wine/bcryptprimitives.dll";
 
 /// The archive member that the runtime executes first: it installs the in-memory importer.
 pub const BOOT_MODULE: &str = "_isapi_freeze_boot";
