@@ -63,6 +63,7 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
         python_dll: plan.python_dll.clone(),
         script_module: plan.script_module.clone(),
         archive_sha256,
+        factories: plan.factories.clone(),
     };
     let resources = [
         rcdata(format::ARCHIVE_RESOURCE_ID, archive),

@@ -31,11 +31,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve a frozen output directory over HTTP with isapi-host (under Wine off Windows).
+    /// Serve a frozen output directory over HTTP, as IIS would, for development.
     ///
-    /// isapi-host loads _NAME.dll as IIS does and answers HTTP/1.1 on a loopback address.
-    /// It stops when this command's standard input ends (Ctrl+D) or on Ctrl+C. The
-    /// extension's log is DIST/logs/_NAME.log.
+    /// isapi-host loads _NAME.dll as IIS does (and as a filter too when the script defines
+    /// __FilterFactory__), in a neutral working folder as IIS's worker runs, and answers
+    /// HTTP/1.1 on a loopback address. The app's log lines and each request's access line
+    /// appear here as they happen (the log files, DIST/logs, stay as they are). It runs until
+    /// Ctrl+C or SIGTERM, which stop it cleanly (TerminateExtension, TerminateFilter, exit
+    /// 0), whatever its standard input is; under Wine (off Windows) it uses a Wine prefix of
+    /// its own in the cache folder unless WINEPREFIX is set.
     Serve(ServeArgs),
     /// Follow an output directory's logs live: the script's print output, tracebacks and
     /// startup errors (DIST/logs/*.log), as win32traceutil's collector did for pywin32.
@@ -137,12 +141,31 @@ pub struct FreezeArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// An output directory made by isapi-freeze (holding one _NAME.dll).
-    #[arg(value_name = "DIST")]
+    #[arg(value_name = "DIST", value_hint = ValueHint::DirPath)]
     pub dist: PathBuf,
 
     /// The loopback address and port to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
+
+    /// Mount the application under this virtual path, as `SCRIPT.exe install --vpath`
+    /// would, so that SCRIPT_NAME and PATH_INFO are what IIS will give. Default: `/`.
+    #[arg(long, value_name = "/PATH")]
+    pub vpath: Option<String>,
+
+    /// Do not load the output's filter, even if the script defines __FilterFactory__.
+    #[arg(long)]
+    pub no_filter: bool,
+
+    /// Freeze again when the script, one of the app's own modules or a shipped data file
+    /// changes, and restart on the same port. A failed freeze keeps the last good server.
+    #[arg(long)]
+    pub reload: bool,
+
+    /// Also stop when this command's standard input ends (for a parent process that
+    /// controls the server through a pipe).
+    #[arg(long)]
+    pub stop_on_eof: bool,
 
     /// The program that runs Windows executables off Windows. Default: `wine64` on PATH,
     /// else Debian's /usr/lib/wine/wine64, else `wine`.

@@ -50,7 +50,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         full_stdlib: config.full_stdlib,
     };
     let mut placements = placement::place_modules(&graph, &roots, &rules);
-    check_factories(&config.script.path, &mut config.compiler, &placements)?;
+    let factories = check_factories(&config.script.path, &mut config.compiler, &placements)?;
     placements.push(options_module(&config, &graph, &roots));
     if config.full_stdlib {
         placements.extend(placement::whole_stdlib(&config.runtime)?);
@@ -71,6 +71,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
             runtime_stub: config.stubs.runtime(&config.runtime)?,
             python_dll: config.runtime.dll.clone(),
             stdlib_zip_name: config.runtime.stdlib_zip_name(),
+            factories,
         },
         placements,
     )?;
@@ -84,6 +85,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     }
     let output = crate::assemble::assemble(&plan, &mut config.compiler)?;
     crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
+    crate::serve::FreezeRecord::write(&config.dist_dir, sources_to_watch(&config, &plan));
     say(format!(
         "wrote {} ({} files): {} for IIS, {} to run the script",
         config.dist_dir.display(),
@@ -92,6 +94,37 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         isapi_freeze_format::launcher_file_name(&config.script.module),
     ));
     Ok(())
+}
+
+/// What `serve --reload` watches: the script, the pyproject.toml beside it, and every file
+/// of the app's that the output was made from (not the runtime's own).
+fn sources_to_watch(config: &FreezeConfig, plan: &plan::Plan) -> Vec<PathBuf> {
+    let runtime = &config.runtime.root;
+    let mut files: BTreeSet<PathBuf> = BTreeSet::new();
+    files.insert(config.script.path.clone());
+    if let Some(folder) = config.script.path.parent() {
+        files.insert(folder.join("pyproject.toml"));
+    }
+    let placed = plan
+        .archive
+        .iter()
+        .chain(&plan.stdlib_zip)
+        .map(|p| &p.treatment)
+        .chain(plan.files.iter().filter_map(|f| match &f.contents {
+            plan::Contents::Placed(t) => Some(t),
+            _ => None,
+        }));
+    for treatment in placed {
+        let path = match treatment {
+            Treatment::Compile(source) if source.text.is_none() && source.zip.is_none() => &source.path,
+            Treatment::Copy(crate::placement::FileSource::Path(path)) => path,
+            _ => continue,
+        };
+        if !path.starts_with(runtime) {
+            files.insert(path.clone());
+        }
+    }
+    files.into_iter().filter_map(|f| std::path::absolute(f).ok()).collect()
 }
 
 /// What the import graph starts from: the runtime's own modules, the script, and what the
@@ -132,27 +165,28 @@ fn found(graph: &Graph, roots: &Roots) -> String {
     )
 }
 
-/// The script must define a factory for IIS to call. Only the script is compiled here (the
-/// result is cached, so the real compile finds it), so that `--dry-run` checks it too.
+/// The script must define a factory for IIS to call: the ones it defines, or None when a
+/// star import keeps that from being known. Only the script is compiled here (the result is
+/// cached, so the real compile finds it), so that `--dry-run` checks it too.
 fn check_factories(
     script_path: &std::path::Path,
     compiler: &mut impl BuildPython,
     placements: &[Placement],
-) -> Result<()> {
+) -> Result<Option<Vec<String>>> {
     let script = placements.iter().find_map(|p| match &p.treatment {
         Treatment::Compile(source) if source.check_factories => Some(source.clone()),
         _ => None,
     });
-    let Some(script) = script else { return Ok(()) };
+    let Some(script) = script else { return Ok(None) };
     let factories = compiler.compile(&[script])?.remove(0).factories;
-    if factories.is_some_and(|found| found.is_empty()) {
+    if factories.as_ref().is_some_and(|found| found.is_empty()) {
         bail!(
             "{} defines neither __ExtensionFactory__ nor __FilterFactory__: IIS would have nothing to call. \
              Define `def __ExtensionFactory__(): return MyExtension()` (see isapi.simple)",
             script_path.display()
         );
     }
-    Ok(())
+    Ok(factories)
 }
 
 /// The generated module with the freeze-time install options and the app's own top-level

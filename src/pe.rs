@@ -330,7 +330,6 @@ pub fn read_resources(image: &[u8]) -> Result<Vec<Resource>, PeError> {
 }
 
 /// The data of one resource, if present.
-#[cfg(test)]
 pub fn find_resource(image: &[u8], kind: &ResName, name: &ResName, language: u16) -> Result<Option<Vec<u8>>, PeError> {
     Ok(read_resources(image)?
         .into_iter()

@@ -38,6 +38,8 @@ pub struct Plan {
     pub script_module: String,
     /// python3XY.dll's file name, recorded in the config record.
     pub python_dll: String,
+    /// The factories the script defines, for the config record.
+    pub factories: Option<Vec<String>>,
     /// In path order.
     pub files: Vec<PlannedFile>,
     /// Members of the app archive, in path order.
@@ -57,6 +59,7 @@ pub struct Frame<'a> {
     /// `python3XY.zip`: built from the StdlibZip placements unless an OutputFolder
     /// placement already copies one (`--full-stdlib` of an embeddable runtime).
     pub stdlib_zip_name: String,
+    pub factories: Option<Vec<String>>,
 }
 
 pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
@@ -121,6 +124,7 @@ pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
         dist_dir: frame.dist_dir.to_path_buf(),
         script_module: frame.script_module.to_string(),
         python_dll,
+        factories: frame.factories,
         files,
         archive,
         stdlib_zip,
@@ -233,6 +237,7 @@ pub mod tests {
             runtime_stub: "stubs/cp3/isapi_freeze_runtime.dll".into(),
             python_dll: "py/python3.dll".into(),
             stdlib_zip_name: "python3.zip".into(),
+            factories: Some(vec!["__ExtensionFactory__".into()]),
         }
     }
 

@@ -10,12 +10,16 @@ use std::fmt;
 /// person can read it with any resource viewer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StubConfig {
-    /// File name of the Python DLL in the output directory, e.g. `python311.dll`.
+    /// File name of the Python DLL in the output directory, e.g. `python312.dll`.
     pub python_dll: String,
     /// Module name of the user's script inside the archive, e.g. `hello`.
     pub script_module: String,
     /// SHA-256 of the archive resource's bytes; checked before anything is imported.
     pub archive_sha256: [u8; 32],
+    /// The factories the script defines (`__ExtensionFactory__`, `__FilterFactory__`), for
+    /// tools that load the DLL (`serve` loads it as a filter too when it has a filter
+    /// factory); None when the freezer could not tell (a star import).
+    pub factories: Option<Vec<String>>,
 }
 
 const CONFIG_HEADER: &str = "isapi-freeze-config 1";
@@ -46,13 +50,21 @@ impl std::error::Error for ConfigError {}
 
 impl StubConfig {
     pub fn encode(&self) -> Vec<u8> {
-        format!(
+        let mut text = format!(
             "{CONFIG_HEADER}\npython_dll={}\nscript_module={}\narchive_sha256={}\n",
             self.python_dll,
             self.script_module,
             to_hex(&self.archive_sha256)
-        )
-        .into_bytes()
+        );
+        if let Some(factories) = &self.factories {
+            text.push_str(&format!("factories={}\n", factories.join(",")));
+        }
+        text.into_bytes()
+    }
+
+    /// Whether the script defines `factory`; None when unknown.
+    pub fn defines(&self, factory: &str) -> Option<bool> {
+        self.factories.as_ref().map(|f| f.iter().any(|name| name == factory))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<StubConfig, ConfigError> {
@@ -61,7 +73,7 @@ impl StubConfig {
         if lines.next() != Some(CONFIG_HEADER) {
             return Err(ConfigError::BadHeader);
         }
-        let (mut python_dll, mut script_module, mut digest) = (None, None, None);
+        let (mut python_dll, mut script_module, mut digest, mut factories) = (None, None, None, None);
         for line in lines.filter(|l| !l.is_empty()) {
             let (key, value) = line
                 .split_once('=')
@@ -70,6 +82,7 @@ impl StubConfig {
                 "python_dll" => python_dll = Some(value.to_string()),
                 "script_module" => script_module = Some(value.to_string()),
                 "archive_sha256" => digest = Some(from_hex(value).ok_or(ConfigError::BadDigest)?),
+                "factories" => factories = Some(value.split(',').filter(|f| !f.is_empty()).map(String::from).collect()),
                 // Unknown keys come from a newer freezer; an older stub can ignore them.
                 _ => {}
             }
@@ -78,6 +91,7 @@ impl StubConfig {
             python_dll: python_dll.ok_or(ConfigError::Missing("python_dll"))?,
             script_module: script_module.ok_or(ConfigError::Missing("script_module"))?,
             archive_sha256: digest.ok_or(ConfigError::Missing("archive_sha256"))?,
+            factories,
         })
     }
 }
@@ -104,10 +118,23 @@ mod tests {
 
     fn sample() -> StubConfig {
         StubConfig {
-            python_dll: "python311.dll".into(),
+            python_dll: "python3XY.dll".into(),
             script_module: "hello".into(),
             archive_sha256: [0xab; 32],
+            factories: Some(vec!["__ExtensionFactory__".into(), "__FilterFactory__".into()]),
         }
+    }
+
+    #[test]
+    fn factories_are_optional_and_say_what_the_script_defines() {
+        let mut config = sample();
+        assert_eq!(config.defines("__FilterFactory__"), Some(true));
+        config.factories = None;
+        assert_eq!(StubConfig::decode(&config.encode()), Ok(config.clone()));
+        assert_eq!(config.defines("__FilterFactory__"), None);
+        config.factories = Some(vec![]);
+        assert_eq!(StubConfig::decode(&config.encode()), Ok(config.clone()));
+        assert_eq!(config.defines("__ExtensionFactory__"), Some(false));
     }
 
     #[test]
@@ -121,7 +148,8 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "isapi-freeze-config 1\npython_dll=python311.dll\nscript_module=hello\narchive_sha256={}\n",
+                "isapi-freeze-config 1\npython_dll=python3XY.dll\nscript_module=hello\narchive_sha256={}\n\
+                 factories=__ExtensionFactory__,__FilterFactory__\n",
                 "ab".repeat(32)
             )
         );

@@ -1,6 +1,6 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
 //! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
-//! [--shutdown-grace SECS] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
+//! [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -10,16 +10,14 @@ pub const USAGE: &str = "\
 isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
 
 Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
-                  [--shutdown-grace SECS] [--filter FILTER.DLL]... EXTENSION.DLL
+                  [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... EXTENSION.DLL
        isapi-host [--listen ADDR] --filter FILTER.DLL...
 
 Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
 wildcard script map of an application at VIRTUAL/PATH, and prints
   isapi-host: listening on http://IP:PORT/
-once it accepts connections. It stops (TerminateExtension, then `isapi-host: stopped`)
-when its standard input ends or reads a line `quit`. A line `stats` prints
-  isapi-host: stats handles=N connections=N requests=N
-(the process's handle count, open connections, control blocks made so far).
+once it accepts connections. It runs until Ctrl+C (or the console closing), then stops
+cleanly: TerminateExtension, TerminateFilter, `isapi-host: stopped`, exit code 0.
 
 Options:
   --listen ADDR   address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
@@ -33,6 +31,10 @@ Options:
                   at shutdown, how long to wait for requests in flight before calling
                   TerminateExtension anyway (IIS's shutdownTimeLimit); 0 calls it at once
                   [default: 30]
+  --control-stdin also stop when standard input ends or reads a line `quit` (for a parent
+                  process: closing the pipe stops the host); a line `stats` prints
+                    isapi-host: stats handles=N connections=N requests=N
+                  (the process's handle count, open connections, control blocks made so far)
   --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
                   raise the notifications it asks for; repeatable. With filters only, requests
                   no filter answers get 404
@@ -54,6 +56,8 @@ pub struct Args {
     pub request_timeout: Option<std::time::Duration>,
     /// `--shutdown-grace`: how long shutdown waits for requests in flight.
     pub shutdown_grace: std::time::Duration,
+    /// `--control-stdin`: standard input's end (or `quit`) stops the host.
+    pub control_stdin: bool,
 }
 
 /// How long shutdown waits for requests in flight unless `--shutdown-grace` says otherwise.
@@ -73,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut filters = Vec::new();
     let mut request_timeout = None;
     let mut shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
+    let mut control_stdin = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -98,6 +103,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                     .map_err(|_| format!("--listen {v:?} is not IP:PORT (e.g. 127.0.0.1:8080)"))?;
             }
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
+            "--control-stdin" => control_stdin = true,
             "--filter" => filters.push(PathBuf::from(value("--filter")?)),
             "--request-timeout" => {
                 request_timeout = Some(seconds("--request-timeout", &value("--request-timeout")?, false)?)
@@ -118,6 +124,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         filters,
         request_timeout,
         shutdown_grace,
+        control_stdin,
     }))
 }
 
@@ -162,6 +169,11 @@ mod tests {
             panic!()
         };
         assert_eq!((a.listen.port(), a.vpath.as_str()), (0, "/app"));
+        assert!(!a.control_stdin, "standard input is ignored unless asked");
+        let Parsed::Run(a) = run(&["--control-stdin", "x.dll"]).unwrap() else {
+            panic!()
+        };
+        assert!(a.control_stdin);
         assert_eq!(run(&["--help"]), Ok(Parsed::Help));
         assert!(run(&[]).is_err());
         assert!(run(&["--vpath", "app", "x.dll"]).is_err());

@@ -7,6 +7,8 @@
 
 mod cli;
 #[cfg(windows)]
+mod console;
+#[cfg(windows)]
 mod dll;
 #[cfg(windows)]
 mod ecb;
@@ -41,6 +43,7 @@ mod windows_main {
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
     use crate::cli::{self, Parsed};
+    use crate::console;
     use crate::dll::LoadError;
     use crate::extension::Extension;
     use crate::filter::{Filter, Filters};
@@ -181,18 +184,27 @@ mod windows_main {
         let _ = stdout.flush();
         drop(stdout);
 
+        // What stops the host: Ctrl+C or the console closing, and with --control-stdin the
+        // end of standard input or a `quit` line (the parent only has to close the pipe).
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        console::on_ctrl_c(stop.clone());
+        let reader = args.control_stdin.then(|| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    match line {
+                        Ok(line) if line.trim() == "quit" => break,
+                        Ok(line) if line.trim() == "stats" => print_stats(&server),
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    }
+                }
+                let _ = stop.send(());
+            })
+        });
         let watcher = server.clone();
         let watcher = std::thread::spawn(move || {
-            // Standard input ending (or a `quit` line) is the signal to stop: the parent
-            // that started the host only has to close the pipe.
-            for line in std::io::stdin().lock().lines() {
-                match line {
-                    Ok(line) if line.trim() == "quit" => break,
-                    Ok(line) if line.trim() == "stats" => print_stats(&watcher),
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
+            let _ = stopped.recv();
             watcher.shutdown(local);
         });
 
@@ -207,6 +219,11 @@ mod windows_main {
         // Exit with no other thread of ours left: Wine sometimes kills (SIGKILL) a process
         // that exits while its other threads are still running.
         let _ = watcher.join();
+        // A reader still blocked on standard input (the host was stopped by Ctrl+C) cannot
+        // be joined; it has nothing to clean up.
+        if let Some(reader) = reader.filter(|r| r.is_finished()) {
+            let _ = reader.join();
+        }
         if drained {
             for thread in connections {
                 let _ = thread.join();
