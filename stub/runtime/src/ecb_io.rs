@@ -17,8 +17,8 @@ use windows_sys::Win32::System::Iis::{
 };
 
 use crate::ecb::ExtensionControlBlock;
-use crate::host;
 use crate::interpreter::describe;
+use crate::served;
 
 /// The completion a script registered for one request (keyed by ConnID), and the buffer of
 /// its async WriteClient in flight (IIS allows one at a time), which must outlive the call.
@@ -88,7 +88,7 @@ pub fn release_async_write(conn: usize) {
 
 /// Logs a failed callback the way the boot module logs a failed HttpExtensionProc.
 fn log_failure(py: Python<'_>, what: &str, err: &PyErr) {
-    host::log(&format!("{what}:\n{}", describe(py, err)));
+    served::log(&format!("{what}:\n{}", describe(py, err)));
 }
 
 /// PFN_HSE_IO_COMPLETION registered by `set_completion`.
@@ -114,7 +114,7 @@ unsafe extern "system" fn io_completion(
                 )
             });
             let Some((object, callback, arg, buffer)) = found else {
-                host::log("an I/O completion arrived for a request with no IOCompletion callback");
+                served::log("an I/O completion arrived for a request with no IOCompletion callback");
                 return;
             };
             // The write is over: its buffer may go.
@@ -138,7 +138,7 @@ unsafe extern "system" fn io_completion(
         })
     }));
     if outcome.is_err() {
-        host::log("internal error in the isapi-freeze runtime's I/O completion");
+        served::log("internal error in the isapi-freeze runtime's I/O completion");
     }
 }
 
@@ -245,6 +245,6 @@ unsafe extern "system" fn transmit_completion(
         })
     }));
     if outcome.is_err() {
-        host::log("internal error in the isapi-freeze runtime's TransmitFile completion");
+        served::log("internal error in the isapi-freeze runtime's TransmitFile completion");
     }
 }

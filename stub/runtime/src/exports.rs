@@ -16,8 +16,8 @@ use windows_sys::Win32::System::Iis::{
 
 use crate::ecb::ExtensionControlBlock;
 use crate::filter::{self, FilterContext};
-use crate::host::{self, HostKind};
 use crate::interpreter::{self, describe};
+use crate::served::{self, ModuleKind};
 use crate::version::{ExtensionVersion, FilterVersion};
 
 /// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0).
@@ -35,7 +35,7 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            host::log_error(&format!("internal error in the isapi-freeze runtime: {what}"));
+            served::log_error(&format!("internal error in the isapi-freeze runtime: {what}"));
             fallback
         }
     }
@@ -51,7 +51,7 @@ fn call_boot<'py>(
     match started.boot.bind(py).call_method1(function, args) {
         Ok(value) => Some(value),
         Err(e) => {
-            host::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
+            served::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
             None
         }
     }
@@ -64,16 +64,16 @@ fn call_boot<'py>(
 #[no_mangle]
 pub unsafe extern "system" fn isapi_freeze_attach(module: HMODULE) -> BOOL {
     guarded(FALSE, || {
-        host::set(module, HostKind::Dll);
+        served::set(module, ModuleKind::Dll);
         TRUE
     })
 }
 
 fn start_for_dll() -> bool {
-    let Some(host) = host::get() else {
+    let Some(served) = served::get() else {
         return false;
     };
-    interpreter::start(host).is_ok()
+    interpreter::start(served).is_ok()
 }
 
 /// ISAPI GetExtensionVersion: starts Python (first call), calls the script's factory and its
@@ -252,15 +252,15 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
 #[no_mangle]
 pub unsafe extern "system" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
     guarded(1, || {
-        let host = host::set(module, HostKind::Exe);
+        let served = served::set(module, ModuleKind::Exe);
         if std::env::args().nth(1).as_deref() == Some("trace") {
-            eprintln!("following {}\\logs (Ctrl+C to stop)", host.dir.display());
+            eprintln!("following {}\\logs (Ctrl+C to stop)", served.dir.display());
             let stdout = std::io::stdout();
-            let followed = isapi_freeze_diagnostics::trace::follow(&host.dir, 20, true, &mut stdout.lock());
+            let followed = isapi_freeze_diagnostics::trace::follow(&served.dir, 20, true, &mut stdout.lock());
             return i32::from(followed.is_err());
         }
-        if let Err(why) = interpreter::start(host) {
-            eprintln!("{}: cannot start: {why}", host.file_name);
+        if let Err(why) = interpreter::start(served) {
+            eprintln!("{}: cannot start: {why}", served.file_name);
             return 1;
         }
         let code = Python::attach(|py| {
