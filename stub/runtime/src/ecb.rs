@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER, HANDLE};
+use windows_sys::core::BOOL;
+use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
 use windows_sys::Win32::System::Iis::{
     EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
     HSE_REQ_IS_KEEP_CONN, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
@@ -19,6 +20,7 @@ use windows_sys::Win32::System::Iis::{
 
 use crate::ecb_io::{self, TransmitArgs};
 use crate::ecb_requests::{self, optional_c_string};
+use crate::server_variables::{ansi_bytes, read_grown_into, utf16_text, with_c_name, with_scratch};
 use crate::version::{bytes_of, bytes_view};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
@@ -119,15 +121,12 @@ impl ExtensionControlBlock {
     /// across variables (the WSGI environ reads a dozen per request): no allocation once it
     /// is big enough.
     pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<usize, u32>> {
-        let Raw(ecb) = self.raw()?;
+        let ecb = self.fields()?;
+        let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
         Ok(read_grown_into(buffer, |buffer, len| {
             // SAFETY: live session; `buffer` holds `*len` writable bytes and `name` is
             // NUL-terminated.
-            unsafe {
-                let ecb = &*ecb;
-                let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
-                f(ecb.ConnID, name.as_ptr().cast(), buffer, len)
-            }
+            win32_result(unsafe { f(ecb.ConnID, name.as_ptr().cast(), buffer.as_mut_ptr().cast(), len) })
         }))
     }
 
@@ -217,7 +216,7 @@ impl ExtensionControlBlock {
                     size as *mut u32,
                     data_type as *mut u32,
                 );
-                (ok, GetLastError())
+                (ok, last_error())
             }
         };
         let (ok, err) = if release { py.detach(call) } else { call() };
@@ -255,61 +254,6 @@ fn keeps_gil(body_started: bool, asynchronous: bool, len: usize) -> bool {
     !body_started && !asynchronous && len <= KEEP_GIL_WRITE
 }
 
-/// How many times a server may answer ERROR_INSUFFICIENT_BUFFER with a bigger size before
-/// the read gives up (the contract has it answer once, with the size it needs).
-const GROW_ATTEMPTS: usize = 4;
-
-/// Reads a value through a GetServerVariable-shaped server function (`call(buffer, &mut
-/// size)` returning its BOOL), growing the buffer to the size the server asks for: the
-/// bytes it wrote, or the Windows error it failed with. Shared by the ECB's
-/// GetServerVariable and the filter context's GetServerVariable and GetHeader.
-pub fn read_grown(call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
-    let mut buffer = Vec::new();
-    read_grown_into(&mut buffer, call).map(|len| {
-        buffer.truncate(len);
-        buffer
-    })
-}
-
-/// [`read_grown`] into `buffer`, reused: the value is `buffer[..n]` for the `n` returned. The
-/// buffer keeps its length (at least 1 KiB, zeroed when it grows), so a reuse writes no
-/// bytes of its own.
-pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<usize, u32> {
-    let mut size = buffer.len().max(1024);
-    for _ in 0..GROW_ATTEMPTS {
-        if buffer.len() < size {
-            buffer.resize(size, 0);
-        }
-        let mut len = size as u32;
-        if call(buffer.as_mut_ptr().cast(), &mut len) != 0 {
-            return Ok((len as usize).min(size));
-        }
-        // SAFETY: reads the calling thread's last-error value, set by the failed call.
-        let err = unsafe { GetLastError() };
-        if err == ERROR_INSUFFICIENT_BUFFER && len as usize > size {
-            size = len as usize;
-            continue;
-        }
-        return Err(err);
-    }
-    Err(ERROR_INSUFFICIENT_BUFFER)
-}
-
-/// A `UNICODE_*` variable's UTF-16 bytes (with or without their NUL) as text, decoded in
-/// one pass (the WSGI environ reads its path so, for every request).
-pub fn utf16_text(buffer: &[u8]) -> String {
-    let whole = &buffer[..buffer.len() & !1];
-    let units = whole.strip_suffix(&[0, 0]).unwrap_or(whole).chunks_exact(2);
-    char::decode_utf16(units.map(|c| u16::from_le_bytes([c[0], c[1]])))
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
-}
-
-/// An ANSI variable's bytes without the terminating NUL.
-pub fn ansi_bytes(buffer: &[u8]) -> &[u8] {
-    buffer.strip_suffix(&[0]).unwrap_or(buffer)
-}
-
 /// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
 /// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
 pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: &[u8]) -> Bound<'py, PyAny> {
@@ -319,47 +263,19 @@ pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: &[u8]) ->
     PyBytes::new(py, ansi_bytes(buffer)).into_any()
 }
 
-/// Calls `f` with `name` as a C string; a NUL in the name ends it, as it would for a C
-/// caller. Names that fit (every server variable's) are made on the stack.
-pub fn with_c_name<R>(name: &str, f: impl FnOnce(&CStr) -> R) -> R {
-    let mut short = [0u8; 64];
-    if name.len() < short.len() {
-        short[..name.len()].copy_from_slice(name.as_bytes());
-        return f(CStr::from_bytes_until_nul(&short).expect("ends with a NUL"));
+/// A BOOL that a server function returned, with the calling thread's last error when it
+/// is FALSE (read at once, before anything else can set it).
+pub fn win32_result(ok: BOOL) -> Result<(), u32> {
+    match ok {
+        0 => Err(last_error()),
+        _ => Ok(()),
     }
-    let long: Vec<u8> = name.bytes().chain([0]).collect();
-    f(CStr::from_bytes_until_nul(&long).expect("ends with a NUL"))
 }
 
-/// The largest scratch buffer a thread keeps between calls.
-const SCRATCH_KEPT: usize = 64 * 1024;
-
-thread_local! {
-    /// The buffer server variables are read into before they become Python objects: one per
-    /// thread, so that a read allocates nothing once it is big enough.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Calls `f` with this thread's scratch buffer (a fresh one if a call further up the stack
-/// holds it, or the thread's storage is already gone).
-pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut f = Some(f);
-    let borrowed = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            let out = (f.take().expect("called once"))(&mut buffer);
-            // A rare huge value (a long header block) is not kept by every server thread.
-            if buffer.capacity() > SCRATCH_KEPT {
-                *buffer = Vec::new();
-            }
-            Some(out)
-        }
-        Err(_) => None,
-    });
-    match borrowed {
-        Ok(Some(out)) => out,
-        // Held up the stack, or the thread is ending and its storage is gone.
-        _ => (f.take().expect("not called yet"))(&mut Vec::new()),
-    }
+/// The calling thread's last-error value.
+pub fn last_error() -> u32 {
+    // SAFETY: GetLastError only reads a per-thread value.
+    unsafe { GetLastError() }
 }
 
 /// The bytes of one of the server's string fields (the control block's lpszMethod, a
@@ -516,7 +432,7 @@ impl ExtensionControlBlock {
                 let ecb = &*raw.0;
                 let f = ecb.WriteClient.expect("the server fills WriteClient");
                 let ok = f(ecb.ConnID, ptr as *mut c_void, &mut len, flags);
-                (ok, GetLastError(), len)
+                (ok, last_error(), len)
             }
         };
         let body_started = self.body_started.swap(true, Ordering::SeqCst);
@@ -557,10 +473,7 @@ impl ExtensionControlBlock {
                 let (ok, err) = unsafe {
                     let ecb = &*raw.0;
                     let f = ecb.ReadClient.expect("the server fills ReadClient");
-                    (
-                        f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len),
-                        GetLastError(),
-                    )
+                    (f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len), last_error())
                 };
                 if ok == 0 {
                     return (ok, err, data);

@@ -21,7 +21,8 @@ use windows_sys::Win32::System::Iis::{
     SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER,
 };
 
-use crate::ecb::{ansi_bytes, c_bytes, read_grown};
+use crate::ecb::{c_bytes, win32_result};
+use crate::server_variables::{ansi_bytes, read_grown};
 use crate::version::bytes_of;
 
 // httpfilt.h declares the server's callbacks as typed function pointers; windows-sys
@@ -166,7 +167,7 @@ impl FilterContext {
             read_grown(|buffer, len| {
                 // SAFETY: live notification; `buffer` has `*len` writable bytes and `cname`
                 // is NUL-terminated.
-                unsafe { f(raw.0, cname.as_ptr(), buffer.cast(), len) }
+                win32_result(unsafe { f(raw.0, cname.as_ptr(), buffer.as_mut_ptr().cast(), len) })
             })
         }))
     }
