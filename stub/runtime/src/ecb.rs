@@ -7,7 +7,7 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use windows_sys::core::BOOL;
@@ -18,10 +18,11 @@ use windows_sys::Win32::System::Iis::{
     HSE_REQ_SET_FLUSH_FLAG, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
 };
 
+use crate::c_strings;
 use crate::ecb_io::{self, TransmitArgs};
-use crate::ecb_requests::{self, optional_c_string};
+use crate::ecb_requests::{self, ChildRequest};
+use crate::pywin32::{bytes_of, bytes_view, isapi_error, optional_c_string, optional_default};
 use crate::server_variables::{ansi_bytes, read_grown_into, utf16_text, with_c_name, with_scratch};
-use crate::version::{bytes_of, bytes_view};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
 pub struct ExtensionControlBlock {
@@ -227,18 +228,6 @@ impl ExtensionControlBlock {
     }
 }
 
-/// `isapi.<class>(errno, None, funcname)` (ExtensionError, FilterError): what pywin32
-/// raises for a failed server call.
-pub fn isapi_error(py: Python<'_>, class: &str, errno: u32, funcname: &str) -> PyErr {
-    match py.import("isapi").and_then(|m| m.getattr(class)) {
-        Ok(class) => match class.call1((errno, py.None(), funcname)) {
-            Ok(instance) => PyErr::from_value(instance),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    }
-}
-
 /// The largest first write that keeps the GIL (see `keeps_gil`).
 const KEEP_GIL_WRITE: usize = 16 * 1024;
 
@@ -367,15 +356,8 @@ impl ExtensionControlBlock {
     fn set_log_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = bytes_of(value, "LogData")?;
         let Raw(ptr) = self.raw()?;
-        let n = bytes.len().min(79);
-        // SAFETY: live control block; lpszLogData is an 80-byte array owned by it.
-        unsafe {
-            let field = &mut (*ptr).lpszLogData;
-            for (dst, src) in field.iter_mut().zip(&bytes[..n]) {
-                *dst = *src as _;
-            }
-            field[n] = 0;
-        }
+        // SAFETY: live control block; lpszLogData is an array owned by it.
+        c_strings::copy_truncated(unsafe { &mut (*ptr).lpszLogData }, &bytes);
         Ok(())
     }
 
@@ -389,16 +371,7 @@ impl ExtensionControlBlock {
         name: &str,
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let default = match default.len() {
-            0 => None,
-            1 => Some(default.get_item(0)?),
-            n => {
-                return Err(PyTypeError::new_err(format!(
-                    "GetServerVariable expected at most 2 arguments, got {}",
-                    n + 1
-                )))
-            }
-        };
+        let default = optional_default(default, Some("GetServerVariable"))?;
         match self.variable_value(py, name)? {
             Ok(value) => Ok(value),
             Err(err) => match default {
@@ -610,7 +583,16 @@ impl ExtensionControlBlock {
         flags: u32,
     ) -> PyResult<()> {
         self.response_started.store(true, Ordering::SeqCst);
-        ecb_requests::exec_url(self, py, url, method, clientHeaders, info, entity, flags)
+        if !info.is_none() || !entity.is_none() {
+            return Err(PyValueError::new_err("info and entity params must be None"));
+        }
+        let child = ChildRequest {
+            url: optional_c_string(url, "url")?,
+            method: optional_c_string(method, "method")?,
+            headers: optional_c_string(clientHeaders, "clientHeaders")?,
+            flags,
+        };
+        ecb_requests::exec_url(self, py, child)
     }
 
     /// GetExecURLStatus(): (uHttpStatusCode, uHttpSubStatus, dwWin32Error) of the child

@@ -14,6 +14,7 @@ use windows_sys::Win32::System::Iis::{
     SF_STATUS_REQ_ERROR as SF_STATUS_REQ_ERROR_I32,
 };
 
+use crate::c_strings;
 use crate::ecb::ExtensionControlBlock;
 use crate::filter::{self, FilterContext};
 use crate::interpreter::{self, describe};
@@ -57,6 +58,13 @@ fn call_boot<'py>(
     }
 }
 
+/// Calls the boot module's `function` (get_extension_version / get_filter_version) with
+/// the version object `info`: whether the script's GetExtensionVersion or GetFilterVersion
+/// returned a true value.
+fn ask_version<T: pyo3::PyClass>(py: Python<'_>, function: &str, info: &Py<T>) -> bool {
+    call_boot(py, function, (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false))
+}
+
 /// Tells the runtime which module it serves. The loader calls it once, before anything else.
 ///
 /// # Safety
@@ -84,8 +92,9 @@ fn start_for_dll() -> bool {
 #[no_mangle]
 pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO) -> BOOL {
     guarded(FALSE, || {
-        // SAFETY: the server passes a writable HSE_VERSION_INFO.
-        unsafe { (*version).dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR };
+        // SAFETY: the server passes a writable HSE_VERSION_INFO, its own for this call.
+        let version = unsafe { &mut *version };
+        version.dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR;
         if !start_for_dll() {
             return FALSE;
         }
@@ -93,21 +102,10 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
             let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
                 return FALSE;
             };
-            let ok = call_boot(py, "get_extension_version", (info.clone_ref(py),))
-                .is_some_and(|r| r.is_truthy().unwrap_or(false));
-            let desc = info.get().desc();
-            // SAFETY: as above; the description array has 256 bytes and `desc` is shorter.
-            unsafe {
-                let field = &mut (*version).lpszExtensionDesc;
-                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
-                    *dst = *src as _;
-                }
-            }
-            if ok {
-                TRUE
-            } else {
-                FALSE
-            }
+            let ok = ask_version(py, "get_extension_version", &info);
+            // The setter kept the description shorter than the array.
+            c_strings::copy_truncated(&mut version.lpszExtensionDesc, info.borrow(py).desc());
+            BOOL::from(ok)
         })
     })
 }
@@ -164,8 +162,9 @@ pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
 #[no_mangle]
 pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION) -> BOOL {
     guarded(FALSE, || {
-        // SAFETY: the server passes a writable HTTP_FILTER_VERSION.
-        let server_version = unsafe { (*version).dwServerFilterVersion };
+        // SAFETY: the server passes a writable HTTP_FILTER_VERSION, its own for this call.
+        let version = unsafe { &mut *version };
+        let server_version = version.dwServerFilterVersion;
         if !start_for_dll() {
             return FALSE;
         }
@@ -173,28 +172,18 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
             let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
                 return FALSE;
             };
-            let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),))
-                .is_some_and(|r| r.is_truthy().unwrap_or(false));
-            let (filter_version, mut flags, desc) = info.get().values();
-            if ok {
-                // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
-                // object is released, so the runtime always asks for it.
-                flags |= SF_NOTIFY_END_OF_NET_SESSION;
-            }
-            // SAFETY: as above; the description array has 257 bytes and `desc` is shorter.
-            unsafe {
-                (*version).dwFilterVersion = filter_version;
-                (*version).dwFlags = flags;
-                let field = &mut (*version).lpszFilterDesc;
-                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
-                    *dst = *src as _;
-                }
-            }
-            if ok {
-                TRUE
-            } else {
-                FALSE
-            }
+            let ok = ask_version(py, "get_filter_version", &info);
+            let info = info.borrow(py);
+            version.dwFilterVersion = info.filter_version;
+            // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
+            // object is released, so the runtime always asks for it.
+            version.dwFlags = match ok {
+                true => info.flags | SF_NOTIFY_END_OF_NET_SESSION,
+                false => info.flags,
+            };
+            // The setter kept the description shorter than the array.
+            c_strings::copy_truncated(&mut version.lpszFilterDesc, info.desc());
+            BOOL::from(ok)
         })
     })
 }

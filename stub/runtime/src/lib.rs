@@ -3,12 +3,14 @@
 //! embedded in the module it serves, starts CPython isolated, imports from the archive in
 //! memory, and gives scripts pywin32's ISAPI objects.
 //!
-//! The rules on bytes and text (server variables, the WSGI environ and response head) need neither Windows nor Python: they build everywhere and are unit-tested on
+//! The rules on bytes and text (server variables, the WSGI environ and response head, C
+//! strings) need neither Windows nor Python: they build everywhere and are unit-tested on
 //! the build machine. The rest is the Windows and pyo3 side that applies them.
 
 // The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
 #![cfg_attr(not(windows), allow(dead_code))]
 
+mod c_strings;
 mod cgi;
 mod response_head;
 mod server_variables;
@@ -29,6 +31,8 @@ mod filter;
 mod interpreter;
 #[cfg(windows)]
 mod native;
+#[cfg(windows)]
+mod pywin32;
 #[cfg(windows)]
 mod served;
 #[cfg(windows)]
