@@ -22,7 +22,7 @@ static ARCHIVE: OnceLock<Archive> = OnceLock::new();
 /// Reads and verifies the served module's config and archive; returns the config.
 pub fn open(served: &ServedModule) -> Result<StubConfig, String> {
     let module = served.handle as *mut std::ffi::c_void;
-    // SAFETY: the served module (the loader DLL or the installer exe) stays loaded for as long
+    // SAFETY: the served module (the loader DLL or the launcher exe) stays loaded for as long
     // as this runtime runs: the loader never frees it, and an exe's image is its process.
     let (config, archive) = unsafe {
         (

@@ -1,5 +1,5 @@
-//! The functions the loader and the installer call: `isapi_freeze_attach` and the six ISAPI
-//! entry points (for the loader), `isapi_freeze_run_main` (for the installer). Each one
+//! The functions the loader and the launcher call: `isapi_freeze_attach` and the six ISAPI
+//! entry points (for the loader), `isapi_freeze_run_main` (for the launcher). Each one
 //! turns failures into a logged line and the status ISAPI expects; no panic or Python
 //! exception crosses into IIS.
 
@@ -232,7 +232,7 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
     guarded(TRUE, || terminate("terminate_filter", flags))
 }
 
-/// The installer's main: runs the script as `__main__` and returns the process exit code
+/// The launcher's main: runs the script as `__main__` and returns the process exit code
 /// (SystemExit's code, 1 after an uncaught exception or a failed start). `SCRIPT.exe trace`
 /// follows the output directory's logs instead, without starting Python.
 ///

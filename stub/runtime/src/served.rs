@@ -1,5 +1,5 @@
 //! The module this runtime serves: the loader DLL (`_SCRIPT.dll`, inside IIS or isapi-host)
-//! or the installer exe (`SCRIPT.exe`) that loaded it. Its resources hold the config and the
+//! or the launcher exe (`SCRIPT.exe`) that loaded it. Its resources hold the config and the
 //! app archive, its folder the rest of the output, and its log is written beside it.
 
 use std::os::windows::ffi::OsStringExt;
@@ -13,7 +13,7 @@ use windows_sys::Win32::System::LibraryLoader::GetModuleFileNameW;
 pub enum ModuleKind {
     /// An ISAPI DLL inside IIS (or isapi-host).
     Dll,
-    /// The install executable.
+    /// The launcher executable (`SCRIPT.exe`).
     Exe,
 }
 
