@@ -1,4 +1,4 @@
-//! The app archive, read in place from the host module's resource: its SHA-256 is checked
+//! The app archive, read in place from the served module's resource: its SHA-256 is checked
 //! against the config record before anything in it is used, then members are read from
 //! the mapped bytes on demand (no extraction, no temporary files).
 
@@ -9,7 +9,7 @@ use isapi_freeze_format::{self as format, StubConfig};
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::host::Host;
+use crate::served::ServedModule;
 
 pub struct Archive {
     bytes: &'static [u8],
@@ -19,18 +19,18 @@ pub struct Archive {
 
 static ARCHIVE: OnceLock<Archive> = OnceLock::new();
 
-/// Reads and verifies the host's config and archive; returns the config.
-pub fn open(host: &Host) -> Result<StubConfig, String> {
-    let module = host.handle as *mut std::ffi::c_void;
-    // SAFETY: the host module (the loader DLL or the installer exe) stays loaded for as long
+/// Reads and verifies the served module's config and archive; returns the config.
+pub fn open(served: &ServedModule) -> Result<StubConfig, String> {
+    let module = served.handle as *mut std::ffi::c_void;
+    // SAFETY: the served module (the loader DLL or the launcher exe) stays loaded for as long
     // as this runtime runs: the loader never frees it, and an exe's image is its process.
     let (config, archive) = unsafe {
         (
-            isapi_freeze_embedded::config(module, &host.path.display().to_string())?,
+            isapi_freeze_embedded::config(module, &served.path.display().to_string())?,
             isapi_freeze_embedded::archive(module),
         )
     };
-    let what = host.path.display();
+    let what = served.path.display();
     let archive = archive.ok_or_else(|| format!("{what} has no app archive resource"))?;
     let digest: [u8; 32] = Sha256::digest(archive).into();
     if digest != config.archive_sha256 {

@@ -7,19 +7,22 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use windows_sys::Win32::Foundation::{GetLastError, ERROR_INSUFFICIENT_BUFFER, HANDLE};
+use windows_sys::core::BOOL;
+use windows_sys::Win32::Foundation::{GetLastError, HANDLE};
 use windows_sys::Win32::System::Iis::{
     EXTENSION_CONTROL_BLOCK, HSE_IO_ASYNC, HSE_IO_SYNC, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_GET_IMPERSONATION_TOKEN,
     HSE_REQ_IS_KEEP_CONN, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER_EX, HSE_REQ_SEND_URL_REDIRECT_RESP,
     HSE_REQ_SET_FLUSH_FLAG, HSE_SEND_HEADER_EX_INFO, HSE_STATUS_SUCCESS,
 };
 
+use crate::c_strings;
 use crate::ecb_io::{self, TransmitArgs};
-use crate::ecb_requests::{self, optional_c_string};
-use crate::version::{bytes_of, bytes_view};
+use crate::ecb_requests::{self, ChildRequest};
+use crate::pywin32::{bytes_of, bytes_view, isapi_error, optional_c_string, optional_default};
+use crate::server_variables::{ansi_bytes, read_grown_into, utf16_text, with_c_name, with_scratch};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
 pub struct ExtensionControlBlock {
@@ -119,15 +122,12 @@ impl ExtensionControlBlock {
     /// across variables (the WSGI environ reads a dozen per request): no allocation once it
     /// is big enough.
     pub(crate) fn variable_into(&self, name: &CStr, buffer: &mut Vec<u8>) -> PyResult<Result<usize, u32>> {
-        let Raw(ecb) = self.raw()?;
+        let ecb = self.fields()?;
+        let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
         Ok(read_grown_into(buffer, |buffer, len| {
             // SAFETY: live session; `buffer` holds `*len` writable bytes and `name` is
             // NUL-terminated.
-            unsafe {
-                let ecb = &*ecb;
-                let f = ecb.GetServerVariable.expect("the server fills GetServerVariable");
-                f(ecb.ConnID, name.as_ptr().cast(), buffer, len)
-            }
+            win32_result(unsafe { f(ecb.ConnID, name.as_ptr().cast(), buffer.as_mut_ptr().cast(), len) })
         }))
     }
 
@@ -217,7 +217,7 @@ impl ExtensionControlBlock {
                     size as *mut u32,
                     data_type as *mut u32,
                 );
-                (ok, GetLastError())
+                (ok, last_error())
             }
         };
         let (ok, err) = if release { py.detach(call) } else { call() };
@@ -225,18 +225,6 @@ impl ExtensionControlBlock {
             return Err(Self::server_error(py, err, &format!("ServerSupportFunction({name})")));
         }
         Ok(())
-    }
-}
-
-/// `isapi.<class>(errno, None, funcname)` (ExtensionError, FilterError): what pywin32
-/// raises for a failed server call.
-pub fn isapi_error(py: Python<'_>, class: &str, errno: u32, funcname: &str) -> PyErr {
-    match py.import("isapi").and_then(|m| m.getattr(class)) {
-        Ok(class) => match class.call1((errno, py.None(), funcname)) {
-            Ok(instance) => PyErr::from_value(instance),
-            Err(e) => e,
-        },
-        Err(e) => e,
     }
 }
 
@@ -255,61 +243,6 @@ fn keeps_gil(body_started: bool, asynchronous: bool, len: usize) -> bool {
     !body_started && !asynchronous && len <= KEEP_GIL_WRITE
 }
 
-/// How many times a server may answer ERROR_INSUFFICIENT_BUFFER with a bigger size before
-/// the read gives up (the contract has it answer once, with the size it needs).
-const GROW_ATTEMPTS: usize = 4;
-
-/// Reads a value through a GetServerVariable-shaped server function (`call(buffer, &mut
-/// size)` returning its BOOL), growing the buffer to the size the server asks for: the
-/// bytes it wrote, or the Windows error it failed with. Shared by the ECB's
-/// GetServerVariable and the filter context's GetServerVariable and GetHeader.
-pub fn read_grown(call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<Vec<u8>, u32> {
-    let mut buffer = Vec::new();
-    read_grown_into(&mut buffer, call).map(|len| {
-        buffer.truncate(len);
-        buffer
-    })
-}
-
-/// [`read_grown`] into `buffer`, reused: the value is `buffer[..n]` for the `n` returned. The
-/// buffer keeps its length (at least 1 KiB, zeroed when it grows), so a reuse writes no
-/// bytes of its own.
-pub fn read_grown_into(buffer: &mut Vec<u8>, mut call: impl FnMut(*mut c_void, &mut u32) -> i32) -> Result<usize, u32> {
-    let mut size = buffer.len().max(1024);
-    for _ in 0..GROW_ATTEMPTS {
-        if buffer.len() < size {
-            buffer.resize(size, 0);
-        }
-        let mut len = size as u32;
-        if call(buffer.as_mut_ptr().cast(), &mut len) != 0 {
-            return Ok((len as usize).min(size));
-        }
-        // SAFETY: reads the calling thread's last-error value, set by the failed call.
-        let err = unsafe { GetLastError() };
-        if err == ERROR_INSUFFICIENT_BUFFER && len as usize > size {
-            size = len as usize;
-            continue;
-        }
-        return Err(err);
-    }
-    Err(ERROR_INSUFFICIENT_BUFFER)
-}
-
-/// A `UNICODE_*` variable's UTF-16 bytes (with or without their NUL) as text, decoded in
-/// one pass (the WSGI environ reads its path so, for every request).
-pub fn utf16_text(buffer: &[u8]) -> String {
-    let whole = &buffer[..buffer.len() & !1];
-    let units = whole.strip_suffix(&[0, 0]).unwrap_or(whole).chunks_exact(2);
-    char::decode_utf16(units.map(|c| u16::from_le_bytes([c[0], c[1]])))
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
-}
-
-/// An ANSI variable's bytes without the terminating NUL.
-pub fn ansi_bytes(buffer: &[u8]) -> &[u8] {
-    buffer.strip_suffix(&[0]).unwrap_or(buffer)
-}
-
 /// A server variable's value as pywin32 returns it: str (from UTF-16) for `UNICODE_*`
 /// names, else bytes without the terminating NUL. Shared by the ECB and filter contexts.
 pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: &[u8]) -> Bound<'py, PyAny> {
@@ -319,47 +252,19 @@ pub fn server_variable_value<'py>(py: Python<'py>, name: &str, buffer: &[u8]) ->
     PyBytes::new(py, ansi_bytes(buffer)).into_any()
 }
 
-/// Calls `f` with `name` as a C string; a NUL in the name ends it, as it would for a C
-/// caller. Names that fit (every server variable's) are made on the stack.
-pub fn with_c_name<R>(name: &str, f: impl FnOnce(&CStr) -> R) -> R {
-    let mut short = [0u8; 64];
-    if name.len() < short.len() {
-        short[..name.len()].copy_from_slice(name.as_bytes());
-        return f(CStr::from_bytes_until_nul(&short).expect("ends with a NUL"));
+/// A BOOL that a server function returned, with the calling thread's last error when it
+/// is FALSE (read at once, before anything else can set it).
+pub fn win32_result(ok: BOOL) -> Result<(), u32> {
+    match ok {
+        0 => Err(last_error()),
+        _ => Ok(()),
     }
-    let long: Vec<u8> = name.bytes().chain([0]).collect();
-    f(CStr::from_bytes_until_nul(&long).expect("ends with a NUL"))
 }
 
-/// The largest scratch buffer a thread keeps between calls.
-const SCRATCH_KEPT: usize = 64 * 1024;
-
-thread_local! {
-    /// The buffer server variables are read into before they become Python objects: one per
-    /// thread, so that a read allocates nothing once it is big enough.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Calls `f` with this thread's scratch buffer (a fresh one if a call further up the stack
-/// holds it, or the thread's storage is already gone).
-pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut f = Some(f);
-    let borrowed = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            let out = (f.take().expect("called once"))(&mut buffer);
-            // A rare huge value (a long header block) is not kept by every server thread.
-            if buffer.capacity() > SCRATCH_KEPT {
-                *buffer = Vec::new();
-            }
-            Some(out)
-        }
-        Err(_) => None,
-    });
-    match borrowed {
-        Ok(Some(out)) => out,
-        // Held up the stack, or the thread is ending and its storage is gone.
-        _ => (f.take().expect("not called yet"))(&mut Vec::new()),
-    }
+/// The calling thread's last-error value.
+pub fn last_error() -> u32 {
+    // SAFETY: GetLastError only reads a per-thread value.
+    unsafe { GetLastError() }
 }
 
 /// The bytes of one of the server's string fields (the control block's lpszMethod, a
@@ -451,15 +356,8 @@ impl ExtensionControlBlock {
     fn set_log_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = bytes_of(value, "LogData")?;
         let Raw(ptr) = self.raw()?;
-        let n = bytes.len().min(79);
-        // SAFETY: live control block; lpszLogData is an 80-byte array owned by it.
-        unsafe {
-            let field = &mut (*ptr).lpszLogData;
-            for (dst, src) in field.iter_mut().zip(&bytes[..n]) {
-                *dst = *src as _;
-            }
-            field[n] = 0;
-        }
+        // SAFETY: live control block; lpszLogData is an array owned by it.
+        c_strings::copy_truncated(unsafe { &mut (*ptr).lpszLogData }, &bytes);
         Ok(())
     }
 
@@ -473,16 +371,7 @@ impl ExtensionControlBlock {
         name: &str,
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let default = match default.len() {
-            0 => None,
-            1 => Some(default.get_item(0)?),
-            n => {
-                return Err(PyTypeError::new_err(format!(
-                    "GetServerVariable expected at most 2 arguments, got {}",
-                    n + 1
-                )))
-            }
-        };
+        let default = optional_default(default, Some("GetServerVariable"))?;
         match self.variable_value(py, name)? {
             Ok(value) => Ok(value),
             Err(err) => match default {
@@ -516,7 +405,7 @@ impl ExtensionControlBlock {
                 let ecb = &*raw.0;
                 let f = ecb.WriteClient.expect("the server fills WriteClient");
                 let ok = f(ecb.ConnID, ptr as *mut c_void, &mut len, flags);
-                (ok, GetLastError(), len)
+                (ok, last_error(), len)
             }
         };
         let body_started = self.body_started.swap(true, Ordering::SeqCst);
@@ -557,10 +446,7 @@ impl ExtensionControlBlock {
                 let (ok, err) = unsafe {
                     let ecb = &*raw.0;
                     let f = ecb.ReadClient.expect("the server fills ReadClient");
-                    (
-                        f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len),
-                        GetLastError(),
-                    )
+                    (f(ecb.ConnID, chunk.as_mut_ptr() as *mut c_void, &mut len), last_error())
                 };
                 if ok == 0 {
                     return (ok, err, data);
@@ -697,7 +583,16 @@ impl ExtensionControlBlock {
         flags: u32,
     ) -> PyResult<()> {
         self.response_started.store(true, Ordering::SeqCst);
-        ecb_requests::exec_url(self, py, url, method, clientHeaders, info, entity, flags)
+        if !info.is_none() || !entity.is_none() {
+            return Err(PyValueError::new_err("info and entity params must be None"));
+        }
+        let child = ChildRequest {
+            url: optional_c_string(url, "url")?,
+            method: optional_c_string(method, "method")?,
+            headers: optional_c_string(clientHeaders, "clientHeaders")?,
+            flags,
+        };
+        ecb_requests::exec_url(self, py, child)
     }
 
     /// GetExecURLStatus(): (uHttpStatusCode, uHttpSubStatus, dwWin32Error) of the child

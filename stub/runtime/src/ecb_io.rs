@@ -17,8 +17,8 @@ use windows_sys::Win32::System::Iis::{
 };
 
 use crate::ecb::ExtensionControlBlock;
-use crate::host;
 use crate::interpreter::describe;
+use crate::served;
 
 /// The completion a script registered for one request (keyed by ConnID), and the buffer of
 /// its async WriteClient in flight (IIS allows one at a time), which must outlive the call.
@@ -88,7 +88,16 @@ pub fn release_async_write(conn: usize) {
 
 /// Logs a failed callback the way the boot module logs a failed HttpExtensionProc.
 fn log_failure(py: Python<'_>, what: &str, err: &PyErr) {
-    host::log(&format!("{what}:\n{}", describe(py, err)));
+    served::log(&format!("{what}:\n{}", describe(py, err)));
+}
+
+/// Runs a completion's work with the GIL, on the server's thread that called it; a panic
+/// stops here (it must not unwind into the server) and is logged as an internal error in
+/// the runtime's `what`.
+fn complete(what: &str, f: impl FnOnce(Python<'_>)) {
+    if catch_unwind(AssertUnwindSafe(|| crate::interpreter::attach(f))).is_err() {
+        served::log(&format!("internal error in the isapi-freeze runtime's {what}"));
+    }
 }
 
 /// PFN_HSE_IO_COMPLETION registered by `set_completion`.
@@ -103,43 +112,38 @@ unsafe extern "system" fn io_completion(
     }
     // SAFETY: IIS passes the request's live control block.
     let conn = unsafe { (*ecb).ConnID } as usize;
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        crate::interpreter::attach(|py| {
-            let found = registered().get_mut(&conn).map(|e| {
-                (
-                    e.ecb.clone_ref(py),
-                    e.callback.clone_ref(py),
-                    e.arg.clone_ref(py),
-                    e.in_flight.take(),
-                )
-            });
-            let Some((object, callback, arg, buffer)) = found else {
-                host::log("an I/O completion arrived for a request with no IOCompletion callback");
-                return;
-            };
-            // The write is over: its buffer may go.
-            drop(buffer);
-            if let Err(err) = callback.call1(py, (object.clone_ref(py), arg, bytes, error)) {
-                log_failure(py, "the IOCompletion callback failed", &err);
-                // As pywin32 does: no more callbacks, and the request ends with an error so
-                // it cannot hang.
-                forget(conn);
-                let object = object.get();
-                let _ = object.support(
-                    py,
-                    "HSE_REQ_IO_COMPLETION",
-                    HSE_REQ_IO_COMPLETION,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
-                let _ = object.done_with_session(py, HSE_STATUS_ERROR);
-            }
-        })
-    }));
-    if outcome.is_err() {
-        host::log("internal error in the isapi-freeze runtime's I/O completion");
-    }
+    complete("I/O completion", |py| {
+        let found = registered().get_mut(&conn).map(|e| {
+            (
+                e.ecb.clone_ref(py),
+                e.callback.clone_ref(py),
+                e.arg.clone_ref(py),
+                e.in_flight.take(),
+            )
+        });
+        let Some((object, callback, arg, buffer)) = found else {
+            served::log("an I/O completion arrived for a request with no IOCompletion callback");
+            return;
+        };
+        // The write is over: its buffer may go.
+        drop(buffer);
+        if let Err(err) = callback.call1(py, (object.clone_ref(py), arg, bytes, error)) {
+            log_failure(py, "the IOCompletion callback failed", &err);
+            // As pywin32 does: no more callbacks, and the request ends with an error so
+            // it cannot hang.
+            forget(conn);
+            let object = object.get();
+            let _ = object.support(
+                py,
+                "HSE_REQ_IO_COMPLETION",
+                HSE_REQ_IO_COMPLETION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            let _ = object.done_with_session(py, HSE_STATUS_ERROR);
+        }
+    });
 }
 
 /// What a TransmitFile completion needs, and the buffers HSE_TF_INFO points into.
@@ -207,14 +211,9 @@ pub fn transmit_file(
     // The boxed buffers do not move when the box becomes a raw pointer.
     let context = Box::into_raw(context);
     info.pContext = context.cast();
-    let result = ecb.get().support(
-        py,
-        "HSE_REQ_TRANSMIT_FILE",
-        HSE_REQ_TRANSMIT_FILE,
-        &mut info as *mut HSE_TF_INFO as *mut c_void,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
+    let result = ecb
+        .get()
+        .support_value(py, "HSE_REQ_TRANSMIT_FILE", HSE_REQ_TRANSMIT_FILE, &mut info);
     if result.is_err() {
         // SAFETY: the server refused the request, so it will never call the completion
         // that would otherwise take the context back.
@@ -233,18 +232,13 @@ unsafe extern "system" fn transmit_completion(
     if context.is_null() {
         return;
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        crate::interpreter::attach(|py| {
-            // SAFETY: `context` came from Box::into_raw in `transmit_file`, and the server
-            // calls this completion once.
-            let transmit = unsafe { Box::from_raw(context.cast::<Transmit>()) };
-            let Transmit { ecb, callback, arg, .. } = *transmit;
-            if let Err(err) = callback.call1(py, (ecb, arg, bytes, error)) {
-                log_failure(py, "TransmitFile callback failed", &err);
-            }
-        })
-    }));
-    if outcome.is_err() {
-        host::log("internal error in the isapi-freeze runtime's TransmitFile completion");
-    }
+    complete("TransmitFile completion", |py| {
+        // SAFETY: `context` came from Box::into_raw in `transmit_file`, and the server
+        // calls this completion once.
+        let transmit = unsafe { Box::from_raw(context.cast::<Transmit>()) };
+        let Transmit { ecb, callback, arg, .. } = *transmit;
+        if let Err(err) = callback.call1(py, (ecb, arg, bytes, error)) {
+            log_failure(py, "TransmitFile callback failed", &err);
+        }
+    });
 }

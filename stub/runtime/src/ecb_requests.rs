@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use windows_sys::Win32::Foundation::HANDLE;
@@ -14,10 +14,7 @@ use windows_sys::Win32::System::Iis::{
 };
 
 use crate::ecb::ExtensionControlBlock;
-use crate::version::bytes_of;
-
-/// `ERROR_INSUFFICIENT_BUFFER` from winerror.h.
-const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
+use crate::server_variables::ERROR_INSUFFICIENT_BUFFER;
 
 /// MapURLToPath: the physical path the server maps `url` to.
 pub fn map_url_to_path<'py>(ecb: &ExtensionControlBlock, py: Python<'py>, url: &str) -> PyResult<Bound<'py, PyBytes>> {
@@ -83,32 +80,25 @@ pub fn anonymous_token(
     Ok(token as usize)
 }
 
-/// ExecURL: `url`, `method` and `clientHeaders` are str, bytes or None.
-#[allow(clippy::too_many_arguments, non_snake_case)]
-pub fn exec_url(
-    ecb: &ExtensionControlBlock,
-    py: Python<'_>,
-    url: &Bound<'_, PyAny>,
-    method: &Bound<'_, PyAny>,
-    clientHeaders: &Bound<'_, PyAny>,
-    info: &Bound<'_, PyAny>,
-    entity: &Bound<'_, PyAny>,
-    flags: u32,
-) -> PyResult<()> {
-    if !info.is_none() || !entity.is_none() {
-        return Err(PyValueError::new_err("info and entity params must be None"));
-    }
-    let mut url = optional_c_string(url, "url")?;
-    let mut method = optional_c_string(method, "method")?;
-    let mut headers = optional_c_string(clientHeaders, "clientHeaders")?;
+/// ExecURL's child request, its arguments converted: NUL-terminated strings, None for the
+/// parent's.
+pub struct ChildRequest {
+    pub url: Option<Vec<u8>>,
+    pub method: Option<Vec<u8>>,
+    pub headers: Option<Vec<u8>>,
+    pub flags: u32,
+}
+
+/// ExecURL: runs the child request.
+pub fn exec_url(ecb: &ExtensionControlBlock, py: Python<'_>, mut child: ChildRequest) -> PyResult<()> {
     let ptr = |v: &mut Option<Vec<u8>>| v.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
     let mut request = HSE_EXEC_URL_INFO {
-        pszUrl: ptr(&mut url),
-        pszMethod: ptr(&mut method),
-        pszChildHeaders: ptr(&mut headers),
+        pszUrl: ptr(&mut child.url),
+        pszMethod: ptr(&mut child.method),
+        pszChildHeaders: ptr(&mut child.headers),
         pUserInfo: std::ptr::null_mut(),
         pEntity: std::ptr::null_mut(),
-        dwExecUrlFlags: flags,
+        dwExecUrlFlags: child.flags,
     };
     ecb.support_value(py, "HSE_REQ_EXEC_URL", HSE_REQ_EXEC_URL, &mut request)
 }
@@ -127,19 +117,6 @@ pub fn exec_url_status(ecb: &ExtensionControlBlock, py: Python<'_>) -> PyResult<
         &mut status,
     )?;
     Ok((status.uHttpStatusCode, status.uHttpSubStatus, status.dwWin32Error))
-}
-
-/// A str (UTF-8) or bytes argument as a NUL-terminated string; None stays None.
-pub fn optional_c_string(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Vec<u8>>> {
-    if value.is_none() {
-        return Ok(None);
-    }
-    let mut bytes = bytes_of(value, what)?;
-    if bytes.contains(&0) {
-        return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
-    }
-    bytes.push(0);
-    Ok(Some(bytes))
 }
 
 /// Whether `err` is the ExtensionError for ERROR_INSUFFICIENT_BUFFER.

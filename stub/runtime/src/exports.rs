@@ -1,5 +1,5 @@
-//! The functions the loader and the installer call: `isapi_freeze_attach` and the six ISAPI
-//! entry points (for the loader), `isapi_freeze_run_main` (for the installer). Each one
+//! The functions the loader and the launcher call: `isapi_freeze_attach` and the six ISAPI
+//! entry points (for the loader), `isapi_freeze_run_main` (for the launcher). Each one
 //! turns failures into a logged line and the status ISAPI expects; no panic or Python
 //! exception crosses into IIS.
 
@@ -14,10 +14,11 @@ use windows_sys::Win32::System::Iis::{
     SF_STATUS_REQ_ERROR as SF_STATUS_REQ_ERROR_I32,
 };
 
+use crate::c_strings;
 use crate::ecb::ExtensionControlBlock;
 use crate::filter::{self, FilterContext};
-use crate::host::{self, HostKind};
 use crate::interpreter::{self, describe};
+use crate::served::{self, ModuleKind};
 use crate::version::{ExtensionVersion, FilterVersion};
 
 /// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0).
@@ -35,7 +36,7 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            host::log_error(&format!("internal error in the isapi-freeze runtime: {what}"));
+            served::log_error(&format!("internal error in the isapi-freeze runtime: {what}"));
             fallback
         }
     }
@@ -51,10 +52,17 @@ fn call_boot<'py>(
     match started.boot.bind(py).call_method1(function, args) {
         Ok(value) => Some(value),
         Err(e) => {
-            host::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
+            served::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
             None
         }
     }
+}
+
+/// Calls the boot module's `function` (get_extension_version / get_filter_version) with
+/// the version object `info`: whether the script's GetExtensionVersion or GetFilterVersion
+/// returned a true value.
+fn ask_version<T: pyo3::PyClass>(py: Python<'_>, function: &str, info: &Py<T>) -> bool {
+    call_boot(py, function, (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false))
 }
 
 /// Tells the runtime which module it serves. The loader calls it once, before anything else.
@@ -64,16 +72,16 @@ fn call_boot<'py>(
 #[no_mangle]
 pub unsafe extern "system" fn isapi_freeze_attach(module: HMODULE) -> BOOL {
     guarded(FALSE, || {
-        host::set(module, HostKind::Dll);
+        served::set(module, ModuleKind::Dll);
         TRUE
     })
 }
 
 fn start_for_dll() -> bool {
-    let Some(host) = host::get() else {
+    let Some(served) = served::get() else {
         return false;
     };
-    interpreter::start(host).is_ok()
+    interpreter::start(served).is_ok()
 }
 
 /// ISAPI GetExtensionVersion: starts Python (first call), calls the script's factory and its
@@ -84,8 +92,9 @@ fn start_for_dll() -> bool {
 #[no_mangle]
 pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO) -> BOOL {
     guarded(FALSE, || {
-        // SAFETY: the server passes a writable HSE_VERSION_INFO.
-        unsafe { (*version).dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR };
+        // SAFETY: the server passes a writable HSE_VERSION_INFO, its own for this call.
+        let version = unsafe { &mut *version };
+        version.dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR;
         if !start_for_dll() {
             return FALSE;
         }
@@ -93,21 +102,10 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
             let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
                 return FALSE;
             };
-            let ok = call_boot(py, "get_extension_version", (info.clone_ref(py),))
-                .is_some_and(|r| r.is_truthy().unwrap_or(false));
-            let desc = info.get().desc();
-            // SAFETY: as above; the description array has 256 bytes and `desc` is shorter.
-            unsafe {
-                let field = &mut (*version).lpszExtensionDesc;
-                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
-                    *dst = *src as _;
-                }
-            }
-            if ok {
-                TRUE
-            } else {
-                FALSE
-            }
+            let ok = ask_version(py, "get_extension_version", &info);
+            // The setter kept the description shorter than the array.
+            c_strings::copy_truncated(&mut version.lpszExtensionDesc, info.borrow(py).desc());
+            BOOL::from(ok)
         })
     })
 }
@@ -164,8 +162,9 @@ pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
 #[no_mangle]
 pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION) -> BOOL {
     guarded(FALSE, || {
-        // SAFETY: the server passes a writable HTTP_FILTER_VERSION.
-        let server_version = unsafe { (*version).dwServerFilterVersion };
+        // SAFETY: the server passes a writable HTTP_FILTER_VERSION, its own for this call.
+        let version = unsafe { &mut *version };
+        let server_version = version.dwServerFilterVersion;
         if !start_for_dll() {
             return FALSE;
         }
@@ -173,28 +172,18 @@ pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION
             let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
                 return FALSE;
             };
-            let ok = call_boot(py, "get_filter_version", (info.clone_ref(py),))
-                .is_some_and(|r| r.is_truthy().unwrap_or(false));
-            let (filter_version, mut flags, desc) = info.get().values();
-            if ok {
-                // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
-                // object is released, so the runtime always asks for it.
-                flags |= SF_NOTIFY_END_OF_NET_SESSION;
-            }
-            // SAFETY: as above; the description array has 257 bytes and `desc` is shorter.
-            unsafe {
-                (*version).dwFilterVersion = filter_version;
-                (*version).dwFlags = flags;
-                let field = &mut (*version).lpszFilterDesc;
-                for (dst, src) in field.iter_mut().zip(desc.iter().chain([&0u8])) {
-                    *dst = *src as _;
-                }
-            }
-            if ok {
-                TRUE
-            } else {
-                FALSE
-            }
+            let ok = ask_version(py, "get_filter_version", &info);
+            let info = info.borrow(py);
+            version.dwFilterVersion = info.filter_version;
+            // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
+            // object is released, so the runtime always asks for it.
+            version.dwFlags = match ok {
+                true => info.flags | SF_NOTIFY_END_OF_NET_SESSION,
+                false => info.flags,
+            };
+            // The setter kept the description shorter than the array.
+            c_strings::copy_truncated(&mut version.lpszFilterDesc, info.desc());
+            BOOL::from(ok)
         })
     })
 }
@@ -243,7 +232,7 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
     guarded(TRUE, || terminate("terminate_filter", flags))
 }
 
-/// The installer's main: runs the script as `__main__` and returns the process exit code
+/// The launcher's main: runs the script as `__main__` and returns the process exit code
 /// (SystemExit's code, 1 after an uncaught exception or a failed start). `SCRIPT.exe trace`
 /// follows the output directory's logs instead, without starting Python.
 ///
@@ -252,15 +241,15 @@ pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
 #[no_mangle]
 pub unsafe extern "system" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
     guarded(1, || {
-        let host = host::set(module, HostKind::Exe);
+        let served = served::set(module, ModuleKind::Exe);
         if std::env::args().nth(1).as_deref() == Some("trace") {
-            eprintln!("following {}\\logs (Ctrl+C to stop)", host.dir.display());
+            eprintln!("following {}\\logs (Ctrl+C to stop)", served.dir.display());
             let stdout = std::io::stdout();
-            let followed = isapi_freeze_diagnostics::trace::follow(&host.dir, 20, true, &mut stdout.lock());
+            let followed = isapi_freeze_diagnostics::trace::follow(&served.dir, 20, true, &mut stdout.lock());
             return i32::from(followed.is_err());
         }
-        if let Err(why) = interpreter::start(host) {
-            eprintln!("{}: cannot start: {why}", host.file_name);
+        if let Err(why) = interpreter::start(served) {
+            eprintln!("{}: cannot start: {why}", served.file_name);
             return 1;
         }
         let code = Python::attach(|py| {

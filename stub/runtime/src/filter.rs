@@ -12,7 +12,6 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use windows_sys::core::BOOL;
-use windows_sys::Win32::Foundation::GetLastError;
 use windows_sys::Win32::System::Iis::{
     HTTP_FILTER_ACCESS_DENIED, HTTP_FILTER_AUTHENT, HTTP_FILTER_AUTH_COMPLETE_INFO, HTTP_FILTER_CONTEXT,
     HTTP_FILTER_LOG, HTTP_FILTER_PREPROC_HEADERS, HTTP_FILTER_RAW_DATA, HTTP_FILTER_URL_MAP, SF_NOTIFY_ACCESS_DENIED,
@@ -21,8 +20,10 @@ use windows_sys::Win32::System::Iis::{
     SF_NOTIFY_SEND_RESPONSE, SF_NOTIFY_URL_MAP, SF_REQ_DISABLE_NOTIFICATIONS, SF_REQ_SEND_RESPONSE_HEADER,
 };
 
-use crate::ecb::{ansi_bytes, c_bytes, read_grown};
-use crate::version::bytes_of;
+use crate::c_strings::{c_string, without_nul};
+use crate::ecb::{c_bytes, last_error, server_variable_value, win32_result};
+use crate::pywin32::{bytes_of, isapi_error, optional_default};
+use crate::server_variables::{ansi_bytes, read_grown};
 
 // httpfilt.h declares the server's callbacks as typed function pointers; windows-sys
 // stores them as isize (the struct refers to itself), so they are cast back to these.
@@ -50,19 +51,7 @@ unsafe fn callback<F: Copy>(slot: isize) -> Option<F> {
 
 /// `isapi.FilterError(errno, None, funcname)`, as pywin32 raises for a failed call.
 fn filter_error(py: Python<'_>, errno: u32, funcname: &str) -> PyErr {
-    crate::ecb::isapi_error(py, "FilterError", errno, funcname)
-}
-
-fn last_error() -> u32 {
-    // SAFETY: reads the calling thread's last-error value.
-    unsafe { GetLastError() }
-}
-
-fn c_string(bytes: &[u8], what: &str) -> PyResult<Vec<u8>> {
-    if bytes.contains(&0) {
-        return Err(PyValueError::new_err(format!("{what} cannot contain NUL")));
-    }
-    Ok(bytes.iter().copied().chain([0]).collect())
+    isapi_error(py, "FilterError", errno, funcname)
 }
 
 /// A raw pointer that may cross into a `py.detach` closure: the server's callbacks are
@@ -76,8 +65,12 @@ unsafe impl Send for Raw {}
 pub struct FilterContext {
     pfc: AtomicPtr<HTTP_FILTER_CONTEXT>,
     data: AtomicPtr<c_void>,
+    /// Copied when the object is made: reading them needs no live context.
+    #[pyo3(get, name = "NotificationType")]
     notification: u32,
+    #[pyo3(get, name = "Revision")]
     revision: u32,
+    #[pyo3(get, name = "fIsSecurePort")]
     secure: bool,
 }
 
@@ -166,7 +159,7 @@ impl FilterContext {
             read_grown(|buffer, len| {
                 // SAFETY: live notification; `buffer` has `*len` writable bytes and `cname`
                 // is NUL-terminated.
-                unsafe { f(raw.0, cname.as_ptr(), buffer.cast(), len) }
+                win32_result(unsafe { f(raw.0, cname.as_ptr(), buffer.as_mut_ptr().cast(), len) })
             })
         }))
     }
@@ -176,19 +169,6 @@ impl FilterContext {
 #[allow(non_snake_case)]
 #[pymethods]
 impl FilterContext {
-    #[getter(Revision)]
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-    #[getter(fIsSecurePort)]
-    fn is_secure_port(&self) -> bool {
-        self.secure
-    }
-    #[getter(NotificationType)]
-    fn notification_type(&self) -> u32 {
-        self.notification
-    }
-
     /// Any Python object kept for this connection (None until set).
     #[getter(FilterContext)]
     fn get_filter_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -253,10 +233,10 @@ impl FilterContext {
         name: &str,
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let default = optional_arg(default)?;
+        let default = optional_default(default, None)?;
         let slot = self.fields()?.GetServerVariable;
         match self.get_value(py, name.as_bytes(), slot)? {
-            Ok(buffer) => Ok(crate::ecb::server_variable_value(py, name, &buffer)),
+            Ok(buffer) => Ok(server_variable_value(py, name, &buffer)),
             Err(err) => match default {
                 Some(default) => Ok(default),
                 None => Err(filter_error(py, err, "GetServerVariable")),
@@ -397,25 +377,13 @@ fn header_slots(fc: &FilterContext) -> PyResult<(isize, isize, isize)> {
     Ok((h.GetHeader, h.SetHeader, h.AddHeader))
 }
 
-/// The optional `default` argument: passing None is passing a default, as in pywin32.
-fn optional_arg<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match args.len() {
-        0 => Ok(None),
-        1 => Ok(Some(args.get_item(0)?)),
-        n => Err(PyTypeError::new_err(format!(
-            "expected at most 2 arguments, got {}",
-            n + 1
-        ))),
-    }
-}
-
 fn get_header<'py>(
     fc: &FilterContext,
     py: Python<'py>,
     name: &Bound<'py, PyAny>,
     default: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default = optional_arg(default)?;
+    let default = optional_default(default, None)?;
     let name = bytes_of(name, "name")?;
     let (get, _, _) = header_slots(fc)?;
     match fc.get_value(py, &name, get)? {
@@ -781,7 +749,7 @@ impl FilterLog {
         field: fn(&mut HTTP_FILTER_LOG) -> &mut *const u8,
     ) -> PyResult<()> {
         let bytes = bytes_of(value, what)?;
-        c_string(&bytes, what)?;
+        without_nul(&bytes, what)?;
         let log = self.log()?;
         let mem = self.fc.get().alloc_copy(&bytes)?;
         // SAFETY: live notification data; `mem` lives until the connection ends.
@@ -805,94 +773,51 @@ impl FilterLog {
     }
 }
 
-#[pymethods]
-impl FilterLog {
-    #[getter(ClientHostName)]
-    fn client_host_name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszClientHostName)
-    }
-    #[setter(ClientHostName)]
-    fn set_client_host_name(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "ClientHostName", |l| &mut l.pszClientHostName)
-    }
-    #[getter(ClientUserName)]
-    fn client_user_name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszClientUserName)
-    }
-    #[setter(ClientUserName)]
-    fn set_client_user_name(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "ClientUserName", |l| &mut l.pszClientUserName)
-    }
-    #[getter(ServerName)]
-    fn server_name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszServerName)
-    }
-    #[setter(ServerName)]
-    fn set_server_name(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "ServerName", |l| &mut l.pszServerName)
-    }
-    #[getter(Operation)]
-    fn operation<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszOperation)
-    }
-    #[setter(Operation)]
-    fn set_operation(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "Operation", |l| &mut l.pszOperation)
-    }
-    #[getter(Target)]
-    fn target<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszTarget)
-    }
-    #[setter(Target)]
-    fn set_target(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "Target", |l| &mut l.pszTarget)
-    }
-    #[getter(Parameters)]
-    fn parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.text(py, |l| l.pszParameters)
-    }
-    #[setter(Parameters)]
-    fn set_parameters(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_text(v, "Parameters", |l| &mut l.pszParameters)
-    }
-    #[getter(HttpStatus)]
-    fn http_status(&self) -> PyResult<u32> {
-        self.number(|l| l.dwHttpStatus)
-    }
-    #[setter(HttpStatus)]
-    fn set_http_status(&self, v: u32) -> PyResult<()> {
-        self.set_number(v, |l| &mut l.dwHttpStatus)
-    }
-    #[getter(Win32Status)]
-    fn win32_status(&self) -> PyResult<u32> {
-        self.number(|l| l.dwWin32Status)
-    }
-    #[setter(Win32Status)]
-    fn set_win32_status(&self, v: u32) -> PyResult<()> {
-        self.set_number(v, |l| &mut l.dwWin32Status)
-    }
-    #[getter(BytesSent)]
-    fn bytes_sent(&self) -> PyResult<u32> {
-        self.number(|l| l.dwBytesSent)
-    }
-    #[setter(BytesSent)]
-    fn set_bytes_sent(&self, v: u32) -> PyResult<()> {
-        self.set_number(v, |l| &mut l.dwBytesSent)
-    }
-    #[getter(BytesRecvd)]
-    fn bytes_recvd(&self) -> PyResult<u32> {
-        self.number(|l| l.dwBytesRecvd)
-    }
-    #[setter(BytesRecvd)]
-    fn set_bytes_recvd(&self, v: u32) -> PyResult<()> {
-        self.set_number(v, |l| &mut l.dwBytesRecvd)
-    }
-    #[getter(TimeForProcessing)]
-    fn time_for_processing(&self) -> PyResult<u32> {
-        self.number(|l| l.msTimeForProcessing)
-    }
-    #[setter(TimeForProcessing)]
-    fn set_time_for_processing(&self, v: u32) -> PyResult<()> {
-        self.set_number(v, |l| &mut l.msTimeForProcessing)
-    }
+/// FilterLog's attributes, one pywin32 name per HTTP_FILTER_LOG field: a getter and a
+/// setter each, alike but for the field (pyo3 wants a function for each). A setter is named
+/// after its field, the getter after the attribute: macro_rules cannot make a new name.
+macro_rules! filter_log_attributes {
+    (text: $($text:ident => $text_field:ident),+; number: $($number:ident => $number_field:ident),+;) => {
+        // The setters' argument is `v`, the name a TypeError gives ("argument 'v': ...").
+        #[allow(non_snake_case)]
+        #[pymethods]
+        impl FilterLog {
+            $(
+                #[getter($text)]
+                fn $text<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+                    self.text(py, |l| l.$text_field)
+                }
+                #[setter($text)]
+                fn $text_field(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+                    self.set_text(v, stringify!($text), |l| &mut l.$text_field)
+                }
+            )+
+            $(
+                #[getter($number)]
+                fn $number(&self) -> PyResult<u32> {
+                    self.number(|l| l.$number_field)
+                }
+                #[setter($number)]
+                fn $number_field(&self, v: u32) -> PyResult<()> {
+                    self.set_number(v, |l| &mut l.$number_field)
+                }
+            )+
+        }
+    };
+}
+
+filter_log_attributes! {
+    text:
+        ClientHostName => pszClientHostName,
+        ClientUserName => pszClientUserName,
+        ServerName => pszServerName,
+        Operation => pszOperation,
+        Target => pszTarget,
+        Parameters => pszParameters;
+    number:
+        HttpStatus => dwHttpStatus,
+        Win32Status => dwWin32Status,
+        BytesSent => dwBytesSent,
+        BytesRecvd => dwBytesRecvd,
+        TimeForProcessing => msTimeForProcessing;
 }

@@ -1,7 +1,7 @@
 //! Starting CPython once per process, isolated: no environment variables, no user site, no
 //! current directory; `sys.path` is the app archive (added by the boot module), the
 //! runtime's stdlib zip and the output directory. The boot module comes from the archive.
-//! A DLL host releases the GIL after start so that IIS threads can take it per call.
+//! A served DLL releases the GIL after start so that IIS threads can take it per call.
 
 use std::os::windows::ffi::OsStrExt;
 use std::sync::{Mutex, OnceLock};
@@ -11,7 +11,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule};
 
-use crate::host::{Host, HostKind};
+use crate::served::{ModuleKind, ServedModule};
 
 /// The started interpreter: the boot module, whose functions the entry points call.
 pub struct Started {
@@ -22,14 +22,14 @@ static STARTED: OnceLock<Result<Started, String>> = OnceLock::new();
 /// Serializes the first start: two IIS threads may make the first calls at once.
 static STARTING: Mutex<()> = Mutex::new(());
 
-/// Starts Python for `host` the first time it is called; later calls get the same result.
-pub fn start(host: &'static Host) -> Result<&'static Started, &'static str> {
+/// Starts Python for `served` the first time it is called; later calls get the same result.
+pub fn start(served: &'static ServedModule) -> Result<&'static Started, &'static str> {
     let _guard = STARTING.lock().unwrap_or_else(|p| p.into_inner());
     STARTED
         .get_or_init(|| {
-            let started = start_now(host);
+            let started = start_now(served);
             if let Err(why) = &started {
-                crate::host::log_error(&format!("cannot start Python: {why}"));
+                crate::served::log_error(&format!("cannot start Python: {why}"));
             }
             started
         })
@@ -41,11 +41,11 @@ pub fn started() -> Option<&'static Started> {
     STARTED.get().and_then(|s| s.as_ref().ok())
 }
 
-fn start_now(host: &Host) -> Result<Started, String> {
-    let config = crate::archive::open(host)?;
+fn start_now(served: &ServedModule) -> Result<Started, String> {
+    let config = crate::archive::open(served)?;
     // Without it CPython stops with "failed to get the Python codec of the filesystem
     // encoding", which does not say what is wrong.
-    let stdlib = host
+    let stdlib = served
         .dir
         .join(format!("{}.zip", config.python_dll.trim_end_matches(".dll")));
     if !stdlib.is_file() {
@@ -57,9 +57,9 @@ fn start_now(host: &Host) -> Result<Started, String> {
     crate::native::register();
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
-    unsafe { initialize(host, &config)? };
-    let boot = Python::attach(|py| run_boot(py, host, &config).map_err(|e| describe(py, &e)))?;
-    if host.kind == HostKind::Dll {
+    unsafe { initialize(served, &config)? };
+    let boot = Python::attach(|py| run_boot(py, served, &config).map_err(|e| describe(py, &e)))?;
+    if served.kind == ModuleKind::Dll {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
         // thread take it with PyGILState_Ensure. The thread state is never resumed.
         unsafe { ffi::PyEval_SaveThread() };
@@ -85,12 +85,12 @@ unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
 
 /// # Safety
 /// Once per process, before any other Python API call.
-unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
+unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), String> {
     let mut pyconfig = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
     ffi::PyConfig_InitIsolatedConfig(pyconfig.as_mut_ptr());
     let mut pyconfig = pyconfig.assume_init();
     let result = (|| {
-        let is_exe = host.kind == HostKind::Exe;
+        let is_exe = served.kind == ModuleKind::Exe;
         // Inside IIS, signals and the C stdio modes belong to the worker process.
         pyconfig.install_signal_handlers = is_exe as i32;
         pyconfig.configure_c_stdio = is_exe as i32;
@@ -100,12 +100,12 @@ unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
         pyconfig.pathconfig_warnings = 0;
         pyconfig.parse_argv = 0;
         pyconfig.safe_path = 1;
-        let home = wide(host.dir.as_os_str());
+        let home = wide(served.dir.as_os_str());
         check(
             ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.home, home.as_ptr()),
             "setting home",
         )?;
-        let program = wide(host.path.as_os_str());
+        let program = wide(served.path.as_os_str());
         check(
             ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.program_name, program.as_ptr()),
             "setting program name",
@@ -117,9 +117,9 @@ unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
             )?;
         }
         let stem = config.python_dll.trim_end_matches(".dll");
-        let stdlib = host.dir.join(format!("{stem}.zip"));
+        let stdlib = served.dir.join(format!("{stem}.zip"));
         pyconfig.module_search_paths_set = 1;
-        for path in [stdlib.as_path(), host.dir.as_path()] {
+        for path in [stdlib.as_path(), served.dir.as_path()] {
             let w = wide(path.as_os_str());
             check(
                 ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()),
@@ -143,7 +143,7 @@ unsafe fn initialize(host: &Host, config: &StubConfig) -> Result<(), String> {
 }
 
 /// Executes the boot module from the archive and calls its `start`.
-fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyModule>> {
+fn run_boot(py: Python<'_>, served: &ServedModule, config: &StubConfig) -> PyResult<Py<PyModule>> {
     let name = format!("{}.pyc", format::BOOT_MODULE);
     let archive = crate::archive::get().expect("opened before Python starts");
     let pyc = archive
@@ -169,24 +169,24 @@ fn run_boot(py: Python<'_>, host: &Host, config: &StubConfig) -> PyResult<Py<PyM
         .getattr("modules")?
         .set_item(format::BOOT_MODULE, &module)?;
     py.import("builtins")?.getattr("exec")?.call1((code, module.dict()))?;
-    let kind = match host.kind {
-        HostKind::Dll => "dll",
-        HostKind::Exe => "exe",
+    let kind = match served.kind {
+        ModuleKind::Dll => "dll",
+        ModuleKind::Exe => "exe",
     };
     module.call_method1(
         "start",
         (
             kind,
             &config.script_module,
-            host.path.display().to_string(),
-            host.handle,
+            served.path.display().to_string(),
+            served.handle,
         ),
     )?;
     Ok(module.unbind())
 }
 
 /// A Python thread state kept for the life of an OS thread that calls in (IIS's worker
-/// threads, the host's connection threads): made once with PyGILState_Ensure and parked
+/// threads, isapi-host's connection threads): made once with PyGILState_Ensure and parked
 /// with the GIL released, so that each call only resumes it instead of creating and
 /// destroying one, as a bare `Python::attach` on a thread without one would.
 struct ThreadAnchor(ffi::PyGILState_STATE);
@@ -195,7 +195,7 @@ impl Drop for ThreadAnchor {
     fn drop(&mut self) {
         // SAFETY: runs at the thread's exit; the thread state made in `attach` is this
         // thread's, parked without the GIL: take the GIL with it, then let
-        // PyGILState_Release delete it. A DLL host never finalizes Python.
+        // PyGILState_Release delete it. A served DLL never finalizes Python.
         unsafe {
             if ffi::Py_IsInitialized() != 0 {
                 let state = ffi::PyGILState_GetThisThreadState();
@@ -212,7 +212,7 @@ thread_local! {
     static ANCHOR: std::cell::OnceCell<ThreadAnchor> = const { std::cell::OnceCell::new() };
 }
 
-/// `Python::attach` for ISAPI calls into a started DLL host (see [`ThreadAnchor`]).
+/// `Python::attach` for ISAPI calls into a started served DLL (see [`ThreadAnchor`]).
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     // SAFETY: Py_IsInitialized may be called at any time. A call before the interpreter
     // started (a server calling HttpExtensionProc without GetExtensionVersion) panics, which

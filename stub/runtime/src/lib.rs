@@ -1,19 +1,43 @@
 //! `isapi_freeze_runtime.dll`: the embedded-Python runtime that the loader (`_SCRIPT.dll`)
-//! and the installer (`SCRIPT.exe`) load from their own folder. It verifies the app archive
-//! embedded in its host module, starts CPython isolated, imports from the archive in
+//! and the launcher (`SCRIPT.exe`) load from their own folder. It verifies the app archive
+//! embedded in the module it serves, starts CPython isolated, imports from the archive in
 //! memory, and gives scripts pywin32's ISAPI objects.
+//!
+//! The rules on bytes and text (server variables, the WSGI environ and response head, C
+//! strings) need neither Windows nor Python: they build everywhere and are unit-tested on
+//! the build machine. The rest is the Windows and pyo3 side that applies them.
 
-#![cfg(windows)]
+// The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
+#![cfg_attr(not(windows), allow(dead_code))]
 
+mod c_strings;
+mod cgi;
+mod response_head;
+mod server_variables;
+
+#[cfg(windows)]
 mod archive;
+#[cfg(windows)]
 mod ecb;
+#[cfg(windows)]
 mod ecb_io;
+#[cfg(windows)]
 mod ecb_requests;
+#[cfg(windows)]
 mod exports;
+#[cfg(windows)]
 mod filter;
-mod host;
+#[cfg(windows)]
 mod interpreter;
+#[cfg(windows)]
 mod native;
+#[cfg(windows)]
+mod pywin32;
+#[cfg(windows)]
+mod served;
+#[cfg(windows)]
 mod version;
+#[cfg(windows)]
 mod work_queue;
+#[cfg(windows)]
 mod wsgi;

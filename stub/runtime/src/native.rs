@@ -55,22 +55,23 @@ pub mod _isapi_freeze {
     /// Appends a line to the extension's log (logs\NAME.log in the output directory).
     #[pyfunction]
     fn log(message: &str) {
-        crate::host::log(message);
+        crate::served::log(message);
     }
 
     /// Logs an error: a line in the extension's log and an event in the Windows Event Log.
     #[pyfunction]
     fn log_error(message: &str) {
-        crate::host::log_error(message);
+        crate::served::log_error(message);
     }
 
     /// The log file's full path.
     #[pyfunction]
     fn log_path() -> Option<String> {
-        let host = crate::host::get()?;
+        let served = crate::served::get()?;
         Some(
-            host.dir
-                .join(isapi_freeze_format::log_file_name(&host.file_name))
+            served
+                .dir
+                .join(isapi_freeze_format::log_file_name(&served.file_name))
                 .display()
                 .to_string(),
         )

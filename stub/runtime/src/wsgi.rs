@@ -12,21 +12,14 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::ecb::{ansi_bytes, field_bytes, utf16_text, with_scratch, ExtensionControlBlock};
-
-/// cbTotalBytes of a body whose length is not known up front (chunked).
-const UNKNOWN_LENGTH: u32 = 0xFFFF_FFFF;
-
-/// Headers that become CGI variables without the HTTP_ prefix.
-const UNPREFIXED: [&[u8]; 2] = [b"CONTENT_TYPE", b"CONTENT_LENGTH"];
+use crate::cgi;
+use crate::ecb::{field_bytes, ExtensionControlBlock};
+use crate::response_head::{self as head, NotLatin1, StatusShape};
+use crate::server_variables::{ansi_bytes, utf16_text, with_scratch};
 
 /// Bytes as a PEP 3333 native string: one char per byte (latin-1).
 fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if bytes.is_ascii() {
-        PyString::new(py, std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
-    } else {
-        PyString::new(py, &bytes.iter().map(|&b| b as char).collect::<String>())
-    }
+    PyString::new(py, &cgi::latin1_text(bytes))
 }
 
 /// The CGI variables whose last value [`Strings`] keeps, one slot each.
@@ -141,23 +134,8 @@ fn reuse<'py>(py: Python<'py>, slot: &mut Option<Made>, bytes: &[u8]) -> Bound<'
     made
 }
 
-/// HTTP's optional whitespace (RFC 9110: SP and HTAB) around a name or value.
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    &s[start..end]
-}
-
-/// A line without the CRs it ends with.
-fn trim_crs(line: &[u8]) -> &[u8] {
-    &line[..line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)]
-}
-
 /// The server variables of one request, read into one buffer (the thread's scratch buffer,
-/// see `ecb::with_scratch`).
+/// see `server_variables::with_scratch`).
 struct Variables<'a> {
     ecb: &'a ExtensionControlBlock,
     buffer: &'a mut Vec<u8>,
@@ -181,75 +159,24 @@ fn request_path(v: &mut Variables) -> PyResult<Vec<u8>> {
     Ok(field_bytes(v.ecb.fields()?.lpszPathInfo).to_vec())
 }
 
-/// The application's URL path from APPL_MD_PATH (`/LM/W3SVC/1/ROOT/app` -> `/app`; the site
-/// root gives "").
-fn mount_point(appl_md_path: &[u8]) -> &[u8] {
-    match appl_md_path.windows(5).position(|w| w.eq_ignore_ascii_case(b"/ROOT")) {
-        Some(at) => {
-            let rest = &appl_md_path[at + "/ROOT".len()..];
-            &rest[..rest.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1)]
-        }
-        None => b"",
-    }
-}
-
-/// (SCRIPT_NAME, PATH_INFO) for a request path under the mount point; URL paths match
-/// ASCII-case-insensitively, as in IIS.
-fn split_path<'a>(path: &'a [u8], mount: &[u8]) -> (&'a [u8], &'a [u8]) {
-    if !mount.is_empty() && path.len() >= mount.len() {
-        let (head, rest) = path.split_at(mount.len());
-        if head.eq_ignore_ascii_case(mount) && (rest.is_empty() || rest[0] == b'/') {
-            return (head, rest);
-        }
-    }
-    (b"", path)
-}
-
 /// Adds an `HTTP_*` variable for each request header: from ALL_RAW, the headers as sent,
-/// else from ALL_HTTP. Names with `_` or non-ASCII characters are dropped, as CGI servers
-/// do, so that a client cannot pass one off as another (X_User vs X-User). A header sent
-/// twice gets its values joined with commas.
+/// else from ALL_HTTP (see `cgi::raw_headers` for which lines count).
 fn add_request_headers(
     py: Python<'_>,
     environ: &Bound<'_, PyDict>,
     variables: &mut Variables,
     strings: &mut Strings,
 ) -> PyResult<()> {
-    // The key being built: HTTP_ and the name, upper case, `-` as `_`.
-    let mut key = b"HTTP_".to_vec();
+    let mut add = |key: &[u8], value: &[u8]| add_header(py, environ, strings, key, value);
+    // Each read reuses the one buffer: ALL_HTTP is read only when ALL_RAW gave nothing.
     if let Some(raw) = variables.get(c"ALL_RAW")?.filter(|raw| !raw.is_empty()) {
-        for line in raw.split(|&b| b == b'\n') {
-            let line = trim_crs(line);
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
-                continue;
-            };
-            let name = trim_ows(&line[..colon]);
-            if name.is_empty() || name.contains(&b'_') || !name.is_ascii() {
-                continue;
-            }
-            key.truncate("HTTP_".len());
-            key.extend(
-                name.iter()
-                    .map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }),
-            );
-            add_header(py, environ, strings, &key, trim_ows(&line[colon + 1..]))?;
-        }
-        return Ok(());
+        return cgi::raw_headers(raw, &mut add);
     }
-    for line in variables.get(c"ALL_HTTP")?.unwrap_or_default().split(|&b| b == b'\n') {
-        let line = trim_crs(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        if line.starts_with(b"HTTP_") {
-            add_header(py, environ, strings, &line[..colon], trim_ows(&line[colon + 1..]))?;
-        }
-    }
-    Ok(())
+    cgi::all_http_headers(variables.get(c"ALL_HTTP")?.unwrap_or_default(), &mut add)
 }
 
-/// environ[key] = value, or `,value` appended to an earlier one (Content-Type and
-/// Content-Length come from their own variables instead).
+/// environ[key] = value, or `,value` appended to an earlier one: a header sent twice gets
+/// its values joined with commas.
 fn add_header(
     py: Python<'_>,
     environ: &Bound<'_, PyDict>,
@@ -257,9 +184,6 @@ fn add_header(
     key: &[u8],
     value: &[u8],
 ) -> PyResult<()> {
-    if UNPREFIXED.contains(&&key["HTTP_".len()..]) {
-        return Ok(());
-    }
     let (key, value) = strings.header(py, key, value);
     match environ.get_item(&key)? {
         Some(earlier) => {
@@ -289,8 +213,9 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
     let ecb = v.ecb;
     let mut strings = Strings::new();
     let path = request_path(v)?;
-    let (script_name, path_info) = split_path(&path, mount_point(v.get(c"APPL_MD_PATH")?.unwrap_or_default()));
-    let https = v.get(c"HTTPS")?.is_some_and(|v| v.eq_ignore_ascii_case(b"on"));
+    let mount = cgi::mount_point(v.get(c"APPL_MD_PATH")?.unwrap_or_default());
+    let (script_name, path_info) = cgi::split_path(&path, mount);
+    let https = cgi::is_https(v.get(c"HTTPS")?);
     let (method, query, content_type, total) = {
         let f = ecb.fields()?;
         (
@@ -311,7 +236,7 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
         ServerName,
         v.get(c"SERVER_NAME")?.unwrap_or(b""),
     )?;
-    let port: &[u8] = if https { b"443" } else { b"80" };
+    let port = cgi::default_port(https);
     set(
         intern!(py, "SERVER_PORT"),
         ServerPort,
@@ -348,10 +273,7 @@ fn add_cgi_variables_with(py: Python<'_>, environ: &Bound<'_, PyDict>, v: &mut V
     if !content_type.is_empty() {
         set(intern!(py, "CONTENT_TYPE"), ContentType, content_type)?;
     }
-    if let Some(length) = v
-        .get(c"CONTENT_LENGTH")?
-        .filter(|l| !l.is_empty() && total != UNKNOWN_LENGTH)
-    {
+    if let Some(length) = cgi::content_length(v.get(c"CONTENT_LENGTH")?, total) {
         set(intern!(py, "CONTENT_LENGTH"), ContentLength, length)?;
     }
     add_request_headers(py, environ, v, &mut strings)
@@ -378,21 +300,13 @@ fn text_of<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     value.cast::<PyString>().ok()?.to_str().ok()
 }
 
-/// Appends `s.encode("latin-1")` to `out`. Outside latin-1 it fails with the error Python's
-/// own encoder gives.
-fn push_latin1(py: Python<'_>, out: &mut Vec<u8>, s: &str) -> PyResult<()> {
-    if s.is_ascii() {
-        out.extend_from_slice(s.as_bytes());
-        return Ok(());
+/// The error Python's own encoder gives for `s.encode("latin-1")` (UnicodeEncodeError, with
+/// the char and its position), for text that has a char outside latin-1.
+fn latin1_error(py: Python<'_>, NotLatin1(s): NotLatin1<'_>) -> PyErr {
+    match PyString::new(py, s).call_method1("encode", ("latin-1",)) {
+        Err(error) => error,
+        Ok(_) => unreachable!("{s:?} has a char outside latin-1, so encode raised"),
     }
-    for c in s.chars() {
-        let Ok(byte) = u8::try_from(u32::from(c)) else {
-            PyString::new(py, s).call_method1("encode", ("latin-1",))?;
-            unreachable!("{c:?} is outside latin-1, so encode raised");
-        };
-        out.push(byte);
-    }
-    Ok(())
 }
 
 /// `status[:3]`.
@@ -446,17 +360,11 @@ impl WsgiResponse {
                 status.get_type().name()?
             )));
         };
-        let well_formed = {
-            let text = status.to_str()?;
-            let mut chars = text.chars();
-            let code: [Option<char>; 3] = [chars.next(), chars.next(), chars.next()];
-            chars.next() == Some(' ')
-                && if code.iter().all(|c| c.is_some_and(|c| c.is_ascii())) {
-                    code.iter().all(|c| c.is_some_and(|c| c.is_ascii_digit()))
-                } else {
-                    // str.isdigit's idea of a digit, beyond ASCII.
-                    code_of(status)?.call_method0("isdigit")?.is_truthy()?
-                }
+        let well_formed = match head::status_shape(status.to_str()?) {
+            StatusShape::NnnReason => true,
+            StatusShape::Malformed => false,
+            // str.isdigit's idea of a digit, beyond ASCII.
+            StatusShape::AskIsDigit => code_of(status)?.call_method0("isdigit")?.is_truthy()?,
         };
         if !well_formed {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -488,13 +396,10 @@ impl WsgiResponse {
                     header.repr()?
                 )));
             };
-            if broken.is_none() && (name.contains(['\r', '\n']) || value.contains(['\r', '\n'])) {
+            if broken.is_none() && head::breaks_line(name, value) {
                 broken = Some(header.clone());
             }
-            block.push_str(name);
-            block.push_str(": ");
-            block.push_str(value);
-            block.push_str("\r\n");
+            head::push_header_line(&mut block, name, value);
         }
         if let Some(header) = broken {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -511,16 +416,12 @@ impl WsgiResponse {
 
     /// Whether the application set Content-Length (names match case-insensitively).
     fn has_length(&self) -> bool {
-        self.header_block.split("\r\n").any(|line| {
-            line.as_bytes()
-                .get(..15)
-                .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length:"))
-        })
+        head::has_length(&self.header_block)
     }
 
     /// Adds a Content-Length header line.
     fn add_length(&mut self, length: usize) {
-        self.header_block.push_str(&format!("Content-Length: {length}\r\n"));
+        head::add_length(&mut self.header_block, length);
     }
 
     fn send_headers(&mut self, py: Python<'_>) -> PyResult<()> {
@@ -530,16 +431,8 @@ impl WsgiResponse {
             ));
         };
         let text = status.to_str()?;
-        // Encoded first: a status or header outside latin-1 fails before anything is sent,
-        // so the client still gets the error page. SendResponseHeaders' strings, each
-        // ending with a NUL, in one buffer.
-        let mut strings = Vec::with_capacity(text.len() + self.header_block.len() + 4);
-        push_latin1(py, &mut strings, text)?;
-        let status_len = strings.len();
-        strings.push(0);
-        push_latin1(py, &mut strings, &self.header_block)?;
-        strings.extend_from_slice(b"\r\n\0");
-        let code: u32 = match text.get(..3).and_then(|digits| digits.parse().ok()) {
+        let (strings, status_len) = head::header_strings(text, &self.header_block).map_err(|e| latin1_error(py, e))?;
+        let code: u32 = match head::status_code(text) {
             Some(code) => code,
             None => py
                 .get_type::<pyo3::types::PyInt>()

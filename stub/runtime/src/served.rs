@@ -1,5 +1,6 @@
-//! The module this runtime serves (the loader DLL or the installer exe): its handle, path
-//! and folder, where its resources are read from and where its log is written.
+//! The module this runtime serves: the loader DLL (`_SCRIPT.dll`, inside IIS or isapi-host)
+//! or the launcher exe (`SCRIPT.exe`) that loaded it. Its resources hold the config and the
+//! app archive, its folder the rest of the output, and its log is written beside it.
 
 use std::os::windows::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -9,32 +10,32 @@ use windows_sys::Win32::Foundation::HMODULE;
 use windows_sys::Win32::System::LibraryLoader::GetModuleFileNameW;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostKind {
+pub enum ModuleKind {
     /// An ISAPI DLL inside IIS (or isapi-host).
     Dll,
-    /// The install executable.
+    /// The launcher executable (`SCRIPT.exe`).
     Exe,
 }
 
-pub struct Host {
+pub struct ServedModule {
     /// The module handle, as an integer (it is `sys.isapidllhandle` for a DLL).
     pub handle: usize,
-    pub kind: HostKind,
+    pub kind: ModuleKind,
     pub path: PathBuf,
     pub dir: PathBuf,
     pub file_name: String,
 }
 
-static HOST: OnceLock<Host> = OnceLock::new();
+static SERVED: OnceLock<ServedModule> = OnceLock::new();
 
-/// Records the host module; the first call wins (one runtime serves one host).
-pub fn set(module: HMODULE, kind: HostKind) -> &'static Host {
-    HOST.get_or_init(|| {
+/// Records the served module; the first call wins (one runtime serves one module).
+pub fn set(module: HMODULE, kind: ModuleKind) -> &'static ServedModule {
+    SERVED.get_or_init(|| {
         let mut buffer = vec![0u16; 32_768];
         // SAFETY: the buffer is writable for the length we pass; `module` is a loaded module.
         let len = unsafe { GetModuleFileNameW(module, buffer.as_mut_ptr(), buffer.len() as u32) } as usize;
         let path = PathBuf::from(std::ffi::OsString::from_wide(&buffer[..len]));
-        Host {
+        ServedModule {
             handle: module as usize,
             kind,
             dir: path.parent().map(PathBuf::from).unwrap_or_default(),
@@ -47,21 +48,21 @@ pub fn set(module: HMODULE, kind: HostKind) -> &'static Host {
     })
 }
 
-pub fn get() -> Option<&'static Host> {
-    HOST.get()
+pub fn get() -> Option<&'static ServedModule> {
+    SERVED.get()
 }
 
-/// Appends a line to the host's log (`logs\NAME.log` beside it): the trace log that
-/// `isapi-freeze trace` follows.
+/// Appends a line to the served module's log (`logs\NAME.log` beside it): the trace log
+/// that `isapi-freeze trace` follows.
 pub fn log(message: &str) {
-    if let Some(host) = HOST.get() {
-        isapi_freeze_diagnostics::append_log(&host.dir, &host.file_name, message);
+    if let Some(served) = SERVED.get() {
+        isapi_freeze_diagnostics::append_log(&served.dir, &served.file_name, message);
     }
 }
 
-/// Logs an error in the host's log and in the Windows Event Log.
+/// Logs an error in the served module's log and in the Windows Event Log.
 pub fn log_error(message: &str) {
-    if let Some(host) = HOST.get() {
-        isapi_freeze_diagnostics::log_error(&host.dir, &host.file_name, message);
+    if let Some(served) = SERVED.get() {
+        isapi_freeze_diagnostics::log_error(&served.dir, &served.file_name, message);
     }
 }
