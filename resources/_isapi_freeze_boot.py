@@ -228,7 +228,7 @@ def start(kind, script, archive, handle):
     sys.path_hooks.insert(0, _path_hook)
     sys.path.insert(0, ARCHIVE)
     sys.path_importer_cache.clear()
-    from _isapi_freeze_options import APP_MODULES as _app_modules
+    _app_modules = frozenset(_isapi_freeze.freeze_options()[2])
     # Extension modules load the DLLs they need from the output folder, which is not on the
     # DLL search path of IIS's worker process.
     import os
@@ -497,9 +497,9 @@ def run_main():
         return
     import importlib
 
-    import _isapi_freeze_options as options
     from isapi import install
 
+    site, vpath, _ = _isapi_freeze.freeze_options()
     module = importlib.import_module(SCRIPT)
-    params = install.default_parameters(module, options.SITE, options.VPATH)
+    params = install.default_parameters(module, site, vpath)
     install.HandleCommandLine(params)

@@ -64,6 +64,9 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
         script_module: plan.script_module.clone(),
         archive_sha256,
         factories: plan.factories.clone(),
+        install_site: plan.install.site.clone(),
+        install_vpath: plan.install.vpath.clone(),
+        app_modules: plan.app_modules.clone(),
     };
     let resources = [
         rcdata(format::ARCHIVE_RESOURCE_ID, archive),

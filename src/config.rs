@@ -173,6 +173,9 @@ fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<Ins
     if site.trim().is_empty() {
         bail!("--site is empty: name an IIS site, e.g. --site \"Default Web Site\"");
     }
+    if site.chars().any(char::is_control) {
+        bail!("--site {site:?} has a control character (a line break?); IIS site names have none");
+    }
     let vpath = match vpath {
         None => format!("/{module}"),
         Some(v) => {
@@ -181,7 +184,7 @@ fn install_defaults(site: &str, vpath: Option<&str>, module: &str) -> Result<Ins
                 && trimmed
                     .split('/')
                     .any(|part| part.is_empty() || part == "." || part == "..");
-            if bad_part || v.contains(['\\', '?', '*', ':', '"', '<', '>', '|']) {
+            if bad_part || v.contains(['\\', '?', '*', ':', '"', '<', '>', '|']) || v.chars().any(char::is_control) {
                 bail!("--vpath {v:?} is not a virtual path: write it as /NAME or /NAME/SUB");
             }
             format!("/{trimmed}")

@@ -34,9 +34,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         rt.root.display()
     ));
 
-    let mut roots = discover::build_roots(&config.script, &config.paths, &config.runtime)?;
-    // Generated below rather than found: the freeze-time install options.
-    roots.builtins.insert(discover::INSTALL_OPTIONS_MODULE.to_string());
+    let roots = discover::build_roots(&config.script, &config.paths, &config.runtime)?;
     check_script_name(&config, &roots)?;
     say(format!("following the imports of {}", config.script.path.display()));
     let request = request(&config);
@@ -51,7 +49,6 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     };
     let mut placements = placement::place_modules(&graph, &roots, &rules);
     let factories = check_factories(&config.script.path, &mut config.compiler, &placements)?;
-    placements.push(options_module(&config, &graph, &roots));
     if config.full_stdlib {
         placements.extend(placement::whole_stdlib(&config.runtime)?);
         placements.extend(placement::output_files(
@@ -72,6 +69,8 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
             python_dll: config.runtime.dll.clone(),
             stdlib_zip_name: config.runtime.stdlib_zip_name(),
             factories,
+            install: config.install.clone(),
+            app_modules: app_modules(&config, &graph, &roots),
         },
         placements,
     )?;
@@ -189,30 +188,22 @@ fn check_factories(
     Ok(factories)
 }
 
-/// The generated module with the freeze-time install options and the app's own top-level
-/// modules in the archive: those not of the standard library (see
-/// `discover::install_options_module`).
-fn options_module(config: &FreezeConfig, graph: &Graph, roots: &Roots) -> Placement {
-    let app_modules: Vec<String> = graph
+/// The app's own top-level modules in the archive: plain modules not of the standard
+/// library, to which the runtime gives a `__file__` beside the script (where `--data` puts
+/// their files; a package's `__file__` stays its `__init__` in the archive).
+fn app_modules(config: &FreezeConfig, graph: &Graph, roots: &Roots) -> Vec<String> {
+    graph
         .modules
         .iter()
         .filter(|(name, _)| !name.contains('.') && !config.files.contains(name))
         .filter(|(_, module)| match &module.found.file {
-            // Plain modules only: a package's `__file__` is its `__init__` in the archive.
             ModuleFile::Source { root, rel } | ModuleFile::Bytecode { root, rel } => {
                 roots.roots[*root].kind != RootKind::Stdlib && !rel.contains('/')
             }
             _ => false,
         })
         .map(|(name, _)| name.clone())
-        .collect();
-    let module = discover::install_options_module(&config.install, &app_modules);
-    Placement {
-        path: module.archive_name,
-        place: Place::AppArchive,
-        treatment: Treatment::Compile(module.source),
-        role: Role::Module,
-    }
+        .collect()
 }
 
 /// A script named like a standard-library module would shadow it for everything else.

@@ -40,6 +40,10 @@ pub struct Plan {
     pub python_dll: String,
     /// The factories the script defines, for the config record.
     pub factories: Option<Vec<String>>,
+    /// What `SCRIPT.exe install` does for a script without install code, for the record.
+    pub install: crate::config::InstallDefaults,
+    /// The app's own top-level modules, for the record.
+    pub app_modules: Vec<String>,
     /// In path order.
     pub files: Vec<PlannedFile>,
     /// Members of the app archive, in path order.
@@ -60,6 +64,8 @@ pub struct Frame<'a> {
     /// placement already copies one (`--full-stdlib` of an embeddable runtime).
     pub stdlib_zip_name: String,
     pub factories: Option<Vec<String>>,
+    pub install: crate::config::InstallDefaults,
+    pub app_modules: Vec<String>,
 }
 
 pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
@@ -125,6 +131,8 @@ pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
         script_module: frame.script_module.to_string(),
         python_dll,
         factories: frame.factories,
+        install: frame.install,
+        app_modules: frame.app_modules,
         files,
         archive,
         stdlib_zip,
@@ -238,6 +246,11 @@ pub mod tests {
             python_dll: "py/python3.dll".into(),
             stdlib_zip_name: "python3.zip".into(),
             factories: Some(vec!["__ExtensionFactory__".into()]),
+            install: crate::config::InstallDefaults {
+                site: "Default Web Site".into(),
+                vpath: "/hello".into(),
+            },
+            app_modules: vec!["hello".into()],
         }
     }
 

@@ -154,48 +154,6 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
     })
 }
 
-/// The module through which the frozen program learns what was settled at freeze time: the
-/// defaults (`--site`, `--vpath`) that `SCRIPT.exe install` uses for a script with no install
-/// code of its own, and the app's own top-level modules, to which the boot module gives a
-/// `__file__` beside the script (where `--data` puts their files; the standard library's
-/// keep their path in the archive).
-pub fn install_options_module(install: &crate::config::InstallDefaults, app_modules: &[String]) -> ModuleSource {
-    let filename = format!("{INSTALL_OPTIONS_MODULE}.py");
-    let modules: Vec<String> = app_modules.iter().map(|m| python_str(m)).collect();
-    let text = format!(
-        "\"\"\"isapi-freeze's freeze-time options.\"\"\"\nSITE = {}\nVPATH = {}\nAPP_MODULES = frozenset([{}])\n",
-        python_str(&install.site),
-        python_str(&install.vpath),
-        modules.join(", ")
-    );
-    ModuleSource {
-        archive_name: pyc_name(&filename),
-        source: SourceFile {
-            path: PathBuf::from(&filename),
-            text: Some(text),
-            zip: None,
-            filename,
-            check_factories: false,
-        },
-    }
-}
-
-/// The archive module holding the freeze-time install options.
-pub const INSTALL_OPTIONS_MODULE: &str = "_isapi_freeze_options";
-
-/// A Python string literal for any text.
-fn python_str(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            ' '..='~' if c != '"' && c != '\\' => out.push(c),
-            _ => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Folders of an installation's Lib\ that a server never imports.
 const STDLIB_SKIPPED: &[&str] = &[
     "site-packages",
@@ -323,24 +281,6 @@ mod tests {
                 "{expected} missing from {names:?}"
             );
         }
-    }
-
-    #[test]
-    fn install_options_are_python_string_literals() {
-        let module = install_options_module(
-            &crate::config::InstallDefaults {
-                site: "Caf\u{e9} \"x\"".into(),
-                vpath: "/hello".into(),
-            },
-            &["app".into(), "helper".into()],
-        );
-        assert_eq!(module.archive_name, "_isapi_freeze_options.pyc");
-        assert_eq!(
-            module.source.text.unwrap(),
-            "\"\"\"isapi-freeze's freeze-time options.\"\"\"\n\
-             SITE = \"Caf\\U000000e9 \\U00000022x\\U00000022\"\nVPATH = \"/hello\"\n\
-             APP_MODULES = frozenset([\"app\", \"helper\"])\n"
-        );
     }
 
     #[test]

@@ -556,7 +556,6 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         own,
         [
             "_isapi_freeze_boot.pyc",
-            "_isapi_freeze_options.pyc",
             "hello.pyc",
             "isapi/__init__.pyc",
             "isapi/_errorpage.pyc",

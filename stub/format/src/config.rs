@@ -20,6 +20,13 @@ pub struct StubConfig {
     /// tools that load the DLL (`serve` loads it as a filter too when it has a filter
     /// factory); None when the freezer could not tell (a star import).
     pub factories: Option<Vec<String>>,
+    /// The IIS site `SCRIPT.exe install` uses for a script with no install code of its own.
+    pub install_site: String,
+    /// The virtual path it installs such a script under (starts with `/`).
+    pub install_vpath: String,
+    /// The app's own top-level modules (not packages, not the standard library's): the
+    /// runtime gives them a `__file__` beside the script, where `--data` puts their files.
+    pub app_modules: Vec<String>,
 }
 
 const CONFIG_HEADER: &str = "isapi-freeze-config 1";
@@ -59,6 +66,12 @@ impl StubConfig {
         if let Some(factories) = &self.factories {
             text.push_str(&format!("factories={}\n", factories.join(",")));
         }
+        text.push_str(&format!(
+            "install_site={}\ninstall_vpath={}\napp_modules={}\n",
+            self.install_site,
+            self.install_vpath,
+            self.app_modules.join(",")
+        ));
         text.into_bytes()
     }
 
@@ -74,6 +87,7 @@ impl StubConfig {
             return Err(ConfigError::BadHeader);
         }
         let (mut python_dll, mut script_module, mut digest, mut factories) = (None, None, None, None);
+        let (mut install_site, mut install_vpath, mut app_modules) = (None, None, Vec::new());
         for line in lines.filter(|l| !l.is_empty()) {
             let (key, value) = line
                 .split_once('=')
@@ -82,7 +96,10 @@ impl StubConfig {
                 "python_dll" => python_dll = Some(value.to_string()),
                 "script_module" => script_module = Some(value.to_string()),
                 "archive_sha256" => digest = Some(from_hex(value).ok_or(ConfigError::BadDigest)?),
-                "factories" => factories = Some(value.split(',').filter(|f| !f.is_empty()).map(String::from).collect()),
+                "factories" => factories = Some(list(value)),
+                "install_site" => install_site = Some(value.to_string()),
+                "install_vpath" => install_vpath = Some(value.to_string()),
+                "app_modules" => app_modules = list(value),
                 // Unknown keys come from a newer freezer; an older stub can ignore them.
                 _ => {}
             }
@@ -92,8 +109,16 @@ impl StubConfig {
             script_module: script_module.ok_or(ConfigError::Missing("script_module"))?,
             archive_sha256: digest.ok_or(ConfigError::Missing("archive_sha256"))?,
             factories,
+            install_site: install_site.ok_or(ConfigError::Missing("install_site"))?,
+            install_vpath: install_vpath.ok_or(ConfigError::Missing("install_vpath"))?,
+            app_modules,
         })
     }
+}
+
+/// A comma-separated list of names (module and factory names have no commas).
+fn list(value: &str) -> Vec<String> {
+    value.split(',').filter(|f| !f.is_empty()).map(String::from).collect()
 }
 
 /// Lower-case hex of a digest, as `sha256sum` prints it.
@@ -122,6 +147,9 @@ mod tests {
             script_module: "hello".into(),
             archive_sha256: [0xab; 32],
             factories: Some(vec!["__ExtensionFactory__".into(), "__FilterFactory__".into()]),
+            install_site: "Caf\u{e9} \"x\"".into(),
+            install_vpath: "/hello".into(),
+            app_modules: vec!["app".into(), "helper".into()],
         }
     }
 
@@ -149,7 +177,8 @@ mod tests {
             text,
             format!(
                 "isapi-freeze-config 1\npython_dll=python3XY.dll\nscript_module=hello\narchive_sha256={}\n\
-                 factories=__ExtensionFactory__,__FilterFactory__\n",
+                 factories=__ExtensionFactory__,__FilterFactory__\ninstall_site=Caf\u{e9} \"x\"\n\
+                 install_vpath=/hello\napp_modules=app,helper\n",
                 "ab".repeat(32)
             )
         );
@@ -161,6 +190,16 @@ mod tests {
         assert_eq!(
             StubConfig::decode(b"isapi-freeze-config 1\npython_dll=x\nscript_module=y\n"),
             Err(ConfigError::Missing("archive_sha256"))
+        );
+        assert_eq!(
+            StubConfig::decode(
+                format!(
+                    "isapi-freeze-config 1\npython_dll=x\nscript_module=y\narchive_sha256={}\n",
+                    "ab".repeat(32)
+                )
+                .as_bytes()
+            ),
+            Err(ConfigError::Missing("install_site"))
         );
         assert_eq!(
             StubConfig::decode(b"isapi-freeze-config 1\narchive_sha256=12\n"),

@@ -12,6 +12,8 @@ use zip::ZipArchive;
 use crate::served::ServedModule;
 
 pub struct Archive {
+    /// The config record it was verified against.
+    config: StubConfig,
     bytes: &'static [u8],
     zip: Mutex<ZipArchive<Cursor<&'static [u8]>>>,
     names: Vec<String>,
@@ -49,6 +51,7 @@ pub fn open(served: &ServedModule) -> Result<StubConfig, String> {
         .map(|n| n.into_owned())
         .collect();
     let _ = ARCHIVE.set(Archive {
+        config: config.clone(),
         bytes: archive,
         zip: Mutex::new(zip),
         names,
@@ -61,6 +64,11 @@ pub fn get() -> Option<&'static Archive> {
 }
 
 impl Archive {
+    /// The config record embedded beside the archive.
+    pub fn config(&self) -> &StubConfig {
+        &self.config
+    }
+
     /// The archive as embedded (a zip).
     pub fn bytes(&self) -> &'static [u8] {
         self.bytes

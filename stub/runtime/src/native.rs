@@ -45,6 +45,20 @@ pub mod _isapi_freeze {
         }
     }
 
+    /// What was settled at freeze time, from the config record: (the site and virtual path
+    /// `SCRIPT.exe install` uses for a script without install code, the app's own top-level
+    /// modules).
+    #[pyfunction]
+    fn freeze_options() -> PyResult<(String, String, Vec<String>)> {
+        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
+        let config = archive.config();
+        Ok((
+            config.install_site.clone(),
+            config.install_vpath.clone(),
+            config.app_modules.clone(),
+        ))
+    }
+
     /// The whole app archive, for readers that need a zip file (importlib.resources).
     #[pyfunction]
     fn archive_bytes<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
