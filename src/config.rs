@@ -528,6 +528,24 @@ mod tests {
 
     use super::*;
 
+    /// README's table of versions is pythons.txt's, row for row.
+    #[test]
+    fn readme_lists_every_supported_version() {
+        let readme = include_str!("../README.md");
+        let mut table = String::from("| CPython | status |\n|---|---|\n");
+        for python in pythons::supported() {
+            let status = match python.status {
+                pythons::Status::Default => "supported and tested (the version `make test` runs the whole suite on)",
+                pythons::Status::Tested => "supported and tested",
+                pythons::Status::Untested => {
+                    "built with the others, untested until its embeddable runtime is in the test set"
+                }
+            };
+            table.push_str(&format!("| {} | {status} |\n", python.version()));
+        }
+        assert!(readme.contains(&table), "README.md's version table should be:\n{table}");
+    }
+
     #[test]
     fn script_names_are_checked() {
         let dir = tempfile::tempdir().unwrap();
