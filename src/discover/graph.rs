@@ -94,6 +94,15 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                 // `import os.path`: a name a module sets itself in sys.modules, not a file.
                 (false, Some(_))
                     if parent(&wanted.name).is_some_and(|p| graph.modules.get(p).is_some_and(|m| !m.is_package())) => {}
+                // A submodule a standard-library package puts into sys.modules itself.
+                (false, Some(importer)) if SET_BY_PACKAGE.iter().any(|(name, _)| *name == wanted.name) => {
+                    let (_, module) = SET_BY_PACKAGE.iter().find(|(name, _)| *name == wanted.name).unwrap();
+                    pending.push(Wanted {
+                        name: module.to_string(),
+                        importer: Some(importer.clone()),
+                        optional: wanted.optional,
+                    });
+                }
                 (false, Some(importer)) if !wanted.optional => {
                     // Only the app's own imports are worth reporting: the standard library
                     // imports platform modules it guards itself.
@@ -260,6 +269,11 @@ pub fn source_file(roots: &Roots, name: &str, found: &Found) -> Option<SourceFil
     })
 }
 
+/// Submodules that a standard-library package creates in sys.modules instead of a file, and
+/// the module they are: from CPython 3.13, `collections/__init__` sets `collections.abc` to
+/// `_collections_abc` (3.11 and 3.12 have a collections/abc.py).
+const SET_BY_PACKAGE: &[(&str, &str)] = &[("collections.abc", "_collections_abc")];
+
 /// The modules one import statement of `importer` asks for.
 fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> Vec<Wanted> {
     let target = if record.level == 0 {
@@ -363,13 +377,20 @@ mod tests {
                 Root {
                     kind: RootKind::Stdlib,
                     files: listing(
-                        Path::new("python311.zip"),
-                        ["os.pyc", "json/__init__.pyc", "json/decoder.pyc"].map(String::from),
+                        Path::new("python3XY.zip"),
+                        [
+                            "os.pyc",
+                            "json/__init__.pyc",
+                            "json/decoder.pyc",
+                            "collections/__init__.pyc",
+                            "_collections_abc.pyc",
+                        ]
+                        .map(String::from),
                     ),
                 },
             ],
             builtins: ["sys".to_string()].into(),
-            abi_tag: "cp311".into(),
+            abi_tag: "cp3XY".into(),
         }
     }
 
@@ -429,6 +450,20 @@ mod tests {
             graph.missing,
             [("nowhere".to_string(), ["app".to_string()].into())].into()
         );
+    }
+
+    #[test]
+    fn collections_abc_without_a_file_is_the_module_its_package_puts_there() {
+        // CPython 3.13's zip has no collections/abc.pyc: collections/__init__ sets it.
+        let mut scanner = FakeScanner([("app.py", vec![import("collections.abc", 0, &[])])].into());
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            ..Default::default()
+        };
+        let graph = build(&app_roots(), &mut scanner, &request).unwrap();
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(names, ["_collections_abc", "app", "collections"]);
+        assert!(graph.missing.is_empty(), "{:?}", graph.missing);
     }
 
     #[test]
