@@ -87,7 +87,17 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
                 }
             }
             Some(Stop::Quit) => return host.stop(),
-            None => return Ok(host.exit_code()),
+            None => {
+                let code = host.exit_code();
+                if code != 0 {
+                    eprintln!(
+                        "error: isapi-host stopped with exit code {code} (1: the address, 2: the DLL does not load, \
+                         3: its GetExtensionVersion or GetFilterVersion failed; the log is in {})",
+                        args.dist.join(isapi_freeze_format::LOG_DIR).display()
+                    );
+                }
+                return Ok(code);
+            }
         }
     }
 }
@@ -116,9 +126,11 @@ impl Host {
     fn start(args: &ServeArgs, stubs: &Stubs, wine: Option<&Wine>) -> Result<Host> {
         let dll = find_loader(&args.dist)?;
         let config = loader_config(&dll)?;
+        // Absolute: the host runs in another folder.
+        let host = std::path::absolute(stubs.host())?;
         let mut command = match wine {
-            Some(wine) => wine.command(&stubs.host()),
-            None => Command::new(stubs.host()),
+            Some(wine) => wine.command(&host),
+            None => Command::new(&host),
         };
         command.arg("--control-stdin").arg("--listen").arg(&args.listen);
         if let Some(vpath) = &args.vpath {
@@ -142,7 +154,7 @@ impl Host {
             .stderr(Stdio::piped());
         let mut child = command
             .spawn()
-            .with_context(|| format!("cannot start {}", stubs.host().display()))?;
+            .with_context(|| format!("cannot start {}", host.display()))?;
         let mut out = child.stdout.take().expect("piped");
         let mut err = child.stderr.take().expect("piped");
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stdout()));

@@ -240,7 +240,7 @@ def in_process(peers):
 
 class Host:
     def __init__(self, peer):
-        command = [WINE, STUBS / "isapi-host.exe", "--listen", "127.0.0.1:0", win_path(peer.dll)]
+        command = [WINE, STUBS / "isapi-host.exe", "--control-stdin", "--listen", "127.0.0.1:0", win_path(peer.dll)]
         note(command)
         self.process = subprocess.Popen([str(c) for c in command], cwd=peer.dll.parent, env=ENV,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
