@@ -87,6 +87,13 @@ pub struct ImportRecord {
     pub fromlist: Vec<String>,
     /// A call with a literal name rather than a statement.
     pub dynamic: bool,
+    /// Inside a `try` that catches ImportError, or in a branch the target (Windows, this
+    /// version) never takes: the module may be missing without the app failing.
+    #[serde(default)]
+    pub guarded: bool,
+    /// Inside a function: it runs only when the function is called.
+    #[serde(default)]
+    pub deferred: bool,
 }
 
 enum Outcome {
@@ -679,5 +686,88 @@ pub(crate) mod tests {
         let err = compiler.compile(&[file(&bad)]).unwrap_err();
         assert!(matches!(err, CompileError::Syntax { lineno: 2, .. }), "{err}");
         assert!(err.to_string().starts_with(&format!("{}:2:", bad.display())), "{err}");
+    }
+
+    #[test]
+    fn imports_the_target_never_runs_or_that_may_fail_are_marked_guarded() {
+        let Some(python) = host_python() else {
+            panic!("these tests need python3 on PATH");
+        };
+        let source = "\
+import plain
+try:
+    import optional_one
+except ImportError:
+    optional_one = None
+try:
+    from fast import thing
+except (ValueError, ModuleNotFoundError):
+    pass
+try:
+    import caught_wrongly
+except KeyError:
+    pass
+if sys.version_info[0] == 2:
+    import urlparse
+else:
+    import urllib.parse
+if sys.version_info >= (3, 99):
+    import future_only
+if sys.platform != 'win32':
+    import fcntl
+if sys.platform.startswith('win'):
+    import msvcrt
+else:
+    import termios
+if os.name == 'posix' and something():
+    import pwd
+WIN = sys.platform == 'win32'
+if not WIN:
+    import grp
+if PY2:
+    import Cookie
+if PY399:
+    import annotationlib
+def f():
+    try:
+        import readline
+    except Exception:
+        pass
+def g():
+    import optional_one.sub
+";
+        let mut compiler = PythonCompiler::new(&python);
+        let file = SourceFile {
+            path: "m.py".into(),
+            text: Some(source.into()),
+            zip: None,
+            filename: "m.py".into(),
+            check_factories: false,
+        };
+        let records = compiler.scan(&[file]).unwrap().remove(0);
+        let mut seen: Vec<(String, bool)> = records.into_iter().map(|r| (r.name, r.guarded)).collect();
+        seen.sort();
+        let expect = |name: &str, guarded: bool| (name.to_string(), guarded);
+        assert_eq!(
+            seen,
+            [
+                expect("Cookie", true),
+                expect("annotationlib", true),
+                expect("caught_wrongly", false),
+                expect("fast", true),
+                expect("fcntl", true),
+                expect("future_only", true),
+                expect("grp", true),
+                expect("msvcrt", false),
+                expect("optional_one", true),
+                expect("optional_one.sub", true),
+                expect("plain", false),
+                expect("pwd", true),
+                expect("readline", true),
+                expect("termios", true),
+                expect("urllib.parse", false),
+                expect("urlparse", true),
+            ]
+        );
     }
 }

@@ -48,27 +48,164 @@ def _is_type_checking(test):
     )
 
 
+# The target is Windows and the build Python's own version: what a condition on the platform
+# or the version says there. Names that modules commonly compute from them (or import from a
+# compat module) count too.
+_TARGET = {"sys.platform": "win32", "os.name": "nt", "platform.system()": "Windows"}
+_KNOWN_NAMES = {
+    "WIN": True, "WINDOWS": True, "IS_WIN": True, "IS_WINDOWS": True, "ON_WINDOWS": True,
+    "PY2": False, "PY3": True, "PY26": False, "PY27": False, "IS_PY2": False, "IS_PY3": True,
+    "TYPE_CHECKING": False,
+}
+_UNKNOWN = object()
+
+
+def _dotted(node):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return base and base + "." + node.attr
+    return None
+
+
+def _value(node, names):
+    """What `node` is on the target, or _UNKNOWN."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Tuple):
+        items = [_value(e, names) for e in node.elts]
+        return _UNKNOWN if _UNKNOWN in items else tuple(items)
+    dotted = _dotted(node)
+    if dotted in _TARGET:
+        return _TARGET[dotted]
+    if dotted == "sys.version_info":
+        return tuple(sys.version_info)
+    if dotted in ("sys.version_info.major", "sys.version_info.minor"):
+        return getattr(sys.version_info, dotted.rsplit(".", 1)[1])
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    if isinstance(node, ast.Attribute) and node.attr in _KNOWN_NAMES and _dotted(node.value) in ("six", "compat"):
+        return _KNOWN_NAMES[node.attr]
+    if isinstance(node, ast.Call) and not node.keywords:
+        callee = _dotted(node.func)
+        if callee in _TARGET and not node.args:
+            return _TARGET[callee]
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("startswith", "endswith") and node.args:
+            base, arg = _value(node.func.value, names), _value(node.args[0], names)
+            if isinstance(base, str) and isinstance(arg, (str, tuple)):
+                return getattr(base, node.func.attr)(arg)
+    if isinstance(node, ast.Subscript):
+        base, index = _value(node.value, names), node.slice
+        if isinstance(base, tuple):
+            if isinstance(index, ast.Slice):
+                lower = 0 if index.lower is None else _value(index.lower, names)
+                upper = None if index.upper is None else _value(index.upper, names)
+                if isinstance(lower, int) and (upper is None or isinstance(upper, int)) and index.step is None:
+                    return base[lower:upper]
+            else:
+                at = _value(index, names)
+                if isinstance(at, int) and -len(base) <= at < len(base):
+                    return base[at]
+    return _UNKNOWN
+
+
+_COMPARE = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _truth(test, names):
+    """True or False when a condition is decided by the target's platform or version, else
+    None."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _truth(test.operand, names)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):
+        values = [_truth(v, names) for v in test.values]
+        if isinstance(test.op, ast.And):
+            return False if False in values else (True if all(v is True for v in values) else None)
+        return True if True in values else (False if all(v is False for v in values) else None)
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        left, right = _value(test.left, names), _value(test.comparators[0], names)
+        if _UNKNOWN in (left, right):
+            return None
+        try:
+            return bool(_COMPARE[type(test.ops[0])](left, right))
+        except (TypeError, KeyError):
+            return None
+    if isinstance(test, ast.Name) and test.id in _KNOWN_NAMES and test.id not in names:
+        return _KNOWN_NAMES[test.id]
+    # `PY314` and the like (Django's django.utils.version): this version or later.
+    if isinstance(test, ast.Name) and test.id not in names and test.id[:3] == "PY3" and test.id[3:].isdigit():
+        return sys.version_info[:2] >= (3, int(test.id[3:]))
+    value = _value(test, names)
+    return None if value is _UNKNOWN else bool(value)
+
+
+def _module_names(tree):
+    """Top-level names a module sets from the platform or the version: `WIN = sys.platform
+    == "win32"`, `PY2 = sys.version_info[0] == 2`."""
+    names = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            truth = _truth(node.value, names)
+            if truth is not None:
+                names[node.targets[0].id] = truth
+    return names
+
+
+def _catches_import_error(handler):
+    kinds = handler.type
+    if kinds is None:
+        return True
+    caught = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+    return any(_dotted(k) in ("ImportError", "ModuleNotFoundError", "Exception", "BaseException") for k in caught)
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
 def _walk_runtime(tree):
-    """ast.walk, leaving out `if TYPE_CHECKING:` bodies: those imports never run."""
-    todo = [tree]
+    """(node, guarded, deferred) for every node, leaving out `if TYPE_CHECKING:` bodies
+    (those imports never run). Guarded: inside a `try` that catches ImportError, or in a
+    branch that the target's platform or version never takes: a failing import there is no
+    error. Deferred: inside a function, so it runs only when that is called."""
+    names = _module_names(tree)
+    todo = [(tree, False, False)]
     while todo:
-        node = todo.pop()
-        yield node
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            todo.extend(node.orelse)
+        node, guarded, deferred = todo.pop()
+        yield node, guarded, deferred
+        deferred = deferred or isinstance(node, _FUNCTIONS)
+        if isinstance(node, ast.If):
+            if _is_type_checking(node.test):
+                todo.extend((n, guarded, deferred) for n in node.orelse)
+                continue
+            truth = _truth(node.test, names)
+            todo.extend((n, guarded or truth is False, deferred) for n in node.body)
+            todo.extend((n, guarded or truth is True, deferred) for n in node.orelse)
             continue
-        todo.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            catches = any(_catches_import_error(h) for h in node.handlers)
+            todo.extend((n, guarded or catches, deferred) for n in node.body)
+            for rest in (node.handlers, node.orelse, node.finalbody):
+                todo.extend((n, guarded, deferred) for n in rest)
+            continue
+        todo.extend((child, guarded, deferred) for child in ast.iter_child_nodes(node))
 
 
 def imports_of_tree(tree):
-    """[name, level, fromlist, dynamic] for every import statement anywhere in the module,
-    and for __import__("x") / importlib.import_module("x") calls with a literal name."""
+    """[name, level, fromlist, dynamic, guarded, deferred] for every import statement anywhere
+    in the module, and for __import__("x") / importlib.import_module("x") calls with a
+    literal name."""
     found = []
-    for node in _walk_runtime(tree):
+    for node, guarded, deferred in _walk_runtime(tree):
         if isinstance(node, ast.Import):
-            found.extend([alias.name, 0, [], False] for alias in node.names)
+            found.extend([alias.name, 0, [], False, guarded, deferred] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            found.append([node.module or "", node.level, [a.name for a in node.names], False])
+            found.append([node.module or "", node.level, [a.name for a in node.names], False, guarded, deferred])
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
                 and isinstance(node.args[0].value, str):
             func = node.func
@@ -79,7 +216,14 @@ def imports_of_tree(tree):
                 if level and name == "import_module":
                     # import_module(".x", package): relative to the package argument.
                     continue
-                found.append([target.lstrip("."), level, [], True])
+                found.append([target.lstrip("."), level, [], True, guarded, deferred])
+    # A module that guards a package's import once treats the package as optional: its other
+    # imports of it run only after that one succeeded (werkzeug imports `cryptography` in a
+    # try, then again in the functions that need it).
+    optional = {name.split(".")[0] for name, level, _, _, guarded, _ in found if guarded and not level}
+    for record in found:
+        if not record[1] and record[0].split(".")[0] in optional:
+            record[4] = True
     return found
 
 
@@ -113,7 +257,7 @@ def imports_of_code(code):
             elif op == IMPORT_NAME:
                 level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
                 fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
-                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False])
+                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, False, False])
                 consts = []
             else:
                 consts = []

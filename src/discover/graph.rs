@@ -29,6 +29,9 @@ pub struct Graph {
     pub modules: BTreeMap<String, Module>,
     /// Modules imported by app or runtime code but found nowhere, with their importers.
     pub missing: BTreeMap<String, BTreeSet<String>>,
+    /// (importer, module) for imports that run when the importer is imported: not guarded
+    /// by a try or a platform check, not inside a function.
+    eager: BTreeSet<(String, String)>,
 }
 
 #[derive(Debug, Error)]
@@ -53,8 +56,11 @@ pub struct GraphRequest {
 struct Wanted {
     name: String,
     importer: Option<String>,
-    /// A `from package import name` that may be an attribute rather than a submodule.
+    /// A `from package import name` that may be an attribute rather than a submodule, or
+    /// a lazy import: missing is no error.
     optional: bool,
+    /// Guarded, or inside a function: it does not run when the importer is imported.
+    lazy: bool,
 }
 
 fn within(name: &str, package: &str) -> bool {
@@ -76,6 +82,7 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
             name: name.clone(),
             importer: None,
             optional: false,
+            lazy: false,
         })
         .collect();
     loop {
@@ -90,6 +97,9 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                     if let Some(m) = graph.modules.get_mut(&wanted.name) {
                         m.importers.insert(importer.clone());
                     }
+                    if !wanted.lazy {
+                        graph.eager.insert((importer.clone(), wanted.name.clone()));
+                    }
                 }
                 // `import os.path`: a name a module sets itself in sys.modules, not a file.
                 (false, Some(_))
@@ -101,13 +111,14 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                         name: module.to_string(),
                         importer: Some(importer.clone()),
                         optional: wanted.optional,
+                        lazy: wanted.lazy,
                     });
                 }
                 (false, Some(importer)) if !wanted.optional => {
                     // Only the app's own imports are worth reporting: the standard library
                     // imports platform modules it guards itself.
                     let kind = importer_kind(roots, &graph, importer);
-                    if matches!(kind, Some(RootKind::App | RootKind::Runtime)) {
+                    if matches!(kind, Some(RootKind::Script | RootKind::App | RootKind::Runtime)) {
                         graph
                             .missing
                             .entry(missing_name(&graph, &wanted.name))
@@ -128,6 +139,7 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                             name: format!("{name}.{sub}"),
                             importer: None,
                             optional: false,
+                            lazy: false,
                         });
                     }
                 }
@@ -148,12 +160,44 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
         };
         for ((name, _), records) in scannable.iter().zip(imports) {
             let is_package = graph.modules[name].is_package();
-            for record in records {
+            // A third-party package's imports inside functions are its lazy, optional ones
+            // (Django's `from PIL import Image` in ImageField): they run only if used.
+            let own = importer_kind(roots, &graph, name) == Some(RootKind::Script);
+            for mut record in records {
+                record.guarded |= record.deferred && !own;
                 pending.extend(resolve(name, is_package, &record));
             }
         }
     }
+    keep_missing_of_required(&mut graph, request);
     Ok(graph)
+}
+
+/// Only imports that will run are worth a warning: those of modules the script (or an
+/// `--include`) imports, directly or through others. A module shipped only because a whole
+/// package was asked for (`--package django` brings every database backend) may import
+/// what the app never installs, and runs only if the app uses it.
+fn keep_missing_of_required(graph: &mut Graph, request: &GraphRequest) {
+    let mut imports: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (importer, name) in &graph.eager {
+        imports.entry(importer.as_str()).or_default().push(name.as_str());
+    }
+    let mut required: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<&str> = request.roots.iter().map(String::as_str).collect();
+    while let Some(name) = todo.pop() {
+        // A module counts with its parent packages, which Python imports first.
+        let mut at = Some(name);
+        while let Some(module) = at {
+            if required.insert(module.to_string()) {
+                todo.extend(imports.get(module).into_iter().flatten().copied());
+            }
+            at = parent(module);
+        }
+    }
+    graph.missing.retain(|_, importers| {
+        importers.retain(|i| required.contains(i));
+        !importers.is_empty()
+    });
 }
 
 /// Makes sure `name` and its parents are found; returns whether `name` is in the graph.
@@ -305,13 +349,15 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
     let mut out = vec![Wanted {
         name: target.clone(),
         importer: importer.clone(),
-        optional: false,
+        optional: record.guarded,
+        lazy: record.guarded,
     }];
     for item in record.fromlist.iter().filter(|i| i.as_str() != "*") {
         out.push(Wanted {
             name: format!("{target}.{item}"),
             importer: importer.clone(),
             optional: true,
+            lazy: record.guarded,
         });
     }
     out
@@ -352,6 +398,8 @@ mod tests {
             level,
             fromlist: fromlist.iter().map(|s| s.to_string()).collect(),
             dynamic: false,
+            guarded: false,
+            deferred: false,
         }
     }
 
@@ -464,6 +512,44 @@ mod tests {
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
         assert_eq!(names, ["_collections_abc", "app", "collections"]);
         assert!(graph.missing.is_empty(), "{:?}", graph.missing);
+    }
+
+    #[test]
+    fn only_imports_that_will_run_are_reported_missing() {
+        let lazy = |name: &str| ImportRecord {
+            deferred: true,
+            ..import(name, 0, &[])
+        };
+        let mut scanner = FakeScanner(
+            [
+                ("app.py", vec![import("pkg.a", 0, &[]), lazy("own_lazy")]),
+                // pkg/a.py is imported; its function-level import is its own business.
+                ("pkg/a.py", vec![lazy("third_party_lazy")]),
+                // pkg/b.py only comes with the whole package: its imports may never run.
+                ("pkg/b.py", vec![import("never_run", 0, &[])]),
+            ]
+            .into(),
+        );
+        let mut roots = app_roots();
+        // The script's folder is the app's own code; pkg is a third-party package.
+        roots.roots.insert(
+            0,
+            Root {
+                kind: RootKind::Script,
+                files: listing(Path::new("script"), ["app.py".to_string()]),
+            },
+        );
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            packages: vec!["pkg".into()],
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        assert!(graph.modules.contains_key("pkg.b"), "the whole package ships");
+        assert_eq!(
+            graph.missing,
+            [("own_lazy".to_string(), ["app".to_string()].into())].into()
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         _ => PathBuf::from("."),
     };
     list.push(Root {
-        kind: RootKind::App,
+        kind: RootKind::Script,
         files: RootFiles::Dir(script_dir),
     });
     for dir in paths {
@@ -146,7 +146,16 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         .with_context(|| format!("reading the built-in modules of {}", runtime.dll.display()))?;
     // The runtime adds its own built-in module before Python starts, and every CPython 3 has
     // its import system frozen in under these names (the boot module imports them).
-    builtins.extend(["_isapi_freeze", "_frozen_importlib", "_frozen_importlib_external"].map(String::from));
+    // `__main__` always exists (the script itself, run as __main__ by the launcher).
+    builtins.extend(
+        [
+            "_isapi_freeze",
+            "_frozen_importlib",
+            "_frozen_importlib_external",
+            "__main__",
+        ]
+        .map(String::from),
+    );
     Ok(roots::Roots {
         roots: list,
         builtins: builtins.into_iter().collect(),

@@ -14,7 +14,9 @@ use thiserror::Error;
 pub enum RootKind {
     /// isapi-freeze's own Python (resources/): the boot module, `isapi`, `win32traceutil`.
     Runtime,
-    /// The script's folder and `--path` folders: the app and its third-party packages.
+    /// The script's folder: the app's own code.
+    Script,
+    /// `--path` folders (and site-packages): the app's third-party packages.
     App,
     /// The target's standard library.
     Stdlib,
