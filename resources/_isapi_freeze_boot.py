@@ -19,13 +19,17 @@ import _frozen_importlib_external as _bootstrap_external
 
 import _isapi_freeze
 
-# Set by start().
+# Set by start(). ARCHIVE is the path of the DLL (or exe) holding the archive, DIST its folder.
 ARCHIVE = None
+DIST = None
 SCRIPT = None
 _names = frozenset()
 # Every folder of the archive ("a", "a/b", ...): namespace packages.
 _folders = frozenset()
-# The app's own top-level modules (not packages), from the freezer.
+# The top-level modules and packages of the app and its third-party packages, from the
+# freezer: their paths (__file__, __path__) are in the output folder, where their data files
+# are, so that code that opens files beside __file__ finds them. The standard library's and
+# isapi-freeze's own keep their path inside the archive (ARCHIVE\...).
 _app_modules = frozenset()
 _dll_directory = None
 _extension = None
@@ -48,44 +52,52 @@ ERROR_PAGE = (
 
 class ArchiveImporter:
     """Finds and loads modules from the app archive: a path-entry finder for one folder of
-    the archive (``prefix``, "" for its root) and the loader of what it finds."""
+    the archive (``prefix``, "" for its root) and the loader of what it finds. ``root`` is
+    the path the folder's modules say they are under: ARCHIVE, or DIST for the app's."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, root=None):
         self.prefix = prefix
+        self.root = root
 
     def __repr__(self):
-        return f"<ArchiveImporter {ARCHIVE!r} {self.prefix!r}>"
+        return f"<ArchiveImporter {self.root or ARCHIVE!r} {self.prefix!r}>"
+
+    def _root_of(self, fullname):
+        if self.root is not None:
+            return self.root
+        return DIST if fullname in _app_modules else ARCHIVE
 
     def find_spec(self, fullname, target=None):
         leaf = fullname.rpartition(".")[2]
         base = self.prefix + leaf
+        root = self._root_of(fullname)
         if base + "/__init__.pyc" in _names:
             member, package = base + "/__init__.pyc", True
         elif base + ".pyc" in _names:
             member, package = base + ".pyc", False
         else:
-            return self._extension_or_namespace(fullname, base)
-        spec = _bootstrap.ModuleSpec(fullname, self, origin=_archive_path(member), is_package=package)
+            return self._extension_or_namespace(fullname, base, root)
+        spec = _bootstrap.ModuleSpec(fullname, self, origin=_path(root, member), is_package=package)
         spec.has_location = True
         if package:
-            spec.submodule_search_locations = [_archive_path(base)]
+            spec.submodule_search_locations = [_path(root, base)]
         return spec
 
-    def _extension_or_namespace(self, fullname, base):
+    def _extension_or_namespace(self, fullname, base, root):
         """An extension module of an archived package, placed as a file at the same path in
         the output folder (a .pyd cannot be loaded from memory); else a namespace package
         if the archive has the folder."""
         import os
 
         if self.prefix:
-            stem = os.path.join(os.path.dirname(ARCHIVE), *base.split("/"))
+            stem = os.path.join(DIST, *base.split("/"))
             for suffix in _imp.extension_suffixes():
                 if os.path.isfile(stem + suffix):
                     loader = _bootstrap_external.ExtensionFileLoader(fullname, stem + suffix)
                     return _bootstrap_external.spec_from_file_location(fullname, stem + suffix, loader=loader)
         if base in _folders:
             spec = _bootstrap.ModuleSpec(fullname, None, is_package=True)
-            spec.submodule_search_locations = [_archive_path(base)]
+            spec.submodule_search_locations = [_path(root, base)]
             return spec
         return None
 
@@ -93,24 +105,19 @@ class ArchiveImporter:
         pass
 
     def get_resource_reader(self, fullname):
-        """importlib.resources support: the package's folder of the archive."""
-        return ArchiveResources(fullname.replace(".", "/"))
+        """importlib.resources support: the app's packages have their data files in the
+        output folder; the standard library's are in the archive."""
+        folder = fullname.replace(".", "/")
+        if self._root_of(fullname.partition(".")[0]) == DIST:
+            return DiskResources(_path(DIST, folder))
+        return ArchiveResources(folder)
 
     # Loader protocol.
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
-        code = self._code(module.__spec__.origin)
-        if not self.prefix and module.__name__ in _app_modules:
-            # A top-level module of the app (the script, a module beside it): code such as
-            # Flask finds its templates and static files beside __file__, and --data ships
-            # those into the output folder, so that is where __file__ says the module is.
-            # The standard library's keep their path in the archive.
-            import os
-
-            module.__file__ = os.path.join(os.path.dirname(ARCHIVE), module.__name__ + ".pyc")
-        exec(code, module.__dict__)
+        exec(self._code(module.__spec__.origin), module.__dict__)
 
     def get_code(self, fullname):
         spec = self.find_spec(fullname)
@@ -135,12 +142,15 @@ class ArchiveImporter:
 
     def get_data(self, path):
         member = _member_of(path)
+        if member is not None and member in _names:
+            return _isapi_freeze.archive_read(member)
+        if path.startswith(DIST + "\\"):
+            # The app's data files are in the output folder.
+            with open(path, "rb") as f:
+                return f.read()
         if member is None:
             raise OSError(f"{path!r} is not in the app archive")
-        try:
-            return _isapi_freeze.archive_read(member)
-        except KeyError:
-            raise FileNotFoundError(path) from None
+        raise FileNotFoundError(path)
 
     def _code(self, origin):
         member = _member_of(origin)
@@ -168,15 +178,33 @@ class ArchiveResources:
         return zipfile.Path(ArchiveResources._zip, self.folder + "/")
 
 
-def _archive_path(member):
-    return ARCHIVE + "\\" + member.replace("/", "\\")
+class DiskResources:
+    """importlib.resources' reader for an app package: its data files are in the output
+    folder."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def files(self):
+        import pathlib
+
+        return pathlib.Path(self.folder)
+
+
+def _path(root, member):
+    return root + "\\" + member.replace("/", "\\")
 
 
 def _member_of(path):
-    """The archive member for a path under ARCHIVE, or None."""
-    if not path.startswith(ARCHIVE + "\\"):
-        return None
-    return path[len(ARCHIVE) + 1:].replace("\\", "/")
+    """The archive member for a path under ARCHIVE, or under DIST in one of the app's
+    packages; else None."""
+    if path.startswith(ARCHIVE + "\\"):
+        return path[len(ARCHIVE) + 1:].replace("\\", "/")
+    if path.startswith(DIST + "\\"):
+        member = path[len(DIST) + 1:].replace("\\", "/")
+        if member.partition("/")[0].partition(".")[0] in _app_modules:
+            return member
+    return None
 
 
 def _path_hook(path):
@@ -184,7 +212,8 @@ def _path_hook(path):
         return ArchiveImporter("")
     member = _member_of(path)
     if member is not None:
-        return ArchiveImporter(member.rstrip("/") + "/")
+        root = ARCHIVE if path.startswith(ARCHIVE + "\\") else DIST
+        return ArchiveImporter(member.rstrip("/") + "/", root)
     raise ImportError("not the app archive", path=path)
 
 
@@ -221,8 +250,9 @@ class LogWriter:
 
 def start(kind, script, archive, handle):
     """Called once by the runtime after the interpreter starts."""
-    global ARCHIVE, SCRIPT, _names, _folders, _app_modules
+    global ARCHIVE, DIST, SCRIPT, _names, _folders, _app_modules
     ARCHIVE, SCRIPT = archive, script
+    DIST = archive.rpartition("\\")[0]
     _names = frozenset(_isapi_freeze.archive_names())
     _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
     sys.path_hooks.insert(0, _path_hook)

@@ -50,6 +50,16 @@ pub struct Script {
     pub module: String,
 }
 
+impl Script {
+    /// The folder the script is in (`.` for a bare file name).
+    pub fn folder(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
 /// `--python 3.12`: a supported version rather than a folder (a folder of that name wins).
 fn version_spec(spec: &Path) -> Result<Option<pythons::Python>> {
     let text = spec.to_string_lossy();

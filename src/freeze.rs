@@ -56,6 +56,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
             Role::Binary,
         ));
     }
+    placements.extend(placement::framework_folders(&graph, &config.script.folder()));
     placements.extend(dll_placements(&config, &placements, &say)?);
     placements.extend(data_placements(&config)?);
 
@@ -139,6 +140,7 @@ fn request(config: &FreezeConfig) -> GraphRequest {
         roots,
         packages,
         excludes: config.excludes.clone(),
+        whole_third_party: true,
     }
 }
 
@@ -188,19 +190,22 @@ fn check_factories(
     Ok(factories)
 }
 
-/// The app's own top-level modules in the archive: plain modules not of the standard
-/// library, to which the runtime gives a `__file__` beside the script (where `--data` puts
-/// their files; a package's `__file__` stays its `__init__` in the archive).
+/// The top-level modules and packages of the app and its third-party packages in the
+/// archive: the runtime gives them paths in the output folder, where their data files are,
+/// so that code opening files beside `__file__` finds them (the standard library's and
+/// isapi-freeze's own keep their path inside the archive).
 fn app_modules(config: &FreezeConfig, graph: &Graph, roots: &Roots) -> Vec<String> {
     graph
         .modules
         .iter()
         .filter(|(name, _)| !name.contains('.') && !config.files.contains(name))
-        .filter(|(_, module)| match &module.found.file {
-            ModuleFile::Source { root, rel } | ModuleFile::Bytecode { root, rel } => {
-                roots.roots[*root].kind != RootKind::Stdlib && !rel.contains('/')
-            }
-            _ => false,
+        .filter(|(_, module)| {
+            let root = match &module.found.file {
+                ModuleFile::Source { root, .. } | ModuleFile::Bytecode { root, .. } => Some(*root),
+                ModuleFile::Namespace => module.found.package_dirs.first().map(|(root, _)| *root),
+                ModuleFile::Extension { .. } | ModuleFile::Builtin => None,
+            };
+            root.is_some_and(|r| matches!(roots.roots[r].kind, RootKind::Script | RootKind::App))
         })
         .map(|(name, _)| name.clone())
         .collect()

@@ -165,6 +165,10 @@ fn decide(
         match kind {
             RootKind::Stdlib if rules.full_stdlib => return None,
             RootKind::Stdlib if needed_before_boot(&path) => Place::StdlibZip,
+            // The app's and its packages' data files go where `__file__` says their package
+            // is (the runtime puts those paths in the output folder): templates, locale,
+            // static files are found as they are in development. Code stays in the archive.
+            RootKind::Script | RootKind::App if role == Role::Data => Place::OutputFolder,
             _ => Place::AppArchive,
         }
     };
@@ -192,13 +196,23 @@ fn copy(roots: &Roots, root: usize, rel: &str) -> Treatment {
     })
 }
 
+/// Files a distribution installs that nothing reads at run time: type stubs and markers,
+/// Cython declarations, C sources and headers, import libraries.
+fn is_build_leftover(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel).to_ascii_lowercase();
+    name == "py.typed"
+        || [".pyi", ".pxd", ".pyx", ".c", ".h", ".hpp", ".cpp", ".lib", ".a"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
 /// The data files of the package in `dir`: files that are not code and do not belong to a
 /// subpackage (a folder with its own `__init__`), which brings its own data if imported.
 fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
     roots
         .files_under(root, dir)
         .into_iter()
-        .filter(|rel| !is_code_file(rel))
+        .filter(|rel| !is_code_file(rel) && !is_build_leftover(rel))
         .filter(|rel| {
             let inner = &rel[dir.len() + 1..];
             let mut folder = dir.to_string();
@@ -243,6 +257,35 @@ pub fn whole_stdlib(runtime: &crate::config::PythonRuntime) -> Result<Vec<Placem
             modules.chain(data).collect()
         }
     })
+}
+
+/// Folders beside the script that a framework reads by convention, shipped when the app
+/// imports that framework: Flask's `templates/` and `static/` (beside the module that
+/// creates the app; a package's own are its package data), Bottle's `views/`.
+const FRAMEWORK_FOLDERS: &[(&str, &[&str])] = &[("flask", &["templates", "static"]), ("bottle", &["views"])];
+
+/// The framework folders beside the script, for the frameworks the graph holds: (path in
+/// the output, file) for every file in them.
+pub fn framework_folders(graph: &Graph, script_dir: &std::path::Path) -> Vec<Placement> {
+    let mut out = Vec::new();
+    for (framework, folders) in FRAMEWORK_FOLDERS {
+        if !graph.modules.contains_key(*framework) {
+            continue;
+        }
+        for folder in *folders {
+            let dir = script_dir.join(folder);
+            if !dir.is_dir() {
+                continue;
+            }
+            for entry in walkdir::WalkDir::new(&dir).sort_by_file_name().into_iter().flatten() {
+                if entry.file_type().is_file() {
+                    let rel = entry.path().strip_prefix(script_dir).unwrap_or(entry.path());
+                    out.push((rel.to_string_lossy().replace('\\', "/"), entry.path().to_path_buf()));
+                }
+            }
+        }
+    }
+    output_files(out, Role::Data)
 }
 
 /// Files of the output folder copied from disk: (path in the output, file, role).
@@ -373,7 +416,7 @@ mod tests {
                 ),
                 (
                     "pkg/templates/page.html".to_string(),
-                    Place::AppArchive,
+                    Place::OutputFolder,
                     "copy app/pkg/templates/page.html".to_string()
                 ),
             ]

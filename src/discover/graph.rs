@@ -51,7 +51,14 @@ pub struct GraphRequest {
     pub packages: Vec<String>,
     /// Modules (and their submodules) to leave out (`--exclude`).
     pub excludes: Vec<String>,
+    /// Ship third-party packages (found in `--path` folders) whole, as their distributions
+    /// install them: C code and computed names import submodules the scan cannot see
+    /// (numpy's `_core._exceptions`, anyio's `_backends`). Test folders stay out.
+    pub whole_third_party: bool,
 }
+
+/// Subpackages of a third-party package that are its tests, not its code.
+const TEST_FOLDERS: &[&str] = &["tests", "test", "testing", "conftest"];
 
 struct Wanted {
     name: String,
@@ -129,12 +136,23 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                 _ => {}
             }
         }
-        // Whole packages: every submodule of a found package inside a requested one.
+        // Whole packages: every submodule of a found package inside a requested one, and
+        // of third-party packages.
         for name in to_scan.clone() {
             let module = &graph.modules[&name];
-            if module.is_package() && request.packages.iter().any(|p| within(&name, p)) {
+            let third_party = request.whole_third_party
+                && module
+                    .found
+                    .package_dirs
+                    .first()
+                    .is_some_and(|(root, _)| roots.roots[*root].kind == RootKind::App);
+            let requested = request.packages.iter().any(|p| within(&name, p));
+            if module.is_package() && (requested || third_party) {
                 for (root, dir) in module.found.package_dirs.clone() {
                     for sub in roots.submodules(root, &dir) {
+                        if third_party && !requested && TEST_FOLDERS.contains(&sub.as_str()) {
+                            continue;
+                        }
                         pending.push(Wanted {
                             name: format!("{name}.{sub}"),
                             importer: None,
@@ -369,7 +387,7 @@ mod tests {
 
     use super::*;
     use crate::compile::{BytecodeVersion, Compiled};
-    use crate::discover::roots::{listing, Root};
+    use crate::discover::roots::{listing, Root, RootFiles};
 
     /// Imports given per archive path, instead of a Python parsing files.
     struct FakeScanner(BTreeMap<&'static str, Vec<ImportRecord>>);
@@ -553,12 +571,38 @@ mod tests {
     }
 
     #[test]
+    fn third_party_packages_ship_whole_but_their_tests_and_excludes() {
+        let mut scanner = FakeScanner([("app.py", vec![import("pkg.a", 0, &[])])].into());
+        let mut roots = app_roots();
+        if let RootFiles::Listing { names, .. } = &mut roots.roots[0].files {
+            names.insert("pkg/tests/__init__.py".into());
+        }
+        roots.roots.insert(
+            0,
+            Root {
+                kind: RootKind::Script,
+                files: listing(Path::new("script"), ["app.py".to_string()]),
+            },
+        );
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            excludes: vec!["pkg.b".into()],
+            whole_third_party: true,
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(names, ["app", "pkg", "pkg.a", "pkg.sub", "pkg.sub.c"]);
+    }
+
+    #[test]
     fn whole_packages_and_excludes() {
         let mut scanner = FakeScanner([("app.py", vec![import("pkg", 0, &[])])].into());
         let request = GraphRequest {
             roots: vec!["app".into()],
             packages: vec!["pkg".into()],
             excludes: vec!["pkg.sub".into()],
+            whole_third_party: false,
         };
         let graph = build(&app_roots(), &mut scanner, &request).unwrap();
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
