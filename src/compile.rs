@@ -735,6 +735,7 @@ def f():
         pass
 def g():
     import optional_one.sub
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_settings.prod')
 ";
         let mut compiler = PythonCompiler::new(&python);
         let file = SourceFile {
@@ -764,6 +765,7 @@ def g():
                 expect("plain", false),
                 expect("pwd", true),
                 expect("readline", true),
+                expect("site_settings.prod", false),
                 expect("termios", true),
                 expect("urllib.parse", false),
                 expect("urlparse", true),

@@ -196,6 +196,21 @@ def _walk_runtime(tree):
         todo.extend((child, guarded, deferred) for child in ast.iter_child_nodes(node))
 
 
+def _settings_module(node):
+    """The module named by `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x")` or
+    `os.environ["DJANGO_SETTINGS_MODULE"] = "x"`, else None."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault" \
+            and len(node.args) == 2 and all(isinstance(a, ast.Constant) for a in node.args) \
+            and node.args[0].value == "DJANGO_SETTINGS_MODULE" and isinstance(node.args[1].value, str):
+        return node.args[1].value
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript) \
+            and isinstance(node.targets[0].slice, ast.Constant) \
+            and node.targets[0].slice.value == "DJANGO_SETTINGS_MODULE" \
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return node.value.value
+    return None
+
+
 def imports_of_tree(tree):
     """[name, level, fromlist, dynamic, guarded, deferred] for every import statement anywhere
     in the module, and for __import__("x") / importlib.import_module("x") calls with a
@@ -206,6 +221,9 @@ def imports_of_tree(tree):
             found.extend([alias.name, 0, [], False, guarded, deferred] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             found.append([node.module or "", node.level, [a.name for a in node.names], False, guarded, deferred])
+        elif _settings_module(node):
+            # Django imports its settings by the name in DJANGO_SETTINGS_MODULE.
+            found.append([_settings_module(node), 0, [], True, guarded, deferred])
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
                 and isinstance(node.args[0].value, str):
             func = node.func

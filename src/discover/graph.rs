@@ -57,6 +57,11 @@ pub struct GraphRequest {
     pub whole_third_party: bool,
 }
 
+/// Modules that need another one on Windows without naming it in an import: zoneinfo reads
+/// the IANA time zones from the tzdata package where the system has none (Windows), so
+/// tzdata ships when it is installed.
+const COMPANIONS: &[(&str, &str)] = &[("zoneinfo", "tzdata")];
+
 /// Subpackages of a third-party package that are its tests, not its code.
 const TEST_FOLDERS: &[&str] = &["tests", "test", "testing", "conftest"];
 
@@ -99,6 +104,19 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                 continue;
             }
             let found = ensure(roots, &mut graph, &mut not_found, &wanted.name, &mut to_scan)?;
+            if found {
+                // What a module needs on Windows without importing it by name.
+                for (module, companion) in COMPANIONS {
+                    if wanted.name == *module {
+                        pending.push(Wanted {
+                            name: companion.to_string(),
+                            importer: Some(wanted.name.clone()),
+                            optional: true,
+                            lazy: false,
+                        });
+                    }
+                }
+            }
             match (found, &wanted.importer) {
                 (true, Some(importer)) => {
                     if let Some(m) = graph.modules.get_mut(&wanted.name) {
@@ -140,12 +158,14 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
         // of third-party packages.
         for name in to_scan.clone() {
             let module = &graph.modules[&name];
+            // The app's own packages (in the script's folder) ship whole too: frameworks
+            // import their modules by name (Django's apps, urls and views).
             let third_party = request.whole_third_party
                 && module
                     .found
                     .package_dirs
                     .first()
-                    .is_some_and(|(root, _)| roots.roots[*root].kind == RootKind::App);
+                    .is_some_and(|(root, _)| matches!(roots.roots[*root].kind, RootKind::App | RootKind::Script));
             let requested = request.packages.iter().any(|p| within(&name, p));
             if module.is_package() && (requested || third_party) {
                 for (root, dir) in module.found.package_dirs.clone() {
