@@ -46,14 +46,8 @@ fn flask_dist() -> (tempfile::TempDir, PathBuf) {
     freeze_app(
         &repo().join("examples/flask_app/app.py"),
         &dist,
-        &[
-            "--path",
-            site.to_str().unwrap(),
-            "--data",
-            "examples/flask_app/templates=templates",
-            "--data",
-            "examples/flask_app/static=static",
-        ],
+        // No --data: the app factory's templates and static files ship as package data.
+        &["--path", site.to_str().unwrap(), "--strict"],
     );
     (tmp, dist)
 }
@@ -151,11 +145,11 @@ fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_
     let tmp = temp_dir();
     let dist = tmp.path().join("dist");
     let site = site("django");
-    // The rest of the options come from examples/django_app/pyproject.toml.
+    // No options but where Django is: settings, apps, data and tzdata are found.
     freeze_app(
         &repo().join("examples/django_app/django_app.py"),
         &dist,
-        &["--path", site.to_str().unwrap()],
+        &["--path", site.to_str().unwrap(), "--strict"],
     );
     assert!(
         dist.join("django/contrib/admin/static/admin/css/base.css").is_file(),
@@ -190,7 +184,7 @@ fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_
 }
 
 #[test]
-fn package_data_in_the_archive_is_reachable_three_ways() {
+fn package_data_beside_the_packages_file_is_reachable_three_ways() {
     let tmp = temp_dir();
     let pkg = tmp.path().join("lib/datapkg");
     std::fs::create_dir_all(pkg.join("files")).unwrap();
@@ -212,7 +206,15 @@ fn package_data_in_the_archive_is_reachable_three_ways() {
     let dist = tmp.path().join("dist");
     let lib = tmp.path().join("lib");
     freeze_app(&script, &dist, &["--path", lib.to_str().unwrap()]);
-    assert!(!dist.join("datapkg").exists(), "the data stays in the archive");
+    // The data is a file where the package's __file__ says it is; the code is not.
+    assert_eq!(
+        std::fs::read_to_string(dist.join("datapkg/files/greeting.txt")).unwrap(),
+        "hello from the archive"
+    );
+    assert!(
+        !dist.join("datapkg/__init__.pyc").exists(),
+        "the code stays in the archive"
+    );
     let host = Host::start(&dist.join("_datareader.dll"), &[]);
     assert_eq!(
         get(&host.address, "/").text(),

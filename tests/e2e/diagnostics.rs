@@ -165,7 +165,7 @@ fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
     std::fs::remove_file(dist.join("python311.dll")).unwrap();
     let mut command = windows_command(&stubs().join("isapi-host.exe"));
     command
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--control-stdin", "--listen", "127.0.0.1:0"])
         .arg(win_path(&dist.join("_printing.dll")));
     command
         .env("WINEPREFIX", wine_prefix())

@@ -58,7 +58,9 @@ fn suite() -> Dist {
 /// isapi-host with `dll` as a filter and, if `extension`, also as the extension.
 fn serve(dll: &Path, extension: bool) -> Host {
     let mut command = windows_command(&stubs().join("isapi-host.exe"));
-    command.args(["--listen", "127.0.0.1:0", "--filter"]).arg(win_path(dll));
+    command
+        .args(["--control-stdin", "--listen", "127.0.0.1:0", "--filter"])
+        .arg(win_path(dll));
     if extension {
         command.arg(win_path(dll));
     }

@@ -217,7 +217,7 @@ fn tampered_archive_refuses_to_load_and_says_why() {
 
     let mut command = crate::harness::windows_command(&stubs().join("isapi-host.exe"));
     command
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--control-stdin", "--listen", "127.0.0.1:0"])
         .arg(crate::harness::win_path(&dll));
     let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
     assert_eq!(finished.code, 3, "{finished:?}");
@@ -587,7 +587,13 @@ fn serve_runs_isapi_host_on_the_output_until_its_input_ends() {
     crate::harness::wine_ready();
     let mut command = isapi_freeze();
     command
-        .args(["serve", hello_dist().to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            hello_dist().to_str().unwrap(),
+            "--stop-on-eof",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("WINEPREFIX", crate::harness::wine_prefix())
         .env("WINEDEBUG", "-all")
         .env("WINE", crate::harness::wine())

@@ -248,7 +248,7 @@ impl Host {
     pub fn command(host_exe: &Path, dll: &Path, extra_args: &[&str]) -> Command {
         let mut command = windows_command(host_exe);
         command
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--control-stdin", "--listen", "127.0.0.1:0"])
             .args(extra_args)
             .arg(win_path(dll));
         command

@@ -271,7 +271,7 @@ fn dll_that_does_not_exist_exits_2_with_the_windows_error() {
     let dir = temp_dir();
     let missing = win_path(&dir.path().join("missing.dll"));
     let mut command = windows_command(&stubs().join("isapi-host.exe"));
-    command.args(["--listen", "127.0.0.1:0", &missing]);
+    command.args(["--control-stdin", "--listen", "127.0.0.1:0", &missing]);
     let done = Running::start(command).finish(Duration::from_secs(60));
     assert_eq!(done.code, 2, "stderr:\n{}", done.stderr);
     assert_eq!(
@@ -286,7 +286,7 @@ fn get_extension_version_false_exits_3_with_the_message() {
     let dll = fixture();
     let mut command = windows_command(&stubs().join("isapi-host.exe"));
     command
-        .args(["--listen", "127.0.0.1:0", &win_path(&dll)])
+        .args(["--control-stdin", "--listen", "127.0.0.1:0", &win_path(&dll)])
         .env("NATIVE_EXTENSION_REFUSE", "1");
     let done = Running::start(command).finish(Duration::from_secs(60));
     assert_eq!(done.code, 3, "stderr:\n{}", done.stderr);
