@@ -99,7 +99,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
 /// What `serve --reload` watches: the script, the pyproject.toml beside it, and every file
 /// of the app's that the output was made from (not the runtime's own).
 fn sources_to_watch(config: &FreezeConfig, plan: &plan::Plan) -> Vec<PathBuf> {
-    let runtime = &config.runtime.root;
+    let not_the_apps = [&config.runtime.root, &config.stubs.dir];
     let mut files: BTreeSet<PathBuf> = BTreeSet::new();
     files.insert(config.script.path.clone());
     if let Some(folder) = config.script.path.parent() {
@@ -120,11 +120,12 @@ fn sources_to_watch(config: &FreezeConfig, plan: &plan::Plan) -> Vec<PathBuf> {
             Treatment::Copy(crate::placement::FileSource::Path(path)) => path,
             _ => continue,
         };
-        if !path.starts_with(runtime) {
+        if !not_the_apps.iter().any(|dir| path.starts_with(dir)) {
             files.insert(path.clone());
         }
     }
-    files.into_iter().filter_map(|f| std::path::absolute(f).ok()).collect()
+    let absolute: BTreeSet<PathBuf> = files.into_iter().filter_map(|f| std::path::absolute(f).ok()).collect();
+    absolute.into_iter().collect()
 }
 
 /// What the import graph starts from: the runtime's own modules, the script, and what the

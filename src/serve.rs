@@ -71,7 +71,8 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
     }
     follow_logs(&args.dist);
 
-    let mut host = Host::start(&args, &stubs, wine.as_ref())?;
+    let listening = Arc::new(Mutex::new(None));
+    let mut host = Host::start(&args, &args.listen, &stubs, wine.as_ref(), &listening)?;
     loop {
         match wait(&mut host, &stops)? {
             Some(Stop::Changed(paths)) => {
@@ -81,12 +82,21 @@ pub fn serve(args: ServeArgs, stubs: Option<&Path>) -> Result<i32> {
                 match record.freeze_again() {
                     Ok(()) => {
                         host.stop()?;
-                        host = Host::start(&args, &stubs, wine.as_ref())?;
+                        // The same address, also when --listen asked for any free port.
+                        let address = listening.lock().ok().and_then(|a| a.clone());
+                        let address = address.unwrap_or_else(|| args.listen.clone());
+                        host = Host::start(&args, &address, &stubs, wine.as_ref(), &listening)?;
                     }
                     Err(e) => eprintln!("error: {e:#}\nthe last good build keeps serving"),
                 }
             }
-            Some(Stop::Quit) => return host.stop(),
+            Some(Stop::Quit) => {
+                let code = host.stop()?;
+                // The log follower polls: give it one more look at what the app wrote last
+                // (TerminateExtension's output).
+                std::thread::sleep(Duration::from_millis(500));
+                return Ok(code);
+            }
             None => {
                 let code = host.exit_code();
                 if code != 0 {
@@ -116,6 +126,9 @@ fn wait(host: &mut Host, stops: &Receiver<Stop>) -> Result<Option<Stop>> {
     }
 }
 
+/// What isapi-host prints once it accepts connections.
+const LISTENING: &str = "isapi-host: listening on http://";
+
 /// A running isapi-host.
 struct Host {
     child: Child,
@@ -123,7 +136,14 @@ struct Host {
 }
 
 impl Host {
-    fn start(args: &ServeArgs, stubs: &Stubs, wine: Option<&Wine>) -> Result<Host> {
+    /// Starts isapi-host on `listen`; the address it reports goes into `listening`.
+    fn start(
+        args: &ServeArgs,
+        listen: &str,
+        stubs: &Stubs,
+        wine: Option<&Wine>,
+        listening: &Arc<Mutex<Option<String>>>,
+    ) -> Result<Host> {
         let dll = find_loader(&args.dist)?;
         let config = loader_config(&dll)?;
         // Absolute: the host runs in another folder.
@@ -132,7 +152,7 @@ impl Host {
             Some(wine) => wine.command(&host),
             None => Command::new(&host),
         };
-        command.arg("--control-stdin").arg("--listen").arg(&args.listen);
+        command.arg("--control-stdin").arg("--listen").arg(listen);
         if let Some(vpath) = &args.vpath {
             command.arg("--vpath").arg(vpath);
         }
@@ -155,9 +175,20 @@ impl Host {
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", host.display()))?;
-        let mut out = child.stdout.take().expect("piped");
+        let out = child.stdout.take().expect("piped");
         let mut err = child.stderr.take().expect("piped");
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stdout()));
+        let listening = listening.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix(LISTENING) {
+                    if let Ok(mut at) = listening.lock() {
+                        *at = Some(address.trim_end_matches('/').to_string());
+                    }
+                }
+                println!("{line}");
+            }
+        });
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
         let control = Arc::new(Mutex::new(child.stdin.take()));
         Ok(Host { child, control })
@@ -199,9 +230,19 @@ fn neutral_folder(wine: Option<&Wine>) -> Result<PathBuf> {
 /// Prints what the app writes to its logs (print output, tracebacks) as it happens.
 fn follow_logs(dist: &Path) {
     let dist = dist.to_path_buf();
+    // Each write takes stderr's lock on its own: holding it for the follower's life would
+    // block every other line this command prints.
+    struct Stderr;
+    impl Write for Stderr {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::io::stderr().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            std::io::stderr().flush()
+        }
+    }
     std::thread::spawn(move || {
-        let stderr = std::io::stderr();
-        let _ = isapi_freeze_diagnostics::trace::follow(&dist, 0, true, &mut stderr.lock());
+        let _ = isapi_freeze_diagnostics::trace::follow(&dist, 0, true, &mut Stderr);
     });
 }
 

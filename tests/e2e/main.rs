@@ -11,6 +11,7 @@ mod host;
 mod http;
 mod install;
 mod reliability;
+mod serve;
 mod soak;
 mod threads;
 mod wsgi;
