@@ -41,6 +41,12 @@ fn trace(dist: &Path, extra: &[&str]) -> Running {
     Running::start(command)
 }
 
+/// Waits for the next line `trace` prints, the log line of a handled request to `path`.
+fn assert_traced(follower: &Running, path: &str) {
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with(&format!("stdout: handled {path}")), "{line}");
+}
+
 #[test]
 fn print_output_of_a_handler_is_followed_live_by_trace() {
     let printing = printing();
@@ -48,11 +54,9 @@ fn print_output_of_a_handler_is_followed_live_by_trace() {
     let host = Host::start(&printing.dll(), &[]);
     let follower = trace(dist, &[]);
     assert_eq!(get(&host.address, "/first").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /first"), "{line}");
+    assert_traced(&follower, "/first");
     assert_eq!(get(&host.address, "/second").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /second"), "{line}");
+    assert_traced(&follower, "/second");
 }
 
 #[test]
@@ -105,11 +109,9 @@ fn the_installer_follows_the_same_logs_with_its_trace_command() {
         follower.wait_for_stdout("==> logs", Duration::from_secs(60)),
         "==> logs/_printing.log <=="
     );
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /before"), "{line}");
+    assert_traced(&follower, "/before");
     assert_eq!(get(&host.address, "/after").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /after"), "{line}");
+    assert_traced(&follower, "/after");
 }
 
 #[test]
@@ -149,7 +151,7 @@ fn an_unhandled_error_is_logged_with_its_request_line_and_reported_to_the_event_
         "L\"_failing.dll ({}): HttpExtensionProc failed for GET /fail?q=1:\\nTraceback (most recent call last):",
         win_path(&failing.dist).replace('\\', "\\\\")
     );
-    assert!(event.contains(&expected), "{event}\nexpected {expected}");
+    assert_contains(event, &expected);
     // Wine's debug output cuts long strings, so the traceback's end is checked in the log.
     let log = failing.log();
     assert_contains(&log, "HttpExtensionProc failed for GET /fail?q=1:\nTraceback");
@@ -168,7 +170,7 @@ fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
         "cannot start: cannot load {}\\python311.dll: Windows error 126 (the file, or a DLL it needs, is missing)",
         win_path(&printing.dist)
     );
-    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+    assert_contains(&log, &expected);
     assert!(
         finished.stderr.contains("err:eventlog:ReportEventW L\"_printing.dll"),
         "{finished:?}"

@@ -31,10 +31,6 @@ fn suite_served() -> (Frozen, Host) {
     (dist, host)
 }
 
-fn keep_alive_get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
-}
-
 #[test]
 fn preproc_set_header_url_rewrites_what_the_extension_sees_and_added_response_header_arrives() {
     let (_dist, host) = suite_served();
@@ -55,7 +51,7 @@ fn filter_answers_with_write_client_and_req_finished_and_the_connection_closes()
     // No extension at all: the filter answers, everything else gets the built-in 404.
     let host = serve(&dist, false);
     let mut c = Connection::open(&host.address);
-    let r = c.exchange(&keep_alive_get("/answer"));
+    let r = c.get("/answer");
     assert_eq!((r.status, r.reason.as_str()), (203, "From Filter"));
     assert_eq!(r.text(), "answered by the filter\n");
     // SF_STATUS_REQ_FINISHED: the server disconnects after the filter's answer.
@@ -112,7 +108,7 @@ fn filter_context_is_kept_per_connection_and_released_at_end_of_net_session() {
     let (dist, host) = suite_served();
     let mut c = Connection::open(&host.address);
     for n in 1..=3 {
-        let r = c.exchange(&keep_alive_get(&format!("/count/{n}")));
+        let r = c.get(&format!("/count/{n}"));
         assert_eq!(r.status, 200);
         assert_eq!(r.header("X-Request-Number"), Some(n.to_string().as_str()));
     }
@@ -170,17 +166,14 @@ fn example_filter_rewrites_legacy_urls_for_its_extension() {
     let dist = shared(&repo().join("examples/filter/rewrite.py")).copy();
     let host = serve(&dist, true);
     let mut c = Connection::open(&host.address);
-    let r = c.exchange(&keep_alive_get("/legacy/docs/page?x=1"));
+    let r = c.get("/legacy/docs/page?x=1");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Rewritten-From"), Some("/legacy/docs/page?x=1"));
     assert_eq!(r.text(), "path: /docs/page\nquery: x=1\n");
-    let r = c.exchange(&keep_alive_get("/docs/page?x=1"));
+    let r = c.get("/docs/page?x=1");
     assert_eq!(r.header("X-Rewritten-From"), None);
     assert_eq!(r.text(), "path: /docs/page\nquery: x=1\n");
-    assert_eq!(
-        c.exchange(&keep_alive_get("/legacy/two")).text(),
-        "path: /two\nquery: \n"
-    );
+    assert_eq!(c.get("/legacy/two").text(), "path: /two\nquery: \n");
     drop(c);
     host.stop();
     let log = dist.log();
@@ -336,11 +329,11 @@ fn disable_notifications_skips_them_for_the_rest_of_the_request_only() {
     let (dist, host) = suite_served();
     let mut c = Connection::open(&host.address);
     // /quiet disables SEND_RESPONSE, LOG and END_OF_REQUEST in PREPROC_HEADERS.
-    let r = c.exchange(&keep_alive_get("/quiet?mark"));
+    let r = c.get("/quiet?mark");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Marked"), None);
     // The next request on the same connection gets them all again.
-    let r = c.exchange(&keep_alive_get("/loud?mark"));
+    let r = c.get("/loud?mark");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Marked"), Some("yes"));
     drop(c);
@@ -358,7 +351,7 @@ fn end_of_request_comes_after_the_response_and_before_log_for_every_request() {
     let mut c = Connection::open(&host.address);
     for n in 1..=2 {
         assert_eq!(
-            c.exchange(&keep_alive_get(&format!("/eor/{n}?mark"))).text(),
+            c.get(&format!("/eor/{n}?mark")).text(),
             format!("url=/eor/{n} query=mark added=\n")
         );
     }

@@ -86,7 +86,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let host = Host::start(&hello().dll(), &[]);
     let mut connection = Connection::open(&host.address);
     for i in 0..3 {
-        let response = connection.exchange(format!("GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = connection.get(&format!("/n/{i}"));
         assert_eq!(
             response.text(),
             format!("method: GET\npath: /n/{i}\nquery: \nfrozen: dll\n")

@@ -287,7 +287,7 @@ fn a_truncated_dll_a_missing_standard_library_or_a_foreign_runtime_refuse_to_loa
         "cannot start Python: the standard library {}\\python311.zip is missing: copy the whole output folder",
         win_path(&damaged.dist)
     );
-    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+    assert_contains(&log, &expected);
 
     let damaged = app().copy();
     std::fs::copy(

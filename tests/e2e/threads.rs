@@ -46,7 +46,7 @@ fn thread_pool_keeps_a_connection_alive_across_requests() {
     let host = Host::start(&pool().dll(), &[]);
     let mut connection = Connection::open(&host.address);
     for i in 0..3 {
-        let response = connection.exchange(format!("GET /plain/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = connection.get(&format!("/plain/{i}"));
         assert_eq!(response.status, 200, "{response:?}");
         worker_of(&response.text(), &format!("/plain/{i}"), "plain");
     }
@@ -57,13 +57,13 @@ fn dispatch_error_gives_a_generic_500_and_the_traceback_only_in_the_log() {
     let pool = pool().copy();
     let host = Host::start(&pool.dll(), &[]);
     let mut connection = Connection::open(&host.address);
-    let failed = connection.exchange(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failed = connection.get("/fail");
     assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
     assert!(failed.text().contains("<h1>Internal Server Error</h1>"), "{failed:?}");
     assert!(!failed.text().contains("secret-42"), "{failed:?}");
     assert!(!failed.text().contains("Traceback"), "{failed:?}");
     // The same connection goes on to the next request.
-    let next = connection.exchange(b"GET /plain/after HTTP/1.1\r\nHost: x\r\n\r\n");
+    let next = connection.get("/plain/after");
     worker_of(&next.text(), "/plain/after", "plain");
     let log = pool.log();
     assert_contains(&log, "Dispatch failed for GET /fail:");

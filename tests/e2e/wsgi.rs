@@ -200,15 +200,12 @@ fn close_of_the_returned_iterable_is_called() {
 fn application_exception_gives_a_generic_500_and_the_traceback_only_in_the_log() {
     let host = probe();
     let mut connection = Connection::open(&host.address);
-    let failed = connection.exchange(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failed = connection.get("/boom");
     assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
     assert_eq!(failed.header("Content-Type"), Some("text/html"));
     assert_eq!(failed.text(), ERROR_PAGE);
     // The connection stays usable, and the application serves the next request.
-    assert_eq!(
-        connection.exchange(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n").text(),
-        "written by write(), then returned\n"
-    );
+    assert_eq!(connection.get("/write").text(), "written by write(), then returned\n");
     let log = probe_app().log();
     assert_contains(&log, "isapi.wsgi: the application failed on GET /boom:");
     assert_contains(&log, "RuntimeError: wsgi probe failure with secret-1234");

@@ -50,6 +50,11 @@ impl Connection {
         self.read_response()
     }
 
+    /// GETs `path`, keeping the connection open for the next request.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.exchange(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    }
+
     /// Whether the server closed the connection: reading gives end of file.
     pub fn closed_by_server(&mut self) -> bool {
         matches!(self.reader.fill_buf(), Ok([]) | Err(_))
