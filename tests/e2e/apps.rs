@@ -250,8 +250,8 @@ fn strict_refuses_imports_found_nowhere_and_names_their_importers() {
 fn full_stdlib_ships_the_runtimes_whole_standard_library() {
     let script = repo().join("examples/hello/hello.py");
     let subset = &shared(&script).dist;
-    let full = Freeze::script(&script).arg("--full-stdlib").ok();
-    let full = &full.dist;
+    let whole = Freeze::script(&script).arg("--full-stdlib").ok();
+    let full = &whole.dist;
     let python = windows_python();
     assert_eq!(
         std::fs::read(full.join("python311.zip")).unwrap(),

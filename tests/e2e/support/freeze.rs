@@ -39,23 +39,26 @@ pub struct Freeze {
 impl Freeze {
     /// Freezes the script at `script` (relative paths are from the checkout).
     pub fn script(script: impl AsRef<Path>) -> Freeze {
-        let tmp = temp_dir();
-        Freeze {
-            dist: tmp.path().join("dist"),
-            tmp,
-            script: script.as_ref().to_path_buf(),
-            python: windows_python(),
-            args: Vec::new(),
-            env: Vec::new(),
-        }
+        Freeze::in_temp_dir(temp_dir(), script.as_ref().to_path_buf())
     }
 
     /// Writes `text` as the script `name` in a fresh temp dir and freezes that.
     pub fn source(name: &str, text: &str) -> Freeze {
-        let mut freeze = Freeze::script(name);
-        freeze.script = freeze.tmp.path().join(name);
-        std::fs::write(&freeze.script, text).unwrap();
-        freeze
+        let tmp = temp_dir();
+        let script = tmp.path().join(name);
+        std::fs::write(&script, text).unwrap();
+        Freeze::in_temp_dir(tmp, script)
+    }
+
+    fn in_temp_dir(tmp: TempDir, script: PathBuf) -> Freeze {
+        Freeze {
+            dist: tmp.path().join("dist"),
+            tmp,
+            script,
+            python: windows_python(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 
     /// Writes another file beside the script (a module it imports, a package's file).
