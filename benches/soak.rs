@@ -10,25 +10,16 @@
 //! markers. `SOAK_REQUESTS=N` changes the request count. Exits non-zero if any response
 //! was wrong or missing.
 
-#[path = "../tests/e2e/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "../tests/e2e/http.rs"]
-#[allow(dead_code)]
-mod http;
-#[path = "../tests/e2e/soak.rs"]
-#[allow(dead_code)]
-mod soak;
+// The end-to-end tests' support module, whole (this benchmark uses a part of it).
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
-use harness::{isapi_freeze, repo, temp_dir, windows_python, Host};
-use soak::{figures, load, reset_peak, settled_figures, Figures};
+use support::load::{figures, load, post_streamed, reset_peak, settled_figures, Figures, REQUESTS_PER_CONNECTION};
+use support::{fixture, repo, Freeze, Host};
 
 const CLIENTS: usize = 32;
 const START: &str = "<!-- reliability:start (written by `make bench`) -->";
@@ -41,27 +32,14 @@ fn mib(kib: u64) -> String {
 /// POSTs `size` patterned bytes to /hash; true if the answer names that size and hash.
 fn post_body(address: &str, size: usize) -> (bool, Duration) {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
-    stream
-        .write_all(
-            format!("POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-    let mut digest = Sha256::new();
-    let mut sent = 0;
-    while sent < size {
-        let piece: Vec<u8> = (sent..(sent + (1 << 20)).min(size)).map(|i| (i % 251) as u8).collect();
-        digest.update(&piece);
-        stream.write_all(&piece).unwrap();
-        sent += piece.len();
-    }
-    let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
+    // A broken exchange counts as a wrong answer rather than ending the run.
+    let answer = std::panic::catch_unwind(|| post_streamed(address, size));
     let largest = size.min(64 << 10);
-    let ok = answer.starts_with("HTTP/1.1 200 ")
-        && answer.ends_with(&format!("{size} bytes, largest read {largest}, sha256 {hex}\n"));
+    let ok = answer.is_ok_and(|(r, hex)| {
+        r.status == 200
+            && r.text()
+                .ends_with(&format!("{size} bytes, largest read {largest}, sha256 {hex}\n"))
+    });
     (ok, started.elapsed())
 }
 
@@ -73,18 +51,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    let out = isapi_freeze()
-        .arg(repo().join("tests/fixtures/scripts/reliability.py"))
-        .arg("--python")
-        .arg(windows_python())
-        .arg("--dist-dir")
-        .arg(&dist)
-        .output()
-        .expect("isapi-freeze runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut host = Host::start(&dist.join("_reliability.dll"), &[]);
+    let app = Freeze::script(fixture("scripts/reliability.py")).ok();
+    let mut host = Host::start(&app.dll(), &[]);
     let start = figures(&mut host);
 
     let mut report = String::new();
@@ -115,7 +83,7 @@ fn main() {
          `make bench` (benches/soak.rs), isapi-host under Wine 8 on this machine, against the\n\
          threaded WSGI app tests/fixtures/scripts/reliability.py (`/echo`, ~1 KiB answers\n\
          checked byte for byte; each client reconnects every {} requests).\n",
-        soak::REQUESTS_PER_CONNECTION
+        REQUESTS_PER_CONNECTION
     )
     .unwrap();
     writeln!(
@@ -193,7 +161,7 @@ fn main() {
     )
     .unwrap();
     writeln!(report, "{END}").unwrap();
-    let finished = host.running.finish(Duration::from_secs(120));
+    let finished = host.finish();
     print!("{report}");
 
     let path = repo().join("BENCHMARKS.md");

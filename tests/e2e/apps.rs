@@ -2,62 +2,26 @@
 //! sites`) and served over HTTP: Flask with a Jinja2 template and a static file, a pywin32
 //! extension module with its DLLs, Django with templates, admin static files and sqlite3.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::freeze::freeze;
-use crate::harness::{repo, temp_dir, windows_python, Host};
-use crate::http::{get, request};
+use crate::support::{
+    assert_contains, get, post_as, repo, shared, site, temp_dir, windows_python, Freeze, Frozen, Host,
+};
 
-/// A site folder of Windows packages made by `make sites`.
-fn site(name: &str) -> PathBuf {
-    let dir = repo()
-        .join("target/site")
-        .join(crate::harness::default_python().abi_tag())
-        .join(name);
-    assert!(
-        dir.join(".done").is_file(),
-        "no {} : run `make sites` (or `make test`)",
-        dir.display()
-    );
-    dir
-}
-
-/// Freezes with extra arguments, in the repo; panics with the output on failure.
-fn freeze_app(script: &Path, dist: &Path, extra: &[&str]) -> String {
-    let python = windows_python();
-    let mut args = vec![
-        script.to_str().unwrap(),
-        "--python",
-        python.to_str().unwrap(),
-        "--dist-dir",
-        dist.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let out = freeze(&args, &repo());
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "freeze failed:\n{stderr}");
-    stderr
-}
-
-fn flask_dist() -> (tempfile::TempDir, PathBuf) {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    let site = site("flask");
-    freeze_app(
-        &repo().join("examples/flask_app/app.py"),
-        &dist,
-        // No --data: the app factory's templates and static files ship as package data.
-        &["--path", site.to_str().unwrap(), "--strict"],
-    );
-    (tmp, dist)
+fn flask_app() -> Frozen {
+    // No --data: the app factory's templates and static files ship as package data.
+    Freeze::script(repo().join("examples/flask_app/app.py"))
+        .path(site("flask"))
+        .arg("--strict")
+        .ok()
 }
 
 #[test]
 fn flask_app_renders_its_template_serves_static_files_and_json() {
-    let (_tmp, dist) = flask_dist();
+    let flask = flask_app();
     // markupsafe's C speedups are an extension module of an archived package.
-    assert!(dist.join("markupsafe/_speedups.cp311-win_amd64.pyd").is_file());
-    let host = Host::start(&dist.join("_app.dll"), &[]);
+    assert!(flask.dist.join("markupsafe/_speedups.cp311-win_amd64.pyd").is_file());
+    let host = Host::start(&flask.dll(), &[]);
 
     let page = get(&host.address, "/?name=IIS");
     assert_eq!(page.status, 200, "{}", page.text());
@@ -73,14 +37,7 @@ fn flask_app_renders_its_template_serves_static_files_and_json() {
     assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
     assert_eq!(css.text(), "h1 { color: teal; }\n");
 
-    let body = br#"{"a": [1, 2]}"#;
-    let mut raw = format!(
-        "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    let json = request(&host.address, &raw);
+    let json = post_as(&host.address, "/api/echo", "application/json", br#"{"a": [1, 2]}"#);
     assert_eq!(json.status, 200, "{}", json.text());
     assert_eq!(json.header("Content-Type"), Some("application/json"));
     assert_eq!(json.text(), "{\"method\":\"POST\",\"received\":{\"a\":[1,2]}}\n");
@@ -91,30 +48,24 @@ fn flask_app_renders_its_template_serves_static_files_and_json() {
 
 #[test]
 fn markupsafe_uses_its_compiled_speedups_inside_the_frozen_app() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("speedups.py");
-    std::fs::write(
-        &script,
+    let speedups = Freeze::source(
+        "speedups.py",
         "import markupsafe\nfrom isapi.wsgi import factory\n\
          def app(environ, start_response):\n\
          \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
          \x20   return [markupsafe._escape_inner.__module__.encode(), b' ', markupsafe.escape('<b>').encode()]\n\
          __ExtensionFactory__ = factory(app)\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    let site = site("flask");
-    freeze_app(&script, &dist, &["--path", site.to_str().unwrap()]);
-    let host = Host::start(&dist.join("_speedups.dll"), &[]);
+    .path(site("flask"))
+    .ok();
+    let host = Host::start(&speedups.dll(), &[]);
     assert_eq!(get(&host.address, "/").text(), "markupsafe._speedups &lt;b&gt;");
 }
 
 #[test]
 fn a_pywin32_module_loads_with_its_dlls_and_answers() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("winapi.py");
-    std::fs::write(
-        &script,
+    let winapi = Freeze::source(
+        "winapi.py",
         "import win32api, win32con, pywintypes\n\
          from isapi import isapicon, wsgi  # only our isapi has wsgi\n\
          from isapi.simple import SimpleExtension\n\
@@ -125,16 +76,14 @@ fn a_pywin32_module_loads_with_its_dlls_and_answers() {
          \x20       ecb.WriteClient(body)\n        return isapicon.HSE_STATUS_SUCCESS\n\
          def __ExtensionFactory__():\n    return E()\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    let site = site("pywin32");
-    let stderr = freeze_app(&script, &dist, &["--path", site.to_str().unwrap()]);
-    assert!(stderr.contains("shipping pywintypes311.dll"), "{stderr}");
+    .path(site("pywin32"))
+    .ok();
+    assert_contains(&winapi.stderr, "shipping pywintypes311.dll");
     for file in ["win32api.pyd", "pywintypes311.dll"] {
-        assert!(dist.join(file).is_file(), "{file} missing");
+        assert!(winapi.dist.join(file).is_file(), "{file} missing");
     }
     // Our isapi package, not pywin32's, is the one in the archive.
-    let host = Host::start(&dist.join("_winapi.dll"), &[]);
+    let host = Host::start(&winapi.dll(), &[]);
     let response = get(&host.address, "/");
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.text(), "C:\\windows\\system32\n0\npywintypes311.dll");
@@ -142,20 +91,18 @@ fn a_pywin32_module_loads_with_its_dlls_and_answers() {
 
 #[test]
 fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_files() {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
     let site = site("django");
     // No options but where Django is: settings, apps, data and tzdata are found.
-    freeze_app(
-        &repo().join("examples/django_app/django_app.py"),
-        &dist,
-        &["--path", site.to_str().unwrap(), "--strict"],
-    );
+    let django = Freeze::script(repo().join("examples/django_app/django_app.py"))
+        .path(&site)
+        .arg("--strict")
+        .ok();
+    let dist = &django.dist;
     assert!(
         dist.join("django/contrib/admin/static/admin/css/base.css").is_file(),
         "--files ships Django as files"
     );
-    let host = Host::start(&dist.join("_django_app.dll"), &[]);
+    let host = Host::start(&django.dll(), &[]);
 
     for text in ["first", "second"] {
         let added = get(&host.address, &format!("/notes/add?text={text}"));
@@ -185,14 +132,8 @@ fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_
 
 #[test]
 fn package_data_beside_the_packages_file_is_reachable_three_ways() {
-    let tmp = temp_dir();
-    let pkg = tmp.path().join("lib/datapkg");
-    std::fs::create_dir_all(pkg.join("files")).unwrap();
-    std::fs::write(pkg.join("__init__.py"), "").unwrap();
-    std::fs::write(pkg.join("files/greeting.txt"), "hello from the archive").unwrap();
-    let script = tmp.path().join("datareader.py");
-    std::fs::write(
-        &script,
+    let reader = Freeze::source(
+        "datareader.py",
         "import importlib.resources, pkgutil, os\nimport datapkg\nfrom isapi.wsgi import factory\n\
          def app(environ, start_response):\n\
          \x20   a = importlib.resources.files('datapkg').joinpath('files/greeting.txt').read_text()\n\
@@ -202,20 +143,20 @@ fn package_data_beside_the_packages_file_is_reachable_three_ways() {
          \x20   return [('|'.join([a, b, c])).encode()]\n\
          __ExtensionFactory__ = factory(app)\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    let lib = tmp.path().join("lib");
-    freeze_app(&script, &dist, &["--path", lib.to_str().unwrap()]);
+    .file("lib/datapkg/__init__.py", "")
+    .file("lib/datapkg/files/greeting.txt", "hello from the archive");
+    let lib = reader.script_path().with_file_name("lib");
+    let reader = reader.path(lib).ok();
     // The data is a file where the package's __file__ says it is; the code is not.
     assert_eq!(
-        std::fs::read_to_string(dist.join("datapkg/files/greeting.txt")).unwrap(),
+        std::fs::read_to_string(reader.dist.join("datapkg/files/greeting.txt")).unwrap(),
         "hello from the archive"
     );
     assert!(
-        !dist.join("datapkg/__init__.pyc").exists(),
+        !reader.dist.join("datapkg/__init__.pyc").exists(),
         "the code stays in the archive"
     );
-    let host = Host::start(&dist.join("_datareader.dll"), &[]);
+    let host = Host::start(&reader.dll(), &[]);
     assert_eq!(
         get(&host.address, "/").text(),
         "hello from the archive|hello from the archive|hello from the archive"
@@ -240,22 +181,13 @@ fn an_unchanged_rebuild_asks_the_build_python_only_its_version() {
     let script = tmp.path().join("cached.py");
     std::fs::write(&script, "import json, email.parser\n__ExtensionFactory__ = None\n").unwrap();
     let cache = tmp.path().join("cache");
-    let python = windows_python();
     let run = |dist: &str| {
-        let dist = tmp.path().join(dist);
-        let out = crate::harness::isapi_freeze()
-            .args([
-                script.to_str().unwrap(),
-                "--python",
-                python.to_str().unwrap(),
-                "--dist-dir",
-                dist.to_str().unwrap(),
-            ])
-            .args(["--build-python", wrapper.to_str().unwrap()])
+        Freeze::script(&script)
+            .dist_dir(tmp.path().join(dist))
+            .arg("--build-python")
+            .arg(&wrapper)
             .env("ISAPI_FREEZE_CACHE", &cache)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            .ok();
         let log_text = std::fs::read_to_string(&log).unwrap();
         std::fs::remove_file(&log).unwrap();
         let starts = log_text.lines().filter(|l| *l == "start").count();
@@ -291,31 +223,19 @@ fn snapshot_bytes(path: &Path) -> Vec<u8> {
 
 #[test]
 fn strict_refuses_imports_found_nowhere_and_names_their_importers() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("needy.py");
-    std::fs::write(
-        &script,
+    let freeze = Freeze::source(
+        "needy.py",
         "import not_installed_anywhere\nfrom helper import thing\n__ExtensionFactory__ = None\n",
     )
-    .unwrap();
-    std::fs::write(tmp.path().join("helper.py"), "import also_missing.sub\nthing = 1\n").unwrap();
-    let python = windows_python();
-    let dist = tmp.path().join("dist");
-    let args = [
-        script.to_str().unwrap(),
-        "--python",
-        python.to_str().unwrap(),
-        "--dist-dir",
-        dist.to_str().unwrap(),
-    ];
-    let lenient = freeze(&args, &repo());
+    .file("helper.py", "import also_missing.sub\nthing = 1\n");
+    let lenient = freeze.output();
     assert!(lenient.status.success());
     let warning = String::from_utf8_lossy(&lenient.stderr);
-    assert!(
-        warning.contains("  also_missing (imported by helper)\n  not_installed_anywhere (imported by needy)\n"),
-        "{warning}"
+    assert_contains(
+        &warning,
+        "  also_missing (imported by helper)\n  not_installed_anywhere (imported by needy)\n",
     );
-    let strict = freeze(&[&args[..], &["--strict"]].concat(), &repo());
+    let strict = freeze.arg("--strict").output();
     assert_eq!(strict.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&strict.stderr).lines().last().unwrap(),
@@ -328,12 +248,10 @@ fn strict_refuses_imports_found_nowhere_and_names_their_importers() {
 
 #[test]
 fn full_stdlib_ships_the_runtimes_whole_standard_library() {
-    let tmp = temp_dir();
-    let subset = tmp.path().join("subset");
-    let full = tmp.path().join("full");
     let script = repo().join("examples/hello/hello.py");
-    freeze_app(&script, &subset, &[]);
-    freeze_app(&script, &full, &["--full-stdlib"]);
+    let subset = &shared(&script).dist;
+    let whole = Freeze::script(&script).arg("--full-stdlib").ok();
+    let full = &whole.dist;
     let python = windows_python();
     assert_eq!(
         std::fs::read(full.join("python311.zip")).unwrap(),
@@ -344,6 +262,6 @@ fn full_stdlib_ships_the_runtimes_whole_standard_library() {
             .unwrap()
             .len()
     };
-    assert!(count(&subset) < count(&full), "{} < {}", count(&subset), count(&full));
+    assert!(count(subset) < count(full), "{} < {}", count(subset), count(full));
     assert!(full.join("winsound.pyd").is_file() && !subset.join("winsound.pyd").exists());
 }

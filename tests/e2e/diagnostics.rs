@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::freeze::freeze_ok;
-use crate::harness::{
-    isapi_freeze, run_windows, stubs, temp_dir, win_path, windows_command, wine_prefix, Host, Running,
+use crate::support::{
+    assert_contains, get, isapi_freeze, run_windows, shared_with, temp_dir, win_path, windows_command, Freeze, Frozen,
+    Host, Running,
 };
-use crate::http::get;
 
 const PRINTING: &str = "import win32traceutil\n\
 from isapi.simple import SimpleExtension\n\
@@ -21,13 +20,12 @@ class E(SimpleExtension):\n    'printing'\n\
 def __ExtensionFactory__():\n    return E()\n\
 if __name__ == '__main__':\n    print('from the installer')\n";
 
-fn frozen(name: &str, source: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = temp_dir();
-    let script = tmp.path().join(format!("{name}.py"));
-    std::fs::write(&script, source).unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
-    (tmp, dist)
+/// A fresh copy of the printing script's output (frozen once), with logs of its own.
+fn printing() -> Frozen {
+    shared_with("diagnostics: printing.py", || {
+        Freeze::source("printing.py", PRINTING).ok()
+    })
+    .copy()
 }
 
 /// `isapi-freeze trace DIST`, running.
@@ -43,23 +41,29 @@ fn trace(dist: &Path, extra: &[&str]) -> Running {
     Running::start(command)
 }
 
+/// Waits for the next line `trace` prints, the log line of a handled request to `path`.
+fn assert_traced(follower: &Running, path: &str) {
+    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
+    assert!(line.ends_with(&format!("stdout: handled {path}")), "{line}");
+}
+
 #[test]
 fn print_output_of_a_handler_is_followed_live_by_trace() {
-    let (_tmp, dist) = frozen("printing", PRINTING);
-    let host = Host::start(&dist.join("_printing.dll"), &[]);
-    let follower = trace(&dist, &[]);
+    let printing = printing();
+    let dist = &printing.dist;
+    let host = Host::start(&printing.dll(), &[]);
+    let follower = trace(dist, &[]);
     assert_eq!(get(&host.address, "/first").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /first"), "{line}");
+    assert_traced(&follower, "/first");
     assert_eq!(get(&host.address, "/second").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /second"), "{line}");
+    assert_traced(&follower, "/second");
 }
 
 #[test]
 fn trace_without_follow_prints_the_last_lines_under_a_header() {
-    let (_tmp, dist) = frozen("printing", PRINTING);
-    let host = Host::start(&dist.join("_printing.dll"), &[]);
+    let printing = printing();
+    let dist = &printing.dist;
+    let host = Host::start(&printing.dll(), &[]);
     for i in 0..3 {
         assert_eq!(get(&host.address, &format!("/n{i}")).text(), "ok");
     }
@@ -79,10 +83,7 @@ fn trace_without_follow_prints_the_last_lines_under_a_header() {
 #[test]
 fn trace_refuses_a_folder_that_is_not_an_output() {
     let tmp = temp_dir();
-    let out = isapi_freeze()
-        .args(["trace", tmp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = isapi_freeze().arg("trace").arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -95,52 +96,52 @@ fn trace_refuses_a_folder_that_is_not_an_output() {
 
 #[test]
 fn the_installer_follows_the_same_logs_with_its_trace_command() {
-    let (_tmp, dist) = frozen("printing", PRINTING);
-    let host = Host::start(&dist.join("_printing.dll"), &[]);
+    let printing = printing();
+    let dist = &printing.dist;
+    let host = Host::start(&printing.dll(), &[]);
     assert_eq!(get(&host.address, "/before").text(), "ok");
     let follower = Running::start({
-        let mut c = windows_command(&dist.join("printing.exe"));
-        c.arg("trace").current_dir(&dist);
+        let mut c = windows_command(&printing.exe());
+        c.arg("trace").current_dir(dist);
         c
     });
     assert_eq!(
         follower.wait_for_stdout("==> logs", Duration::from_secs(60)),
         "==> logs/_printing.log <=="
     );
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /before"), "{line}");
+    assert_traced(&follower, "/before");
     assert_eq!(get(&host.address, "/after").text(), "ok");
-    let line = follower.wait_for_stdout("20", Duration::from_secs(30));
-    assert!(line.ends_with("stdout: handled /after"), "{line}");
+    assert_traced(&follower, "/after");
 }
 
 #[test]
 fn win32traceutil_sends_the_installers_print_output_to_its_log() {
-    let (tmp, dist) = frozen("printing", PRINTING);
-    let finished = run_windows(&dist.join("printing.exe"), &[], tmp.path());
+    let printing = printing();
+    let finished = run_windows(&printing.exe(), &[], printing.dir());
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
         finished.stdout, "",
         "print output goes to the trace log, not the console"
     );
-    let log = std::fs::read_to_string(dist.join("logs/printing.log")).unwrap();
+    let log = printing.log_of("printing");
     assert!(log.trim_end().ends_with("stdout: from the installer"), "{log}");
 }
 
 #[test]
 fn an_unhandled_error_is_logged_with_its_request_line_and_reported_to_the_event_log() {
-    let (_tmp, dist) = frozen(
-        "failing",
+    let failing = Freeze::source(
+        "failing.py",
         "from isapi.simple import SimpleExtension\n\
          class E(SimpleExtension):\n    'failing'\n    def HttpExtensionProc(self, ecb):\n        raise KeyError('missing-thing')\n\
          def __ExtensionFactory__():\n    return E()\n",
-    );
-    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_failing.dll"), &[]);
+    )
+    .ok();
+    let mut command = Host::command(&failing.dll(), &[]);
     // Wine's ReportEventW prints error events on its `eventlog` debug channel.
     command.env("WINEDEBUG", "-all,err+eventlog");
     let host = Host::from_command(command);
     assert_eq!(get(&host.address, "/fail?q=1").status, 500);
-    let finished = host.running.finish(Duration::from_secs(60));
+    let finished = host.finish();
     let event = finished
         .stderr
         .lines()
@@ -148,36 +149,28 @@ fn an_unhandled_error_is_logged_with_its_request_line_and_reported_to_the_event_
         .unwrap_or_else(|| panic!("no event reported: {finished:?}"));
     let expected = format!(
         "L\"_failing.dll ({}): HttpExtensionProc failed for GET /fail?q=1:\\nTraceback (most recent call last):",
-        win_path(&dist).replace('\\', "\\\\")
+        win_path(&failing.dist).replace('\\', "\\\\")
     );
-    assert!(event.contains(&expected), "{event}\nexpected {expected}");
+    assert_contains(event, &expected);
     // Wine's debug output cuts long strings, so the traceback's end is checked in the log.
-    let log = std::fs::read_to_string(dist.join("logs/_failing.log")).unwrap();
-    assert!(
-        log.contains("HttpExtensionProc failed for GET /fail?q=1:\nTraceback"),
-        "{log}"
-    );
+    let log = failing.log();
+    assert_contains(&log, "HttpExtensionProc failed for GET /fail?q=1:\nTraceback");
 }
 
 #[test]
 fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
-    let (_tmp, dist) = frozen("printing", PRINTING);
-    std::fs::remove_file(dist.join("python311.dll")).unwrap();
-    let mut command = windows_command(&stubs().join("isapi-host.exe"));
-    command
-        .args(["--control-stdin", "--listen", "127.0.0.1:0"])
-        .arg(win_path(&dist.join("_printing.dll")));
-    command
-        .env("WINEPREFIX", wine_prefix())
-        .env("WINEDEBUG", "-all,err+eventlog");
-    let finished = Running::start(command).finish(Duration::from_secs(60));
+    let printing = printing();
+    std::fs::remove_file(printing.dist.join("python311.dll")).unwrap();
+    let mut command = Host::command(&printing.dll(), &[]);
+    command.env("WINEDEBUG", "-all,err+eventlog");
+    let finished = Host::run_refused(command);
     assert_eq!(finished.code, 3, "{finished:?}");
-    let log = std::fs::read_to_string(dist.join("logs/_printing.log")).unwrap();
+    let log = printing.log();
     let expected = format!(
         "cannot start: cannot load {}\\python311.dll: Windows error 126 (the file, or a DLL it needs, is missing)",
-        win_path(&dist)
+        win_path(&printing.dist)
     );
-    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+    assert_contains(&log, &expected);
     assert!(
         finished.stderr.contains("err:eventlog:ReportEventW L\"_printing.dll"),
         "{finished:?}"

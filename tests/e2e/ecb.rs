@@ -2,26 +2,17 @@
 //! method, proved over HTTP under Wine with tests/fixtures/ecb_app (each path of it
 //! exercises one part of the API and answers what the script saw).
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use crate::freeze::freeze_ok;
-use crate::harness::{repo, temp_dir, win_path, Host};
-use crate::http::{get, request, Connection, Response};
+use crate::support::{
+    fixture, get, post, post_as, request, shared_with, win_path, Connection, Freeze, Frozen, Host, Response,
+};
 
 /// One frozen ecb_app shared by every test here (with data.bin beside the DLL).
-fn dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST
-        .get_or_init(|| {
-            let tmp = temp_dir();
-            let dist = tmp.path().join("dist");
-            freeze_ok(&repo().join("tests/fixtures/ecb_app/ecb_app.py"), &dist);
-            std::fs::write(dist.join("data.bin"), data()).unwrap();
-            (tmp, dist)
-        })
-        .1
+fn app() -> &'static Frozen {
+    shared_with("ecb_app with data.bin", || {
+        let app = Freeze::script(fixture("ecb_app/ecb_app.py")).ok();
+        std::fs::write(app.dist.join("data.bin"), data()).unwrap();
+        app
+    })
 }
 
 fn data() -> Vec<u8> {
@@ -29,12 +20,12 @@ fn data() -> Vec<u8> {
 }
 
 fn start() -> Host {
-    Host::start(&dist().join("_ecb_app.dll"), &[])
+    Host::start(&app().dll(), &[])
 }
 
 /// The script's log (tracebacks of failed callbacks land there).
 fn script_log() -> String {
-    std::fs::read_to_string(dist().join("logs/_ecb_app.log")).unwrap_or_default()
+    app().log()
 }
 
 fn ok_text(response: &Response) -> String {
@@ -50,13 +41,14 @@ fn bytes_repr(path: &str) -> String {
 #[test]
 fn attributes_have_pywin32_types_and_the_request_values() {
     let host = start();
-    let body = "name=value&x=1";
-    let raw = format!(
-        "POST /attrs?a=1&b=%20 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let form = post_as(
+        &host.address,
+        "/attrs?a=1&b=%20",
+        "application/x-www-form-urlencoded",
+        b"name=value&x=1",
     );
-    let text = ok_text(&request(&host.address, raw.as_bytes()));
-    let translated = bytes_repr(&format!("{}\\attrs", win_path(dist())));
+    let text = ok_text(&form);
+    let translated = bytes_repr(&format!("{}\\attrs", win_path(&app().dist)));
     assert_eq!(
         text,
         format!(
@@ -67,7 +59,7 @@ fn attributes_have_pywin32_types_and_the_request_values() {
              Version write: AttributeError: attribute 'Version' of 'isapi.EXTENSION_CONTROL_BLOCK' objects is not writable\n"
         )
     );
-    let finished = host.running.finish(Duration::from_secs(60));
+    let finished = host.finish();
     assert!(
         finished.stderr.contains("isapi-host: POST /attrs?a=1&b=%20 200 ")
             && finished
@@ -119,14 +111,8 @@ fn get_server_variable_returns_an_explicit_none_default_for_a_missing_variable()
 fn read_client_returns_the_body_after_available_data() {
     let host = start();
     let body: Vec<u8> = (0..400).flat_map(|_| 0..=255u8).collect();
-    let mut raw = format!(
-        "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&body);
     assert_eq!(
-        ok_text(&request(&host.address, &raw)),
+        ok_text(&post(&host.address, "/read", &body)),
         "available=49152 read=53248 total=102400 same=True\n"
     );
 }
@@ -135,10 +121,10 @@ fn read_client_returns_the_body_after_available_data() {
 fn is_keep_alive_and_is_keep_conn_follow_the_connection() {
     let host = start();
     let mut connection = Connection::open(&host.address);
-    connection.send(b"GET /keep HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(ok_text(&connection.read_response()), "IsKeepAlive=1 IsKeepConn=True\n");
-    connection.send(b"GET /keep HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert_eq!(ok_text(&connection.read_response()), "IsKeepAlive=0 IsKeepConn=False\n");
+    let kept = connection.exchange(b"GET /keep HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(ok_text(&kept), "IsKeepAlive=1 IsKeepConn=True\n");
+    let closed = connection.exchange(b"GET /keep HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(ok_text(&closed), "IsKeepAlive=0 IsKeepConn=False\n");
 }
 
 #[test]
@@ -157,7 +143,7 @@ fn impersonation_and_anonymous_tokens_are_impersonation_token_handles() {
 fn map_url_to_path_flush_flag_and_report_unhealthy() {
     let host = start();
     let text = ok_text(&get(&host.address, "/misc"));
-    let root = win_path(dist());
+    let root = win_path(&app().dist);
     let long_len = root.len() + 1 + 5000;
     assert_eq!(
         text,
@@ -166,7 +152,7 @@ fn map_url_to_path_flush_flag_and_report_unhealthy() {
             bytes_repr(&format!("{root}\\some\\file.txt"))
         )
     );
-    let finished = host.running.finish(Duration::from_secs(60));
+    let finished = host.finish();
     assert!(
         finished
             .stderr

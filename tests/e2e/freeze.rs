@@ -3,69 +3,42 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::process::{Output, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{isapi_freeze, repo, run_windows, stubs, temp_dir, windows_python, Host};
-use crate::http::{get, request, Connection};
+use crate::support::prerequisites::wine_prefix;
+use crate::support::wine::{wine, wine_ready};
+use crate::support::{
+    assert_contains, default_python, get, isapi_freeze, post, repo, run_windows, shared, stubs, temp_dir,
+    test_programs, win_path, windows_python, Connection, Freeze, Frozen, Host,
+};
 
 fn hello_script() -> PathBuf {
     repo().join("examples/hello/hello.py")
 }
 
-/// Runs isapi-freeze with `args`, in `cwd`.
-pub fn freeze(args: &[&str], cwd: &Path) -> Output {
-    isapi_freeze()
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("isapi-freeze runs")
-}
-
-/// Freezes `script` into `dist` with the test CPython; panics with the output on failure.
-pub fn freeze_ok(script: &Path, dist: &Path) {
-    let python = windows_python();
-    let out = freeze(
-        &[
-            script.to_str().unwrap(),
-            "--python",
-            python.to_str().unwrap(),
-            "--dist-dir",
-            dist.to_str().unwrap(),
-        ],
-        &repo(),
-    );
-    assert!(
-        out.status.success(),
-        "freeze failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// One frozen hello shared by the tests that only read it.
-fn hello_dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST
-        .get_or_init(|| {
-            let tmp = temp_dir();
-            let dist = tmp.path().join("dist");
-            freeze_ok(&hello_script(), &dist);
-            (tmp, dist)
-        })
-        .1
+fn hello() -> &'static Frozen {
+    shared(&hello_script())
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs isapi-freeze with `args` (a subcommand and its arguments) in the checkout.
+fn cli(args: &[&str]) -> Output {
+    isapi_freeze()
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("isapi-freeze runs")
+}
+
 #[test]
 fn output_directory_is_self_contained() {
-    let dist = hello_dist();
+    let dist = &hello().dist;
     for name in [
         "_hello.dll",
         "hello.exe",
@@ -84,7 +57,7 @@ fn output_directory_is_self_contained() {
 
 #[test]
 fn get_with_query_is_answered_by_the_script() {
-    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let host = Host::start(&hello().dll(), &[]);
     let response = get(&host.address, "/anything/here?x=1&y=two");
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.header("Content-Type"), Some("text/plain; charset=utf-8"));
@@ -92,21 +65,14 @@ fn get_with_query_is_answered_by_the_script() {
         response.text(),
         "method: GET\npath: /anything/here\nquery: x=1&y=two\nfrozen: dll\n"
     );
-    let finished = host.running.finish(Duration::from_secs(60));
-    assert_eq!(finished.code, 0, "{finished:?}");
+    host.stop();
 }
 
 #[test]
 fn post_body_over_64_kib_is_read_back_by_the_script() {
-    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let host = Host::start(&hello().dll(), &[]);
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
-    let mut raw = format!(
-        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&body);
-    let response = request(&host.address, &raw);
+    let response = post(&host.address, "/upload", &body);
     assert_eq!(response.status, 200, "{response:?}");
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(&body));
     assert_eq!(
@@ -117,11 +83,10 @@ fn post_body_over_64_kib_is_read_back_by_the_script() {
 
 #[test]
 fn keep_alive_serves_several_requests_on_one_connection() {
-    let host = Host::start(&hello_dist().join("_hello.dll"), &[]);
+    let host = Host::start(&hello().dll(), &[]);
     let mut connection = Connection::open(&host.address);
     for i in 0..3 {
-        connection.send(format!("GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-        let response = connection.read_response();
+        let response = connection.get(&format!("/n/{i}"));
         assert_eq!(
             response.text(),
             format!("method: GET\npath: /n/{i}\nquery: \nfrozen: dll\n")
@@ -149,34 +114,26 @@ fn dll_loads_from_a_process_whose_folders_hold_no_python() {
             "{names:?}"
         );
     }
-    let host = Host::start_from(
-        &bin.join("isapi-host.exe"),
-        Some(&cwd),
-        &hello_dist().join("_hello.dll"),
-        &[],
-    );
+    let host = Host::start_from(&bin.join("isapi-host.exe"), &cwd, &hello().dll(), &[]);
     assert_eq!(get(&host.address, "/x").status, 200);
 }
 
 #[test]
 fn installer_runs_the_script_as_main_and_exits_with_its_code() {
     let tmp = temp_dir();
-    let finished = run_windows(&hello_dist().join("hello.exe"), &["install"], tmp.path());
+    let finished = run_windows(&hello().exe(), &["install"], tmp.path());
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
         finished.stdout,
         "hello: serve this extension with `isapi-freeze serve DIST`"
     );
 
-    let script = tmp.path().join("exits.py");
-    std::fs::write(
-        &script,
+    let exits = Freeze::source(
+        "exits.py",
         "import sys\n__ExtensionFactory__ = None\nif __name__ == '__main__':\n    print('argv', sys.argv[1:], sys.frozen)\n    sys.exit(7)\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
-    let finished = run_windows(&dist.join("exits.exe"), &["remove", "--verbose"], tmp.path());
+    .ok();
+    let finished = run_windows(&exits.exe(), &["remove", "--verbose"], tmp.path());
     assert_eq!(finished.code, 7, "{finished:?}");
     assert_eq!(finished.stdout, "argv ['remove', '--verbose'] console_exe");
 }
@@ -206,44 +163,34 @@ fn archive_file_range(image: &[u8]) -> std::ops::Range<usize> {
 
 #[test]
 fn tampered_archive_refuses_to_load_and_says_why() {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&hello_script(), &dist);
-    let dll = dist.join("_hello.dll");
+    let tampered = hello().copy();
+    let dll = tampered.dll();
     let mut image = std::fs::read(&dll).unwrap();
     let range = archive_file_range(&image);
     image[range.start + range.len() / 2] ^= 0x01;
     std::fs::write(&dll, &image).unwrap();
 
-    let mut command = crate::harness::windows_command(&stubs().join("isapi-host.exe"));
-    command
-        .args(["--control-stdin", "--listen", "127.0.0.1:0"])
-        .arg(crate::harness::win_path(&dll));
-    let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
+    let finished = Host::run_refused(Host::command(&dll, &[]));
     assert_eq!(finished.code, 3, "{finished:?}");
     assert!(finished.stderr.contains("GetExtensionVersion"), "{finished:?}");
-    let log = std::fs::read_to_string(dist.join("logs/_hello.log")).unwrap();
+    let log = tampered.log();
     assert!(
         log.contains("the app archive in ") && log.contains("was altered or damaged"),
         "{log}"
     );
-    assert!(log.contains("refusing to run it"), "{log}");
+    assert_contains(&log, "refusing to run it");
 }
 
 #[test]
 fn an_exception_in_the_handler_gives_a_500_and_a_logged_traceback() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("broken.py");
-    std::fs::write(
-        &script,
+    let broken = Freeze::source(
+        "broken.py",
         "from isapi.simple import SimpleExtension\n\
          class E(SimpleExtension):\n    'broken'\n    def HttpExtensionProc(self, ecb):\n        raise ValueError('boom ' + ecb.QueryString.decode())\n\
          def __ExtensionFactory__():\n    return E()\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
-    let host = Host::start(&dist.join("_broken.dll"), &[]);
+    .ok();
+    let host = Host::start(&broken.dll(), &[]);
     let response = get(&host.address, "/p?secret");
     assert_eq!(response.status, 500, "{response:?}");
     assert!(
@@ -252,19 +199,19 @@ fn an_exception_in_the_handler_gives_a_500_and_a_logged_traceback() {
         response.text()
     );
     assert!(response.text().contains("Internal Server Error"));
-    let log = std::fs::read_to_string(dist.join("logs/_broken.log")).unwrap();
-    assert!(log.contains("HttpExtensionProc failed for GET /p?secret:"), "{log}");
-    assert!(log.contains("ValueError: boom secret"), "{log}");
+    let log = broken.log();
+    assert_contains(&log, "HttpExtensionProc failed for GET /p?secret:");
+    assert_contains(&log, "ValueError: boom secret");
     // And the extension still answers.
     assert_eq!(get(&host.address, "/again?x").status, 500);
 }
 
 #[test]
 fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("probe.py");
-    std::fs::write(
-        &script,
+    // A module of the app whose name is also the standard library's: the app's wins, and is
+    // the app's for __file__ too.
+    let probe = Freeze::source(
+        "probe.py",
         "import sys, isapi, threading\n\
          from isapi.simple import SimpleExtension\n\
          class E(SimpleExtension):\n    'probe'\n    def HttpExtensionProc(self, ecb):\n\
@@ -277,15 +224,11 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
          \x20       ecb.WriteClient(body)\n        return 1\n\
          def __ExtensionFactory__():\n    return E()\n",
     )
-    .unwrap();
-    // A module of the app whose name is also the standard library's: the app's wins, and is
-    // the app's for __file__ too.
-    std::fs::write(tmp.path().join("code.py"), "WHOSE = 'the app'\n").unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
+    .file("code.py", "WHOSE = 'the app'\n")
+    .ok();
     // Plant what a non-isolated Python would pick up: json.py in the current folder and on
     // PYTHONPATH, and a PYTHONHOME pointing at it.
-    let planted = tmp.path().join("planted");
+    let planted = probe.dir().join("planted");
     std::fs::create_dir_all(&planted).unwrap();
     std::fs::write(
         planted.join("json.py"),
@@ -297,14 +240,14 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
     for dll in ["python311.dll", "isapi_freeze_runtime.dll"] {
         std::fs::write(planted.join(dll), b"planted, not a DLL").unwrap();
     }
-    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_probe.dll"), &[]);
+    let mut command = Host::command(&probe.dll(), &[]);
     command
         .current_dir(&planted)
-        .env("PYTHONPATH", crate::harness::win_path(&planted))
-        .env("PYTHONHOME", crate::harness::win_path(&planted));
+        .env("PYTHONPATH", win_path(&planted))
+        .env("PYTHONHOME", win_path(&planted));
     let host = Host::from_command(command);
     let response = get(&host.address, "/");
-    let win_dist = crate::harness::win_path(&dist);
+    let win_dist = win_path(&probe.dist);
     let lines: Vec<String> = response.text().lines().map(String::from).collect();
     assert_eq!(lines[0], "'dll'");
     assert_eq!(lines[1], "True");
@@ -334,13 +277,12 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
 
 // Bad input: each gets a clear error naming the file and what to do, and writes nothing.
 
-fn assert_refused(args: &[&str], expected: &[&str]) -> String {
+/// Runs `freeze` into a folder of its own and asserts the refusal: exit 1, the last line an
+/// error with every `expected` part, and nothing written.
+fn assert_refused(freeze: Freeze, expected: &[&str]) -> String {
     let tmp = temp_dir();
     let dist = tmp.path().join("dist");
-    let mut all: Vec<&str> = args.to_vec();
-    let dist_arg = dist.to_str().unwrap().to_string();
-    all.extend(["--dist-dir", &dist_arg]);
-    let out = freeze(&all, &repo());
+    let out = freeze.dist_dir(&dist).output();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     let last = err.lines().last().unwrap_or_default().to_string();
@@ -356,46 +298,34 @@ fn assert_refused(args: &[&str], expected: &[&str]) -> String {
 
 #[test]
 fn a_missing_script_is_refused() {
-    let python = windows_python();
     assert_refused(
-        &["examples/nope.py", "--python", python.to_str().unwrap()],
+        Freeze::script("examples/nope.py"),
         &["script examples/nope.py does not exist"],
     );
 }
 
 #[test]
 fn a_syntax_error_is_reported_with_file_and_line() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("bad.py");
-    std::fs::write(&script, "import os\n\ndef f(:\n    pass\n").unwrap();
-    let python = windows_python();
-    assert_refused(
-        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
-        &[&format!("{}:3:", script.display()), "SyntaxError"],
-    );
+    let freeze = Freeze::source("bad.py", "import os\n\ndef f(:\n    pass\n");
+    let script = freeze.script_path().display().to_string();
+    assert_refused(freeze, &[&format!("{script}:3:"), "SyntaxError"]);
 }
 
 #[test]
 fn a_script_with_neither_factory_is_refused() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("plain.py");
-    std::fs::write(&script, "print('hi')\n").unwrap();
-    let python = windows_python();
+    let freeze = Freeze::source("plain.py", "print('hi')\n");
+    let script = freeze.script_path().display().to_string();
     assert_refused(
-        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
-        &[
-            &script.display().to_string(),
-            "defines neither __ExtensionFactory__ nor __FilterFactory__",
-        ],
+        freeze,
+        &[&script, "defines neither __ExtensionFactory__ nor __FilterFactory__"],
     );
 }
 
 #[test]
 fn a_python_folder_that_is_not_a_cpython_runtime_is_refused() {
     let tmp = temp_dir();
-    let script = hello_script();
     assert_refused(
-        &[script.to_str().unwrap(), "--python", tmp.path().to_str().unwrap()],
+        Freeze::script(hello_script()).python(tmp.path()),
         &[&format!(
             "--python {} is not a Windows CPython runtime: it has no python3XY.dll",
             tmp.path().display()
@@ -406,35 +336,22 @@ fn a_python_folder_that_is_not_a_cpython_runtime_is_refused() {
     std::fs::create_dir(&linux).unwrap();
     std::fs::copy("/usr/bin/python3", linux.join("python311.dll")).unwrap();
     assert_refused(
-        &[script.to_str().unwrap(), "--python", linux.to_str().unwrap()],
+        Freeze::script(hello_script()).python(&linux),
         &["python311.dll: not a PE file"],
     );
 }
 
 #[test]
 fn a_dry_run_lists_the_output_and_writes_nothing() {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
     let python = windows_python();
-    let out = freeze(
-        &[
-            hello_script().to_str().unwrap(),
-            "--python",
-            python.to_str().unwrap(),
-            "--dist-dir",
-            dist.to_str().unwrap(),
-            "--dry-run",
-        ],
-        &repo(),
-    );
+    let freeze = Freeze::script(hello_script()).arg("--dry-run");
+    let dist = freeze.dist();
+    let out = freeze.output();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("would write {} (", dist.display())), "{text}");
-    assert!(text.contains("\n  _hello.dll "), "{text}");
-    assert!(
-        text.contains(&format!("copy of {}/python311.dll", python.display())),
-        "{text}"
-    );
+    assert_contains(&text, "\n  _hello.dll ");
+    assert_contains(&text, &format!("copy of {}/python311.dll", python.display()));
     assert!(!dist.exists());
 }
 
@@ -469,21 +386,10 @@ fn a_regular_windows_installation_layout_is_accepted() {
         .status()
         .unwrap();
     assert!(status.success());
-    let dist = tmp.path().join("dist");
-    let out = freeze(
-        &[
-            hello_script().to_str().unwrap(),
-            "--python",
-            install.to_str().unwrap(),
-            "--dist-dir",
-            dist.to_str().unwrap(),
-        ],
-        &repo(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("(Installation at"), "{}", stderr(&out));
-    assert!(dist.join("_socket.pyd").is_file());
-    let host = Host::start(&dist.join("_hello.dll"), &[]);
+    let installed = Freeze::script(hello_script()).python(&install).ok();
+    assert_contains(&installed.stderr, "(Installation at");
+    assert!(installed.dist.join("_socket.pyd").is_file());
+    let host = Host::start(&installed.dll(), &[]);
     assert_eq!(
         get(&host.address, "/inst?1").text(),
         "method: GET\npath: /inst\nquery: 1\nfrozen: dll\n"
@@ -492,7 +398,7 @@ fn a_regular_windows_installation_layout_is_accepted() {
 
 #[test]
 fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checksum() {
-    let dist = hello_dist();
+    let dist = &hello().dist;
     let dll = std::fs::read(dist.join("_hello.dll")).unwrap();
     let exe = std::fs::read(dist.join("hello.exe")).unwrap();
     for (name, image) in [("_hello.dll", &dll), ("hello.exe", &exe)] {
@@ -515,8 +421,8 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         );
         // Windows' own checksum routine agrees with the header.
         let oracle = run_windows(
-            &crate::harness::test_programs().join("pe-checksum.exe"),
-            &[&crate::harness::win_path(&dist.join(name))],
+            &test_programs().join("pe-checksum.exe"),
+            &[&win_path(&dist.join(name))],
             dist,
         );
         let (header, computed) = oracle.stdout.split_once(' ').unwrap();
@@ -536,11 +442,8 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
     let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 1").unwrap();
     let config = String::from_utf8_lossy(&dll[config_at..(config_at + 200).min(dll.len())]);
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
-    assert!(config.contains(&format!("archive_sha256={digest}\n")), "{config}");
-    assert!(
-        config.contains("python_dll=python311.dll\nscript_module=hello\n"),
-        "{config}"
-    );
+    assert_contains(&config, &format!("archive_sha256={digest}\n"));
+    assert_contains(&config, "python_dll=python311.dll\nscript_module=hello\n");
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
     let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
@@ -584,50 +487,41 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
 
 #[test]
 fn serve_runs_isapi_host_on_the_output_until_its_input_ends() {
-    crate::harness::wine_ready();
+    wine_ready();
     let mut command = isapi_freeze();
     command
         .args([
             "serve",
-            hello_dist().to_str().unwrap(),
+            hello().dist.to_str().unwrap(),
             "--stop-on-eof",
             "--listen",
             "127.0.0.1:0",
         ])
-        .env("WINEPREFIX", crate::harness::wine_prefix())
+        .env("WINEPREFIX", wine_prefix())
         .env("WINEDEBUG", "-all")
-        .env("WINE", crate::harness::wine())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let running = crate::harness::Running::start(command);
-    let line = running.wait_for_stdout(crate::harness::HOST_READY, Duration::from_secs(120));
-    let address = line[crate::harness::HOST_READY.len()..]
-        .trim_end_matches('/')
-        .to_string();
-    let response = get(&address, "/served?by=serve");
+        .env("WINE", wine())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let host = Host::from_command(command);
+    let response = get(&host.address, "/served?by=serve");
     assert_eq!(
         response.text(),
         "method: GET\npath: /served\nquery: by=serve\nfrozen: dll\n"
     );
-    let finished = running.finish(Duration::from_secs(60));
-    assert_eq!(finished.code, 0, "{finished:?}");
+    let finished = host.stop();
     assert!(
         finished
             .stdout
             .contains("isapi-host: extension \"isapi-freeze hello example\""),
         "{finished:?}"
     );
-    assert!(finished.stdout.ends_with("isapi-host: stopped"), "{finished:?}");
 }
 
 #[test]
 fn serve_says_what_to_do_with_a_folder_that_is_not_an_output() {
     let tmp = temp_dir();
-    let out = isapi_freeze()
-        .args(["serve", tmp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = cli(&["serve", tmp.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
@@ -641,15 +535,10 @@ fn serve_says_what_to_do_with_a_folder_that_is_not_an_output() {
 
 #[test]
 fn a_build_python_that_cannot_run_is_refused() {
-    let python = windows_python();
     assert_refused(
-        &[
-            hello_script().to_str().unwrap(),
-            "--python",
-            python.to_str().unwrap(),
-            "--build-python",
-            "/nonexistent/python3",
-        ],
+        Freeze::script(hello_script())
+            .arg("--build-python")
+            .arg("/nonexistent/python3"),
         &["cannot run the build Python /nonexistent/python3; install Python 3.11 or pass --build-python PATH"],
     );
 }
@@ -680,9 +569,10 @@ fn the_same_inputs_from_different_folders_give_byte_identical_output() {
         let folder = tmp.path().join(place);
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::copy(hello_script(), folder.join("hello.py")).unwrap();
-        let dist = folder.join("dist");
-        freeze_ok(&folder.join("hello.py"), &dist);
-        outputs.push(snapshot(&dist));
+        let frozen = Freeze::script(folder.join("hello.py"))
+            .dist_dir(folder.join("dist"))
+            .ok();
+        outputs.push(snapshot(&frozen.dist));
     }
     assert_eq!(
         outputs[0].keys().collect::<Vec<_>>(),
@@ -701,20 +591,21 @@ fn the_same_inputs_from_different_folders_give_byte_identical_output() {
     }
 }
 
+/// How many files an output's manifest.json lists.
+fn manifest_files(dist: &Path) -> usize {
+    let text = std::fs::read_to_string(dist.join("manifest.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["files"].as_array().unwrap().len()
+}
+
 #[test]
 fn verify_names_every_file_that_differs_from_the_manifest() {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&hello_script(), &dist);
-    let verify = || {
-        isapi_freeze()
-            .args(["verify", dist.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
+    let copy = hello().copy();
+    let dist = &copy.dist;
+    let verify = || cli(&["verify", dist.to_str().unwrap()]);
     let clean = verify();
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
-    let files = crate::harness::manifest_files(&dist);
+    let files = manifest_files(dist);
     assert_eq!(
         String::from_utf8_lossy(&clean.stdout),
         format!("ok: {} files match {}/manifest.json\n", files, dist.display())
@@ -745,12 +636,10 @@ fn verify_names_every_file_that_differs_from_the_manifest() {
 
 #[test]
 fn a_script_named_like_a_standard_library_module_is_refused() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("json.py");
-    std::fs::write(&script, "def __ExtensionFactory__():\n    pass\n").unwrap();
-    let python = windows_python();
+    let freeze = Freeze::source("json.py", "def __ExtensionFactory__():\n    pass\n");
+    let script = freeze.script_path().to_path_buf();
     assert_refused(
-        &[script.to_str().unwrap(), "--python", python.to_str().unwrap()],
+        freeze,
         &[&format!(
             "script {} has the name of the standard-library module `json`, which it would hide from every other module; \
              rename the script (e.g. to json_app.py)",
@@ -765,16 +654,8 @@ fn a_symbolic_link_loop_in_data_is_refused_with_its_place() {
     let data = tmp.path().join("data");
     std::fs::create_dir_all(data.join("sub")).unwrap();
     std::os::unix::fs::symlink(&data, data.join("sub/back")).unwrap();
-    let python = windows_python();
-    let spec = format!("{}=assets", data.display());
     assert_refused(
-        &[
-            hello_script().to_str().unwrap(),
-            "--python",
-            python.to_str().unwrap(),
-            "--data",
-            &spec,
-        ],
+        Freeze::script(hello_script()).data(&format!("{}=assets", data.display())),
         &[
             &format!("cannot read --data {}", data.display()),
             &format!("a symbolic link loops back to {}", data.display()),
@@ -800,7 +681,6 @@ fn copied_folder(from: &Path, tmp: &Path, name: &str) -> PathBuf {
 #[test]
 fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
     let tmp = temp_dir();
-    let python = windows_python();
     for (file, damage, expected) in [
         (
             "isapi_freeze_loader.dll".to_string(),
@@ -813,7 +693,7 @@ fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
             "isapi-freeze-launcher.exe: not a PE file",
         ),
         (
-            crate::harness::default_python().runtime_stub(),
+            default_python().runtime_stub(),
             300,
             "isapi_freeze_runtime.dll is not a PE file",
         ),
@@ -822,24 +702,7 @@ fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
         let stubs = copied_folder(&stubs(), tmp.path(), &format!("stubs-{file}"));
         let bytes = std::fs::read(stubs.join(file)).unwrap();
         std::fs::write(stubs.join(file), &bytes[..damage]).unwrap();
-        let dist = tmp.path().join(format!("dist-{file}"));
-        let out = freeze(
-            &[
-                hello_script().to_str().unwrap(),
-                "--python",
-                python.to_str().unwrap(),
-                "--dist-dir",
-                dist.to_str().unwrap(),
-                "--stubs",
-                stubs.to_str().unwrap(),
-            ],
-            &repo(),
-        );
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
-        assert!(err.lines().last().unwrap().starts_with("error: "), "{file}: {err}");
-        assert!(err.contains(expected), "{file}: {expected:?} not in {err}");
-        assert!(!dist.exists(), "{file}: nothing may be written");
+        assert_refused(Freeze::script(hello_script()).arg("--stubs").arg(&stubs), &[expected]);
     }
 }
 
@@ -853,21 +716,7 @@ fn a_damaged_windows_python_is_refused_and_nothing_is_written() {
         let python = copied_folder(&windows_python(), tmp.path(), &format!("py-{file}"));
         let bytes = std::fs::read(python.join(file)).unwrap();
         std::fs::write(python.join(file), &bytes[..200]).unwrap();
-        let dist = tmp.path().join(format!("dist-{file}"));
-        let out = freeze(
-            &[
-                hello_script().to_str().unwrap(),
-                "--python",
-                python.to_str().unwrap(),
-                "--dist-dir",
-                dist.to_str().unwrap(),
-            ],
-            &repo(),
-        );
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
-        assert!(err.contains(expected), "{file}: {expected:?} not in {err}");
-        assert!(!dist.exists(), "{file}: nothing may be written");
+        assert_refused(Freeze::script(hello_script()).python(&python), &[expected]);
     }
 }
 

@@ -5,26 +5,30 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::harness::{stubs, temp_dir, win_path, windows_command, Host, Running};
-use crate::http::{get, request, Connection};
+use crate::support::host::HOST_STOPPED;
+use crate::support::{get, post, request, temp_dir, test_programs, win_path, Connection, Host, Response};
 
-/// The fixture DLL, cross-built with the stubs.
+/// The fixture DLL, cross-built with the test programs.
 fn fixture() -> PathBuf {
-    let dll = crate::harness::test_programs().join("native_extension.dll");
-    assert!(
-        dll.is_file(),
-        "no {}: build -p native-extension for x86_64-pc-windows-gnu",
-        dll.display()
-    );
-    dll
+    test_programs().join("native_extension.dll")
 }
 
 fn host() -> Host {
     Host::start(&fixture(), &[])
 }
 
-fn header<'a>(r: &'a crate::http::Response, name: &str) -> Option<&'a str> {
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
     r.header(name)
+}
+
+/// Asserts that the extension echoed `expected` exactly (without printing megabytes).
+fn assert_echoed(r: &Response, expected: &[u8]) {
+    assert!(
+        r.body == expected,
+        "echoed body differs (got {} bytes, want {})",
+        r.body.len(),
+        expected.len()
+    );
 }
 
 /// A deterministic body that is not all one byte, so misplaced data shows.
@@ -47,23 +51,12 @@ fn get_passes_method_path_and_query_to_the_extension() {
 fn post_body_of_200_kib_is_echoed_exactly_through_preload_and_read_client() {
     let host = host();
     let body = pattern(200 * 1024);
-    let mut raw = format!(
-        "POST /echo?big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&body);
-    let r = request(&host.address, &raw);
+    let r = post(&host.address, "/echo?big", &body);
     assert_eq!(r.status, 200);
     let mut expected = b"POST /echo big\n".to_vec();
     expected.extend_from_slice(&body);
     assert_eq!(header(&r, "Content-Length"), Some(expected.len().to_string().as_str()));
-    assert!(
-        r.body == expected,
-        "echoed body differs (got {} bytes, want {})",
-        r.body.len(),
-        expected.len()
-    );
+    assert_echoed(&r, &expected);
 }
 
 #[test]
@@ -83,32 +76,24 @@ fn chunked_request_body_is_decoded_for_the_extension() {
     assert_eq!(r.status, 200);
     let mut expected = b"PUT /echo/chunks \n".to_vec();
     expected.extend_from_slice(&data);
-    assert!(
-        r.body == expected,
-        "echoed body differs (got {} bytes, want {})",
-        r.body.len(),
-        expected.len()
-    );
+    assert_echoed(&r, &expected);
 }
 
 #[test]
 fn keep_alive_carries_several_requests_on_one_connection() {
     let host = host();
     let mut c = Connection::open(&host.address);
-    c.send(b"GET /echo/1?a HTTP/1.1\r\nHost: t\r\n\r\n");
-    let first = c.read_response();
+    let first = c.exchange(b"GET /echo/1?a HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(
         (first.status, first.text().as_str(), header(&first, "Connection")),
         (200, "GET /echo/1 a\n", None)
     );
     // No Content-Length from the extension: the host chunks it and keeps the connection.
-    c.send(b"GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n");
-    let second = c.read_response();
+    let second = c.exchange(b"GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(header(&second, "Transfer-Encoding"), Some("chunked"));
     assert_eq!(header(&second, "Content-Length"), None);
     assert_eq!(second.text(), "one\ntwo\nthree\n");
-    c.send(b"POST /echo/3 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
-    let third = c.read_response();
+    let third = c.exchange(b"POST /echo/3 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!(third.text(), "POST /echo/3 \nabc");
 }
 
@@ -122,14 +107,12 @@ fn http10_client_gets_a_close_delimited_body_when_the_extension_sends_no_length(
     assert_eq!(r.text(), "one\ntwo\nthree\n");
     // HTTP/1.0 with Content-Length and keep-alive asked for: kept, and said so.
     let mut c = Connection::open(&host.address);
-    c.send(b"GET /echo/ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    let kept = c.read_response();
+    let kept = c.exchange(b"GET /echo/ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(
         (kept.text().as_str(), header(&kept, "Connection")),
         ("GET /echo/ka \n", Some("keep-alive"))
     );
-    c.send(b"GET /echo/again HTTP/1.0\r\n\r\n");
-    let last = c.read_response();
+    let last = c.exchange(b"GET /echo/again HTTP/1.0\r\n\r\n");
     assert_eq!(
         (last.text().as_str(), header(&last, "Connection")),
         ("GET /echo/again \n", Some("close"))
@@ -169,7 +152,7 @@ fn server_variables_answer_as_iis_does() {
     let r = var("GET /var?HTTP_X_CUSTOM HTTP/1.1\r\nHost: t\r\nX-Custom: custom value\r\nConnection: close\r\n\r\n");
     assert_eq!(r.text(), "custom value");
     let r = var("GET /var?SERVER_PORT HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.text(), host.address.rsplit(':').next().unwrap());
+    assert_eq!(r.text(), host.port());
     let r = var("GET /var?APPL_MD_PATH HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(r.text(), "/LM/W3SVC/1/ROOT");
     // A wildcard script map: SCRIPT_NAME and PATH_INFO are both the whole path.
@@ -250,7 +233,7 @@ fn request_outside_vpath_is_404_without_calling_the_extension() {
 fn stdin_eof_stops_the_host_with_exit_0() {
     let host = host();
     assert_eq!(get(&host.address, "/echo").status, 200);
-    let done = host.running.finish(Duration::from_secs(60));
+    let done = host.finish();
     let output = format!("stdout:\n{}\nstderr:\n{}", done.stdout, done.stderr);
     assert_eq!(done.code, 0, "{output}");
     assert!(
@@ -263,16 +246,15 @@ fn stdin_eof_stops_the_host_with_exit_0() {
         done.stderr.lines().any(|l| l == "isapi-host: GET /echo 200 11"),
         "no request log line; {output}"
     );
-    assert_eq!(done.stdout.lines().last(), Some("isapi-host: stopped"), "{output}");
+    assert_eq!(done.stdout.lines().last(), Some(HOST_STOPPED), "{output}");
 }
 
 #[test]
 fn dll_that_does_not_exist_exits_2_with_the_windows_error() {
     let dir = temp_dir();
-    let missing = win_path(&dir.path().join("missing.dll"));
-    let mut command = windows_command(&stubs().join("isapi-host.exe"));
-    command.args(["--control-stdin", "--listen", "127.0.0.1:0", &missing]);
-    let done = Running::start(command).finish(Duration::from_secs(60));
+    let missing = dir.path().join("missing.dll");
+    let done = Host::run_refused(Host::command(&missing, &[]));
+    let missing = win_path(&missing);
     assert_eq!(done.code, 2, "stderr:\n{}", done.stderr);
     assert_eq!(
         done.stderr.trim_end(),
@@ -284,11 +266,9 @@ fn dll_that_does_not_exist_exits_2_with_the_windows_error() {
 #[test]
 fn get_extension_version_false_exits_3_with_the_message() {
     let dll = fixture();
-    let mut command = windows_command(&stubs().join("isapi-host.exe"));
-    command
-        .args(["--control-stdin", "--listen", "127.0.0.1:0", &win_path(&dll)])
-        .env("NATIVE_EXTENSION_REFUSE", "1");
-    let done = Running::start(command).finish(Duration::from_secs(60));
+    let mut command = Host::command(&dll, &[]);
+    command.env("NATIVE_EXTENSION_REFUSE", "1");
+    let done = Host::run_refused(command);
     assert_eq!(done.code, 3, "stderr:\n{}", done.stderr);
     let expected = format!(
         "isapi-host: GetExtensionVersion of {} returned FALSE; see the extension's log",

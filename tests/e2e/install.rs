@@ -4,47 +4,78 @@
 //! byte for byte, and that bad input changes nothing and exits non-zero.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use crate::freeze::{freeze, freeze_ok};
-use crate::harness::{repo, run_windows, temp_dir, win_path, windows_python, Finished};
+use tempfile::TempDir;
+
+use crate::support::{
+    assert_contains, fixture, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
+};
 
 const CRLF: &str = "\r\n";
 
-fn fixture() -> Vec<u8> {
-    std::fs::read(repo().join("tests/fixtures/iis/applicationHost.config")).unwrap()
+/// The applicationHost.config fixture's bytes.
+fn iis_fixture() -> Vec<u8> {
+    std::fs::read(fixture("iis/applicationHost.config")).unwrap()
 }
 
 /// A script with no install code of its own.
-const PLAIN: &str = "\"\"\"No install code.\"\"\"\nfrom isapi.simple import SimpleExtension\n\n\
-class Extension(SimpleExtension):\n    def HttpExtensionProc(self, ecb):\n        return 1\n\n\
+const PLAIN: &str = "\"\"\"No install code.\"\"\"\nfrom isapi.simple import SimpleExtension\n\n\\
+class Extension(SimpleExtension):\n    def HttpExtensionProc(self, ecb):\n        return 1\n\n\\
 def __ExtensionFactory__():\n    return Extension()\n";
 
 /// `plain.py` frozen once into a shared output directory (tests only read it).
-fn plain_dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST
-        .get_or_init(|| {
-            let tmp = temp_dir();
-            let script = tmp.path().join("plain.py");
-            std::fs::write(&script, PLAIN).unwrap();
-            let dist = tmp.path().join("dist");
-            freeze_ok(&script, &dist);
-            (tmp, dist)
-        })
-        .1
+fn plain() -> &'static Frozen {
+    shared_with("install: plain.py", || Freeze::source("plain.py", PLAIN).ok())
 }
 
-/// A copy of the fixture in a fresh folder.
-fn config_copy() -> (tempfile::TempDir, PathBuf) {
-    let tmp = temp_dir();
-    let path = tmp.path().join("applicationHost.config");
-    std::fs::write(&path, fixture()).unwrap();
-    (tmp, path)
+/// An applicationHost.config alone in a fresh folder: the fixture, or a variant of it.
+struct Config {
+    tmp: TempDir,
+    path: PathBuf,
+    /// The path as Windows programs see it.
+    win: String,
 }
 
-fn run(exe: &Path, args: &[&str], cwd: &Path) -> Finished {
-    run_windows(exe, args, cwd)
+impl Config {
+    fn new() -> Config {
+        Config::with(iis_fixture())
+    }
+
+    fn with(bytes: impl AsRef<[u8]>) -> Config {
+        let tmp = temp_dir();
+        let path = tmp.path().join("applicationHost.config");
+        std::fs::write(&path, bytes).unwrap();
+        let win = win_path(&path);
+        Config { tmp, path, win }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.bytes()).unwrap()
+    }
+
+    /// Asserts that nothing was written beside the config (no backup, no temporary file).
+    fn assert_alone(&self) {
+        assert_eq!(
+            std::fs::read_dir(self.dir()).unwrap().count(),
+            1,
+            "no backup or temporary file"
+        );
+    }
+
+    /// `EXE COMMAND --config PATH EXTRA..`, run in the config's folder.
+    fn run(&self, exe: &Path, command: &str, extra: &[&str]) -> Finished {
+        let mut args = vec![command, "--config", &self.win];
+        args.extend(extra);
+        run_windows(exe, &args, self.dir())
+    }
 }
 
 /// The fixture with `lines` inserted after the (first) line equal to `anchor`, indented
@@ -68,7 +99,7 @@ fn insert_after(text: &str, anchor: &str, lines: &[String]) -> String {
 fn plain_installed(dist: &Path) -> Vec<u8> {
     let dir = win_path(dist);
     let dll = format!("{dir}\\_plain.dll");
-    let text = String::from_utf8(fixture()[3..].to_vec()).unwrap();
+    let text = String::from_utf8(iis_fixture()[3..].to_vec()).unwrap();
     let text = insert_after(
         &text,
         "            <add name=\"Intranet\" managedRuntimeVersion=\"v4.0\" />",
@@ -109,19 +140,26 @@ fn plain_installed(dist: &Path) -> Vec<u8> {
     bytes
 }
 
+/// Runs plain.exe install against `config` with `extra` options; it must fail: its stderr.
+fn refused_install(config: &Config, extra: &[&str]) -> String {
+    let finished = config.run(&plain().exe(), "install", extra);
+    assert_eq!(finished.code, 1, "{finished:?}");
+    finished.stderr
+}
+
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
 
 #[test]
 fn install_adds_pool_application_handler_and_restriction_then_remove_restores_every_byte() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let exe = dist.join("plain.exe");
-    let cfg = win_path(&config);
+    let dist = &plain().dist;
+    let config = Config::new();
+    let exe = plain().exe();
+    let cfg = &config.win;
     let dir = win_path(dist);
 
-    let first = run(&exe, &["install", "--config", &cfg], tmp.path());
+    let first = config.run(&exe, "install", &[]);
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(
         lines(&first.stdout),
@@ -132,109 +170,78 @@ fn install_adds_pool_application_handler_and_restriction_then_remove_restores_ev
             "Installation complete.".into(),
         ]
     );
-    let installed = std::fs::read(&config).unwrap();
+    let installed = config.bytes();
     assert_eq!(
         String::from_utf8_lossy(&installed),
         String::from_utf8_lossy(&plain_installed(dist))
     );
     assert_eq!(
-        std::fs::read(tmp.path().join("applicationHost.config.isapi-freeze-backup")).unwrap(),
-        fixture()
+        std::fs::read(config.dir().join("applicationHost.config.isapi-freeze-backup")).unwrap(),
+        iis_fixture()
     );
 
-    let again = run(&exe, &["install", "--config", &cfg], tmp.path());
+    let again = config.run(&exe, "install", &[]);
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(
         lines(&again.stdout)[0],
         format!("IIS configuration already up to date ({cfg})")
     );
-    assert_eq!(
-        std::fs::read(&config).unwrap(),
-        installed,
-        "a second install changes nothing"
-    );
+    assert_eq!(config.bytes(), installed, "a second install changes nothing");
 
-    let removed = run(&exe, &["remove", "--config", &cfg], tmp.path());
+    let removed = config.run(&exe, "remove", &[]);
     assert_eq!(removed.code, 0, "{removed:?}");
     assert_eq!(
         lines(&removed.stdout)[0],
         format!("updated {cfg}: removed 1 ISAPI restriction, removed 1 handler mapping, removed 1 application, removed 1 application pool")
     );
     assert_eq!(
-        std::fs::read(&config).unwrap(),
-        fixture(),
+        config.bytes(),
+        iis_fixture(),
         "remove gives back the file byte for byte"
     );
 
-    let removed_again = run(&exe, &["uninstall", "--config", &cfg], tmp.path());
+    let removed_again = config.run(&exe, "uninstall", &[]);
     assert_eq!(removed_again.code, 0, "{removed_again:?}");
     assert_eq!(
         lines(&removed_again.stdout)[0],
         format!("IIS configuration already clean ({cfg})")
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 #[test]
 fn freeze_time_site_and_vpath_choose_where_a_script_without_install_code_goes() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("plain.py");
-    std::fs::write(&script, PLAIN).unwrap();
-    let dist = tmp.path().join("dist");
-    let python = windows_python();
-    let out = freeze(
-        &[
-            script.to_str().unwrap(),
-            "--python",
-            python.to_str().unwrap(),
-            "--dist-dir",
-            dist.to_str().unwrap(),
-            "--site",
-            "intranet",
-            "--vpath",
-            "/tools/plain/",
-        ],
-        &repo(),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config = tmp.path().join("applicationHost.config");
-    std::fs::write(&config, fixture()).unwrap();
-    let cfg = win_path(&config);
-    let finished = run(
-        &dist.join("plain.exe"),
-        &["install", "--config", &cfg, "-q"],
-        tmp.path(),
-    );
+    let placed = Freeze::source("plain.py", PLAIN)
+        .args(["--site", "intranet", "--vpath", "/tools/plain/"])
+        .ok();
+    let config = Config::new();
+    let finished = config.run(&placed.exe(), "install", &["-q"]);
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(finished.stdout, "");
-    let text = String::from_utf8(std::fs::read(&config).unwrap()).unwrap();
+    let text = config.text();
     // The site is matched by name in any case, and written as IIS spells it.
-    assert!(
-        text.contains(&format!(
+    assert_contains(
+        &text,
+        &format!(
             "                <application path=\"/tools/plain\" applicationPool=\"isapi-freeze-plain\">{CRLF}\
              \x20                   <virtualDirectory path=\"/\" physicalPath=\"{}\" />",
-            win_path(&dist)
-        )),
-        "{text}"
+            win_path(&placed.dist)
+        ),
     );
     let intranet_apps = text.find("<site name=\"Intranet\"").unwrap();
     assert!(text.find("<application path=\"/tools/plain\"").unwrap() > intranet_apps);
-    assert!(text.contains("    <location path=\"Intranet/tools/plain\">"), "{text}");
+    assert_contains(&text, "    <location path=\"Intranet/tools/plain\">");
 }
 
 #[test]
 fn dry_run_prints_the_planned_diff_and_changes_nothing() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let cfg = win_path(&config);
+    let dist = &plain().dist;
+    let config = Config::new();
+    let cfg = &config.win;
     let dir = win_path(dist);
-    let finished = run(
-        &dist.join("plain.exe"),
-        &["install", "--config", &cfg, "--dry-run"],
-        tmp.path(),
-    );
+    let finished = config.run(&plain().exe(), "install", &["--dry-run"]);
     assert_eq!(finished.code, 0, "{finished:?}");
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
+    assert_eq!(config.bytes(), iis_fixture());
     let out = lines(&finished.stdout);
     assert_eq!(out[0], format!("--- {cfg}"));
     assert_eq!(out[1], format!("+++ {cfg} (planned)"));
@@ -273,15 +280,10 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
 
 #[test]
 fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let cfg = win_path(&config);
+    let dist = &plain().dist;
+    let config = Config::new();
     let dir = win_path(dist);
-    let finished = run(
-        &dist.join("plain.exe"),
-        &["install", "--config", &cfg, "--dry-run", "--print-appcmd"],
-        tmp.path(),
-    );
+    let finished = config.run(&plain().exe(), "install", &["--dry-run", "--print-appcmd"]);
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
         lines(&finished.stdout),
@@ -293,14 +295,13 @@ fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
             format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
         ]
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 #[test]
 fn without_config_and_without_appcmd_install_explains_and_fails() {
-    let dist = plain_dist();
     let tmp = temp_dir();
-    let finished = run(&dist.join("plain.exe"), &["install", "--dry-run"], tmp.path());
+    let finished = run_windows(&plain().exe(), &["install", "--dry-run"], tmp.path());
     assert_eq!(finished.code, 1, "{finished:?}");
     assert_eq!(
         finished.stderr,
@@ -312,120 +313,85 @@ fn without_config_and_without_appcmd_install_explains_and_fails() {
 
 #[test]
 fn a_malformed_config_is_refused_untouched() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let mut broken = String::from_utf8(fixture()).unwrap();
+    let mut broken = String::from_utf8(iis_fixture()).unwrap();
     broken = broken.replacen("<webLimits />", "<webLimits>", 1);
-    std::fs::write(&config, &broken).unwrap();
-    let cfg = win_path(&config);
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &cfg], tmp.path());
-    assert_eq!(finished.code, 1, "{finished:?}");
+    let config = Config::with(&broken);
+    let cfg = &config.win;
     assert_eq!(
-        finished.stderr,
+        refused_install(&config, &[]),
         format!(
             "ConfigurationError: {cfg} is not well-formed XML (line 168, column 7: mismatched tag); IIS cannot \
              read it either. Nothing was changed: repair it or restore a backup \
              (%windir%\\System32\\inetsrv\\config\\history)"
         )
     );
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
-    assert_eq!(
-        std::fs::read_dir(tmp.path()).unwrap().count(),
-        1,
-        "no backup or temporary file"
-    );
+    assert_eq!(config.text(), broken);
+    config.assert_alone();
 }
 
 #[test]
 fn a_read_only_config_is_refused_untouched() {
     use std::os::unix::fs::PermissionsExt;
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let cfg = win_path(&config);
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &cfg], tmp.path());
-    assert_eq!(finished.code, 1, "{finished:?}");
+    let config = Config::new();
+    std::fs::set_permissions(&config.path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let cfg = &config.win;
     assert_eq!(
-        finished.stderr,
+        refused_install(&config, &[]),
         format!(
             "InstallationError: cannot write {cfg}: the file is read-only; nothing was changed (clear its read-only \
              attribute, or use an Administrator prompt)"
         )
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
-    assert_eq!(
-        std::fs::read_dir(tmp.path()).unwrap().count(),
-        1,
-        "no backup or temporary file"
-    );
+    assert_eq!(config.bytes(), iis_fixture());
+    config.assert_alone();
 }
 
 #[test]
 fn an_unknown_site_is_refused_with_the_sites_there_are() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let cfg = win_path(&config);
-    let finished = run(
-        &dist.join("plain.exe"),
-        &["install", "--config", &cfg, "--server", "Nope"],
-        tmp.path(),
-    );
-    assert_eq!(finished.code, 1, "{finished:?}");
+    let config = Config::new();
+    let cfg = &config.win;
     assert_eq!(
-        finished.stderr,
+        refused_install(&config, &["--server", "Nope"]),
         format!(
             "ItemNotFound: no web site matches 'Nope' in {cfg} (sites: Default Web Site, Intranet); choose one with \
              --server NAME"
         )
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 #[test]
 fn iis_without_isapi_extensions_is_refused() {
-    let dist = plain_dist();
-    let (tmp, config) = config_copy();
-    let text = String::from_utf8(fixture()).unwrap().replacen(
+    let text = String::from_utf8(iis_fixture()).unwrap().replacen(
         "            <add name=\"IsapiModule\" image=\"%windir%\\System32\\inetsrv\\isapi.dll\" />\r\n",
         "",
         1,
     );
-    std::fs::write(&config, &text).unwrap();
-    let cfg = win_path(&config);
-    let finished = run(&dist.join("plain.exe"), &["install", "--config", &cfg], tmp.path());
-    assert_eq!(finished.code, 1, "{finished:?}");
+    let config = Config::with(&text);
+    let cfg = &config.win;
     assert_eq!(
-        finished.stderr,
+        refused_install(&config, &[]),
         format!(
             "ConfigurationError: IIS's ISAPI Extensions feature is not installed ({cfg} has no IsapiModule in \
              globalModules). Install it: `Install-WindowsFeature Web-ISAPI-Ext` on Windows Server, \
              `dism /online /enable-feature /featurename:IIS-ISAPIExtensions` elsewhere"
         )
     );
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+    assert_eq!(config.text(), text);
 }
 
 #[test]
 fn a_changed_output_directory_is_refused_before_iis_is_touched() {
-    let tmp = temp_dir();
-    let script = tmp.path().join("plain.py");
-    std::fs::write(&script, PLAIN).unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
-    let zip = dist.join("python311.zip");
+    let changed = plain().copy();
+    let zip = changed.dist.join("python311.zip");
     let mut bytes = std::fs::read(&zip).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&zip, bytes).unwrap();
-    let config = tmp.path().join("applicationHost.config");
-    std::fs::write(&config, fixture()).unwrap();
-    let finished = run(
-        &dist.join("plain.exe"),
-        &["install", "--config", &win_path(&config)],
-        tmp.path(),
-    );
+    let config = Config::new();
+    let finished = config.run(&changed.exe(), "install", &[]);
     assert_eq!(finished.code, 1, "{finished:?}");
-    let zip_path = format!("{}\\python311.zip", win_path(&dist));
+    let zip_path = format!("{}\\python311.zip", win_path(&changed.dist));
     assert!(
         finished.stderr.starts_with(&format!(
             "ConfigurationError: {zip_path} does not match manifest.json (SHA-256 "
@@ -438,22 +404,19 @@ fn a_changed_output_directory_is_refused_before_iis_is_touched() {
             .ends_with("): the output directory changed after freezing; copy it again"),
         "{finished:?}"
     );
-    assert_eq!(std::fs::read(&config).unwrap(), fixture());
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 #[test]
 fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&repo().join("examples/installable/installable.py"), &dist);
-    let config = tmp.path().join("applicationHost.config");
-    std::fs::write(&config, fixture()).unwrap();
-    let cfg = win_path(&config);
-    let dir = win_path(&dist);
+    let installable = Freeze::script(repo().join("examples/installable/installable.py")).ok();
+    let config = Config::new();
+    let cfg = &config.win;
+    let dir = win_path(&installable.dist);
     let dll = format!("{dir}\\_installable.dll");
-    let exe = dist.join("installable.exe");
+    let exe = installable.exe();
 
-    let finished = run(&exe, &["install", "--config", &cfg], tmp.path());
+    let finished = config.run(&exe, "install", &[]);
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
         lines(&finished.stdout),
@@ -467,7 +430,7 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
             "Installation complete.".into(),
         ]
     );
-    let text = String::from_utf8(std::fs::read(&config).unwrap()).unwrap();
+    let text = config.text();
     for expected in [
         format!("                <application path=\"/installable/api\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
         format!("                <application path=\"/installable/admin\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
@@ -479,31 +442,30 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
         assert!(text.contains(&expected), "missing:\n{expected}\nin:\n{text}");
     }
     // The unrelated site and its handler entries survive untouched.
-    let fixture_text = String::from_utf8(fixture()).unwrap();
+    let fixture_text = String::from_utf8(iis_fixture()).unwrap();
     let intranet = |t: &str| {
         let start = t.find("    <location path=\"Intranet\">").unwrap();
         t[start..start + t[start..].find("</location>").unwrap()].to_string()
     };
     assert_eq!(intranet(&text), intranet(&fixture_text));
 
-    let status = run(&exe, &["status"], tmp.path());
+    let status = run_windows(&exe, &["status"], config.dir());
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.stdout, "status: /installable/api and /installable/admin");
 
-    let removed = run(&exe, &["remove", "--config", &cfg], tmp.path());
+    let removed = config.run(&exe, "remove", &[]);
     assert_eq!(removed.code, 0, "{removed:?}");
     assert_eq!(
-        std::fs::read(&config).unwrap(),
-        fixture(),
+        config.bytes(),
+        iis_fixture(),
         "remove gives back the file byte for byte"
     );
 }
 
 #[test]
 fn an_unknown_command_is_a_usage_error() {
-    let dist = plain_dist();
     let tmp = temp_dir();
-    let finished = run(&dist.join("plain.exe"), &["instal"], tmp.path());
+    let finished = run_windows(&plain().exe(), &["instal"], tmp.path());
     assert_eq!(finished.code, 2, "{finished:?}");
     assert!(
         finished.stderr.ends_with("plain.exe: error: Invalid arg 'instal'"),
@@ -515,7 +477,7 @@ fn an_unknown_command_is_a_usage_error() {
 fn a_config_changed_by_someone_else_between_read_and_write_is_left_alone() {
     // The guard of `install --config`, driven directly with this machine's Python: the file
     // on disk no longer holds what the change was planned from.
-    let tmp = crate::harness::temp_dir();
+    let tmp = temp_dir();
     let config = tmp.path().join("applicationHost.config");
     std::fs::write(&config, "<configuration>edited by someone else</configuration>").unwrap();
     std::fs::write(
@@ -528,7 +490,7 @@ fn a_config_changed_by_someone_else_between_read_and_write_is_left_alone() {
          try:\n    i.write_config({path:?}, b'<configuration>ours</configuration>', read=b'<configuration>as read</configuration>')\n\
          except i.InstallationError as e:\n    print(e)\n",
         path = config.display().to_string(),
-        resources = crate::harness::repo().join("resources").display().to_string()
+        resources = repo().join("resources").display().to_string()
     );
     let out = std::process::Command::new("python3")
         .args(["-I", "-c", &script])

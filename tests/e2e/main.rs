@@ -1,17 +1,16 @@
-//! The one integration-test binary. Each module proves one area end to end; everything
-//! that needs Wine, the Windows stubs or the Windows CPython goes through `harness`.
+//! The one integration-test binary. Each module proves one area end to end; what they share
+//! (Wine, the stubs, the Windows CPython, isapi-host, HTTP, freezing) is in `support`, which
+//! also says once, before anything runs under Wine, what `make test` has yet to prepare.
 
 mod apps;
 mod diagnostics;
 mod ecb;
 mod filters;
 mod freeze;
-mod harness;
 mod host;
-mod http;
 mod install;
 mod reliability;
 mod serve;
-mod soak;
+mod support;
 mod threads;
 mod wsgi;

@@ -7,27 +7,21 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::harness::{stubs, Host};
-use crate::http::{get, request, Connection, Response};
-use crate::soak::{echo_body, load, reset_peak, settled_figures};
-use crate::threads::{fixture_script, frozen, read_log, wait_for_log};
-
-const ERROR_PAGE: &str = "<html><head><title>500 Internal Server Error</title></head><body>\
-<h1>Internal Server Error</h1><p>The application failed to handle this request. \
-The details are in the application's log.</p></body></html>";
+use crate::support::load::{echo_body, load, post_streamed, reset_peak, settled_figures};
+use crate::support::{
+    assert_contains, fixture, get, request, shared, win_path, Connection, Finished, Freeze, Frozen, Host, ERROR_PAGE,
+};
 
 /// The application, frozen once; tests look in its log only for lines they alone cause.
-fn dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST.get_or_init(|| frozen(&fixture_script("reliability.py"))).1
+fn app() -> &'static Frozen {
+    shared(&fixture("scripts/reliability.py"))
 }
 
 fn dll() -> PathBuf {
-    dist().join("_reliability.dll")
+    app().dll()
 }
 
 /// The next request after a fault is answered, exactly.
@@ -78,31 +72,7 @@ fn thirty_two_clients_get_every_answer_exactly_and_memory_and_handles_level_off(
         after.rss_kib <= before.rss_kib + 8 * 1024,
         "resident memory grew: {before:?} -> {after:?}"
     );
-    let finished = host.running.finish(Duration::from_secs(60));
-    assert_eq!(finished.code, 0, "{finished:?}");
-}
-
-/// The bytes of an N-byte body: a pattern that makes misplaced pieces show in the hash.
-fn body_piece(offset: usize, len: usize) -> Vec<u8> {
-    (offset..offset + len).map(|i| (i % 251) as u8).collect()
-}
-
-/// POSTs `size` bytes to /hash, streamed from memory piece by piece; returns the answer.
-pub fn post_streamed(address: &str, size: usize) -> (Response, String) {
-    use sha2::{Digest, Sha256};
-    let mut c = Connection::open(address);
-    c.send(format!("POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").as_bytes());
-    let mut digest = Sha256::new();
-    let piece = 1 << 20;
-    let mut sent = 0;
-    while sent < size {
-        let chunk = body_piece(sent, piece.min(size - sent));
-        digest.update(&chunk);
-        c.send(&chunk);
-        sent += chunk.len();
-    }
-    let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    (c.read_response(), hex)
+    host.stop();
 }
 
 #[test]
@@ -143,7 +113,7 @@ fn handlers_that_raise_recurse_without_end_or_run_out_of_memory_get_a_500_and_th
     ] {
         let r = get(&host.address, path);
         assert_eq!((r.status, r.text().as_str()), (500, ERROR_PAGE), "{path}: {r:?}");
-        wait_for_log(dist(), "_reliability", error, |log| {
+        app().wait_for_log(error, |log| {
             log.contains(&format!("isapi.wsgi: the application failed on GET {path}:")) && log.contains(error)
         });
         assert_still_serving(&host.address, &format!("after-{}", &path[1..]));
@@ -156,7 +126,7 @@ fn tracebacks_reach_the_client_only_when_error_detail_is_turned_on() {
     let r = get(&host.address, "/raise");
     assert_eq!((r.status, r.text().as_str()), (500, ERROR_PAGE));
     drop(host);
-    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dll(), &[]);
+    let mut command = Host::command(&dll(), &[]);
     command.env("ISAPI_FREEZE_ERROR_DETAIL", "1");
     let host = Host::from_command(command);
     let r = get(&host.address, "/raise");
@@ -193,19 +163,15 @@ fn a_handler_that_hangs_past_the_request_timeout_gets_503_and_the_server_goes_on
     // The handler is still waiting on its worker; once it returns, its late answer goes
     // nowhere and nothing breaks.
     assert_eq!(get(&host.address, "/release").text(), "released\n");
-    wait_for_log(dist(), "_reliability", "the hung handler ending", |log| {
+    app().wait_for_log("the hung handler ending", |log| {
         log.contains("hang ended, released=True")
     });
     assert_still_serving(&host.address, "after-release");
-    let finished = host.running.finish(Duration::from_secs(60));
-    assert_eq!(finished.code, 0, "{finished:?}");
-    assert!(
-        finished.stderr.contains(
-            "isapi-host: GET /hang: no answer within the request timeout (2s): answered 503, connection closed"
-        ),
-        "{finished:?}"
+    let finished = host.stop();
+    assert_contains(
+        &finished.stderr,
+        "isapi-host: GET /hang: no answer within the request timeout (2s): answered 503, connection closed",
     );
-    assert!(finished.stdout.ends_with("isapi-host: stopped"), "{finished:?}");
 }
 
 #[test]
@@ -218,7 +184,7 @@ fn a_client_leaving_mid_response_does_not_stop_the_server() {
     assert!(first.starts_with(b"HTTP/1.1 200 OK\r\n"));
     stream.shutdown(Shutdown::Both).unwrap();
     drop(stream);
-    wait_for_log(dist(), "_reliability", "the client leaving /big", |log| {
+    app().wait_for_log("the client leaving /big", |log| {
         log.contains("isapi.wsgi: GET /big: the client went away")
     });
     assert_still_serving(&host.address, "after-leaving");
@@ -230,19 +196,17 @@ fn header_values_with_line_breaks_set_by_the_app_are_refused_and_never_sent() {
     let r = get(&host.address, "/header-crlf");
     assert_eq!((r.status, r.text().as_str()), (500, ERROR_PAGE), "{r:?}");
     assert_eq!(r.header("X-Injected"), None);
-    wait_for_log(dist(), "_reliability", "the refused header", |log| {
+    app().wait_for_log("the refused header", |log| {
         log.contains("ValueError: a header contains a line break: ('X-Note', 'a\\r\\nX-Injected: yes')")
     });
     // Straight through the control block, a bare CR: the host drops the line.
     let r = get(&host.address, "/ecb-header-cr");
     assert_eq!((r.status, r.text().as_str()), (200, "raw header block\n"), "{r:?}");
     assert_eq!((r.header("X-Injected"), r.header("X-Note")), (None, None), "{r:?}");
-    let finished = host.running.finish(Duration::from_secs(60));
-    assert!(
-        finished
-            .stderr
-            .contains("isapi-host: dropped response header line \"X-Note: a\\rX-Injected: yes\": not `Name: value`"),
-        "{finished:?}"
+    let finished = host.finish();
+    assert_contains(
+        &finished.stderr,
+        "isapi-host: dropped response header line \"X-Note: a\\rX-Injected: yes\": not `Name: value`",
     );
 }
 
@@ -279,88 +243,63 @@ fn invalid_utf8_in_paths_queries_and_headers_is_refused_or_passed_as_bytes_and_b
 
 #[test]
 fn an_exception_in_get_extension_version_fails_the_load_and_the_log_says_why() {
-    let tmp = crate::harness::temp_dir();
-    let script = tmp.path().join("failing_init.py");
-    std::fs::write(
-        &script,
+    let app = Freeze::source(
+        "failing_init.py",
         "from isapi.simple import SimpleExtension\n\
          class E(SimpleExtension):\n\
          \x20   def GetExtensionVersion(self, vi):\n\
          \x20       raise OSError('the configuration file is missing')\n\
          def __ExtensionFactory__():\n    return E()\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    crate::freeze::freeze_ok(&script, &dist);
-    let mut command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_failing_init.dll"), &[]);
-    command.stdin(std::process::Stdio::piped());
-    let finished = crate::harness::Running::start(command).finish(Duration::from_secs(120));
+    .ok();
+    let finished = Host::run_refused(Host::command(&app.dll(), &[]));
     assert_eq!(finished.code, 3, "{finished:?}");
     assert!(
         finished.stderr.contains("GetExtensionVersion of ")
             && finished.stderr.contains("returned FALSE; see the extension's log"),
         "{finished:?}"
     );
-    let log = read_log(&dist, "_failing_init");
-    assert!(
-        log.contains("GetExtensionVersion of failing_init failed:\nTraceback"),
-        "{log}"
-    );
-    assert!(log.contains("OSError: the configuration file is missing"), "{log}");
-}
-
-/// A copy of the frozen output, to damage.
-fn dist_copy() -> (tempfile::TempDir, PathBuf) {
-    let tmp = crate::harness::temp_dir();
-    let copy = tmp.path().join("dist");
-    for entry in walkdir::WalkDir::new(dist()).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let to = copy.join(entry.path().strip_prefix(dist()).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-        } else if !entry.path().starts_with(dist().join("logs")) {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-    (tmp, copy)
+    let log = app.log();
+    assert_contains(&log, "GetExtensionVersion of failing_init failed:\nTraceback");
+    assert_contains(&log, "OSError: the configuration file is missing");
 }
 
 /// Starts isapi-host on a damaged output; it must exit (not crash, not serve).
-fn refused(dist: &Path) -> crate::harness::Finished {
-    let command = Host::command(&stubs().join("isapi-host.exe"), &dist.join("_reliability.dll"), &[]);
-    crate::harness::Running::start(command).finish(Duration::from_secs(120))
+fn refused(damaged: &Frozen) -> Finished {
+    Host::run_refused(Host::command(&damaged.dll(), &[]))
 }
 
 #[test]
 fn a_truncated_dll_a_missing_standard_library_or_a_foreign_runtime_refuse_to_load_and_say_why() {
-    let (_tmp, damaged) = dist_copy();
-    let dll = damaged.join("_reliability.dll");
-    let whole = std::fs::read(&dll).unwrap();
-    std::fs::write(&dll, &whole[..whole.len() / 2]).unwrap();
+    let damaged = app().copy();
+    let whole = std::fs::read(damaged.dll()).unwrap();
+    std::fs::write(damaged.dll(), &whole[..whole.len() / 2]).unwrap();
     let finished = refused(&damaged);
     assert_eq!(finished.code, 2, "{finished:?}");
     assert!(finished.stderr.contains("isapi-host: cannot load "), "{finished:?}");
 
-    let (_tmp, damaged) = dist_copy();
-    std::fs::remove_file(damaged.join("python311.zip")).unwrap();
+    let damaged = app().copy();
+    std::fs::remove_file(damaged.dist.join("python311.zip")).unwrap();
     let finished = refused(&damaged);
     assert_eq!(finished.code, 3, "{finished:?}");
-    let log = read_log(&damaged, "_reliability");
+    let log = damaged.log();
     let expected = format!(
         "cannot start Python: the standard library {}\\python311.zip is missing: copy the whole output folder",
-        crate::harness::win_path(&damaged)
+        win_path(&damaged.dist)
     );
-    assert!(log.contains(&expected), "{log}\nexpected {expected}");
+    assert_contains(&log, &expected);
 
-    let (_tmp, damaged) = dist_copy();
-    std::fs::copy(damaged.join("python311.dll"), damaged.join("isapi_freeze_runtime.dll")).unwrap();
+    let damaged = app().copy();
+    std::fs::copy(
+        damaged.dist.join("python311.dll"),
+        damaged.dist.join("isapi_freeze_runtime.dll"),
+    )
+    .unwrap();
     let finished = refused(&damaged);
     assert_eq!(finished.code, 3, "{finished:?}");
-    let log = read_log(&damaged, "_reliability");
-    assert!(
-        log.contains(
-            "cannot start: isapi_freeze_runtime.dll does not export isapi_freeze_attach: it does not match this loader"
-        ),
-        "{log}"
+    let log = damaged.log();
+    assert_contains(
+        &log,
+        "cannot start: isapi_freeze_runtime.dll does not export isapi_freeze_attach: it does not match this loader",
     );
 }

@@ -9,8 +9,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{isapi_freeze, temp_dir, windows_python};
-use crate::http::get;
+use crate::support::{get, isapi_freeze, temp_dir, windows_python};
 
 /// One HOME for this run's serve tests, new each run: the first serve sets up its prefix.
 fn fresh_home() -> &'static Path {

@@ -3,49 +3,12 @@
 //! flight, and a reload that re-imports the script and replays the request.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use crate::freeze::freeze_ok;
-use crate::harness::{repo, temp_dir, Host};
-use crate::http::{get, Connection};
+use crate::support::{assert_contains, assert_in_order, fixture, get, shared, Connection, Freeze, Frozen, Host};
 
-/// A test script of tests/fixtures/scripts.
-pub fn fixture_script(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/scripts").join(name)
-}
-
-/// `script` frozen into a fresh folder: (the folder to keep, the dist inside it).
-pub fn frozen(script: &Path) -> (tempfile::TempDir, PathBuf) {
-    let tmp = temp_dir();
-    let dist = tmp.path().join("dist");
-    freeze_ok(script, &dist);
-    (tmp, dist)
-}
-
-/// The extension's log as written so far (empty if there is none yet).
-pub fn read_log(dist: &Path, dll_stem: &str) -> String {
-    std::fs::read_to_string(dist.join("logs").join(format!("{dll_stem}.log"))).unwrap_or_default()
-}
-
-/// Waits until the extension's log satisfies `ready`; panics with the log after a minute.
-pub fn wait_for_log(dist: &Path, dll_stem: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = read_log(dist, dll_stem);
-        if ready(&log) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "the log never showed {what}:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The pool fixture, frozen once for the tests that do not read its log.
-fn pool_dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST.get_or_init(|| frozen(&fixture_script("pool.py"))).1
+/// The pool fixture, frozen once: served as it is by the tests that do not read its log.
+fn pool() -> &'static Frozen {
+    shared(&fixture("scripts/pool.py"))
 }
 
 /// "PATH OUTCOME on isapi-worker-N\n" -> N, checking the rest.
@@ -60,7 +23,7 @@ fn worker_of(text: &str, path: &str, outcome: &str) -> usize {
 
 #[test]
 fn thread_pool_serves_32_concurrent_clients_on_all_its_workers() {
-    let host = Host::start(&pool_dist().join("_pool.dll"), &[]);
+    let host = Host::start(&pool().dll(), &[]);
     let clients: Vec<_> = (0..32)
         .map(|i| {
             let address = host.address.clone();
@@ -80,11 +43,10 @@ fn thread_pool_serves_32_concurrent_clients_on_all_its_workers() {
 
 #[test]
 fn thread_pool_keeps_a_connection_alive_across_requests() {
-    let host = Host::start(&pool_dist().join("_pool.dll"), &[]);
+    let host = Host::start(&pool().dll(), &[]);
     let mut connection = Connection::open(&host.address);
     for i in 0..3 {
-        connection.send(format!("GET /plain/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-        let response = connection.read_response();
+        let response = connection.get(&format!("/plain/{i}"));
         assert_eq!(response.status, 200, "{response:?}");
         worker_of(&response.text(), &format!("/plain/{i}"), "plain");
     }
@@ -92,51 +54,43 @@ fn thread_pool_keeps_a_connection_alive_across_requests() {
 
 #[test]
 fn dispatch_error_gives_a_generic_500_and_the_traceback_only_in_the_log() {
-    let (_tmp, dist) = frozen(&fixture_script("pool.py"));
-    let host = Host::start(&dist.join("_pool.dll"), &[]);
+    let pool = pool().copy();
+    let host = Host::start(&pool.dll(), &[]);
     let mut connection = Connection::open(&host.address);
-    connection.send(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n");
-    let failed = connection.read_response();
+    let failed = connection.get("/fail");
     assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
     assert!(failed.text().contains("<h1>Internal Server Error</h1>"), "{failed:?}");
     assert!(!failed.text().contains("secret-42"), "{failed:?}");
     assert!(!failed.text().contains("Traceback"), "{failed:?}");
     // The same connection goes on to the next request.
-    connection.send(b"GET /plain/after HTTP/1.1\r\nHost: x\r\n\r\n");
-    let next = connection.read_response();
+    let next = connection.get("/plain/after");
     worker_of(&next.text(), "/plain/after", "plain");
-    let log = read_log(&dist, "_pool");
-    assert!(log.contains("Dispatch failed for GET /fail:"), "{log}");
-    assert!(log.contains("ValueError: pool failure with secret-42"), "{log}");
+    let log = pool.log();
+    assert_contains(&log, "Dispatch failed for GET /fail:");
+    assert_contains(&log, "ValueError: pool failure with secret-42");
 }
 
 #[test]
 fn shutdown_with_requests_in_flight_lets_them_finish_then_terminates() {
-    let (_tmp, dist) = frozen(&fixture_script("pool.py"));
-    let host = Host::start(&dist.join("_pool.dll"), &[]);
+    let pool = pool().copy();
+    let host = Host::start(&pool.dll(), &[]);
     let clients: Vec<_> = (0..4)
         .map(|i| {
             let address = host.address.clone();
             std::thread::spawn(move || (i, get(&address, &format!("/hold/{i}"))))
         })
         .collect();
-    wait_for_log(&dist, "_pool", "all four requests holding", |log| {
+    pool.wait_for_log("all four requests holding", |log| {
         (0..4).all(|i| log.contains(&format!("holding /hold/{i}\n")))
     });
     // Closing stdin stops the host while the four requests sleep in Dispatch.
-    let finished = host.running.finish(Duration::from_secs(120));
+    host.stop();
     for client in clients {
         let (i, response) = client.join().unwrap();
         assert_eq!(response.status, 200, "{response:?}");
         worker_of(&response.text(), &format!("/hold/{i}"), "held");
     }
-    assert_eq!(finished.code, 0, "{finished:?}");
-    assert_eq!(
-        finished.stdout.lines().last(),
-        Some("isapi-host: stopped"),
-        "{finished:?}"
-    );
-    let log = read_log(&dist, "_pool");
+    let log = pool.log();
     let called = log.find("TerminateExtension(2) called").expect(&log);
     let returned = log
         .find("TerminateExtension(2) returns with 0 workers alive")
@@ -153,8 +107,8 @@ fn shutdown_past_the_wait_refuses_what_is_still_queued_with_503() {
     // for them (--shutdown-grace), then calls TerminateExtension, which waits its own
     // 0.5 s (worker_shutdown_wait) and answers the queued request 503 so that the server
     // is not left waiting for it.
-    let (_tmp, dist) = frozen(&fixture_script("busy_pool.py"));
-    let host = Host::start(&dist.join("_busy_pool.dll"), &["--shutdown-grace", "0.5"]);
+    let busy = Freeze::script(fixture("scripts/busy_pool.py")).ok();
+    let host = Host::start(&busy.dll(), &["--shutdown-grace", "0.5"]);
     let address = host.address.clone();
     // The held request is cut off when the host exits: its answer does not matter.
     let held = std::thread::spawn(move || {
@@ -162,15 +116,11 @@ fn shutdown_past_the_wait_refuses_what_is_still_queued_with_503() {
         stream.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let _ = stream.read_to_end(&mut Vec::new());
     });
-    wait_for_log(&dist, "_busy_pool", "the worker held", |log| {
-        log.contains("holding the only worker\n")
-    });
+    busy.wait_for_log("the worker held", |log| log.contains("holding the only worker\n"));
     let address = host.address.clone();
     let queued = std::thread::spawn(move || get(&address, "/queued"));
-    wait_for_log(&dist, "_busy_pool", "the second request queued", |log| {
-        log.contains("queued /queued\n")
-    });
-    let finished = host.running.finish(Duration::from_secs(120));
+    busy.wait_for_log("the second request queued", |log| log.contains("queued /queued\n"));
+    let finished = host.stop();
     let refused = queued.join().unwrap();
     assert_eq!(
         (refused.status, refused.reason.as_str()),
@@ -178,30 +128,24 @@ fn shutdown_past_the_wait_refuses_what_is_still_queued_with_503() {
         "{refused:?}"
     );
     assert_eq!(refused.body, b"503 Shutting down.\r\n");
-    assert_eq!(finished.code, 0, "{finished:?}");
-    assert_eq!(
-        finished.stdout.lines().last(),
-        Some("isapi-host: stopped"),
-        "{finished:?}"
-    );
     assert!(
         finished
             .stderr
             .contains("isapi-host: requests still running after 500ms; unloading anyway"),
         "{finished:?}"
     );
-    let log = read_log(&dist, "_busy_pool");
-    assert!(
-        log.contains("isapi.threaded_extension: 2 request(s) still queued or running after 500 ms; terminating anyway"),
-        "{log}"
+    let log = busy.log();
+    assert_contains(
+        &log,
+        "isapi.threaded_extension: 2 request(s) still queued or running after 500 ms; terminating anyway",
     );
     let _ = held.join();
 }
 
 #[test]
 fn internal_reload_exception_reimports_the_script_and_replays_the_request() {
-    let (_tmp, dist) = frozen(&fixture_script("reload.py"));
-    let host = Host::start(&dist.join("_reload.dll"), &[]);
+    let reload = Freeze::script(fixture("scripts/reload.py")).ok();
+    let host = Host::start(&reload.dll(), &[]);
     let before = get(&host.address, "/before");
     assert_eq!(before.text(), "generation 1 answered /before\n");
     // Generation 1 raises InternalReloadException for /reload; the same request is then
@@ -212,25 +156,20 @@ fn internal_reload_exception_reimports_the_script_and_replays_the_request() {
     let after = get(&host.address, "/after");
     assert_eq!(after.text(), "generation 2 answered /after\n");
 
-    let finished = host.running.finish(Duration::from_secs(60));
-    assert_eq!(finished.code, 0, "{finished:?}");
-    let log = read_log(&dist, "_reload");
-    let steps = [
-        "reload.py imported: generation 1",
-        "GetExtensionVersion(vi) on generation 1",
-        "raised InternalReloadException: reloading it",
-        "TerminateExtension(0) on generation 1",
-        "reload.py imported: generation 2",
-        "GetExtensionVersion(None) on generation 2",
-        "TerminateExtension(2) on generation 2",
-    ];
-    let mut at = 0;
-    for step in steps {
-        let found = log[at..]
-            .find(step)
-            .unwrap_or_else(|| panic!("{step:?} missing (or out of order) in the log:\n{log}"));
-        at += found + step.len();
-    }
+    host.stop();
+    let log = reload.log();
+    assert_in_order(
+        &log,
+        &[
+            "reload.py imported: generation 1",
+            "GetExtensionVersion(vi) on generation 1",
+            "raised InternalReloadException: reloading it",
+            "TerminateExtension(0) on generation 1",
+            "reload.py imported: generation 2",
+            "GetExtensionVersion(None) on generation 2",
+            "TerminateExtension(2) on generation 2",
+        ],
+    );
     assert!(!log.contains("Traceback"), "{log}");
 }
 
@@ -238,10 +177,8 @@ fn internal_reload_exception_reimports_the_script_and_replays_the_request() {
 fn the_pool_queue_is_first_in_first_out_and_get_nowait_raises_queue_empty() {
     // ThreadPoolExtension's queue is the runtime's WorkQueue (queue.SimpleQueue under
     // pywin32's loader); its shutdown path relies on get_nowait raising queue.Empty.
-    let tmp = temp_dir();
-    let script = tmp.path().join("queue_contract.py");
-    std::fs::write(
-        &script,
+    let app = Freeze::source(
+        "queue_contract.py",
         "import queue\n\
          from isapi.threaded_extension import ThreadPoolExtension, _WorkQueue\n\
          class Extension(ThreadPoolExtension):\n\
@@ -261,10 +198,8 @@ fn the_pool_queue_is_first_in_first_out_and_get_nowait_raises_queue_empty() {
          def __ExtensionFactory__():\n\
          \x20   return Extension()\n",
     )
-    .unwrap();
-    let dist = tmp.path().join("dist");
-    freeze_ok(&script, &dist);
-    let host = Host::start(&dist.join("_queue_contract.dll"), &[]);
+    .ok();
+    let host = Host::start(&app.dll(), &[]);
     let r = get(&host.address, "/");
     assert_eq!(
         r.text(),

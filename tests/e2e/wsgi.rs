@@ -5,45 +5,25 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{repo, Host};
-use crate::http::{get, request, Connection, Response};
-use crate::threads::{fixture_script, frozen, read_log, wait_for_log};
+use crate::support::{
+    assert_contains, fixture, get, post, repo, request, shared, Connection, Freeze, Frozen, Host, Response, ERROR_PAGE,
+};
 
-const ERROR_PAGE: &str = "<html><head><title>500 Internal Server Error</title></head><body>\
-<h1>Internal Server Error</h1><p>The application failed to handle this request. \
-The details are in the application's log.</p></body></html>";
-
-fn example_dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST
-        .get_or_init(|| frozen(&repo().join("examples/wsgi/wsgi_hello.py")))
-        .1
+fn example() -> &'static Frozen {
+    shared(&repo().join("examples/wsgi/wsgi_hello.py"))
 }
 
 /// The probe, frozen once; each test looks for log lines only it causes.
-fn probe_dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST.get_or_init(|| frozen(&fixture_script("wsgi_probe.py"))).1
+fn probe_app() -> &'static Frozen {
+    shared(&fixture("scripts/wsgi_probe.py"))
 }
 
 fn probe() -> Host {
-    Host::start(&probe_dist().join("_wsgi_probe.dll"), &[])
-}
-
-fn post(address: &str, path: &str, body: &[u8]) -> Response {
-    let mut raw = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    request(address, &raw)
+    Host::start(&probe_app().dll(), &[])
 }
 
 /// Sends `raw` and reads until the server closes: (head, one char per byte as sent; body
@@ -69,7 +49,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[test]
 fn example_app_gives_its_documented_answers() {
-    let host = Host::start(&example_dist().join("_wsgi_hello.dll"), &[]);
+    let host = Host::start(&example().dll(), &[]);
     let check = |r: &Response, status: u16, text: &str| {
         assert_eq!(r.status, status, "{r:?}");
         assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"), "{r:?}");
@@ -101,7 +81,7 @@ fn example_app_gives_its_documented_answers() {
 
 #[test]
 fn example_app_mounted_at_a_vpath_gets_script_name_and_the_rest_as_path_info() {
-    let host = Host::start(&example_dist().join("_wsgi_hello.dll"), &["--vpath", "/app"]);
+    let host = Host::start(&example().dll(), &["--vpath", "/app"]);
     let where_ = get(&host.address, "/app/where?b=2");
     assert_eq!(
         where_.text(),
@@ -116,7 +96,7 @@ fn example_app_mounted_at_a_vpath_gets_script_name_and_the_rest_as_path_info() {
 #[test]
 fn environ_carries_cgi_variables_headers_and_wsgi_keys() {
     let host = probe();
-    let port = host.address.rsplit(':').next().unwrap().to_string();
+    let port = host.port();
     let r = request(
         &host.address,
         b"GET /env?q=1&r=%20 HTTP/1.1\r\nHost: probe.example:8080\r\nX-Probe: one\r\nX-Probe: two\r\n\
@@ -180,7 +160,7 @@ fn wsgiref_validator_accepts_what_the_adapter_does() {
     let r = post(&host.address, "/validated", b"line one\nrest of it");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.text(), "validated: line one\n|rest of it\n");
-    let log = read_log(probe_dist(), "_wsgi_probe");
+    let log = probe_app().log();
     assert!(!log.contains("WSGIWarning"), "{log}");
     // (Other tests' routes fail on purpose with AssertionErrors of their own.)
     assert!(!log.contains("failed on POST /validated"), "{log}");
@@ -194,7 +174,7 @@ fn generator_response_goes_out_chunk_by_chunk_as_produced() {
         b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("\r\nTransfer-Encoding: chunked"), "{head}");
+    assert_contains(&head, "\r\nTransfer-Encoding: chunked");
     assert!(!head.contains("Content-Length"), "{head}");
     let expected: String = (0..5).map(|n| format!("8\r\nchunk {n}\n\r\n")).collect::<String>() + "0\r\n\r\n";
     assert_eq!(String::from_utf8_lossy(&body), expected);
@@ -213,32 +193,22 @@ fn close_of_the_returned_iterable_is_called() {
     let host = probe();
     let r = get(&host.address, "/close");
     assert_eq!(r.text(), "closing body\n");
-    wait_for_log(probe_dist(), "_wsgi_probe", "close() being called", |log| {
-        log.contains("close() called for /close")
-    });
+    probe_app().wait_for_log("close() being called", |log| log.contains("close() called for /close"));
 }
 
 #[test]
 fn application_exception_gives_a_generic_500_and_the_traceback_only_in_the_log() {
     let host = probe();
     let mut connection = Connection::open(&host.address);
-    connection.send(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
-    let failed = connection.read_response();
+    let failed = connection.get("/boom");
     assert_eq!((failed.status, failed.reason.as_str()), (500, "Internal Server Error"));
     assert_eq!(failed.header("Content-Type"), Some("text/html"));
     assert_eq!(failed.text(), ERROR_PAGE);
     // The connection stays usable, and the application serves the next request.
-    connection.send(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(connection.read_response().text(), "written by write(), then returned\n");
-    let log = read_log(probe_dist(), "_wsgi_probe");
-    assert!(
-        log.contains("isapi.wsgi: the application failed on GET /boom:"),
-        "{log}"
-    );
-    assert!(
-        log.contains("RuntimeError: wsgi probe failure with secret-1234"),
-        "{log}"
-    );
+    assert_eq!(connection.get("/write").text(), "written by write(), then returned\n");
+    let log = probe_app().log();
+    assert_contains(&log, "isapi.wsgi: the application failed on GET /boom:");
+    assert_contains(&log, "RuntimeError: wsgi probe failure with secret-1234");
 }
 
 #[test]
@@ -250,13 +220,10 @@ fn exception_after_the_response_started_ends_the_connection() {
     // chunk, so the client knows the response is incomplete.
     let body = String::from_utf8_lossy(&body);
     assert!(body.eq_ignore_ascii_case("b\r\nfirst part\n\r\n"), "{body:?}");
-    let log = wait_for_log(probe_dist(), "_wsgi_probe", "the late failure", |log| {
+    let log = probe_app().wait_for_log("the late failure", |log| {
         log.contains("RuntimeError: wsgi probe late failure")
     });
-    assert!(
-        log.contains("isapi.wsgi: the application failed on GET /boom-late:"),
-        "{log}"
-    );
+    assert_contains(&log, "isapi.wsgi: the application failed on GET /boom-late:");
     assert_eq!(get(&host.address, "/write").status, 200);
 }
 
@@ -270,7 +237,7 @@ fn client_leaving_mid_body_does_not_stop_the_server() {
     stream.write_all(&vec![7u8; 100 * 1024]).unwrap();
     stream.shutdown(Shutdown::Both).unwrap();
     drop(stream);
-    wait_for_log(probe_dist(), "_wsgi_probe", "the body read failing", |log| {
+    probe_app().wait_for_log("the body read failing", |log| {
         log.contains("isapi.wsgi: the application failed on POST /hash:")
             && log.contains("isapi.wsgi.ClientDisconnected")
     });
@@ -281,15 +248,13 @@ fn client_leaving_mid_body_does_not_stop_the_server() {
 
 #[test]
 fn factory_serves_on_the_server_thread_unless_asked_for_workers() {
-    let tmp = crate::harness::temp_dir();
     for (call, expected) in [
         ("factory(app)", "multithread=True worker=False\n"),
         ("factory(app, threaded=True)", "multithread=True worker=True\n"),
     ] {
-        let script = tmp.path().join("inline_wsgi.py");
-        std::fs::write(
-            &script,
-            format!(
+        let app = Freeze::source(
+            "inline_wsgi.py",
+            &format!(
                 "import threading\n\
                  from isapi.wsgi import factory\n\
                  def app(environ, start_response):\n\
@@ -299,10 +264,8 @@ fn factory_serves_on_the_server_thread_unless_asked_for_workers() {
                  __ExtensionFactory__ = {call}\n"
             ),
         )
-        .unwrap();
-        let dist = tmp.path().join("dist");
-        crate::freeze::freeze_ok(&script, &dist);
-        let host = Host::start(&dist.join("_inline_wsgi.dll"), &[]);
+        .ok();
+        let host = Host::start(&app.dll(), &[]);
         let r = get(&host.address, "/");
         assert_eq!(r.status, 200, "{call}: {r:?}");
         // A one-block body gets a Content-Length, so the response is not chunked.
@@ -375,7 +338,7 @@ fn native_and_python_cgi_environ_agree_on_awkward_requests() {
     // arrive as sent, one char each; the last, 0xA0, is what str.strip() would have taken
     // for whitespace.
     let root = probe();
-    let port = root.address.rsplit(':').next().unwrap().to_string();
+    let port = root.port();
     let listing = agreed_environ(
         &root,
         b"POST /agree/caf%C3%A9?x=%FF&y HTTP/1.1\r\nHost: h.example\r\nX-Tab:\t  tabbed value \t\r\n\
@@ -394,8 +357,8 @@ SERVER_SOFTWARE=\\'isapi-host/0.1.0\\'\\nwsgi.url_scheme=\\'http\\'\\n"
         )
     );
     // Mounted at /app, asked for in other case: SCRIPT_NAME keeps the request's spelling.
-    let mounted = Host::start(&probe_dist().join("_wsgi_probe.dll"), &["--vpath", "/app"]);
-    let port = mounted.address.rsplit(':').next().unwrap().to_string();
+    let mounted = Host::start(&probe_app().dll(), &["--vpath", "/app"]);
+    let port = mounted.port();
     let listing = agreed_environ(
         &mounted,
         b"GET /APP/agree HTTP/1.1\r\nHost: m.example\r\nConnection: close\r\n\r\n",
@@ -411,7 +374,7 @@ wsgi.url_scheme=\\'http\\'\\n"
         )
     );
     // A chunked body has no length: no CONTENT_LENGTH.
-    let port = root.address.rsplit(':').next().unwrap().to_string();
+    let port = root.port();
     let listing = agreed_environ(
         &root,
         b"POST /agree HTTP/1.1\r\nHost: c.example\r\nTransfer-Encoding: chunked\r\n\
@@ -438,7 +401,7 @@ fn logged_error(path: &str) -> Option<String> {
 /// The lines of the traceback logged for a failed request to `path` (without the log's
 /// prefixes): up to the next request's failure, or a line the probe printed (`probe: `).
 fn logged_traceback(path: &str) -> Option<Vec<String>> {
-    let log = read_log(probe_dist(), "_wsgi_probe");
+    let log = probe_app().log();
     let marker = format!("isapi.wsgi: the application failed on GET {path}:");
     let after = &log[log.find(&marker)? + marker.len()..];
     let lines = after
@@ -602,7 +565,7 @@ wsgi.file_wrapper\nwsgi.input\nisapi.ecb\n",
         }
     }
     // A list subclass gets a length like a list, and its close() is still called.
-    let log = read_log(probe_dist(), "_wsgi_probe");
+    let log = probe_app().log();
     for path in ["/list-with-close", "/py/list-with-close"] {
         assert!(log.contains(&format!("close() called for {path}\n")), "{path}: {log}");
     }

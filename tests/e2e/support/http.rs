@@ -44,6 +44,17 @@ impl Connection {
         self.reader.get_mut().write_all(raw).unwrap();
     }
 
+    /// Sends one request and reads its response.
+    pub fn exchange(&mut self, raw: &[u8]) -> Response {
+        self.send(raw);
+        self.read_response()
+    }
+
+    /// GETs `path`, keeping the connection open for the next request.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.exchange(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    }
+
     /// Whether the server closed the connection: reading gives end of file.
     pub fn closed_by_server(&mut self) -> bool {
         matches!(self.reader.fill_buf(), Ok([]) | Err(_))
@@ -110,9 +121,7 @@ impl Connection {
 
 /// Sends one request on a new connection and reads the response.
 pub fn request(address: &str, raw: &[u8]) -> Response {
-    let mut c = Connection::open(address);
-    c.send(raw);
-    c.read_response()
+    Connection::open(address).exchange(raw)
 }
 
 pub fn get(address: &str, path: &str) -> Response {
@@ -120,4 +129,20 @@ pub fn get(address: &str, path: &str) -> Response {
         address,
         format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
+}
+
+/// POSTs `body` as application/octet-stream on a new connection.
+pub fn post(address: &str, path: &str, body: &[u8]) -> Response {
+    post_as(address, path, "application/octet-stream", body)
+}
+
+/// POSTs `body` as `content_type` on a new connection.
+pub fn post_as(address: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    request(address, &raw)
 }

@@ -1,16 +1,18 @@
 //! The load both `make test` (a bounded run, tests/e2e/reliability.rs) and `make bench`
 //! (benches/soak.rs, 100,000 requests) put on isapi-host: many keep-alive clients asking
-//! tests/fixtures/scripts/reliability.py for answers whose every byte is checked, and the
-//! serving process's figures (resident memory, threads from /proc; Windows handles from
-//! isapi-host's `stats` line) to see that they level off.
+//! tests/fixtures/scripts/reliability.py for answers whose every byte is checked, large
+//! bodies streamed to it, and the serving process's figures (resident memory, threads from
+//! /proc; Windows handles from isapi-host's `stats` line) to see that they level off.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::Host;
-use crate::http::Connection;
+use sha2::{Digest, Sha256};
+
+use super::host::Host;
+use super::http::{Connection, Response};
 
 /// Every this many requests a client asks to close and opens a new connection, so that the
 /// load also makes and ends connections (threads, sockets, handles).
@@ -164,4 +166,27 @@ pub fn load(address: &str, tag: &str, total: usize, clients: usize) -> Load {
         missing: missing.load(Ordering::SeqCst),
         elapsed: started.elapsed(),
     }
+}
+
+/// The bytes of an N-byte body: a pattern that makes misplaced pieces show in the hash.
+fn body_piece(offset: usize, len: usize) -> Vec<u8> {
+    (offset..offset + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// POSTs `size` bytes to /hash, streamed from memory piece by piece: (the answer, the
+/// SHA-256 of what was sent, in hex).
+pub fn post_streamed(address: &str, size: usize) -> (Response, String) {
+    let mut c = Connection::open(address);
+    c.send(format!("POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut digest = Sha256::new();
+    let piece = 1 << 20;
+    let mut sent = 0;
+    while sent < size {
+        let chunk = body_piece(sent, piece.min(size - sent));
+        digest.update(&chunk);
+        c.send(&chunk);
+        sent += chunk.len();
+    }
+    let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    (c.read_response(), hex)
 }

@@ -1,69 +1,15 @@
-//! What the end-to-end tests run on: the Windows stubs (built by `make stubs`), the
-//! Windows CPython (fetched by `make python`), Wine with the project's own prefix (made by
-//! tests/wine/prefix.sh), and isapi-host processes serving on loopback.
+//! Windows programs run under Wine in the project's prefix: the command that starts one
+//! with piped standard streams, and the running program whose output lines are collected
+//! as they come (to wait for one, or to read all once it has exited).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Windows programs the CLI carries, as `make stubs` assembles them.
-pub fn stubs() -> PathBuf {
-    let dir = repo().join("target/stubs");
-    assert!(
-        dir.join("isapi-host.exe").is_file(),
-        "no Windows stubs in {}: run `make stubs` (or `make test`)",
-        dir.display()
-    );
-    dir
-}
-
-/// The Windows programs only the tests use (the native extension, pe-checksum).
-pub fn test_programs() -> PathBuf {
-    let dir = repo().join("target/x86_64-pc-windows-gnu/release");
-    assert!(
-        dir.join("pe-checksum.exe").is_file(),
-        "no Windows test programs in {}: run `make stubs` (or `make test`)",
-        dir.display()
-    );
-    dir
-}
-
-/// The supported CPython the whole suite runs on (stub/format/pythons.txt).
-pub fn default_python() -> isapi_freeze_format::pythons::Python {
-    isapi_freeze_format::pythons::default()
-}
-
-/// The embeddable Windows CPython of the default version that the tests freeze with.
-pub fn windows_python() -> PathBuf {
-    let python = default_python();
-    let dir = repo().join("target/python").join(python.abi_tag());
-    assert!(
-        dir.join(python.dll_name()).is_file(),
-        "no Windows CPython in {}: run `make python` (or `make test`)",
-        dir.display()
-    );
-    dir
-}
-
-/// The isapi-freeze binary under test.
-pub fn isapi_freeze() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_isapi-freeze"));
-    c.env("ISAPI_FREEZE_STUBS", stubs())
-        .env_remove("ISAPI_FREEZE_PYTHON")
-        .env_remove("ISAPI_FREEZE_BUILD_PYTHON");
-    c
-}
-
-pub fn wine_prefix() -> PathBuf {
-    repo().join("target/wine")
-}
+use super::prerequisites::wine_prefix;
 
 /// A command that runs a Windows program under Wine (directly on Windows), with all three
 /// standard streams as pipes: an embedded CPython under Wine 8 cannot start with a regular
@@ -76,16 +22,11 @@ pub fn windows_command(program: &Path) -> Command {
     c
 }
 
-/// Checks the prefix and starts Wine's services (once per test run).
+/// Starts Wine's services in the prefix (once per test run).
 pub fn wine_ready() {
     static START: Once = Once::new();
     let prefix = wine_prefix();
     START.call_once(|| {
-        assert!(
-            prefix.join("drive_c/windows/system32/bcryptprimitives.dll").is_file(),
-            "no Wine prefix at {}: run `make wine-prefix` (or `make test`)",
-            prefix.display()
-        );
         // Wine's services start with the first program of a session and keep its output
         // pipes open; a throwaway first program keeps them away from the tests' pipes.
         let status = Command::new(wine())
@@ -169,7 +110,13 @@ impl Running {
     }
 
     /// Closes stdin (isapi-host's signal to shut down) and waits for the exit.
-    pub fn finish(mut self, timeout: Duration) -> Finished {
+    pub fn finish(self, timeout: Duration) -> Finished {
+        self.finish_until(timeout, None)
+    }
+
+    /// As `finish`; when the program should end its stdout with the line `last`, also waits
+    /// (for a while) until that line has been read.
+    pub fn finish_until(mut self, timeout: Duration, last: Option<&str>) -> Finished {
         drop(self.child.stdin.take());
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -185,7 +132,14 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        // The readers get the last lines shortly after the exit.
+        // The readers get the last lines shortly after the exit; on a busy machine the line
+        // expected last may take longer, then the other stream gets the usual time too.
+        let settled = Instant::now() + Duration::from_secs(10);
+        if let Some(last) = last {
+            while self.out.lock().unwrap().last().map(String::as_str) != Some(last) && Instant::now() < settled {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         std::thread::sleep(Duration::from_millis(300));
         Finished {
             code: status.code().unwrap_or(-1),
@@ -220,59 +174,4 @@ pub fn run_windows(program: &Path, args: &[&str], cwd: &Path) -> Finished {
     let mut command = windows_command(program);
     command.args(args).current_dir(cwd);
     Running::start(command).finish(Duration::from_secs(180))
-}
-
-/// isapi-host serving `dll` on an ephemeral loopback port; `address` is where it listens.
-pub struct Host {
-    pub running: Running,
-    pub address: String,
-}
-
-pub const HOST_READY: &str = "isapi-host: listening on http://";
-
-impl Host {
-    pub fn start(dll: &Path, extra_args: &[&str]) -> Host {
-        Host::start_from(&stubs().join("isapi-host.exe"), None, dll, extra_args)
-    }
-
-    /// Starts `host_exe` (a copy of isapi-host.exe anywhere) with `cwd` as its current folder.
-    pub fn start_from(host_exe: &Path, cwd: Option<&Path>, dll: &Path, extra_args: &[&str]) -> Host {
-        let mut command = Host::command(host_exe, dll, extra_args);
-        if let Some(cwd) = cwd {
-            command.current_dir(cwd);
-        }
-        Host::from_command(command)
-    }
-
-    /// The command that starts `host_exe` on `dll`, to adjust before `from_command`.
-    pub fn command(host_exe: &Path, dll: &Path, extra_args: &[&str]) -> Command {
-        let mut command = windows_command(host_exe);
-        command
-            .args(["--control-stdin", "--listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .arg(win_path(dll));
-        command
-    }
-
-    /// Starts isapi-host with `command` and waits until it listens.
-    pub fn from_command(command: Command) -> Host {
-        let running = Running::start(command);
-        let line = running.wait_for_stdout(HOST_READY, Duration::from_secs(120));
-        let address = line[HOST_READY.len()..].trim_end_matches('/').to_string();
-        Host { running, address }
-    }
-}
-
-/// A fresh temporary folder for one test.
-pub fn temp_dir() -> tempfile::TempDir {
-    let base = repo().join("target/e2e-tmp");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
-}
-
-/// How many files an output's manifest.json lists.
-pub fn manifest_files(dist: &Path) -> usize {
-    let text = std::fs::read_to_string(dist.join("manifest.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["files"].as_array().unwrap().len()
 }
