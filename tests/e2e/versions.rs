@@ -1,0 +1,262 @@
+//! The end-to-end core on every tested CPython besides the default one, which the whole
+//! suite runs on: hello, the ECB and filter objects, the thread pool, WSGI under
+//! wsgiref.validate, Flask, Django, pywin32's modules, isolation and a tampered archive. Each
+//! app is frozen for the version with its own embeddable runtime and packages, served, and
+//! must answer each request with the status and bytes the default version's build gives.
+//! The versions are `make test`'s PYTHONS (ISAPI_FREEZE_TEST_PYTHONS), else every tested
+//! one in stub/format/pythons.txt.
+
+use std::path::PathBuf;
+
+use isapi_freeze_format::pythons::{self, Python, Status};
+
+use crate::support::{default_python, fixture, get, post, repo, site, Freeze, Frozen, Host, Response};
+
+/// The tested versions to run the core on, the default excepted.
+fn other_pythons() -> Vec<Python> {
+    let chosen: Vec<String> = match std::env::var("ISAPI_FREEZE_TEST_PYTHONS") {
+        Ok(list) if !list.trim().is_empty() => list.split_whitespace().map(String::from).collect(),
+        _ => pythons::supported()
+            .iter()
+            .filter(|p| p.status != Status::Untested)
+            .map(Python::version)
+            .collect(),
+    };
+    pythons::supported()
+        .into_iter()
+        .filter(|p| chosen.contains(&p.version()) && *p != default_python())
+        .collect()
+}
+
+/// The embeddable runtime `make python` fetched for `python`.
+fn runtime(python: &Python) -> PathBuf {
+    let dir = repo().join("target/python").join(python.abi_tag());
+    assert!(
+        dir.join(python.dll_name()).is_file(),
+        "no Windows CPython {} in {}: run `make python` (or `make test`)",
+        python.version(),
+        dir.display()
+    );
+    dir
+}
+
+/// `make sites`' packages of `name` for `python`.
+fn site_for(python: &Python, name: &str) -> PathBuf {
+    let dir = repo().join("target/site").join(python.abi_tag()).join(name);
+    assert!(dir.join(".done").is_file(), "no {}: run `make sites`", dir.display());
+    dir
+}
+
+/// A request to compare: GET `path`, or POST `body` to it.
+enum Ask {
+    Get(&'static str),
+    Post(&'static str, &'static [u8]),
+}
+
+fn ask(host: &Host, request: &Ask) -> Response {
+    match request {
+        Ask::Get(path) => get(&host.address, path),
+        Ask::Post(path, body) => post(&host.address, path, body),
+    }
+}
+
+/// Freezes the app with `freeze` for the default version and for each other one, serves
+/// each, and checks every request is answered alike (status and body).
+fn answers_alike(name: &str, freeze: impl Fn(Option<&Python>) -> Frozen, requests: &[Ask]) {
+    let reference = freeze(None);
+    let host = Host::start(&reference.dll(), &[]);
+    let expected: Vec<(u16, String)> = requests
+        .iter()
+        .map(|r| {
+            let response = ask(&host, r);
+            (response.status, without_folder(&response.body, &reference))
+        })
+        .collect();
+    drop(host);
+    for python in other_pythons() {
+        let frozen = freeze(Some(&python));
+        let host = Host::start(&frozen.dll(), &[]);
+        for (request, (status, body)) in requests.iter().zip(&expected) {
+            let response = ask(&host, request);
+            let what = match request {
+                Ask::Get(path) | Ask::Post(path, _) => path,
+            };
+            assert_eq!(
+                (response.status, without_folder(&response.body, &frozen)),
+                (*status, body.clone()),
+                "{name} on CPython {}: {what}",
+                python.version()
+            );
+        }
+    }
+}
+
+/// A body as text with the output's own temporary folder name taken out (paths differ
+/// from one freeze to the other).
+fn without_folder(body: &[u8], frozen: &Frozen) -> String {
+    let folder = frozen
+        .dist
+        .parent()
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy();
+    String::from_utf8_lossy(body).replace(folder.as_ref(), "TMP")
+}
+
+/// `script` frozen for `python` (None: the default), with `extra` options.
+fn frozen(script: PathBuf, python: Option<&Python>, extra: &[String]) -> Frozen {
+    let mut freeze = Freeze::script(script).args(extra.iter().cloned());
+    if let Some(python) = python {
+        freeze = freeze.python(runtime(python));
+    }
+    freeze.ok()
+}
+
+#[test]
+fn hello_answers_alike_on_every_tested_python() {
+    answers_alike(
+        "hello",
+        |python| frozen(repo().join("examples/hello/hello.py"), python, &[]),
+        &[Ask::Get("/hello/world?name=versions"), Ask::Get("/")],
+    );
+}
+
+#[test]
+fn the_ecb_object_answers_alike_on_every_tested_python() {
+    answers_alike(
+        "ecb_app",
+        |python| frozen(fixture("ecb_app/ecb_app.py"), python, &[]),
+        &[
+            Ask::Get("/status"),
+            Ask::Get("/vars-default"),
+            Ask::Get("/misc"),
+            Ask::Get("/redirect"),
+            Ask::Get("/done"),
+        ],
+    );
+}
+
+#[test]
+fn the_thread_pool_answers_alike_on_every_tested_python() {
+    answers_alike(
+        "pool",
+        |python| frozen(fixture("scripts/pool.py"), python, &[]),
+        &[Ask::Get("/plain/1"), Ask::Get("/plain/2")],
+    );
+}
+
+#[test]
+fn wsgi_under_wsgiref_validate_answers_alike_on_every_tested_python() {
+    answers_alike(
+        "wsgi_probe",
+        |python| frozen(fixture("scripts/wsgi_probe.py"), python, &[]),
+        &[
+            Ask::Post("/validated", b"line one\nrest of it"),
+            Ask::Get("/write"),
+            Ask::Get("/close"),
+            Ask::Get("/native"),
+        ],
+    );
+}
+
+#[test]
+fn a_pywin32_module_loads_with_its_dlls_on_every_tested_python() {
+    let probe = crate::support::temp_dir();
+    let script = probe.path().join("winapi.py");
+    std::fs::write(
+        &script,
+        "import win32api, win32con, pywintypes\n\
+         from isapi import isapicon\n\
+         from isapi.simple import SimpleExtension\n\
+         class E(SimpleExtension):\n\
+         \x20   def HttpExtensionProc(self, ecb):\n\
+         \x20       body = '\\n'.join([str(win32con.MB_OK), pywintypes.__file__.rsplit('\\\\', 1)[-1]]).encode()\n\
+         \x20       ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\n\\r\\n', False)\n\
+         \x20       ecb.WriteClient(body)\n\
+         \x20       return isapicon.HSE_STATUS_SUCCESS\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    )
+    .unwrap();
+    for python in other_pythons() {
+        let site = site_for(&python, "pywin32");
+        let frozen = frozen(
+            script.clone(),
+            Some(&python),
+            &["--path".into(), site.display().to_string()],
+        );
+        let dll = format!("pywintypes{}.dll", &python.abi_tag()[2..]);
+        assert!(
+            frozen.dist.join(&dll).is_file(),
+            "{dll} missing for CPython {}",
+            python.version()
+        );
+        let host = Host::start(&frozen.dll(), &[]);
+        assert_eq!(
+            get(&host.address, "/").text(),
+            format!("0\n{dll}"),
+            "CPython {}",
+            python.version()
+        );
+    }
+}
+
+#[test]
+fn flask_and_django_answer_alike_on_every_tested_python() {
+    let with_site = |script: &'static str, name: &'static str| {
+        move |python: Option<&Python>| {
+            let site = match python {
+                Some(python) => site_for(python, name),
+                None => site(name),
+            };
+            frozen(
+                repo().join(script),
+                python,
+                &["--path".to_string(), site.display().to_string(), "--strict".to_string()],
+            )
+        }
+    };
+    answers_alike(
+        "flask",
+        with_site("examples/flask_app/app.py", "flask"),
+        &[
+            Ask::Get("/?name=IIS"),
+            Ask::Get("/static/style.css"),
+            Ask::Post("/api/echo", b"{\"a\": [1, 2]}"),
+        ],
+    );
+    answers_alike(
+        "django",
+        with_site("examples/django_app/django_app.py", "django"),
+        &[
+            Ask::Get("/notes/add?text=first"),
+            Ask::Get("/static/admin/css/base.css"),
+            Ask::Get("/time"),
+        ],
+    );
+}
+
+#[test]
+fn a_tampered_archive_is_refused_on_every_tested_python() {
+    for python in other_pythons() {
+        let frozen = frozen(repo().join("examples/hello/hello.py"), Some(&python), &[]);
+        let copy = frozen.copy();
+        let dll = copy.dll();
+        let mut bytes = std::fs::read(&dll).unwrap();
+        // Flip a byte inside the embedded archive (a zip's local header signature is PK).
+        let at = bytes
+            .windows(4)
+            .position(|w| w == b"PK\x03\x04")
+            .expect("the archive is embedded")
+            + 40;
+        bytes[at] ^= 0xff;
+        std::fs::write(&dll, bytes).unwrap();
+        let refused = Host::run_refused(Host::command(&dll, &[]));
+        assert_eq!(refused.code, 3, "CPython {}: {}", python.version(), refused.stderr);
+        let log = copy.log();
+        assert!(
+            log.contains("was altered or damaged"),
+            "CPython {}: {log}",
+            python.version()
+        );
+    }
+}
