@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueHint};
 /// Freeze a Python ISAPI extension or filter into a self-contained directory for IIS.
 ///
 /// Options can also live in `[tool.isapi-freeze]` of a pyproject.toml beside the script
-/// (same names, e.g. `python = "C:/Python311"`, `path = ["site"]`, `full-stdlib = true`);
+/// (same names, e.g. `python = "3.12"`, `path = ["site"]`, `full-stdlib = true`);
 /// the command line adds to its lists and overrides the rest.
 ///
 /// `isapi-freeze SCRIPT.py --python RUNTIME` compiles SCRIPT.py and the `isapi` runtime

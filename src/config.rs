@@ -679,15 +679,15 @@ mod tests {
         }
     }
 
-    fn runtime_311(magic: Option<[u8; 4]>) -> PythonRuntime {
+    fn target_runtime(magic: Option<[u8; 4]>) -> PythonRuntime {
         PythonRuntime {
-            root: "C:/Python311".into(),
+            root: "C:/Python3XY".into(),
             layout: RuntimeLayout::Embeddable,
-            dll: "C:/Python311/python311.dll".into(),
+            dll: "C:/Python3XY/python3XY.dll".into(),
             version: (3, 11, 9),
             python: pythons::find(3, 11).unwrap(),
             magic,
-            extension_dir: "C:/Python311".into(),
+            extension_dir: "C:/Python3XY".into(),
         }
     }
 
@@ -702,25 +702,25 @@ mod tests {
     fn a_build_python_of_another_version_is_refused() {
         let err = check_bytecode_version(
             &mut fake("cb0d0d0a", &[3, 12, 1]),
-            &runtime_311(Some([0xa7, 0x0d, 0x0d, 0x0a])),
+            &target_runtime(Some([0xa7, 0x0d, 0x0d, 0x0a])),
         )
         .unwrap_err()
         .to_string();
         assert_eq!(
             err,
             "the build Python /opt/python3.12/bin/python3 is 3.12.1 (bytecode magic cb0d0d0a), but the target runtime \
-             C:/Python311 is CPython 3.11.9 (magic a70d0d0a): bytecode must match. Pass --build-python with a Python 3.11"
+             C:/Python3XY is CPython 3.11.9 (magic a70d0d0a): bytecode must match. Pass --build-python with a Python 3.11"
         );
     }
 
     #[test]
     fn same_version_with_another_magic_is_refused_and_a_match_passes() {
-        let target = runtime_311(Some([0xa7, 0x0d, 0x0d, 0x0a]));
+        let target = target_runtime(Some([0xa7, 0x0d, 0x0d, 0x0a]));
         assert!(check_bytecode_version(&mut fake("a60d0d0a", &[3, 11, 0]), &target).is_err());
         assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 11, 7]), &target).is_ok());
         // Without a compiled stdlib to read the target's magic from, the version decides.
-        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 11, 7]), &runtime_311(None)).is_ok());
-        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 10, 7]), &runtime_311(None)).is_err());
+        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 11, 7]), &target_runtime(None)).is_ok());
+        assert!(check_bytecode_version(&mut fake("a70d0d0a", &[3, 10, 7]), &target_runtime(None)).is_err());
     }
 
     #[test]
@@ -731,8 +731,9 @@ mod tests {
             err.contains("is not a Windows CPython runtime: it has no python3XY.dll"),
             "{err}"
         );
-        std::fs::write(dir.path().join("python311.dll"), b"MZ nope").unwrap();
+        let dll = pythons::default().dll_name();
+        std::fs::write(dir.path().join(&dll), b"MZ nope").unwrap();
         let err = probe_runtime(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("python311.dll: not a PE file"), "{err}");
+        assert!(err.contains(&format!("{dll}: not a PE file")), "{err}");
     }
 }

@@ -638,7 +638,11 @@ pub(crate) mod tests {
     #[test]
     fn builtin_module_names_are_read_from_the_python_dll() {
         // The Windows CPython the tests use, when `make python` fetched it.
-        let dll = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python/cp311/python311.dll");
+        let python = isapi_freeze_format::pythons::default();
+        let dll = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/python")
+            .join(python.abi_tag())
+            .join(python.dll_name());
         let Ok(image) = std::fs::read(&dll) else {
             panic!("{} is missing: run `make python`", dll.display());
         };

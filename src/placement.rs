@@ -335,7 +335,7 @@ mod tests {
                 },
             ],
             builtins: BTreeSet::new(),
-            abi_tag: "cp311".into(),
+            abi_tag: "cp399".into(),
         }
     }
 

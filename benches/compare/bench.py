@@ -149,7 +149,7 @@ def freeze(app, dist, cache):
 
 def pywin32_folder(app, folder):
     """pywin32's loader as its users deploy it: PyISAPI_loader.dll copied as _NAME.dll beside
-    NAME.py, pywin32's own isapi package, pywintypes311.dll and the same embeddable CPython;
+    NAME.py, pywin32's own isapi package, pywintypes3XY.dll and the same embeddable CPython;
     the app's packages from .py files on sys.path (python3XY._pth). isapi.wsgi is ours (pywin32
     has none), copied into pywin32's isapi package so both loaders run the same adapter."""
     site = SITES / "pywin32"
@@ -158,7 +158,7 @@ def pywin32_folder(app, folder):
     shutil.copytree(PYTHON, folder)
     name = app.script.stem
     shutil.copy(site / "isapi/PyISAPI_loader.dll", folder / f"_{name}.dll")
-    shutil.copy(site / "pywin32_system32/pywintypes311.dll", folder)
+    shutil.copy(site / f"pywin32_system32/pywintypes{TAG[2:]}.dll", folder)
     shutil.copy(app.script, folder / app.script.name)
     shutil.copytree(site / "isapi", folder / "isapi", ignore=shutil.ignore_patterns("__pycache__", "doc", "samples", "test"))
     for module in ("wsgi.py", "_errorpage.py"):
@@ -411,7 +411,7 @@ def report(peers, inproc, bodies, http, freeze_results, started):
               f"- **isapi-freeze**: `isapi-freeze APP.py --python target/python/{TAG}` (release build): "
               "`_APP.dll` with the script and our `isapi` package in its archive.",
               "- **pywin32**: pywin32's `PyISAPI_loader.dll` copied as `_APP.dll` beside `APP.py`, "
-              "pywin32's `isapi` package, `pywintypes311.dll` and the same embeddable CPython; "
+              "pywin32's `isapi` package, `pywintypes3XY.dll` and the same embeddable CPython; "
               "Flask and pywin32's win32 modules as .py/.pyd files on `sys.path` (python3XY._pth). "
               "pywin32 has no WSGI adapter, so our `isapi/wsgi.py` is copied into its `isapi` package: "
               "both loaders run the same adapter code. The first (unmeasured) run wrote `__pycache__`, "

@@ -104,7 +104,7 @@ pub struct Dependencies {
 
 /// Walks the imports of `binaries` (extension modules), looking for DLLs first in each
 /// binary's own folder and then in `search_dirs`. `python_dll` is the target's (e.g.
-/// python311.dll): linking another python3XY.dll is an error; python3.dll (the stable ABI)
+/// python312.dll): linking another python3XY.dll is an error; python3.dll (the stable ABI)
 /// is fine. DLLs in `provided` (shipped anyway) are not searched again.
 pub fn dependencies(
     binaries: &[PathBuf],
@@ -198,8 +198,16 @@ fn find_case_insensitive(dir: &Path, lower: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// The default test CPython, which `make python` fetches.
     fn embed() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python/cp311")
+        let python = isapi_freeze_format::pythons::default();
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/python")
+            .join(python.abi_tag())
+    }
+
+    fn python_dll() -> String {
+        isapi_freeze_format::pythons::default().dll_name()
     }
 
     #[test]
@@ -208,7 +216,7 @@ mod tests {
         let deps = dependencies(
             &[dir.join("_ssl.pyd")],
             std::slice::from_ref(&dir),
-            "python311.dll",
+            &python_dll(),
             &BTreeSet::new(),
         )
         .unwrap();
@@ -220,19 +228,22 @@ mod tests {
     #[test]
     fn a_module_for_another_python_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        // python311.dll itself links no pythonXY, so use a real extension module and pretend
-        // the target is 3.12.
+        // python3XY.dll itself links no pythonXY, so use a real extension module and pretend
+        // the target is 3.99.
         let err = dependencies(
             &[embed().join("select.pyd")],
             &[tmp.path().to_path_buf()],
-            "python312.dll",
+            "python399.dll",
             &BTreeSet::new(),
         )
         .unwrap_err();
         assert!(matches!(err, DllError::PythonVersion { .. }), "{err}");
         assert!(
-            err.to_string()
-                .contains("is built for CPython 3.11 (python311.dll), but the target is CPython 3.12"),
+            err.to_string().contains(&format!(
+                "is built for CPython {} ({}), but the target is CPython 3.99",
+                isapi_freeze_format::pythons::default().version(),
+                python_dll()
+            )),
             "{err}"
         );
     }
@@ -243,7 +254,7 @@ mod tests {
         let pyd = tmp.path().join("_ssl.pyd");
         std::fs::copy(embed().join("_ssl.pyd"), &pyd).unwrap();
         let provided: BTreeSet<String> = ["vcruntime140.dll".to_string()].into();
-        let deps = dependencies(std::slice::from_ref(&pyd), &[], "python311.dll", &provided).unwrap();
+        let deps = dependencies(std::slice::from_ref(&pyd), &[], &python_dll(), &provided).unwrap();
         assert!(deps.ship.is_empty());
         assert_eq!(
             deps.unresolved.keys().cloned().collect::<Vec<_>>(),

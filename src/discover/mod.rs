@@ -301,7 +301,7 @@ mod tests {
             "test/test_os.py",
             "site-packages/x.py",
             "lib2to3/Grammar.txt",
-            "__pycache__/os.cpython-311.pyc",
+            "__pycache__/os.cpython-399.pyc",
         ] {
             let p = dir.path().join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();

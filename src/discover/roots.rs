@@ -88,7 +88,7 @@ pub struct Roots {
     pub roots: Vec<Root>,
     /// The target's built-in modules, read from its python3XY.dll.
     pub builtins: BTreeSet<String>,
-    /// e.g. `cp311`.
+    /// e.g. `cp312`.
     pub abi_tag: String,
 }
 
@@ -404,13 +404,13 @@ mod tests {
                 Root {
                     kind: RootKind::Stdlib,
                     files: listing(
-                        Path::new("python311.zip"),
+                        Path::new("python399.zip"),
                         ["json/__init__.pyc", "os.pyc"].map(String::from),
                     ),
                 },
             ],
             builtins: ["sys".to_string()].into(),
-            abi_tag: "cp311".into(),
+            abi_tag: "cp399".into(),
         }
     }
 
@@ -420,7 +420,7 @@ mod tests {
             "isapi/__init__.py",
             "mod.py",
             "pkg/__init__.py",
-            "pkg/fast.cp311-win_amd64.pyd",
+            "pkg/fast.cp399-win_amd64.pyd",
             "ns/x.py",
         ]);
         let isapi = r.find("isapi", None).unwrap().unwrap();
@@ -445,7 +445,7 @@ mod tests {
             r.find("pkg.fast", Some(&pkg)).unwrap().unwrap().file,
             ModuleFile::Extension {
                 root: 1,
-                rel: "pkg/fast.cp311-win_amd64.pyd".into()
+                rel: "pkg/fast.cp399-win_amd64.pyd".into()
             }
         );
         assert_eq!(
@@ -472,22 +472,22 @@ mod tests {
     #[test]
     fn extension_modules_for_another_target_are_refused() {
         let r = roots(&[
-            "lin.cpython-311-x86_64-linux-gnu.so",
+            "lin.cpython-399-x86_64-linux-gnu.so",
             "old.cp310-win_amd64.pyd",
-            "x86.cp311-win32.pyd",
+            "x86.cp399-win32.pyd",
         ]);
         assert_eq!(r.find("lin", None).unwrap(), None, "not a Windows file at all");
         assert_eq!(
             r.find("old", None).unwrap_err().to_string(),
-            "app/old.cp310-win_amd64.pyd is built for CPython 3.10 on win_amd64, but the target is CPython 3.11 on \
-             win_amd64: install the package for the target (pip install --platform win_amd64 --python-version 3.11 \
+            "app/old.cp310-win_amd64.pyd is built for CPython 3.10 on win_amd64, but the target is CPython 3.99 on \
+             win_amd64: install the package for the target (pip install --platform win_amd64 --python-version 3.99 \
              --only-binary=:all: --target DIR ...)"
         );
         assert!(r
             .find("x86", None)
             .unwrap_err()
             .to_string()
-            .contains("built for CPython 3.11 on win32"));
+            .contains("built for CPython 3.99 on win32"));
     }
 
     #[test]
@@ -495,7 +495,7 @@ mod tests {
         let r = roots(&[
             "p/__init__.py",
             "p/a.py",
-            "p/b.cp311-win_amd64.pyd",
+            "p/b.cp399-win_amd64.pyd",
             "p/sub/__init__.py",
             "p/sub/deep.py",
             "p/data.txt",

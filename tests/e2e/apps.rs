@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use crate::support::{
-    assert_contains, default_python, get, post_as, repo, shared, site, temp_dir, windows_python, Freeze, Frozen, Host,
+    assert_contains, default_python, get, post_as, py_zip, repo, shared, site, temp_dir, windows_python, Freeze,
+    Frozen, Host,
 };
 
 fn flask_app() -> Frozen {
@@ -20,7 +21,13 @@ fn flask_app() -> Frozen {
 fn flask_app_renders_its_template_serves_static_files_and_json() {
     let flask = flask_app();
     // markupsafe's C speedups are an extension module of an archived package.
-    assert!(flask.dist.join("markupsafe/_speedups.cp311-win_amd64.pyd").is_file());
+    assert!(flask
+        .dist
+        .join(format!(
+            "markupsafe/_speedups.{}-win_amd64.pyd",
+            default_python().abi_tag()
+        ))
+        .is_file());
     let host = Host::start(&flask.dll(), &[]);
 
     let page = get(&host.address, "/?name=IIS");
@@ -255,11 +262,11 @@ fn full_stdlib_ships_the_runtimes_whole_standard_library() {
     let full = &whole.dist;
     let python = windows_python();
     assert_eq!(
-        std::fs::read(full.join("python311.zip")).unwrap(),
-        std::fs::read(python.join("python311.zip")).unwrap()
+        std::fs::read(full.join(py_zip())).unwrap(),
+        std::fs::read(python.join(py_zip())).unwrap()
     );
     let count = |dist: &Path| {
-        zip::ZipArchive::new(std::fs::File::open(dist.join("python311.zip")).unwrap())
+        zip::ZipArchive::new(std::fs::File::open(dist.join(py_zip())).unwrap())
             .unwrap()
             .len()
     };

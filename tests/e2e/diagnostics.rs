@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    assert_contains, get, isapi_freeze, run_windows, shared_with, temp_dir, win_path, windows_command, Freeze, Frozen,
-    Host, Running,
+    assert_contains, get, isapi_freeze, py_dll, run_windows, shared_with, temp_dir, win_path, windows_command, Freeze,
+    Frozen, Host, Running,
 };
 
 const PRINTING: &str = "import win32traceutil\n\
@@ -160,15 +160,16 @@ fn an_unhandled_error_is_logged_with_its_request_line_and_reported_to_the_event_
 #[test]
 fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
     let printing = printing();
-    std::fs::remove_file(printing.dist.join("python311.dll")).unwrap();
+    std::fs::remove_file(printing.dist.join(py_dll())).unwrap();
     let mut command = Host::command(&printing.dll(), &[]);
     command.env("WINEDEBUG", "-all,err+eventlog");
     let finished = Host::run_refused(command);
     assert_eq!(finished.code, 3, "{finished:?}");
     let log = printing.log();
     let expected = format!(
-        "cannot start: cannot load {}\\python311.dll: Windows error 126 (the file, or a DLL it needs, is missing)",
-        win_path(&printing.dist)
+        "cannot start: cannot load {}\\{}: Windows error 126 (the file, or a DLL it needs, is missing)",
+        win_path(&printing.dist),
+        py_dll()
     );
     assert_contains(&log, &expected);
     assert!(

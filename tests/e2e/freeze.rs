@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::support::prerequisites::wine_prefix;
 use crate::support::wine::{wine, wine_ready};
 use crate::support::{
-    assert_contains, default_python, get, isapi_freeze, post, repo, run_windows, shared, stubs, temp_dir,
-    test_programs, win_path, windows_python, Connection, Freeze, Frozen, Host,
+    assert_contains, default_python, get, isapi_freeze, post, py_dll, py_zip, repo, run_windows, shared, stubs,
+    temp_dir, test_programs, win_path, windows_python, Connection, Freeze, Frozen, Host,
 };
 
 fn hello_script() -> PathBuf {
@@ -39,12 +39,13 @@ fn cli(args: &[&str]) -> Output {
 #[test]
 fn output_directory_is_self_contained() {
     let dist = &hello().dist;
+    let (dll, zip) = (py_dll(), py_zip());
     for name in [
         "_hello.dll",
         "hello.exe",
         "isapi_freeze_runtime.dll",
-        "python311.dll",
-        "python311.zip",
+        &dll,
+        &zip,
         "vcruntime140.dll",
         "_socket.pyd",
         "manifest.json",
@@ -97,7 +98,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
 #[test]
 fn dll_loads_from_a_process_whose_folders_hold_no_python() {
     // isapi-host copied to a folder of its own, started in another empty folder: neither,
-    // nor Wine's PATH (C:\windows\...), holds python311.dll, as with IIS's w3wp.exe.
+    // nor Wine's PATH (C:\windows\...), holds python3XY.dll, as with IIS's w3wp.exe.
     let tmp = temp_dir();
     let bin = tmp.path().join("bin");
     let cwd = tmp.path().join("cwd");
@@ -237,7 +238,7 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
     .unwrap();
     // And DLLs of the same names as the output's: loaded by name from the search path
     // (the current folder is on it), these would fail the load.
-    for dll in ["python311.dll", "isapi_freeze_runtime.dll"] {
+    for dll in [py_dll().as_str(), "isapi_freeze_runtime.dll"] {
         std::fs::write(planted.join(dll), b"planted, not a DLL").unwrap();
     }
     let mut command = Host::command(&probe.dll(), &[]);
@@ -259,7 +260,7 @@ fn the_interpreter_is_isolated_frozen_and_imports_from_the_archive() {
             "{:?}",
             [
                 format!("{win_dist}\\_probe.dll"),
-                format!("{win_dist}\\python311.zip"),
+                format!("{win_dist}\\{}", py_zip()),
                 win_dist.clone()
             ]
         )
@@ -334,10 +335,10 @@ fn a_python_folder_that_is_not_a_cpython_runtime_is_refused() {
     // A Linux Python is not one either.
     let linux = tmp.path().join("linux");
     std::fs::create_dir(&linux).unwrap();
-    std::fs::copy("/usr/bin/python3", linux.join("python311.dll")).unwrap();
+    std::fs::copy("/usr/bin/python3", linux.join(py_dll())).unwrap();
     assert_refused(
         Freeze::script(hello_script()).python(&linux),
-        &["python311.dll: not a PE file"],
+        &[&format!("{}: not a PE file", py_dll())],
     );
 }
 
@@ -351,7 +352,7 @@ fn a_dry_run_lists_the_output_and_writes_nothing() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("would write {} (", dist.display())), "{text}");
     assert_contains(&text, "\n  _hello.dll ");
-    assert_contains(&text, &format!("copy of {}/python311.dll", python.display()));
+    assert_contains(&text, &format!("copy of {}/{}", python.display(), py_dll()));
     assert!(!dist.exists());
 }
 
@@ -360,7 +361,7 @@ fn a_regular_windows_installation_layout_is_accepted() {
     // An installation has python.exe, DLLs\ and Lib\ (sources): build one from the
     // embeddable binaries and this machine's 3.11 standard library sources.
     let tmp = temp_dir();
-    let install = tmp.path().join("Python311");
+    let install = tmp.path().join("Python3XY");
     let embed = windows_python();
     std::fs::create_dir_all(install.join("DLLs")).unwrap();
     for entry in std::fs::read_dir(&embed).unwrap() {
@@ -443,17 +444,17 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
     let config = String::from_utf8_lossy(&dll[config_at..(config_at + 200).min(dll.len())]);
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
     assert_contains(&config, &format!("archive_sha256={digest}\n"));
-    assert_contains(&config, "python_dll=python311.dll\nscript_module=hello\n");
+    assert_contains(&config, &format!("python_dll={}\nscript_module=hello\n", py_dll()));
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
     let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
     // The standard library the app imports is in the archive too, all but `encodings`,
-    // which Python imports from python311.zip before the archive's importer exists.
+    // which Python imports from python3XY.zip before the archive's importer exists.
     let stdlib_names = |path: &Path| -> BTreeSet<String> {
         let zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
         zip.file_names().map(|n| n.unwrap().into_owned()).collect()
     };
-    let stdlib = stdlib_names(&windows_python().join("python311.zip"));
+    let stdlib = stdlib_names(&windows_python().join(py_zip()));
     let (from_stdlib, own): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| stdlib.contains(n));
     assert_eq!(
         own,
@@ -478,7 +479,7 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         !from_stdlib.iter().any(|n| n.starts_with("encodings/")),
         "{from_stdlib:?}"
     );
-    let shipped = stdlib_names(&dist.join("python311.zip"));
+    let shipped = stdlib_names(&dist.join(py_zip()));
     assert!(shipped.contains("encodings/__init__.pyc"), "{shipped:?}");
     assert!(shipped.iter().all(|n| n.starts_with("encodings/")), "{shipped:?}");
     let hello = zip.by_name("hello.pyc").unwrap();
@@ -611,7 +612,7 @@ fn verify_names_every_file_that_differs_from_the_manifest() {
         format!("ok: {} files match {}/manifest.json\n", files, dist.display())
     );
 
-    let zip = dist.join("python311.zip");
+    let zip = dist.join(py_zip());
     let mut bytes = std::fs::read(&zip).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&zip, bytes).unwrap();
@@ -623,7 +624,7 @@ fn verify_names_every_file_that_differs_from_the_manifest() {
     assert_eq!(dirty.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&dirty.stdout),
-        "changed: python311.zip\nmissing: select.pyd\nunexpected: extra.txt\n"
+        format!("changed: {}\nmissing: select.pyd\nunexpected: extra.txt\n", py_zip())
     );
     assert_eq!(
         stderr(&dirty),
@@ -710,9 +711,10 @@ fn truncated_or_foreign_stubs_are_refused_and_nothing_is_written() {
 fn a_damaged_windows_python_is_refused_and_nothing_is_written() {
     let tmp = temp_dir();
     for (file, expected) in [
-        ("python311.zip", "python311.zip is not a zip file"),
-        ("python311.dll", "python311.dll: not a PE file"),
+        (py_zip(), format!("{} is not a zip file", py_zip())),
+        (py_dll(), format!("{}: not a PE file", py_dll())),
     ] {
+        let (file, expected) = (file.as_str(), expected.as_str());
         let python = copied_folder(&windows_python(), tmp.path(), &format!("py-{file}"));
         let bytes = std::fs::read(python.join(file)).unwrap();
         std::fs::write(python.join(file), &bytes[..200]).unwrap();

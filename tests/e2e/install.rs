@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use crate::support::{
-    assert_contains, fixture, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
+    assert_contains, fixture, py_zip, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
 };
 
 const CRLF: &str = "\r\n";
@@ -383,7 +383,7 @@ fn iis_without_isapi_extensions_is_refused() {
 #[test]
 fn a_changed_output_directory_is_refused_before_iis_is_touched() {
     let changed = plain().copy();
-    let zip = changed.dist.join("python311.zip");
+    let zip = changed.dist.join(py_zip());
     let mut bytes = std::fs::read(&zip).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -391,7 +391,7 @@ fn a_changed_output_directory_is_refused_before_iis_is_touched() {
     let config = Config::new();
     let finished = config.run(&changed.exe(), "install", &[]);
     assert_eq!(finished.code, 1, "{finished:?}");
-    let zip_path = format!("{}\\python311.zip", win_path(&changed.dist));
+    let zip_path = format!("{}\\{}", win_path(&changed.dist), py_zip());
     assert!(
         finished.stderr.starts_with(&format!(
             "ConfigurationError: {zip_path} does not match manifest.json (SHA-256 "

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::support::load::{echo_body, load, post_streamed, reset_peak, settled_figures};
 use crate::support::{
-    assert_contains, fixture, get, request, shared, win_path, Connection, Finished, Freeze, Frozen, Host, ERROR_PAGE,
+    assert_contains, fixture, get, py_dll, py_zip, request, shared, win_path, Connection, Finished, Freeze, Frozen,
+    Host, ERROR_PAGE,
 };
 
 /// The application, frozen once; tests look in its log only for lines they alone cause.
@@ -279,19 +280,20 @@ fn a_truncated_dll_a_missing_standard_library_or_a_foreign_runtime_refuse_to_loa
     assert!(finished.stderr.contains("isapi-host: cannot load "), "{finished:?}");
 
     let damaged = app().copy();
-    std::fs::remove_file(damaged.dist.join("python311.zip")).unwrap();
+    std::fs::remove_file(damaged.dist.join(py_zip())).unwrap();
     let finished = refused(&damaged);
     assert_eq!(finished.code, 3, "{finished:?}");
     let log = damaged.log();
     let expected = format!(
-        "cannot start Python: the standard library {}\\python311.zip is missing: copy the whole output folder",
-        win_path(&damaged.dist)
+        "cannot start Python: the standard library {}\\{} is missing: copy the whole output folder",
+        win_path(&damaged.dist),
+        py_zip()
     );
     assert_contains(&log, &expected);
 
     let damaged = app().copy();
     std::fs::copy(
-        damaged.dist.join("python311.dll"),
+        damaged.dist.join(py_dll()),
         damaged.dist.join("isapi_freeze_runtime.dll"),
     )
     .unwrap();

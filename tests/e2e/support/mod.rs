@@ -17,7 +17,7 @@ pub use assertions::{assert_contains, assert_in_order};
 pub use freeze::{isapi_freeze, shared, shared_with, Freeze, Frozen};
 pub use host::Host;
 pub use http::{get, post, post_as, request, Connection, Response};
-pub use prerequisites::{default_python, site, stubs, test_programs, windows_python};
+pub use prerequisites::{default_python, py_dll, py_zip, site, stubs, test_programs, windows_python};
 pub use wine::{run_windows, win_path, windows_command, Finished, Running};
 
 /// The generic page isapi.wsgi answers a failed request with (details only in the log).

@@ -166,3 +166,13 @@ pub fn site(name: &str) -> PathBuf {
 fn site_dir(name: &str) -> PathBuf {
     repo().join(SITES).join(default_python().abi_tag()).join(name)
 }
+
+/// `python3XY.dll` of the default test CPython.
+pub fn py_dll() -> String {
+    default_python().dll_name()
+}
+
+/// `python3XY.zip` of the default test CPython.
+pub fn py_zip() -> String {
+    format!("{}.zip", default_python().stem())
+}
