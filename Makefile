@@ -40,8 +40,8 @@ demo: deps python stubs cli wine-prefix
 
 # Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
 # freeze, serve and request under Wine (the whole suite on the default version, the core on
-# each other version in PYTHONS).
-test: deps python stubs wine-prefix sites
+# each other version in PYTHONS), and install the wheels.
+test: deps python stubs wine-prefix sites wheels
 	-$(WINESERVER) -p >/dev/null 2>&1
 	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
