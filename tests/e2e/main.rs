@@ -15,4 +15,5 @@ mod serve;
 mod support;
 mod threads;
 mod versions;
+mod wheels;
 mod wsgi;
