@@ -29,16 +29,13 @@ pub struct Environment {
     pub found_by: String,
 }
 
-const QUESTION: &str = "import json, struct, sys, sysconfig, os\n\
+/// What the interpreter is asked (no indented lines: it is passed on the command line).
+const QUESTION: &str = "import json, os, struct, sys, sysconfig\n\
 paths = sysconfig.get_paths()\n\
-sites = []\n\
-for key in ('purelib', 'platlib'):\n\
-    p = paths.get(key)\n\
-    if p and os.path.isdir(p) and p not in sites:\n\
-        sites.append(p)\n\
-print(json.dumps({'executable': sys.executable, 'version': list(sys.version_info[:3]),\n\
-    'bits': struct.calcsize('P') * 8, 'windows': sys.platform == 'win32',\n\
-    'base_prefix': sys.base_prefix, 'site_packages': sites}))\n";
+sites = [p for p in dict.fromkeys([paths.get('purelib'), paths.get('platlib')]) if p and os.path.isdir(p)]\n\
+print(json.dumps({'executable': sys.executable, 'version': list(sys.version_info[:3]), \
+'bits': struct.calcsize('P') * 8, 'windows': sys.platform == 'win32', \
+'base_prefix': sys.base_prefix, 'site_packages': sites}))\n";
 
 /// The active environment, or an error saying what was looked for and what to do.
 pub fn active() -> Result<Environment> {
@@ -69,9 +66,14 @@ pub fn active() -> Result<Environment> {
         candidates.push((PathBuf::from("py"), "the py launcher".to_string()));
     }
     for (python, found_by) in candidates {
-        if let Ok(mut env) = ask(&python) {
-            env.found_by = found_by;
-            return Ok(env);
+        match ask(&python) {
+            Ok(mut env) => {
+                env.found_by = found_by;
+                return Ok(env);
+            }
+            // Say why a Python that is there did not answer.
+            Err(e) if python.is_file() => looked.push(format!("{}: {e:#}", python.display())),
+            Err(_) => {}
         }
     }
     bail!(
@@ -89,9 +91,18 @@ fn ask(python: &Path) -> Result<Environment> {
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !out.status.success() {
-        bail!("{} failed", python.display());
+        bail!(
+            "it failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "its answer is not what a CPython says: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 impl Environment {

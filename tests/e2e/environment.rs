@@ -185,3 +185,41 @@ fn a_requirement_with_no_windows_wheel_is_named() {
     );
     assert!(!tmp.path().join("dist").exists());
 }
+
+#[test]
+fn a_linux_virtual_environment_gives_the_version_and_its_embeddable_runtime_is_fetched() {
+    let tmp = temp_dir();
+    let venv = tmp.path().join("venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success(), "python3 -m venv");
+    let version = Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap().trim().to_string();
+    let out = isapi_freeze()
+        .arg(repo().join("examples/hello/hello.py"))
+        .args(["--dist-dir", "dist"])
+        .current_dir(tmp.path())
+        .env("VIRTUAL_ENV", &venv)
+        .env("PATH", "/usr/bin:/bin")
+        .env("ISAPI_FREEZE_CACHE", cache())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "using {}/bin/python (the virtual environment {}) for its version, {version}.",
+            venv.display(),
+            venv.display()
+        )),
+        "{err}"
+    );
+    let dll = format!("python{}.dll", version.replace('.', ""));
+    assert!(tmp.path().join("dist").join(&dll).is_file(), "{dll}: {err}");
+}
