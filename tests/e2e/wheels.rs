@@ -103,29 +103,8 @@ fn the_linux_wheel_installs_a_cli_that_freezes_without_being_told_where_its_stub
 fn the_windows_wheel_holds_a_windows_cli_that_finds_its_stubs_once_installed() {
     let wheel = wheel("win_amd64");
     let tmp = temp_dir();
-    // pip's Windows scheme: a wheel's scripts go to PREFIX\Scripts, its data files to PREFIX.
     let prefix = tmp.path().join("prefix");
-    let data = format!("isapi_freeze-{VERSION}.data/");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).unwrap();
-        let name = entry.name().unwrap().into_owned();
-        let Some(inside) = name.strip_prefix(&data) else {
-            continue;
-        };
-        let to = if let Some(script) = inside.strip_prefix("scripts/") {
-            prefix.join("Scripts").join(script)
-        } else if let Some(file) = inside.strip_prefix("data/") {
-            prefix.join(file)
-        } else {
-            panic!(
-                "{name} in {}: the wheel should carry only scripts and data",
-                wheel.display()
-            );
-        };
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::io::copy(&mut entry, &mut std::fs::File::create(&to).unwrap()).unwrap();
-    }
+    install_windows_wheel(&wheel, &prefix);
 
     let cli = prefix.join("Scripts/isapi-freeze.exe");
     let image = std::fs::read(&cli).unwrap_or_else(|e| panic!("{} has no isapi-freeze.exe: {e}", wheel.display()));
@@ -157,6 +136,108 @@ fn the_windows_wheel_holds_a_windows_cli_that_finds_its_stubs_once_installed() {
     args.push(win_path(&windows_python().join("python.exe")));
     windows(&cli, &args, &elsewhere);
     assert!(dist.join("_hello.dll").is_file(), "no _hello.dll in {}", dist.display());
+}
+
+/// Installs the Windows wheel into `prefix` the way pip does on Windows: its scripts go to
+/// PREFIX\\Scripts, its data files to PREFIX.
+fn install_windows_wheel(wheel: &Path, prefix: &Path) {
+    let data = format!("isapi_freeze-{VERSION}.data/");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        let Some(inside) = name.strip_prefix(&data) else {
+            continue;
+        };
+        let to = if let Some(script) = inside.strip_prefix("scripts/") {
+            prefix.join("Scripts").join(script)
+        } else if let Some(file) = inside.strip_prefix("data/") {
+            prefix.join(file)
+        } else {
+            panic!(
+                "{name} in {}: the wheel should carry only scripts and data",
+                wheel.display()
+            );
+        };
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::io::copy(&mut entry, &mut std::fs::File::create(&to).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn the_windows_cli_in_a_windows_virtual_environment_freezes_with_no_flags_and_serves() {
+    // A Windows developer's Python (make winpython), a virtual environment made by it under
+    // Wine, Flask installed into it, and isapi-freeze installed into it from the wheel.
+    let installation = repo().join("target/python/winpython-cp312");
+    assert!(
+        installation.join(".done").is_file(),
+        "run `make winpython` (or `make test`)"
+    );
+    let tmp = temp_dir();
+    let venv = tmp.path().join("venv");
+    windows(
+        &installation.join("python.exe"),
+        &["-m".into(), "venv".into(), "--without-pip".into(), win_path(&venv)],
+        tmp.path(),
+    );
+    let flask = repo().join("target/site/cp312/flask");
+    assert!(flask.join(".done").is_file(), "run `make sites` (or `make test`)");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", flask.display()))
+        .arg(venv.join("Lib/site-packages"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    install_windows_wheel(&wheel("win_amd64"), &venv);
+    let project = tmp.path().join("project");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("examples/flask_app"))
+        .arg(&project)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // `isapi-freeze app.py` in the activated environment: no --python, --path or --stubs.
+    let cli = venv.join("Scripts/isapi-freeze.exe");
+    let mut freeze = windows_command(&cli);
+    freeze
+        .arg("app.py")
+        .current_dir(&project)
+        .env("VIRTUAL_ENV", win_path(&venv))
+        .env_remove("ISAPI_FREEZE_STUBS")
+        .env_remove("ISAPI_FREEZE_PYTHON")
+        .env_remove("ISAPI_FREEZE_BUILD_PYTHON");
+    let frozen = Running::start(freeze).finish(Duration::from_secs(300));
+    assert_eq!(frozen.code, 0, "{frozen:?}");
+    assert!(
+        frozen.stderr.contains(&format!(
+            "using {}\\Scripts\\python.exe (the virtual environment {}): CPython 3.12.9 from {}, packages from {}\\Lib\\site-packages",
+            win_path(&venv),
+            win_path(&venv),
+            win_path(&installation),
+            win_path(&venv)
+        )),
+        "{frozen:?}"
+    );
+    let dist = project.join("dist");
+    assert!(dist.join("python312.dll").is_file());
+
+    // `isapi-freeze serve dist`, natively on "Windows".
+    let mut serve = windows_command(&cli);
+    serve
+        .args(["serve", "dist", "--stop-on-eof", "--listen", "127.0.0.1:0"])
+        .current_dir(&project)
+        .env_remove("ISAPI_FREEZE_STUBS");
+    let running = Running::start(serve);
+    let ready = running.wait_for_stdout("isapi-host: listening on http://", Duration::from_secs(120));
+    let address = ready["isapi-host: listening on http://".len()..].trim_end_matches('/');
+    let page = crate::support::get(address, "/?name=Wine");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("<h1>Hello, Wine!</h1>"), "{}", page.text());
+    let finished = running.finish(Duration::from_secs(60));
+    assert_eq!(finished.code, 0, "{finished:?}");
 }
 
 /// Runs `command` to success and returns its stdout; on failure, panics with its output.
