@@ -178,7 +178,8 @@ pub fn windows_packages(
     let dir = cache.join("packages").join(&key[..24]);
     if dir.join(".complete").is_file() {
         say(format!(
-            "using the Windows packages installed before in {}",
+            "using the Windows packages of {} installed before in {}",
+            describe(requirements, extra),
             dir.display()
         ));
         return Ok(dir);

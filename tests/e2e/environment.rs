@@ -223,3 +223,29 @@ fn a_linux_virtual_environment_gives_the_version_and_its_embeddable_runtime_is_f
     let dll = format!("python{}.dll", version.replace('.', ""));
     assert!(tmp.path().join("dist").join(&dll).is_file(), "{dll}: {err}");
 }
+
+#[test]
+fn project_dependencies_beside_the_script_are_installed_for_the_target() {
+    let tmp = temp_dir();
+    std::fs::write(
+        tmp.path().join("pyproject.toml"),
+        "[project]\nname = \"shop\"\nversion = \"1\"\ndependencies = [\"flask==3.1.3\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("shop.py"),
+        "from flask import Flask\nfrom isapi.wsgi import factory\napp = Flask(__name__)\n\
+         __ExtensionFactory__ = factory(app)\n",
+    )
+    .unwrap();
+    let out = freeze_with_path(
+        &tmp.path().join("shop.py"),
+        &["--python", "3.13", "--strict", "--dist-dir", "dist"],
+        tmp.path(),
+        &std::env::var("PATH").unwrap(),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("[project] dependencies (flask==3.1.3)"), "{err}");
+    assert!(tmp.path().join("dist/flask").is_dir(), "{err}");
+}

@@ -260,3 +260,25 @@ fn a_tampered_archive_is_refused_on_every_tested_python() {
         );
     }
 }
+
+#[test]
+fn a_module_a_version_removed_is_found_nowhere_not_a_crash() {
+    // cgi left the standard library in 3.13; on the versions that still have it, it ships.
+    let script = "import cgi\nfrom isapi.wsgi import factory\n\
+                  def app(environ, start_response):\n\
+                  \x20   start_response('200 OK', [])\n\
+                  \x20   return [b'ok']\n\
+                  __ExtensionFactory__ = factory(app)\n";
+    for python in other_pythons().into_iter().chain([default_python()]) {
+        let out = Freeze::source("oldstyle.py", script).python(runtime(&python)).output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "CPython {}: {err}", python.version());
+        let warned = err.contains("found nowhere") && err.contains("  cgi (imported by oldstyle)");
+        assert_eq!(
+            warned,
+            python.minor >= 13,
+            "CPython {}: the cgi warning: {err}",
+            python.version()
+        );
+    }
+}
