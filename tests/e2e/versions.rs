@@ -282,3 +282,50 @@ fn a_module_a_version_removed_is_found_nowhere_not_a_crash() {
         );
     }
 }
+
+#[test]
+fn the_filter_objects_answer_alike_on_every_tested_python() {
+    let probe = crate::support::temp_dir();
+    let script = probe.path().join("rewriter.py");
+    std::fs::write(
+        &script,
+        "from isapi import isapicon, simple\n\
+         class Filter(simple.SimpleFilter):\n\
+         \x20   filter_flags = isapicon.SF_NOTIFY_PREPROC_HEADERS | isapicon.SF_NOTIFY_SEND_RESPONSE\n\
+         \x20   def HttpFilterProc(self, fc):\n\
+         \x20       data = fc.GetData()\n\
+         \x20       if fc.NotificationType == isapicon.SF_NOTIFY_PREPROC_HEADERS:\n\
+         \x20           url = data.GetHeader(b'url')\n\
+         \x20           if url.startswith(b'/old/'):\n\
+         \x20               data.SetHeader('url', '/new/' + url[5:].decode())\n\
+         \x20       else:\n\
+         \x20           data.AddHeader('X-Filtered:', 'yes')\n\
+         \x20       return isapicon.SF_STATUS_REQ_NEXT_NOTIFICATION\n\
+         class Extension(simple.SimpleExtension):\n\
+         \x20   def HttpExtensionProc(self, ecb):\n\
+         \x20       ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\n\\r\\n', False)\n\
+         \x20       ecb.WriteClient(ecb.GetServerVariable('URL') + b' ' + ecb.GetServerVariable('REQUEST_METHOD'))\n\
+         \x20       return 0\n\
+         def __FilterFactory__():\n    return Filter()\n\
+         def __ExtensionFactory__():\n    return Extension()\n",
+    )
+    .unwrap();
+    let answer = |python: Option<&Python>| {
+        let frozen = frozen(script.clone(), python, &[]);
+        let dll = frozen.dll();
+        let host = Host::start(&dll, &["--filter", &crate::support::win_path(&dll)]);
+        let response = get(&host.address, "/old/page");
+        (
+            response.status,
+            response.text(),
+            response.header("X-Filtered").map(String::from),
+        )
+    };
+    let expected = answer(None);
+    assert_eq!(expected.0, 200);
+    assert_eq!(expected.1, "/new/page GET");
+    assert_eq!(expected.2.as_deref(), Some("yes"));
+    for python in other_pythons() {
+        assert_eq!(answer(Some(&python)), expected, "CPython {}", python.version());
+    }
+}
