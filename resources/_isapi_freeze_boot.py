@@ -290,6 +290,53 @@ def _import_script():
     return importlib.import_module(SCRIPT)
 
 
+def _make(factory, kind):
+    """Calls the script's factory (`kind` "Extension": __ExtensionFactory__, "Filter":
+    __FilterFactory__) and returns what it made: an object with Get{kind}Version.
+
+    A factory that returns a factory is an easy slip (``return isapi.wsgi.factory(app)``,
+    where factory(app) already is the factory; or ``return MyExtension``): what it returned
+    is called once more when it takes no arguments. Anything else raises an error that
+    says what to write instead."""
+    name, method = f"__{kind}Factory__", f"Get{kind}Version"
+    made = factory()
+    if _serves(made, method):
+        return made
+    returned = f"{name}() returned {made!r}"
+    advice = f"{name} must return the {kind.lower()} object, e.g. `return My{kind}()`"
+    if callable(made) and _takes_no_arguments(made):
+        again = made()
+        if _serves(again, method):
+            _isapi_freeze.log(f"{SCRIPT}: {returned}, a factory: called it once more")
+            return again
+        raise TypeError(f"{returned}, and calling that returned {again!r}: neither has {method}. {advice}")
+    if callable(made) and kind == "Extension":
+        # A callable that needs arguments is most likely the WSGI application itself.
+        app = getattr(made, "__name__", "application")
+        advice = f"For a WSGI application write `{name} = isapi.wsgi.factory({app})`; else {advice}"
+    raise TypeError(f"{returned}, which has no {method}. {advice}")
+
+
+def _serves(made, method):
+    """Whether `made` is an object with `method`; a class has the method too, unbound."""
+    return not isinstance(made, type) and hasattr(made, method)
+
+
+def _takes_no_arguments(function):
+    """Whether `function` can be called with no arguments: a factory can, a WSGI
+    application cannot."""
+    # Imported here: inspect is slow to import and only a slip in the script gets here.
+    import inspect
+
+    try:
+        inspect.signature(function).bind()
+    except (TypeError, ValueError):
+        # Arguments are needed, or the callable has no signature to read (a built-in):
+        # either way not a factory a script meant to return.
+        return False
+    return True
+
+
 # Extensions -----------------------------------------------------------------------------
 
 def _is_reload_request(error):
@@ -317,7 +364,7 @@ def _reload_extension(stale):
         except Exception:
             _log_exception(f"TerminateExtension(0) of {SCRIPT} before the reload failed:")
         module = importlib.reload(_import_script())
-        _extension = module.__ExtensionFactory__()
+        _extension = _make(module.__ExtensionFactory__, "Extension")
         try:
             _extension.GetExtensionVersion(None)
         except Exception:
@@ -347,7 +394,7 @@ def get_extension_version(vi):
         if factory is None:
             _isapi_freeze.log(f"{SCRIPT} defines no __ExtensionFactory__: it is not an ISAPI extension")
             return False
-        _extension = factory()
+        _extension = _make(factory, "Extension")
         result = _call_extension("GetExtensionVersion", vi)
     except Exception:
         _log_exception(f"GetExtensionVersion of {SCRIPT} failed:")
@@ -433,7 +480,7 @@ def _reload_filter(stale):
         except Exception:
             _log_exception(f"TerminateFilter(0) of {SCRIPT} before the reload failed:")
         module = importlib.reload(_import_script())
-        _filter = module.__FilterFactory__()
+        _filter = _make(module.__FilterFactory__, "Filter")
         try:
             _filter.GetFilterVersion(None)
         except Exception:
@@ -461,7 +508,7 @@ def get_filter_version(fv):
         if factory is None:
             _isapi_freeze.log(f"{SCRIPT} defines no __FilterFactory__: it is not an ISAPI filter")
             return False
-        _filter = factory()
+        _filter = _make(factory, "Filter")
         result = _call_filter("GetFilterVersion", fv)
     except Exception:
         _log_exception(f"GetFilterVersion of {SCRIPT} failed:")
