@@ -469,6 +469,7 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
             "isapi/simple.pyc",
             "isapi/threaded_extension.pyc",
             "isapi/wsgi.pyc",
+            "isapi_wsgi.pyc",
             "win32traceutil.pyc",
         ]
     );
