@@ -123,7 +123,8 @@ SITES := target/site
 PACKAGES_flask := flask==3.1.3
 PACKAGES_pywin32 := pywin32==312
 PACKAGES_django := django==5.2.19 tzdata==2025.2
-SITE_NAMES := flask pywin32 django
+PACKAGES_cherrypy := cherrypy==18.10.0
+SITE_NAMES := flask pywin32 django cherrypy
 sites: $(foreach v,$(NEEDED_PYTHONS),$(foreach s,$(SITE_NAMES),$(SITES)/$(call tag,$(v))/$(s)/.done))
 $(SITES)/%/.done:
 	@tag=$(word 1,$(subst /, ,$*)); name=$(word 2,$(subst /, ,$*)); \
