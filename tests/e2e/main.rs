@@ -10,6 +10,7 @@ mod filters;
 mod freeze;
 mod host;
 mod install;
+mod isapi_wsgi;
 mod reliability;
 mod serve;
 mod support;
