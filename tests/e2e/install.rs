@@ -521,3 +521,24 @@ fn a_config_changed_by_someone_else_between_read_and_write_is_left_alone() {
         "an earlier backup"
     );
 }
+
+#[test]
+fn install_and_remove_work_alike_on_every_tested_python() {
+    for python in crate::versions::other_pythons() {
+        let frozen = Freeze::source("plain.py", PLAIN)
+            .python(crate::versions::runtime(&python))
+            .ok();
+        let config = Config::new();
+        let installed = config.run(&frozen.exe(), "install", &[]);
+        assert_eq!(installed.code, 0, "CPython {}: {installed:?}", python.version());
+        assert_eq!(
+            String::from_utf8_lossy(&config.bytes()),
+            String::from_utf8_lossy(&plain_installed(&frozen.dist)),
+            "CPython {}",
+            python.version()
+        );
+        let removed = config.run(&frozen.exe(), "remove", &[]);
+        assert_eq!(removed.code, 0, "CPython {}: {removed:?}", python.version());
+        assert_eq!(config.bytes(), iis_fixture(), "CPython {}", python.version());
+    }
+}

@@ -13,7 +13,7 @@ use isapi_freeze_format::pythons::{self, Python, Status};
 use crate::support::{default_python, fixture, get, post, repo, site, Freeze, Frozen, Host, Response};
 
 /// The tested versions to run the core on, the default excepted.
-fn other_pythons() -> Vec<Python> {
+pub fn other_pythons() -> Vec<Python> {
     let chosen: Vec<String> = match std::env::var("ISAPI_FREEZE_TEST_PYTHONS") {
         Ok(list) if !list.trim().is_empty() => list.split_whitespace().map(String::from).collect(),
         _ => pythons::supported()
@@ -29,7 +29,7 @@ fn other_pythons() -> Vec<Python> {
 }
 
 /// The embeddable runtime `make python` fetched for `python`.
-fn runtime(python: &Python) -> PathBuf {
+pub fn runtime(python: &Python) -> PathBuf {
     let dir = repo().join("target/python").join(python.abi_tag());
     assert!(
         dir.join(python.dll_name()).is_file(),
