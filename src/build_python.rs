@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 
-use crate::compile::{parse_magic, BuildPython, PythonCompiler};
+use crate::compile::{BuildPython, PythonCompiler};
 use crate::config::PythonRuntime;
 
 /// A candidate and how it was found, for the message.
@@ -45,7 +45,7 @@ pub fn choose(given: Option<&Path>, runtime: &PythonRuntime, say: &dyn Fn(String
             }
         };
         match compiler.version() {
-            Ok(found) if matches(&found, runtime) => {
+            Ok(found) if crate::config::writes_bytecode_for(&found, runtime) => {
                 say(format!(
                     "compiling with Python {} at {} ({})",
                     found.version.iter().map(u32::to_string).collect::<Vec<_>>().join("."),
@@ -69,16 +69,6 @@ pub fn choose(given: Option<&Path>, runtime: &PythonRuntime, say: &dyn Fn(String
         runtime.version.2,
         tried.join("\n  ")
     )
-}
-
-fn matches(found: &crate::compile::BytecodeVersion, runtime: &PythonRuntime) -> bool {
-    let same_version =
-        found.version.first() == Some(&runtime.version.0) && found.version.get(1) == Some(&runtime.version.1);
-    let same_magic = match (runtime.magic, parse_magic(&found.magic)) {
-        (Some(target), Some(build)) => target == build,
-        _ => true,
-    };
-    same_version && same_magic
 }
 
 fn start(candidate: &Candidate, say: &dyn Fn(String)) -> Result<PythonCompiler> {

@@ -555,6 +555,18 @@ fn check_runtime_stub(path: &Path, runtime: &PythonRuntime) -> Result<()> {
     Ok(())
 }
 
+/// Whether a build Python of `found` writes the bytecode `runtime` reads: the same minor
+/// version, and the same magic where the runtime's own compiled stdlib shows it.
+pub fn writes_bytecode_for(found: &crate::compile::BytecodeVersion, runtime: &PythonRuntime) -> bool {
+    let same_version =
+        found.version.first() == Some(&runtime.version.0) && found.version.get(1) == Some(&runtime.version.1);
+    let same_magic = match (runtime.magic, parse_magic(&found.magic)) {
+        (Some(target), Some(build)) => target == build,
+        _ => true,
+    };
+    same_version && same_magic
+}
+
 /// The build Python must write the bytecode the target reads.
 pub fn check_bytecode_version(compiler: &mut impl BuildPython, runtime: &PythonRuntime) -> Result<()> {
     let found = compiler.version().with_context(|| {
@@ -566,12 +578,7 @@ pub fn check_bytecode_version(compiler: &mut impl BuildPython, runtime: &PythonR
         )
     })?;
     let (major, minor) = (runtime.version.0, runtime.version.1);
-    let same_version = found.version.first() == Some(&major) && found.version.get(1) == Some(&minor);
-    let same_magic = match (runtime.magic, parse_magic(&found.magic)) {
-        (Some(target), Some(build)) => target == build,
-        _ => true,
-    };
-    if !same_version || !same_magic {
+    if !writes_bytecode_for(&found, runtime) {
         bail!(
             "the build Python {} is {} (bytecode magic {}), but the target runtime {} is CPython {major}.{minor}.{}{}: \
              bytecode must match. Pass --build-python with a Python {major}.{minor}",
