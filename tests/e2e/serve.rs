@@ -185,6 +185,8 @@ fn serve_in_the_background_with_no_input_runs_until_sigterm_and_stops_cleanly() 
     let (code, output) = served.terminate();
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("isapi-host: stopped"), "{output}");
+    // Each request's access line reaches the terminal too.
+    assert!(output.contains("isapi-host: GET /anything 200"), "{output}");
     // The app's print output reaches the terminal as it happens, and the log file.
     assert!(output.contains("stdout: TerminateExtension ran"), "{output}");
     let log = std::fs::read_to_string(dist.join("logs/_terminating.log")).unwrap();
