@@ -124,12 +124,15 @@ PACKAGES_flask := flask==3.1.3
 PACKAGES_pywin32 := pywin32==312
 PACKAGES_django := django==5.2.19 tzdata==2025.2
 PACKAGES_cherrypy := cherrypy==18.10.0
-SITE_NAMES := flask pywin32 django cherrypy
+PACKAGES_bottle := bottle==0.13.4
+PACKAGES_fastapi := fastapi==0.165.0 a2wsgi==1.10.10
+PACKAGES_numpy := numpy==2.4.6
+SITE_NAMES := flask pywin32 django cherrypy bottle fastapi numpy
 sites: $(foreach v,$(NEEDED_PYTHONS),$(foreach s,$(SITE_NAMES),$(SITES)/$(call tag,$(v))/$(s)/.done))
 $(SITES)/%/.done:
 	@tag=$(word 1,$(subst /, ,$*)); name=$(word 2,$(subst /, ,$*)); \
 	v=3.$${tag#cp3}; set -e; rm -rf $(SITES)/$$tag/$$name; \
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(SITES)/$$tag/$$name \
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-warn-conflicts --target $(SITES)/$$tag/$$name \
 		--platform win_amd64 --python-version $$v --implementation cp --only-binary=:all: $(PACKAGES_$(word 2,$(subst /, ,$*))); \
 	touch $@
 
