@@ -145,7 +145,8 @@ pub struct FreezeArgs {
     #[arg(long, value_name = "/PATH")]
     pub vpath: Option<String>,
 
-    /// Print less: only errors.
+    /// Print only errors. Otherwise each step is a line on stderr, and on a terminal a
+    /// counter shows how far reading and compiling the modules got.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -29,10 +29,26 @@ fn pip_python() -> Result<PathBuf> {
         })
 }
 
+/// Why pip did not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+enum PipError {
+    /// Not pip's answer: no Python to run it, none of pip in that Python, no index.
+    #[error("{0}")]
+    Explained(String),
+    /// pip ran and refused; its stderr.
+    #[error("{step} failed:\n{stderr}\n{by_hand}")]
+    Failed {
+        step: String,
+        stderr: String,
+        by_hand: String,
+    },
+}
+
 /// Runs `python -m pip ARGS`, its output shown as it comes (pip draws its own progress bars
-/// on a terminal) unless `quiet`; `step` says what it was for in an error.
-fn pip(args: &[String], quiet: bool, step: &str, by_hand: &str) -> Result<std::process::Output> {
-    let python = pip_python()?;
+/// on a terminal) unless `quiet`; `step` says what it was for in an error, `by_hand` how to
+/// do without.
+fn pip(args: &[String], quiet: bool, step: &str, by_hand: &str) -> Result<std::process::Output, PipError> {
+    let python = pip_python().map_err(|e| PipError::Explained(format!("{e:#}")))?;
     let mut command = Command::new(&python);
     command
         .args(["-m", "pip", "--disable-pip-version-check", "--no-input"])
@@ -51,27 +67,40 @@ fn pip(args: &[String], quiet: bool, step: &str, by_hand: &str) -> Result<std::p
     }
     let out = command
         .output()
-        .with_context(|| format!("{step}: cannot run {} -m pip", python.display()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No module named pip") {
-            bail!(
-                "{step} needs pip, and {} has none: install it (e.g. `apt-get install python3-pip`), or {by_hand}",
-                python.display()
-            );
-        }
-        if stderr.contains("Failed to establish a new connection")
-            || stderr.contains("Could not fetch URL")
-            || stderr.contains("Temporary failure in name resolution")
-        {
-            bail!(
-                "{step}: the package index cannot be reached ({}); {by_hand}",
-                last_line(&stderr)
-            );
-        }
-        bail!("{step} failed:\n{}\n{by_hand}", stderr.trim_end());
+        .map_err(|e| PipError::Explained(format!("{step}: cannot run {} -m pip: {e}", python.display())))?;
+    if out.status.success() {
+        return Ok(out);
     }
-    Ok(out)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named pip") {
+        return Err(PipError::Explained(format!(
+            "{step} needs pip, and {} has none: install it (e.g. `apt-get install python3-pip`), {by_hand}",
+            python.display()
+        )));
+    }
+    if let Some(reason) = connection_error(&stderr) {
+        return Err(PipError::Explained(format!(
+            "{step}: the package index cannot be reached ({reason}); check the network or pip's index settings \
+             (PIP_INDEX_URL, pip.conf), {by_hand}"
+        )));
+    }
+    Err(PipError::Failed {
+        step: step.to_string(),
+        stderr: stderr.trim_end().to_string(),
+        by_hand: by_hand.to_string(),
+    })
+}
+
+/// The connection error in pip's stderr (shown on its retries: pip's default is five), e.g.
+/// `[Errno 111] Connection refused`.
+fn connection_error(stderr: &str) -> Option<String> {
+    for marker in ["Failed to establish a new connection: ", "Could not fetch URL "] {
+        if let Some((_, rest)) = stderr.split_once(marker) {
+            let reason = rest.split(['\'', '\n']).next().unwrap_or(rest).trim();
+            return Some(reason.trim_end_matches(['.', ')']).to_string());
+        }
+    }
+    None
 }
 
 fn last_line(text: &str) -> &str {
@@ -212,24 +241,23 @@ pub fn windows_packages(
         args.push(file.display().to_string());
     }
     args.extend(extra.iter().cloned());
+    const NO_MATCH: &str = "No matching distribution found for ";
     let by_hand = "or install them yourself into a folder for the target (pip install --target DIR --platform \
                    win_amd64 --python-version X.Y --only-binary=:all: ...) and pass --path DIR";
     match pip(&args, quiet, "installing the app's requirements", by_hand) {
         Ok(_) => {}
-        Err(e) => {
-            let text = format!("{e:#}");
-            if let Some(name) = text.lines().find_map(|l| {
-                l.split_once("No matching distribution found for ")
-                    .map(|(_, n)| n.trim())
-            }) {
-                bail!(
-                    "{name} has no wheel for Windows (win_amd64) and CPython {}: find a version that has one, or \
-                     build it on Windows and pass the folder with --path DIR",
-                    python.version()
-                );
-            }
-            return Err(e);
+        Err(PipError::Failed { stderr, .. }) if stderr.contains(NO_MATCH) => {
+            let name = stderr
+                .lines()
+                .find_map(|l| l.split_once(NO_MATCH).map(|(_, n)| n.trim()))
+                .unwrap_or_default();
+            bail!(
+                "{name} has no wheel for Windows (win_amd64) and CPython {}: find a version that has one, or \
+                 build it on Windows and pass the folder with --path DIR",
+                python.version()
+            );
         }
+        Err(e) => return Err(e.into()),
     }
     fs_err::write(work.join(".complete"), describe(requirements, extra))?;
     put_in_place(&work, &dir)?;

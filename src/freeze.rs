@@ -15,14 +15,11 @@ use crate::discover::roots::{ModuleFile, RootKind, Roots};
 use crate::discover::{self, dlls};
 use crate::placement::{self, Place, Placement, Rules, Treatment};
 use crate::plan::{self, Frame};
+use crate::progress::{Counting, Mode, Progress};
 
 pub fn freeze(mut config: FreezeConfig) -> Result<()> {
-    let quiet = config.quiet;
-    let say = |msg: String| {
-        if !quiet {
-            eprintln!("{msg}");
-        }
-    };
+    let progress = Progress::new(Mode::detect(config.quiet));
+    let say = |msg: String| progress.say(&msg);
     let rt = &config.runtime;
     say(format!(
         "freezing {} with CPython {}.{}.{} ({:?} at {})",
@@ -38,7 +35,8 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     check_script_name(&config, &roots)?;
     say(format!("following the imports of {}", config.script.path.display()));
     let request = request(&config);
-    let graph = graph::build(&roots, &mut config.compiler, &request)?;
+    let graph = graph::build(&roots, &mut Counting::new(&mut config.compiler, &progress), &request)?;
+    progress.end_counter();
     report_missing(&config, &graph)?;
     say(found(&graph, &roots));
 
@@ -80,10 +78,11 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         return Ok(());
     }
     let compiled = plan.sources().count();
-    if compiled > 0 {
+    // On a terminal the counter says it.
+    if compiled > 0 && progress.mode() != Mode::Terminal {
         say(format!("compiling {compiled} modules"));
     }
-    let output = crate::assemble::assemble(&plan, &mut config.compiler)?;
+    let output = crate::assemble::assemble(&plan, &mut Counting::new(&mut config.compiler, &progress))?;
     crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
     crate::serve::FreezeRecord::write(&config.dist_dir, sources_to_watch(&config, &plan));
     say(format!(

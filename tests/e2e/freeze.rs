@@ -803,3 +803,81 @@ fn files_that_cannot_be_read_are_named_and_nothing_is_written() {
         assert!(!dist.exists(), "{name}: nothing may be written");
     }
 }
+
+/// The states a counter drew on a terminal (`\r`, erase line, state), in order, for the
+/// counter whose states start with `label`.
+fn counter_states(terminal: &str, label: &str) -> Vec<String> {
+    terminal
+        .split('\r')
+        .filter_map(|part| part.strip_prefix("\x1b[2K"))
+        .map(|state| state.trim_end_matches('\n').to_string())
+        .filter(|state| state.starts_with(label))
+        .collect()
+}
+
+#[test]
+fn progress_is_a_counter_on_a_terminal_plain_lines_in_a_pipe_and_nothing_when_quiet() {
+    let tmp = temp_dir();
+    let freeze = |dist: &str, extra: &str, terminal: bool| -> String {
+        let command = format!(
+            "'{}' '{}' --python '{}' --path '{}' --dist-dir '{}' {extra}",
+            env!("CARGO_BIN_EXE_isapi-freeze"),
+            repo().join("examples/flask_app/app.py").display(),
+            windows_python().display(),
+            crate::support::site("flask").display(),
+            tmp.path().join(dist).display(),
+        );
+        let mut run = if terminal {
+            // util-linux's `script` gives the command a pseudo-terminal and copies what it
+            // writes there to stdout.
+            let mut c = std::process::Command::new("script");
+            c.args(["-qec", &command, "/dev/null"]);
+            c
+        } else {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &format!("{command} 2>&1")]);
+            c
+        };
+        let out = run
+            .env("ISAPI_FREEZE_STUBS", stubs())
+            .env("TERM", "xterm")
+            .env("ISAPI_FREEZE_CACHE", "")
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+
+    let piped = freeze("piped", "", false);
+    assert!(!piped.contains(['\r', '\x1b']), "{piped:?}");
+    let total: usize = piped
+        .lines()
+        .find_map(|l| l.strip_prefix("compiling ")?.strip_suffix(" modules")?.parse().ok())
+        .unwrap_or_else(|| panic!("no compiling line in {piped}"));
+    assert!(total > 64, "the Flask example compiles more than one slice: {total}");
+
+    let terminal = freeze("terminal", "", true);
+    let compiled = counter_states(&terminal, "compiling ");
+    let mut expected: Vec<String> = (0..total)
+        .step_by(64)
+        .chain([total])
+        .map(|done| format!("compiling {done}/{total} modules"))
+        .collect();
+    expected.dedup();
+    assert_eq!(compiled, expected, "{terminal:?}");
+    assert!(
+        !terminal.contains(&format!("compiling {total} modules")),
+        "{terminal:?}"
+    );
+    let read = counter_states(&terminal, "following the imports: ");
+    assert!(read.len() > 2, "{terminal:?}");
+    // The counter's last state stays on its line, and the next message starts a line.
+    assert_contains(&terminal, &format!("compiling {total}/{total} modules\r\nwrote "));
+    assert_contains(&terminal, " modules read\r\nfound ");
+
+    assert_eq!(freeze("quiet-piped", "--quiet", false), "");
+    assert_eq!(freeze("quiet-terminal", "--quiet", true), "");
+}
