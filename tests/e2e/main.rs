@@ -13,6 +13,7 @@ mod install;
 mod isapi_wsgi;
 mod reliability;
 mod serve;
+mod std_handles;
 mod support;
 mod threads;
 mod versions;

@@ -136,7 +136,13 @@ unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), S
             ffi::PyConfig_SetArgv(&mut pyconfig, argv.len() as _, argv.as_mut_ptr()),
             "setting sys.argv",
         )?;
-        check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python")
+        // A served DLL's Python starts whatever the worker's std handles are.
+        let on_nul = if is_exe { None } else { crate::crt_stdio::point_at_nul() };
+        let status = check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python");
+        if let Some(on_nul) = on_nul {
+            on_nul.restore();
+        }
+        status
     })();
     ffi::PyConfig_Clear(&mut pyconfig);
     result

@@ -18,6 +18,8 @@ mod server_variables;
 #[cfg(windows)]
 mod archive;
 #[cfg(windows)]
+mod crt_stdio;
+#[cfg(windows)]
 mod ecb;
 #[cfg(windows)]
 mod ecb_io;
