@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::roots::module_stem;
+use super::roots::{is_code_file, module_stem};
 
 /// Distributions that ship only what the import graph reaches. pywin32 installs some 300
 /// independent modules in three folders of its `.pth` file, and Pythonwin (an MFC GUI); a
@@ -196,8 +196,9 @@ pub fn split_files(metadata_dir: &str, files: Vec<String>, modules: &Modules) ->
             }
             continue;
         }
-        // At the site's top level: .pth files, scripts and the like are no module's.
-        if first.is_empty() || top_level.contains(first) || path.ends_with(".pth") {
+        // At the site's top level: .pth files, scripts and the like are no module's; code
+        // that is no module of the target's (another Python's, a hook) is not data either.
+        if first.is_empty() || top_level.contains(first) || path.ends_with(".pth") || is_code_file(&path) {
             continue;
         }
         loose.push(path);
@@ -288,6 +289,7 @@ numpy/__pycache__/__init__.cpython-312.pyc,,
 numpy/py.typed,,
 numpy.libs/libscipy_openblas64_-63c8.dll,sha256=b,2
 numpy.libs/npymath.lib,,
+numpy.libs/old.cp311-win_amd64.pyd,,
 numpy-2.4.6.dist-info/METADATA,,
 numpy-2.4.6.dist-info/RECORD,,
 numpy-2.4.6.dist-info/INSTALLER,,

@@ -188,12 +188,19 @@ fn fastapi_through_a2wsgi_answers_sync_and_async_routes_on_every_tested_python()
     }
 }
 
-const NUMPY_APP: &str = "import numpy\n\
-from isapi.wsgi import factory\n\
+/// A numpy app; run as the installer, it lists the folder numpy's `__init__` adds to the
+/// DLL search path, found as numpy finds it but without running numpy (which Wine cannot).
+const NUMPY_APP: &str = "from isapi.wsgi import factory\n\
 def app(environ, start_response):\n\
+\x20   import numpy\n\
 \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
 \x20   return [str(numpy.arange(4).sum()).encode()]\n\
-__ExtensionFactory__ = factory(app)\n";
+__ExtensionFactory__ = factory(app)\n\
+if __name__ == '__main__':\n\
+\x20   import importlib.util, os\n\
+\x20   init = importlib.util.find_spec('numpy').origin\n\
+\x20   libs = os.path.join(os.path.dirname(init), os.pardir, 'numpy.libs')\n\
+\x20   print(sorted(os.listdir(libs)))\n";
 
 #[test]
 fn numpy_ships_what_its_c_code_imports_and_its_delvewheel_dlls_on_every_tested_python() {
@@ -251,6 +258,16 @@ fn numpy_ships_what_its_c_code_imports_and_its_delvewheel_dlls_on_every_tested_p
         assert!(
             !files.iter().any(|f| f.path.contains("/tests/")),
             "CPython {version}: numpy's test data shipped"
+        );
+        let listed = run_windows(&numpy.exe(), &[], numpy.dir());
+        let names: Vec<String> = expected
+            .iter()
+            .map(|p| format!("'{}'", p.trim_start_matches("numpy.libs/")))
+            .collect();
+        assert_eq!(
+            (listed.code, listed.stdout.clone()),
+            (0, format!("[{}]", names.join(", "))),
+            "CPython {version}: {listed:?}"
         );
     }
 }
