@@ -94,6 +94,10 @@ pub struct ImportRecord {
     /// Inside a function: it runs only when the function is called.
     #[serde(default)]
     pub deferred: bool,
+    /// In an `except ImportError` handler: the (name, level) imports of its `try`, which
+    /// this one replaces; it runs only if one of those fails.
+    #[serde(default)]
+    pub fallback_of: Vec<(String, u32)>,
 }
 
 enum Outcome {
@@ -736,6 +740,17 @@ def f():
 def g():
     import optional_one.sub
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_settings.prod')
+py = sys.version_info
+py3k = py.major > 2
+if py3k:
+    import http.client as httplib
+else:
+    import httplib
+try:
+    from _thread import get_ident
+    from . import _speedups
+except ImportError:
+    from _dummy_thread import get_ident
 ";
         let mut compiler = PythonCompiler::new(&python);
         let file = SourceFile {
@@ -746,19 +761,34 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_settings.prod')
             check_factories: false,
         };
         let records = compiler.scan(&[file]).unwrap().remove(0);
+        // An import in an `except ImportError` handler replaces those of its `try`.
+        let fallbacks: Vec<(&str, &[(String, u32)])> = records
+            .iter()
+            .filter(|r| !r.fallback_of.is_empty())
+            .map(|r| (r.name.as_str(), r.fallback_of.as_slice()))
+            .collect();
+        assert_eq!(
+            fallbacks,
+            [("_dummy_thread", &[("".to_string(), 1), ("_thread".to_string(), 0)][..])]
+        );
         let mut seen: Vec<(String, bool)> = records.into_iter().map(|r| (r.name, r.guarded)).collect();
         seen.sort();
         let expect = |name: &str, guarded: bool| (name.to_string(), guarded);
         assert_eq!(
             seen,
             [
+                expect("", true),
                 expect("Cookie", true),
+                expect("_dummy_thread", false),
+                expect("_thread", true),
                 expect("annotationlib", true),
                 expect("caught_wrongly", false),
                 expect("fast", true),
                 expect("fcntl", true),
                 expect("future_only", true),
                 expect("grp", true),
+                expect("http.client", false),
+                expect("httplib", true),
                 expect("msvcrt", false),
                 expect("optional_one", true),
                 expect("optional_one.sub", true),

@@ -58,6 +58,7 @@ _KNOWN_NAMES = {
     "TYPE_CHECKING": False,
 }
 _UNKNOWN = object()
+_VERSION_FIELDS = ("major", "minor", "micro")
 
 
 def _dotted(node):
@@ -81,10 +82,13 @@ def _value(node, names):
         return _TARGET[dotted]
     if dotted == "sys.version_info":
         return tuple(sys.version_info)
-    if dotted in ("sys.version_info.major", "sys.version_info.minor"):
-        return getattr(sys.version_info, dotted.rsplit(".", 1)[1])
     if isinstance(node, ast.Name) and node.id in names:
         return names[node.id]
+    if isinstance(node, ast.Attribute) and node.attr in _VERSION_FIELDS:
+        # `sys.version_info.major`, or `py.major` after `py = sys.version_info` (Bottle).
+        base = _value(node.value, names)
+        if base == tuple(sys.version_info):
+            return base[_VERSION_FIELDS.index(node.attr)]
     if isinstance(node, ast.Attribute) and node.attr in _KNOWN_NAMES and _dotted(node.value) in ("six", "compat"):
         return _KNOWN_NAMES[node.attr]
     if isinstance(node, ast.Call) and not node.keywords:
@@ -147,10 +151,14 @@ def _truth(test, names):
 
 def _module_names(tree):
     """Top-level names a module sets from the platform or the version: `WIN = sys.platform
-    == "win32"`, `PY2 = sys.version_info[0] == 2`."""
+    == "win32"`, `PY2 = sys.version_info[0] == 2`, `py = sys.version_info` (Bottle's, for
+    `py3k = py.major > 2`)."""
     names = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if _dotted(node.value) == "sys.version_info":
+                names[node.targets[0].id] = tuple(sys.version_info)
+                continue
             truth = _truth(node.value, names)
             if truth is not None:
                 names[node.targets[0].id] = truth
@@ -168,32 +176,53 @@ def _catches_import_error(handler):
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
-def _walk_runtime(tree):
-    """(node, guarded, deferred) for every node, leaving out `if TYPE_CHECKING:` bodies
-    (those imports never run). Guarded: inside a `try` that catches ImportError, or in a
-    branch that the target's platform or version never takes: a failing import there is no
-    error. Deferred: inside a function, so it runs only when that is called."""
-    names = _module_names(tree)
-    todo = [(tree, False, False)]
+def _imports_in(statements):
+    """[name, level] of the import statements among `statements` and inside them (not inside
+    functions they define)."""
+    found, todo = [], list(statements)
     while todo:
-        node, guarded, deferred = todo.pop()
-        yield node, guarded, deferred
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            found.extend([alias.name, 0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append([node.module or "", node.level])
+        elif not isinstance(node, _FUNCTIONS):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _walk_runtime(tree):
+    """(node, guarded, deferred, fallback_of) for every node, leaving out `if TYPE_CHECKING:`
+    bodies (those imports never run). Guarded: inside a `try` that catches ImportError, or
+    in a branch that the target's platform or version never takes: a failing import there is
+    no error. Deferred: inside a function, so it runs only when that is called. fallback_of:
+    inside an `except ImportError` handler, the [name, level] imports of its `try`, which
+    the handler's imports replace: they run only if one of those fails."""
+    names = _module_names(tree)
+    todo = [(tree, False, False, None)]
+    while todo:
+        node, guarded, deferred, fallback_of = todo.pop()
+        yield node, guarded, deferred, fallback_of
         deferred = deferred or isinstance(node, _FUNCTIONS)
         if isinstance(node, ast.If):
             if _is_type_checking(node.test):
-                todo.extend((n, guarded, deferred) for n in node.orelse)
+                todo.extend((n, guarded, deferred, fallback_of) for n in node.orelse)
                 continue
             truth = _truth(node.test, names)
-            todo.extend((n, guarded or truth is False, deferred) for n in node.body)
-            todo.extend((n, guarded or truth is True, deferred) for n in node.orelse)
+            todo.extend((n, guarded or truth is False, deferred, fallback_of) for n in node.body)
+            todo.extend((n, guarded or truth is True, deferred, fallback_of) for n in node.orelse)
             continue
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             catches = any(_catches_import_error(h) for h in node.handlers)
-            todo.extend((n, guarded or catches, deferred) for n in node.body)
-            for rest in (node.handlers, node.orelse, node.finalbody):
-                todo.extend((n, guarded, deferred) for n in rest)
+            todo.extend((n, guarded or catches, deferred, fallback_of) for n in node.body)
+            tried = _imports_in(node.body)
+            for handler in node.handlers:
+                replaces = tried if tried and _catches_import_error(handler) else fallback_of
+                todo.extend((n, guarded, deferred, replaces) for n in ast.iter_child_nodes(handler))
+            for rest in (node.orelse, node.finalbody):
+                todo.extend((n, guarded, deferred, fallback_of) for n in rest)
             continue
-        todo.extend((child, guarded, deferred) for child in ast.iter_child_nodes(node))
+        todo.extend((child, guarded, deferred, fallback_of) for child in ast.iter_child_nodes(node))
 
 
 def _settings_module(node):
@@ -212,18 +241,19 @@ def _settings_module(node):
 
 
 def imports_of_tree(tree):
-    """[name, level, fromlist, dynamic, guarded, deferred] for every import statement anywhere
-    in the module, and for __import__("x") / importlib.import_module("x") calls with a
-    literal name."""
+    """[name, level, fromlist, dynamic, guarded, deferred, fallback_of] for every import
+    statement anywhere in the module, and for __import__("x") / importlib.import_module("x")
+    calls with a literal name."""
     found = []
-    for node, guarded, deferred in _walk_runtime(tree):
+    for node, guarded, deferred, fallback_of in _walk_runtime(tree):
+        flags = [guarded, deferred, fallback_of or []]
         if isinstance(node, ast.Import):
-            found.extend([alias.name, 0, [], False, guarded, deferred] for alias in node.names)
+            found.extend([alias.name, 0, [], False, *flags] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            found.append([node.module or "", node.level, [a.name for a in node.names], False, guarded, deferred])
+            found.append([node.module or "", node.level, [a.name for a in node.names], False, *flags])
         elif _settings_module(node):
             # Django imports its settings by the name in DJANGO_SETTINGS_MODULE.
-            found.append([_settings_module(node), 0, [], True, guarded, deferred])
+            found.append([_settings_module(node), 0, [], True, *flags])
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
                 and isinstance(node.args[0].value, str):
             func = node.func
@@ -234,11 +264,11 @@ def imports_of_tree(tree):
                 if level and name == "import_module":
                     # import_module(".x", package): relative to the package argument.
                     continue
-                found.append([target.lstrip("."), level, [], True, guarded, deferred])
+                found.append([target.lstrip("."), level, [], True, *flags])
     # A module that guards a package's import once treats the package as optional: its other
     # imports of it run only after that one succeeded (werkzeug imports `cryptography` in a
     # try, then again in the functions that need it).
-    optional = {name.split(".")[0] for name, level, _, _, guarded, _ in found if guarded and not level}
+    optional = {name.split(".")[0] for name, level, _, _, guarded, _, _ in found if guarded and not level}
     for record in found:
         if not record[1] and record[0].split(".")[0] in optional:
             record[4] = True
@@ -275,7 +305,7 @@ def imports_of_code(code):
             elif op == IMPORT_NAME:
                 level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
                 fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
-                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, False, False])
+                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, False, False, []])
                 consts = []
             else:
                 consts = []

@@ -54,6 +54,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
             Role::Binary,
         ));
     }
+    placements.extend(placement::distribution_files(&graph, &roots));
     placements.extend(placement::framework_folders(&graph, &config.script.folder()));
     placements.extend(dll_placements(&config, &placements, &say)?);
     placements.extend(data_placements(&config)?);
@@ -319,9 +320,13 @@ fn dll_placements(config: &FreezeConfig, placements: &[Placement], say: &impl Fn
         .map(|k| k.rsplit('/').next().unwrap_or(k).to_ascii_lowercase())
         .chain(out.keys().map(|k| k.to_ascii_lowercase()))
         .collect();
+    // The DLLs a package ships of its own (numpy.libs) may load others in turn.
     let modules: Vec<PathBuf> = binaries
         .iter()
-        .filter(|(name, _)| name.ends_with(".pyd"))
+        .filter(|(name, _)| {
+            let lower = name.to_ascii_lowercase();
+            lower.ends_with(".pyd") || lower.ends_with(".dll")
+        })
         .map(|(_, p)| p.clone())
         .collect();
     let mut search: Vec<PathBuf> = Vec::new();

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::compile::SourceFile;
 use crate::config::RuntimeLayout;
+use crate::discover::distributions::{is_build_leftover, TEST_FOLDERS};
 use crate::discover::graph::{source_file, Graph};
 use crate::discover::roots::{is_code_file, ModuleFile, RootFiles, RootKind, Roots};
 
@@ -196,18 +197,9 @@ fn copy(roots: &Roots, root: usize, rel: &str) -> Treatment {
     })
 }
 
-/// Files a distribution installs that nothing reads at run time: type stubs and markers,
-/// Cython declarations, C sources and headers, import libraries.
-fn is_build_leftover(rel: &str) -> bool {
-    let name = rel.rsplit('/').next().unwrap_or(rel).to_ascii_lowercase();
-    name == "py.typed"
-        || [".pyi", ".pxd", ".pyx", ".c", ".h", ".hpp", ".cpp", ".lib", ".a"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-}
-
 /// The data files of the package in `dir`: files that are not code and do not belong to a
-/// subpackage (a folder with its own `__init__`), which brings its own data if imported.
+/// subpackage (a folder with its own `__init__`), which brings its own data if imported,
+/// nor to a tests folder (numpy's have no `__init__`).
 fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
     roots
         .files_under(root, dir)
@@ -215,6 +207,9 @@ fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
         .filter(|rel| !is_code_file(rel) && !is_build_leftover(rel))
         .filter(|rel| {
             let inner = &rel[dir.len() + 1..];
+            if inner.split('/').any(|part| TEST_FOLDERS.contains(&part)) {
+                return false;
+            }
             let mut folder = dir.to_string();
             let parts: Vec<&str> = inner.split('/').collect();
             for part in &parts[..parts.len() - 1] {
@@ -226,6 +221,43 @@ fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
                 }
             }
             true
+        })
+        .collect()
+}
+
+/// The files of the distributions the graph reached besides their modules and package
+/// data, at their path in the site folder (the output folder stands for it): what their
+/// code finds beside its packages (delvewheel's `numpy.libs/` DLLs, which numpy's
+/// `__init__` adds to the DLL search path) and their metadata (`importlib.metadata`).
+pub fn distribution_files(graph: &Graph, roots: &Roots) -> Vec<Placement> {
+    let mut out = Vec::new();
+    for &index in &graph.distributions {
+        let distribution = &roots.distributions[index];
+        let site = distribution.roots[0];
+        for rel in &distribution.loose_files {
+            let Some(path) = roots.path(site, rel).filter(|p| p.is_file()) else {
+                continue;
+            };
+            let lower = rel.to_ascii_lowercase();
+            let role = if lower.ends_with(".dll") || lower.ends_with(".pyd") {
+                Role::Binary
+            } else {
+                Role::Data
+            };
+            out.push((rel.clone(), path, role));
+        }
+        for rel in &distribution.metadata {
+            if let Some(path) = roots.path(site, rel).filter(|p| p.is_file()) {
+                out.push((rel.clone(), path, Role::Data));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(path, file, role)| Placement {
+            path,
+            place: Place::OutputFolder,
+            treatment: Treatment::Copy(FileSource::Path(file)),
+            role,
         })
         .collect()
 }
@@ -336,6 +368,7 @@ mod tests {
             ],
             builtins: BTreeSet::new(),
             abi_tag: "cp399".into(),
+            distributions: Vec::new(),
         }
     }
 
@@ -444,6 +477,57 @@ mod tests {
                     "pkg/templates/page.html".to_string(),
                     Place::OutputFolder,
                     "copy app/pkg/templates/page.html".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reached_distribution_brings_its_loose_files_and_metadata() {
+        let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site-packages");
+        let abi = "cp312";
+        let roots = Roots {
+            roots: vec![Root {
+                kind: RootKind::App,
+                files: RootFiles::Dir(site.clone()),
+            }],
+            builtins: BTreeSet::new(),
+            abi_tag: abi.into(),
+            distributions: crate::discover::distributions::read_site(&site, vec![0], &[], abi),
+        };
+        let mut graph = Graph::default();
+        let numpy = roots.distributions.iter().position(|d| d.name == "numpy").unwrap();
+        graph.distributions.insert(numpy);
+        let placed: Vec<(String, Place, Role, String)> = distribution_files(&graph, &roots)
+            .into_iter()
+            .map(|p| {
+                let Treatment::Copy(source) = &p.treatment else {
+                    panic!("{} is copied", p.path)
+                };
+                (p.path.clone(), p.place, p.role, source.describe())
+            })
+            .collect();
+        let from = |rel: &str| site.join(rel).display().to_string();
+        assert_eq!(
+            placed,
+            [
+                (
+                    "numpy.libs/libopenblas-63c8.dll".to_string(),
+                    Place::OutputFolder,
+                    Role::Binary,
+                    from("numpy.libs/libopenblas-63c8.dll")
+                ),
+                (
+                    "numpy-2.4.6.dist-info/METADATA".to_string(),
+                    Place::OutputFolder,
+                    Role::Data,
+                    from("numpy-2.4.6.dist-info/METADATA")
+                ),
+                (
+                    "numpy-2.4.6.dist-info/licenses/LICENSE.txt".to_string(),
+                    Place::OutputFolder,
+                    Role::Data,
+                    from("numpy-2.4.6.dist-info/licenses/LICENSE.txt")
                 ),
             ]
         );

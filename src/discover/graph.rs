@@ -4,10 +4,11 @@
 //! `__import__`/`importlib.import_module` names count. The build Python only lists each
 //! module's imports (in batches); resolving them is done here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use thiserror::Error;
 
+use super::distributions::{is_test_module, Modules, TEST_FOLDERS};
 use super::roots::{Found, ModuleFile, RootError, RootKind, Roots};
 use crate::compile::{BuildPython, CompileError, ImportRecord, SourceFile};
 
@@ -29,6 +30,9 @@ pub struct Graph {
     pub modules: BTreeMap<String, Module>,
     /// Modules imported by app or runtime code but found nowhere, with their importers.
     pub missing: BTreeMap<String, BTreeSet<String>>,
+    /// The distributions (indexes into `Roots::distributions`) the graph reached, which
+    /// ship whole.
+    pub distributions: BTreeSet<usize>,
     /// (importer, module) for imports that run when the importer is imported: not guarded
     /// by a try or a platform check, not inside a function.
     eager: BTreeSet<(String, String)>,
@@ -51,9 +55,10 @@ pub struct GraphRequest {
     pub packages: Vec<String>,
     /// Modules (and their submodules) to leave out (`--exclude`).
     pub excludes: Vec<String>,
-    /// Ship third-party packages (found in `--path` folders) whole, as their distributions
-    /// install them: C code and computed names import submodules the scan cannot see
-    /// (numpy's `_core._exceptions`, anyio's `_backends`). Test folders stay out.
+    /// Ship third-party code whole: every module of each distribution the graph reaches
+    /// (by its metadata), and every submodule of the app's own packages and of packages
+    /// no metadata describes. C code and computed names import modules the scan cannot see
+    /// (numpy's `_core._exceptions`, anyio's `_backends`). Tests stay out.
     pub whole_third_party: bool,
 }
 
@@ -61,9 +66,6 @@ pub struct GraphRequest {
 /// the IANA time zones from the tzdata package where the system has none (Windows), so
 /// tzdata ships when it is installed.
 const COMPANIONS: &[(&str, &str)] = &[("zoneinfo", "tzdata")];
-
-/// Subpackages of a third-party package that are its tests, not its code.
-const TEST_FOLDERS: &[&str] = &["tests", "test", "testing", "conftest"];
 
 struct Wanted {
     name: String,
@@ -73,6 +75,22 @@ struct Wanted {
     optional: bool,
     /// Guarded, or inside a function: it does not run when the importer is imported.
     lazy: bool,
+    /// In an `except ImportError` handler: the modules of its `try`; this one runs only
+    /// if one of them is missing.
+    fallback_of: Vec<String>,
+}
+
+impl Wanted {
+    /// A module that must ship, wanted by no import.
+    fn required(name: String) -> Wanted {
+        Wanted {
+            name,
+            importer: None,
+            optional: false,
+            lazy: false,
+            fallback_of: Vec::new(),
+        }
+    }
 }
 
 fn within(name: &str, package: &str) -> bool {
@@ -85,17 +103,15 @@ fn parent(name: &str) -> Option<&str> {
 
 pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphRequest) -> Result<Graph, GraphError> {
     let mut graph = Graph::default();
+    let owners = Owners::new(roots);
     let mut not_found: BTreeSet<String> = BTreeSet::new();
+    // Missing imports in `except ImportError` handlers, decided once the graph is whole.
+    let mut fallbacks: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut pending: Vec<Wanted> = request
         .roots
         .iter()
         .chain(&request.packages)
-        .map(|name| Wanted {
-            name: name.clone(),
-            importer: None,
-            optional: false,
-            lazy: false,
-        })
+        .map(|name| Wanted::required(name.clone()))
         .collect();
     loop {
         let mut to_scan: Vec<String> = Vec::new();
@@ -109,10 +125,9 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                 for (module, companion) in COMPANIONS {
                     if wanted.name == *module {
                         pending.push(Wanted {
-                            name: companion.to_string(),
-                            importer: Some(wanted.name.clone()),
                             optional: true,
-                            lazy: false,
+                            importer: Some(wanted.name.clone()),
+                            ..Wanted::required(companion.to_string())
                         });
                     }
                 }
@@ -135,8 +150,7 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                     pending.push(Wanted {
                         name: module.to_string(),
                         importer: Some(importer.clone()),
-                        optional: wanted.optional,
-                        lazy: wanted.lazy,
+                        ..wanted
                     });
                 }
                 (false, Some(importer)) if !wanted.optional => {
@@ -144,28 +158,37 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                     // imports platform modules it guards itself.
                     let kind = importer_kind(roots, &graph, importer);
                     if matches!(kind, Some(RootKind::Script | RootKind::App | RootKind::Runtime)) {
-                        graph
-                            .missing
-                            .entry(missing_name(&graph, &wanted.name))
-                            .or_default()
-                            .insert(importer.clone());
+                        if wanted.fallback_of.is_empty() {
+                            graph
+                                .missing
+                                .entry(missing_name(&graph, &wanted.name))
+                                .or_default()
+                                .insert(importer.clone());
+                        } else {
+                            fallbacks.push((wanted.name.clone(), importer.clone(), wanted.fallback_of));
+                        }
                     }
                 }
                 _ => {}
             }
         }
+        if request.whole_third_party {
+            pending.extend(reach_distributions(roots, &owners, &mut graph, &to_scan));
+        }
         // Whole packages: every submodule of a found package inside a requested one, and
-        // of third-party packages.
+        // of the app's packages and third-party ones no metadata lists.
         for name in to_scan.clone() {
             let module = &graph.modules[&name];
-            // The app's own packages (in the script's folder) ship whole too: frameworks
-            // import their modules by name (Django's apps, urls and views).
             let third_party = request.whole_third_party
-                && module
-                    .found
-                    .package_dirs
-                    .first()
-                    .is_some_and(|(root, _)| matches!(roots.roots[*root].kind, RootKind::App | RootKind::Script));
+                && module.found.package_dirs.first().is_some_and(|(root, _)| {
+                    match roots.roots[*root].kind {
+                        // The app's own packages ship whole too: frameworks import their
+                        // modules by name (Django's apps, urls and views).
+                        RootKind::Script => true,
+                        RootKind::App => !owners.listed(&name, *root),
+                        _ => false,
+                    }
+                });
             let requested = request.packages.iter().any(|p| within(&name, p));
             if module.is_package() && (requested || third_party) {
                 for (root, dir) in module.found.package_dirs.clone() {
@@ -173,12 +196,7 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                         if third_party && !requested && TEST_FOLDERS.contains(&sub.as_str()) {
                             continue;
                         }
-                        pending.push(Wanted {
-                            name: format!("{name}.{sub}"),
-                            importer: None,
-                            optional: false,
-                            lazy: false,
-                        });
+                        pending.push(Wanted::required(format!("{name}.{sub}")));
                     }
                 }
             }
@@ -207,8 +225,103 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
             }
         }
     }
+    // A fallback import runs only when an import of its `try` fails.
+    for (name, importer, tried) in fallbacks {
+        if tried.iter().any(|t| !graph.modules.contains_key(t)) {
+            let outer = missing_name(&graph, &name);
+            graph.missing.entry(outer).or_default().insert(importer);
+        }
+    }
     keep_missing_of_required(&mut graph, request);
     Ok(graph)
+}
+
+/// Which distribution each module of the site folders belongs to, by root.
+struct Owners {
+    /// (root, module) -> distribution, for distributions that list their modules.
+    listed: HashMap<(usize, String), usize>,
+    /// (root, package) for every package above a listed module: a namespace package whose
+    /// parts distributions list ships by those lists, not by its folder.
+    listed_packages: HashSet<(usize, String)>,
+    /// (root, top-level name) -> distribution, for those that give only top-level names.
+    top_level: HashMap<(usize, String), usize>,
+}
+
+impl Owners {
+    fn new(roots: &Roots) -> Owners {
+        let mut owners = Owners {
+            listed: HashMap::new(),
+            listed_packages: HashSet::new(),
+            top_level: HashMap::new(),
+        };
+        for (index, distribution) in roots.distributions.iter().enumerate() {
+            for &root in &distribution.roots {
+                match &distribution.modules {
+                    Modules::Listed(names) => {
+                        for name in names {
+                            owners.listed.insert((root, name.clone()), index);
+                            let mut at = parent(name);
+                            while let Some(package) = at {
+                                owners.listed_packages.insert((root, package.to_string()));
+                                at = parent(package);
+                            }
+                        }
+                    }
+                    Modules::TopLevel(names) => {
+                        for name in names {
+                            owners.top_level.insert((root, name.clone()), index);
+                        }
+                    }
+                }
+            }
+        }
+        owners
+    }
+
+    /// The distribution of `name` found in `root`.
+    fn owner(&self, name: &str, root: usize) -> Option<usize> {
+        let top = name.split('.').next().unwrap_or(name);
+        self.listed
+            .get(&(root, name.to_string()))
+            .or_else(|| self.top_level.get(&(root, top.to_string())))
+            .copied()
+    }
+
+    /// Whether a distribution's list says what of package `name` ships.
+    fn listed(&self, name: &str, root: usize) -> bool {
+        let key = (root, name.to_string());
+        self.listed.contains_key(&key) || self.listed_packages.contains(&key)
+    }
+}
+
+/// The distributions newly found `modules` belong to: each one reached ships every module
+/// it lists (but its tests), or its top-level names, whose folders ship whole.
+fn reach_distributions(roots: &Roots, owners: &Owners, graph: &mut Graph, modules: &[String]) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for name in modules {
+        let root = match &graph.modules[name].found.file {
+            ModuleFile::Source { root, .. }
+            | ModuleFile::Bytecode { root, .. }
+            | ModuleFile::Extension { root, .. } => *root,
+            ModuleFile::Builtin | ModuleFile::Namespace => continue,
+        };
+        let Some(index) = owners.owner(name, root) else {
+            continue;
+        };
+        if !graph.distributions.insert(index) {
+            continue;
+        }
+        let names = match &roots.distributions[index].modules {
+            Modules::Listed(names) | Modules::TopLevel(names) => names,
+        };
+        out.extend(
+            names
+                .iter()
+                .filter(|n| !is_test_module(n))
+                .map(|n| Wanted::required(n.clone())),
+        );
+    }
+    out
 }
 
 /// Only imports that will run are worth a warning: those of modules the script (or an
@@ -239,7 +352,7 @@ fn keep_missing_of_required(graph: &mut Graph, request: &GraphRequest) {
 }
 
 /// Makes sure `name` and its parents are found; returns whether `name` is in the graph.
-/// Newly found modules with code are added to `to_scan`.
+/// Newly found modules are added to `to_scan` (those with code are scanned).
 fn ensure(
     roots: &Roots,
     graph: &mut Graph,
@@ -270,7 +383,6 @@ fn ensure(
     };
     match roots.find(name, parent_found.as_ref())? {
         Some(found) => {
-            let scan = matches!(found.file, ModuleFile::Source { .. } | ModuleFile::Bytecode { .. });
             graph.modules.insert(
                 name.to_string(),
                 Module {
@@ -278,9 +390,7 @@ fn ensure(
                     importers: BTreeSet::new(),
                 },
             );
-            if scan || graph.modules[name].is_package() {
-                to_scan.push(name.to_string());
-            }
+            to_scan.push(name.to_string());
             Ok(true)
         }
         None => {
@@ -356,39 +466,47 @@ pub fn source_file(roots: &Roots, name: &str, found: &Found) -> Option<SourceFil
 /// `_collections_abc` (3.11 and 3.12 have a collections/abc.py).
 const SET_BY_PACKAGE: &[(&str, &str)] = &[("collections.abc", "_collections_abc")];
 
+/// The absolute name of an import of `name` at `level` in `importer` (None beyond the
+/// top-level package, where Python raises ImportError).
+fn absolute(importer: &str, importer_is_package: bool, name: &str, level: u32) -> Option<String> {
+    if level == 0 {
+        return (!name.is_empty()).then(|| name.to_string());
+    }
+    let mut base: Vec<&str> = importer.split('.').collect();
+    if !importer_is_package {
+        base.pop();
+    }
+    for _ in 1..level {
+        base.pop()?;
+    }
+    if base.is_empty() {
+        return None;
+    }
+    let mut target = base.join(".");
+    if !name.is_empty() {
+        target.push('.');
+        target.push_str(name);
+    }
+    Some(target)
+}
+
 /// The modules one import statement of `importer` asks for.
 fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> Vec<Wanted> {
-    let target = if record.level == 0 {
-        record.name.clone()
-    } else {
-        let mut base: Vec<&str> = importer.split('.').collect();
-        if !importer_is_package {
-            base.pop();
-        }
-        for _ in 1..record.level {
-            if base.pop().is_none() {
-                return Vec::new(); // beyond the top-level package: Python raises ImportError
-            }
-        }
-        if base.is_empty() {
-            return Vec::new();
-        }
-        let mut target = base.join(".");
-        if !record.name.is_empty() {
-            target.push('.');
-            target.push_str(&record.name);
-        }
-        target
-    };
-    if target.is_empty() {
+    let Some(target) = absolute(importer, importer_is_package, &record.name, record.level) else {
         return Vec::new();
-    }
+    };
+    let fallback_of: Vec<String> = record
+        .fallback_of
+        .iter()
+        .filter_map(|(name, level)| absolute(importer, importer_is_package, name, *level))
+        .collect();
     let importer = Some(importer.to_string());
     let mut out = vec![Wanted {
         name: target.clone(),
         importer: importer.clone(),
         optional: record.guarded,
         lazy: record.guarded,
+        fallback_of: fallback_of.clone(),
     }];
     for item in record.fromlist.iter().filter(|i| i.as_str() != "*") {
         out.push(Wanted {
@@ -396,6 +514,7 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
             importer: importer.clone(),
             optional: true,
             lazy: record.guarded,
+            fallback_of: fallback_of.clone(),
         });
     }
     out
@@ -438,6 +557,7 @@ mod tests {
             dynamic: false,
             guarded: false,
             deferred: false,
+            fallback_of: Vec::new(),
         }
     }
 
@@ -477,6 +597,7 @@ mod tests {
             ],
             builtins: ["sys".to_string()].into(),
             abi_tag: "cp3XY".into(),
+            distributions: Vec::new(),
         }
     }
 
@@ -613,6 +734,156 @@ mod tests {
         let graph = build(&roots, &mut scanner, &request).unwrap();
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
         assert_eq!(names, ["app", "pkg", "pkg.a", "pkg.sub", "pkg.sub.c"]);
+    }
+
+    /// A site folder with distributions: numpy (a package, an extension module and tests),
+    /// two halves of namespace package `ns`, cffi (a package and a top-level extension
+    /// module), `legacy` described only by top_level.txt, and `loose` with no metadata.
+    fn site_roots() -> Roots {
+        use crate::discover::distributions::Distribution;
+        let listed = |name: &str, modules: &[&str]| Distribution {
+            name: name.into(),
+            roots: vec![1],
+            modules: Modules::Listed(modules.iter().map(|m| m.to_string()).collect()),
+            loose_files: vec![],
+            metadata: vec![],
+        };
+        let mut distributions = vec![
+            listed(
+                "numpy",
+                &[
+                    "numpy",
+                    "numpy._core",
+                    "numpy._core._exceptions",
+                    "numpy._core._multiarray",
+                ],
+            ),
+            listed("ns_a", &["ns.a"]),
+            listed("ns_b", &["ns.b"]),
+            listed("cffi", &["cffi", "_cffi_backend"]),
+        ];
+        distributions.push(Distribution {
+            modules: Modules::TopLevel(["legacy".to_string()].into()),
+            ..listed("legacy", &[])
+        });
+        Roots {
+            roots: vec![
+                Root {
+                    kind: RootKind::Script,
+                    files: listing(Path::new("script"), ["app.py".to_string()]),
+                },
+                Root {
+                    kind: RootKind::App,
+                    files: listing(
+                        Path::new("site"),
+                        [
+                            "numpy/__init__.py",
+                            "numpy/_core/__init__.py",
+                            "numpy/_core/_exceptions.py",
+                            "numpy/_core/_multiarray.cp3XY-win_amd64.pyd",
+                            "numpy/_core/tests/test_api.py",
+                            "ns/a/__init__.py",
+                            "ns/b/__init__.py",
+                            "cffi/__init__.py",
+                            "_cffi_backend.cp3XY-win_amd64.pyd",
+                            "legacy/__init__.py",
+                            "legacy/sub.py",
+                            "loose/__init__.py",
+                            "loose/inner.py",
+                        ]
+                        .map(String::from),
+                    ),
+                },
+                Root {
+                    kind: RootKind::Stdlib,
+                    files: listing(Path::new("python3XY.zip"), ["json/__init__.pyc".to_string()]),
+                },
+            ],
+            builtins: ["sys".to_string()].into(),
+            abi_tag: "cp3XY".into(),
+            distributions,
+        }
+    }
+
+    #[test]
+    fn a_distribution_the_graph_reaches_ships_every_module_it_lists() {
+        let mut scanner = FakeScanner(
+            [
+                (
+                    "app.py",
+                    vec![
+                        import("numpy", 0, &[]),
+                        import("ns.a", 0, &[]),
+                        import("cffi", 0, &[]),
+                        import("legacy", 0, &[]),
+                        import("loose", 0, &[]),
+                    ],
+                ),
+                ("numpy/__init__.py", vec![import("_core._multiarray", 1, &[])]),
+            ]
+            .into(),
+        );
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            excludes: vec!["legacy.sub".into()],
+            whole_third_party: true,
+            ..Default::default()
+        };
+        let graph = build(&site_roots(), &mut scanner, &request).unwrap();
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "_cffi_backend",
+                "app",
+                "cffi",
+                "legacy",
+                "loose",
+                "loose.inner",
+                "ns",
+                "ns.a",
+                "numpy",
+                "numpy._core",
+                "numpy._core._exceptions",
+                "numpy._core._multiarray",
+            ],
+            "ns.b is another distribution's; tests and --exclude stay out"
+        );
+        assert_eq!(graph.distributions, [0, 1, 3, 4].into());
+        assert!(graph.missing.is_empty(), "{:?}", graph.missing);
+    }
+
+    #[test]
+    fn a_fallback_import_is_missing_only_when_what_it_replaces_is() {
+        let tried = |name: &str| ImportRecord {
+            guarded: true,
+            ..import(name, 0, &[])
+        };
+        let fallback = |name: &str, of: &str| ImportRecord {
+            fallback_of: vec![(of.to_string(), 0)],
+            ..import(name, 0, &[])
+        };
+        let mut scanner = FakeScanner(
+            [(
+                "app.py",
+                vec![
+                    tried("json"),
+                    fallback("simplejson", "json"),
+                    tried("fast_parser"),
+                    fallback("slow_parser", "fast_parser"),
+                ],
+            )]
+            .into(),
+        );
+        let request = GraphRequest {
+            roots: vec!["app".into()],
+            ..Default::default()
+        };
+        let graph = build(&site_roots(), &mut scanner, &request).unwrap();
+        assert_eq!(
+            graph.missing,
+            [("slow_parser".to_string(), ["app".to_string()].into())].into()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Finds what the app is made of: the search roots (roots.rs), the import graph from the
-//! script (graph.rs) and the DLLs extension modules need (dlls.rs); plus the whole-stdlib and
-//! whole-runtime listings for --full-stdlib. Where each of them goes is placement.rs's.
+//! Finds what the app is made of: the search roots (roots.rs) and the distributions
+//! installed in them (distributions.rs), the import graph from the script (graph.rs) and the
+//! DLLs extension modules need (dlls.rs); plus the whole-stdlib and whole-runtime listings
+//! for --full-stdlib. Where each of them goes is placement.rs's.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::compile::SourceFile;
 use crate::config::Script;
 
+pub mod distributions;
 pub mod dlls;
 pub mod graph;
 pub mod roots;
@@ -34,9 +36,25 @@ pub fn runtime_module_names() -> Vec<String> {
         .collect()
 }
 
-/// Our stand-ins for other projects' modules (resources/): used only where the app does not
-/// bring the real one, so they are looked for after the app's folders.
-const FALLBACK_RESOURCES: &[&str] = &["win32traceutil.py"];
+/// Where one of our resources is looked for, relative to the app's folders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Precedence {
+    /// Before everything: isapi-freeze's own (`isapi` wins over pywin32's).
+    Ours,
+    /// A stand-in for another project's module that a module of the app's own, beside the
+    /// script, replaces; a site folder's does not: the isapi-wsgi on PyPI is Python 2 only.
+    AfterScript,
+    /// A stand-in used only where no folder of the app's brings the real one (pywin32's).
+    AfterApp,
+}
+
+fn precedence(resource: &str) -> Precedence {
+    match resource {
+        "isapi_wsgi.py" => Precedence::AfterScript,
+        "win32traceutil.py" => Precedence::AfterApp,
+        _ => Precedence::Ours,
+    }
+}
 
 /// The folders a site folder's `.pth` files add (as `site` does; `import` lines are skipped:
 /// they run code at startup, which a frozen app does not).
@@ -67,19 +85,21 @@ fn pth_folders(site: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The search roots for a freeze, in `sys.path` order (see roots.rs).
+/// The search roots for a freeze, in `sys.path` order (see roots.rs), with the
+/// distributions installed in the site folders.
 pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::PythonRuntime) -> Result<roots::Roots> {
     use roots::{Root, RootFiles, RootKind};
-    let resources = |fallback: bool| {
-        RESOURCES
-            .iter()
-            .map(|(rel, _)| rel.to_string())
-            .filter(move |rel| FALLBACK_RESOURCES.contains(&rel.as_str()) == fallback)
-    };
-    let mut list = vec![Root {
+    let resources = |wanted: Precedence| Root {
         kind: RootKind::Runtime,
-        files: roots::listing(Path::new("resources"), resources(false)),
-    }];
+        files: roots::listing(
+            Path::new("resources"),
+            RESOURCES
+                .iter()
+                .map(|(rel, _)| rel.to_string())
+                .filter(move |rel| precedence(rel) == wanted),
+        ),
+    };
+    let mut list = vec![resources(Precedence::Ours)];
     let script_dir = match script.path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -88,17 +108,11 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         kind: RootKind::Script,
         files: RootFiles::Dir(script_dir),
     });
+    list.push(resources(Precedence::AfterScript));
+    let abi_tag = format!("cp{}{}", runtime.version.0, runtime.version.1);
+    let mut installed = Vec::new();
     for dir in paths {
-        list.push(Root {
-            kind: RootKind::App,
-            files: RootFiles::Dir(dir.clone()),
-        });
-        for extra in pth_folders(dir) {
-            list.push(Root {
-                kind: RootKind::App,
-                files: RootFiles::Dir(extra),
-            });
-        }
+        add_site(&mut list, &mut installed, dir, &abi_tag);
     }
     let stdlib = match runtime.layout {
         crate::config::RuntimeLayout::Embeddable => {
@@ -116,23 +130,12 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         crate::config::RuntimeLayout::Installation => {
             let site = runtime.root.join("Lib").join("site-packages");
             if site.is_dir() {
-                let extra = pth_folders(&site);
-                list.push(Root {
-                    kind: RootKind::App,
-                    files: RootFiles::Dir(site),
-                });
-                list.extend(extra.into_iter().map(|d| Root {
-                    kind: RootKind::App,
-                    files: RootFiles::Dir(d),
-                }));
+                add_site(&mut list, &mut installed, &site, &abi_tag);
             }
             RootFiles::Dir(runtime.root.join("Lib"))
         }
     };
-    list.push(Root {
-        kind: RootKind::Runtime,
-        files: roots::listing(Path::new("resources"), resources(true)),
-    });
+    list.push(resources(Precedence::AfterApp));
     list.push(Root {
         kind: RootKind::Stdlib,
         files: stdlib,
@@ -159,8 +162,32 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
     Ok(roots::Roots {
         roots: list,
         builtins: builtins.into_iter().collect(),
-        abi_tag: format!("cp{}{}", runtime.version.0, runtime.version.1),
+        abi_tag,
+        distributions: installed,
     })
+}
+
+/// A folder of packages (`--path`, or an installation's site-packages) as roots: itself,
+/// then the folders its `.pth` files add; and the distributions installed in it.
+fn add_site(list: &mut Vec<roots::Root>, installed: &mut Vec<distributions::Distribution>, site: &Path, abi_tag: &str) {
+    use roots::{Root, RootFiles, RootKind};
+    let extra = pth_folders(site);
+    let first = list.len();
+    let relative: Vec<String> = extra
+        .iter()
+        .filter_map(|d| d.strip_prefix(site).ok())
+        .map(|d| d.to_string_lossy().replace('\\', "/"))
+        .collect();
+    list.push(Root {
+        kind: RootKind::App,
+        files: RootFiles::Dir(site.to_path_buf()),
+    });
+    list.extend(extra.into_iter().map(|d| Root {
+        kind: RootKind::App,
+        files: RootFiles::Dir(d),
+    }));
+    let indexes = (first..list.len()).collect();
+    installed.extend(distributions::read_site(site, indexes, &relative, abi_tag));
 }
 
 /// Folders of an installation's Lib\ that a server never imports.

@@ -1,7 +1,8 @@
 //! Where modules are looked for, in the order the frozen app's `sys.path` will have them:
 //! isapi-freeze's own runtime files first (so our `isapi` always wins over pywin32's), the
-//! script's folder and `--path` folders, then the target's standard library (its zip or
-//! Lib\ folder) and its extension modules. Files are classified for the Windows target
+//! script's folder and `--path` folders (our stand-ins for other projects' modules placed
+//! among them, discover/mod.rs), then the target's standard library (its zip or Lib\
+//! folder) and its extension modules. Files are classified for the Windows target
 //! whatever this machine is: `NAME.cp3XY-win_amd64.pyd` and `NAME.pyd` are extension modules.
 
 use std::collections::BTreeSet;
@@ -12,7 +13,8 @@ use thiserror::Error;
 /// What a root holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootKind {
-    /// isapi-freeze's own Python (resources/): the boot module, `isapi`, `win32traceutil`.
+    /// isapi-freeze's own Python (resources/): the boot module, `isapi`, and stand-ins for
+    /// `isapi_wsgi` and `win32traceutil`.
     Runtime,
     /// The script's folder: the app's own code.
     Script,
@@ -90,6 +92,8 @@ pub struct Roots {
     pub builtins: BTreeSet<String>,
     /// e.g. `cp312`.
     pub abi_tag: String,
+    /// The distributions installed in the site folders, whose modules ship together.
+    pub distributions: Vec<super::distributions::Distribution>,
 }
 
 impl Roots {
@@ -411,6 +415,7 @@ mod tests {
             ],
             builtins: ["sys".to_string()].into(),
             abi_tag: "cp399".into(),
+            distributions: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ mod diagnostics;
 mod ecb;
 mod environment;
 mod filters;
+mod frameworks;
 mod freeze;
 mod host;
 mod install;

@@ -3,21 +3,25 @@
 //! client, the load generator, and freezing. Test modules import from here, never from
 //! each other; benches/soak.rs uses it too.
 
+pub mod archive;
 pub mod assertions;
 pub mod freeze;
 pub mod host;
 pub mod http;
 pub mod load;
 pub mod prerequisites;
+pub mod pythons;
 pub mod wine;
 
 use std::path::PathBuf;
 
+pub use archive::{archive_members, manifest};
 pub use assertions::{assert_contains, assert_in_order};
 pub use freeze::{isapi_freeze, shared, shared_with, Freeze, Frozen};
 pub use host::Host;
 pub use http::{get, post, post_as, request, Connection, Response};
 pub use prerequisites::{default_python, py_dll, py_zip, site, stubs, test_programs, windows_python};
+pub use pythons::{every_python, runtime_of, site_of};
 pub use wine::{run_windows, win_path, windows_command, Finished, Running};
 
 /// The generic page isapi.wsgi answers a failed request with (details only in the log).

@@ -21,7 +21,7 @@ const PYTHONS: &str = "target/python";
 const WINE_PREFIX: &str = "target/wine";
 /// Where `make sites` installs the Windows packages, by ABI tag, one folder each.
 const SITES: &str = "target/site";
-const SITE_NAMES: [&str; 4] = ["flask", "pywin32", "django", "cherrypy"];
+const SITE_NAMES: [&str; 7] = ["flask", "pywin32", "django", "cherrypy", "bottle", "fastapi", "numpy"];
 
 /// libtest's own exit status for a failed run: what runs the tests (`make test`, CI) sees a
 /// failure, never a pass.
@@ -152,8 +152,8 @@ pub fn wine_prefix() -> PathBuf {
     repo().join(WINE_PREFIX)
 }
 
-/// A folder of Windows packages for `--path` (flask, pywin32, django or cherrypy), for the
-/// default CPython.
+/// A folder of Windows packages for `--path` (one of `SITE_NAMES`), for the default
+/// CPython.
 pub fn site(name: &str) -> PathBuf {
     ensure();
     assert!(

@@ -1,0 +1,2 @@
+% rebase('layout', title='Item {}'.format(number))
+<p>{{number}} doubled is {{double}}.</p>

@@ -1,0 +1,3 @@
+<!doctype html>
+<title>{{title}}</title>
+{{!base}}
