@@ -177,3 +177,50 @@ fn a_loader_that_cannot_find_python_logs_why_and_reports_it() {
         "{finished:?}"
     );
 }
+
+#[test]
+fn a_log_that_cannot_be_written_is_said_once_in_the_event_log_which_still_gets_the_errors() {
+    let failing = Freeze::source(
+        "unlogged.py",
+        "from isapi.simple import SimpleExtension\n\
+         print('starting, with nowhere to log it')\n\
+         class E(SimpleExtension):\n    'unlogged'\n    def HttpExtensionProc(self, ecb):\n        print('about to fail')\n        raise KeyError('missing-thing')\n\
+         def __ExtensionFactory__():\n    return E()\n",
+    )
+    .ok();
+    // A file where the logs folder should be: nothing can be written under it, as for a
+    // worker identity without write rights (Wine enforces no ACLs).
+    std::fs::write(failing.dist.join("logs"), "not a folder").unwrap();
+    let mut command = Host::command(&failing.dll(), &[]);
+    command.env("WINEDEBUG", "-all,err+eventlog");
+    let host = Host::from_command(command);
+    assert_eq!(get(&host.address, "/first").status, 500);
+    assert_eq!(get(&host.address, "/second").status, 500);
+    let finished = host.finish();
+    let events: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|l| l.contains("err:eventlog:ReportEventW"))
+        .collect();
+    let dist = win_path(&failing.dist).replace('\\', "\\\\");
+    // Wine's debug output cuts long strings: the message's end is a unit test of its own.
+    let unwritable = format!("L\"_unlogged.dll ({dist}): cannot write the log {dist}\\\\logs\\\\_unlogged.log: ");
+    assert_eq!(
+        events.iter().filter(|e| e.contains("cannot write the log")).count(),
+        1,
+        "{events:#?}"
+    );
+    assert_contains(events[0], &unwritable);
+    for path in ["/first", "/second"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains(&format!("HttpExtensionProc failed for GET {path}:"))),
+            "{path}: {events:#?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(failing.dist.join("logs")).unwrap(),
+        "not a folder"
+    );
+}

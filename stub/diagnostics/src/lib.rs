@@ -11,16 +11,14 @@ pub mod trace;
 
 /// Appends one timestamped line (`2026-11-21 08:01:02Z [pid 12] message`) to the log of
 /// `module_file_name` in `output_dir`, creating the folder. Logging must never take a
-/// request down, so failures are ignored.
+/// request down, so failures are not returned: the first one is reported to the Event Log
+/// (once per process), where errors go in any case.
 pub fn append_log(output_dir: &std::path::Path, module_file_name: &str, message: &str) {
     use std::io::Write;
-    let path = output_dir.join(log_file_name(module_file_name));
+    let path = log_path(output_dir, module_file_name);
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
-        return;
-    };
     let line = format!(
         "{} [pid {}] {}\n",
         utc_timestamp(std::time::SystemTime::now()),
@@ -28,7 +26,50 @@ pub fn append_log(output_dir: &std::path::Path, module_file_name: &str, message:
         message.trim_end()
     );
     // One write call, so that lines from several threads do not interleave.
-    let _ = file.write_all(line.as_bytes());
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        log_unwritable(output_dir, module_file_name, &path, &e);
+    }
+}
+
+/// The log's path, with the platform's separators (it is shown in messages).
+fn log_path(output_dir: &std::path::Path, module_file_name: &str) -> std::path::PathBuf {
+    let mut path = output_dir.to_path_buf();
+    path.extend(log_file_name(module_file_name).split('/'));
+    path
+}
+
+fn unwritable_message(path: &std::path::Path, error: &std::io::Error) -> String {
+    format!(
+        "cannot write the log {}: {error}. Errors go to the Event Log only until it can: give the \
+         application pool's identity modify rights on {} (`SCRIPT.exe install` grants them)",
+        path.display(),
+        path.parent().unwrap_or(path).display()
+    )
+}
+
+/// Says once per process, in the Event Log, that the log cannot be written and what to do:
+/// on IIS the usual cause is a worker identity without write rights on `logs\`.
+fn log_unwritable(
+    output_dir: &std::path::Path,
+    module_file_name: &str,
+    path: &std::path::Path,
+    error: &std::io::Error,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let message = unwritable_message(path, error);
+    #[cfg(windows)]
+    event_log::report_error(&format!("{module_file_name} ({}): {message}", output_dir.display()));
+    #[cfg(not(windows))]
+    let _ = (module_file_name, message);
 }
 
 /// `YYYY-MM-DD HH:MM:SSZ` for a time after 1970, without a date library.
@@ -74,6 +115,21 @@ mod tests {
         assert_eq!(at(0), "1970-01-01 00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29 00:00:00Z");
         assert_eq!(at(1_795_250_461), "2026-11-21 08:41:01Z");
+    }
+
+    #[test]
+    fn an_unwritable_log_says_where_and_what_to_grant() {
+        let path = log_path(std::path::Path::new("dist"), "_app.dll");
+        let error = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let sep = std::path::MAIN_SEPARATOR;
+        assert_eq!(
+            unwritable_message(&path, &error),
+            format!(
+                "cannot write the log dist{sep}logs{sep}_app.log: permission denied. Errors go to the Event Log \
+                 only until it can: give the application pool's identity modify rights on dist{sep}logs \
+                 (`SCRIPT.exe install` grants them)"
+            )
+        );
     }
 
     #[test]
