@@ -69,7 +69,7 @@ fn log_unwritable(
     #[cfg(windows)]
     event_log::report_error(&format!("{module_file_name} ({}): {message}", output_dir.display()));
     #[cfg(not(windows))]
-    let _ = (module_file_name, message);
+    let _ = (output_dir, module_file_name, message);
 }
 
 /// `YYYY-MM-DD HH:MM:SSZ` for a time after 1970, without a date library.
