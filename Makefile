@@ -41,9 +41,10 @@ demo: deps python stubs cli wine-prefix
 # Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
 # freeze, serve and request under Wine (the whole suite on the default version, the core on
 # each other version in PYTHONS), and install the wheels.
-test: deps python stubs wine-prefix sites winpython wheels
+test: deps python stubs wine-prefix worker-prefix sites winpython wheels
 	-$(WINESERVER) -p >/dev/null 2>&1
-	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; \
+		$(AS_WORKER) $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # Benchmarks (not part of `make test`): the comparison with pywin32, a native extension and
 # PyInstaller (benches/compare), then the 100,000-request soak (benches/soak.rs); both write
@@ -150,6 +151,18 @@ $(WINPYTHON)/.done:
 
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)
+
+# An unprivileged user with a Wine prefix of its own: the least-privilege tests run
+# isapi-host as IIS's worker identity would be, able to write only where `install` grants
+# it (Wine enforces no ACLs; Linux permissions model them). Needs root once, like apt.
+WORKER := isapi-worker
+WORKER_PREFIX := $(CURDIR)/target/wine-worker
+AS_WORKER := setpriv --reuid=$(WORKER) --regid=$(WORKER) --clear-groups env HOME=/nonexistent WINEPREFIX=$(WORKER_PREFIX)
+worker-prefix: deps
+	@id -u $(WORKER) >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin $(WORKER)
+	@mkdir -p $(WORKER_PREFIX) && chown $(WORKER): $(WORKER_PREFIX)
+	@$(AS_WORKER) tests/wine/prefix.sh $(WORKER_PREFIX)
 
 # Formatting and clippy, on the build machine's crates and on the Windows programs (the
 # runtime on the default CPython; `make stubs` builds it for every version).

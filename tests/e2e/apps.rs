@@ -124,8 +124,8 @@ fn django_app_writes_and_reads_sqlite_renders_templates_and_serves_admin_static_
         "<!doctype html>\n<title>Notes</title>\n<ul><li>first</li><li>second</li></ul>\n<p>Oui</p>\n"
     );
     assert!(
-        dist.join("djsite/notes.sqlite3").is_file(),
-        "the database is beside the settings"
+        dist.join("data/notes.sqlite3").is_file(),
+        "the database is in the output's data folder"
     );
 
     let css = get(&host.address, "/static/admin/css/base.css");

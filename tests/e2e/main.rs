@@ -12,6 +12,7 @@ mod freeze;
 mod host;
 mod install;
 mod isapi_wsgi;
+mod least_privilege;
 mod reliability;
 mod serve;
 mod std_handles;

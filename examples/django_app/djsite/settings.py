@@ -1,8 +1,11 @@
-"""Settings of the example site: SQLite beside this file, the admin and static files on."""
+"""Settings of the example site: SQLite in the output's data folder, the admin and static files on."""
 
 import os
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The database lives in the output folder's data\ folder: besides logs\, the one folder IIS's
+# worker may write to once `django_app.exe install --data-dir data` has granted it.
+DATA_DIR = os.path.join(os.path.dirname(BASE_DIR), "data")
 SECRET_KEY = "isapi-freeze-example-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -38,7 +41,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DJSITE_DB", os.path.join(BASE_DIR, "notes.sqlite3")),
+        "NAME": os.environ.get("DJSITE_DB", os.path.join(DATA_DIR, "notes.sqlite3")),
     }
 }
 LANGUAGE_CODE = "en-us"

@@ -1,6 +1,7 @@
 """The notes: kept in SQLite with plain SQL, listed through a template."""
 
 import datetime
+import os
 import zoneinfo
 
 from django.db import connection
@@ -10,6 +11,9 @@ from django.utils.translation import gettext, override
 
 
 def _table():
+    # SQLite makes the file, not its folder (made here when the app may, as in tests; on
+    # IIS `install --data-dir data` makes it and grants the worker the right to write).
+    os.makedirs(os.path.dirname(connection.settings_dict["NAME"]), exist_ok=True)
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE IF NOT EXISTS note (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
 

@@ -12,6 +12,7 @@ pub mod load;
 pub mod prerequisites;
 pub mod pythons;
 pub mod wine;
+pub mod worker;
 
 use std::path::PathBuf;
 

@@ -19,6 +19,8 @@ const TEST_PROGRAMS: &str = "target/x86_64-pc-windows-gnu/release";
 const PYTHONS: &str = "target/python";
 /// Where `make wine-prefix` makes the Wine prefix.
 const WINE_PREFIX: &str = "target/wine";
+/// Where `make worker-prefix` makes the Wine prefix of the unprivileged worker user.
+const WORKER_PREFIX: &str = "target/wine-worker";
 /// Where `make sites` installs the Windows packages, by ABI tag, one folder each.
 const SITES: &str = "target/site";
 const SITE_NAMES: [&str; 7] = ["flask", "pywin32", "django", "cherrypy", "bottle", "fastapi", "numpy"];
@@ -70,6 +72,13 @@ fn prerequisites() -> Vec<Prerequisite> {
             .join(WINE_PREFIX)
             .join("drive_c/windows/system32/bcryptprimitives.dll"),
         make: "wine-prefix",
+    });
+    all.push(Prerequisite {
+        what: "the unprivileged worker user and its Wine prefix",
+        proof: repo()
+            .join(WORKER_PREFIX)
+            .join("drive_c/windows/system32/bcryptprimitives.dll"),
+        make: "worker-prefix",
     });
     for name in SITE_NAMES {
         all.push(Prerequisite {
@@ -150,6 +159,12 @@ fn windows_python_dir() -> PathBuf {
 pub fn wine_prefix() -> PathBuf {
     ensure();
     repo().join(WINE_PREFIX)
+}
+
+/// The Wine prefix of the unprivileged worker user (support/worker.rs).
+pub fn worker_prefix() -> PathBuf {
+    ensure();
+    repo().join(WORKER_PREFIX)
 }
 
 /// A folder of Windows packages for `--path` (one of `SITE_NAMES`), for the default
