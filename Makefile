@@ -61,6 +61,8 @@ deps:
 	command -v x86_64-w64-mingw32-gcc >/dev/null || missing="$$missing gcc-mingw-w64-x86-64"; \
 	[ -x /usr/lib/wine/wine64 ] || missing="$$missing wine64"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v osslsigncode >/dev/null || missing="$$missing osslsigncode"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3 python3-pip"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \

@@ -145,6 +145,19 @@ pub struct FreezeArgs {
     #[arg(long, value_name = "/PATH")]
     pub vpath: Option<String>,
 
+    /// Sign the loader DLL, the launcher EXE and the runtime DLL with Authenticode, with the
+    /// certificate and key in FILE.pfx (PKCS#12). The password comes from the environment
+    /// variable ISAPI_FREEZE_SIGN_PASSWORD, or is asked on the terminal; never from the
+    /// command line. Uses osslsigncode (signtool on Windows). Files copied unchanged
+    /// (python3XY.dll, extension modules) keep their publishers' signatures.
+    #[arg(long, value_name = "FILE.pfx", value_hint = ValueHint::FilePath)]
+    pub sign: Option<PathBuf>,
+
+    /// With --sign: an RFC 3161 timestamp server, so that the signatures stay valid after
+    /// the certificate expires (e.g. http://timestamp.digicert.com).
+    #[arg(long, value_name = "URL", requires = "sign")]
+    pub timestamp_url: Option<String>,
+
     /// Print only errors. Otherwise each step is a line on stderr, and on a terminal a
     /// counter shows how far reading and compiling the modules got.
     #[arg(short, long)]

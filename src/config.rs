@@ -31,6 +31,8 @@ pub struct FreezeConfig {
     pub compiler: Cached<PythonCompiler>,
     pub dry_run: bool,
     pub quiet: bool,
+    /// `--sign`: what signs the PE files the tool makes.
+    pub signer: Option<crate::sign::Signer>,
     /// What `SCRIPT.exe install` does for a script without install code.
     pub install: InstallDefaults,
 }
@@ -158,6 +160,11 @@ impl FreezeConfig {
             .context("no script given: run `isapi-freeze SCRIPT.py --python DIR` (see --help)")?;
         let script = resolve_script(&script_path)?;
         let quiet = args.quiet;
+        // First: a certificate that cannot sign must not cost a build.
+        let signer = match &args.sign {
+            Some(pfx) => Some(crate::sign::Signer::resolve(pfx, args.timestamp_url.clone())?),
+            None => None,
+        };
         let say = move |message: String| {
             if !quiet {
                 eprintln!("{message}");
@@ -251,6 +258,7 @@ impl FreezeConfig {
             compiler,
             dry_run: args.dry_run,
             quiet: args.quiet,
+            signer,
             install,
         })
     }

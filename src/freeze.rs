@@ -83,7 +83,10 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     if compiled > 0 && progress.mode() != Mode::Terminal {
         say(format!("compiling {compiled} modules"));
     }
-    let output = crate::assemble::assemble(&plan, &mut Counting::new(&mut config.compiler, &progress))?;
+    let mut output = crate::assemble::assemble(&plan, &mut Counting::new(&mut config.compiler, &progress))?;
+    if let Some(signer) = &config.signer {
+        crate::sign::sign_output(&mut output, signer, &say)?;
+    }
     crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
     crate::serve::FreezeRecord::write(&config.dist_dir, sources_to_watch(&config, &plan));
     say(format!(

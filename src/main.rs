@@ -18,6 +18,7 @@ mod plan;
 mod progress;
 mod pyproject;
 mod serve;
+mod sign;
 mod trace;
 mod verify;
 mod wine;

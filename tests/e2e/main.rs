@@ -15,6 +15,7 @@ mod isapi_wsgi;
 mod least_privilege;
 mod reliability;
 mod serve;
+mod signing;
 mod std_handles;
 mod support;
 mod threads;
