@@ -11,6 +11,7 @@ mod freeze;
 mod host;
 mod install;
 mod isapi_wsgi;
+mod pywin32;
 mod reliability;
 mod serve;
 mod support;

@@ -465,14 +465,15 @@ impl ExtensionControlBlock {
     }
 
     /// SendResponseHeaders(status, headers[, keepAlive]): `status` like "200 OK", `headers`
-    /// a block of "Name: value\r\n" lines ending with a blank line.
-    #[pyo3(signature = (status, headers, keepAlive = false))]
+    /// a block of "Name: value\r\n" lines ending with a blank line. keepAlive is a C BOOL
+    /// as in pywin32: any int (pywin32's own samples pass 0 and 1), nonzero meaning true.
+    #[pyo3(signature = (status, headers, keepAlive = 0))]
     pub(crate) fn SendResponseHeaders(
         &self,
         py: Python<'_>,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
-        keepAlive: bool,
+        keepAlive: i32,
     ) -> PyResult<()> {
         let status = bytes_view(status, "status")?;
         let headers = bytes_view(headers, "headers")?;
@@ -481,7 +482,7 @@ impl ExtensionControlBlock {
         strings.push(0);
         strings.extend_from_slice(headers);
         strings.push(0);
-        self.send_header_strings(py, &strings, status.len(), keepAlive)
+        self.send_header_strings(py, &strings, status.len(), keepAlive != 0)
     }
 
     /// Redirect(url): a 302 response to `url`.
@@ -522,14 +523,15 @@ impl ExtensionControlBlock {
         self.DoneWithSession(py, status)
     }
 
-    /// SetFlushFlag(flag): HSE_REQ_SET_FLUSH_FLAG, whether IIS flushes each write.
-    fn SetFlushFlag(&self, py: Python<'_>, flag: bool) -> PyResult<()> {
+    /// SetFlushFlag(flag): HSE_REQ_SET_FLUSH_FLAG, whether IIS flushes each write (a C BOOL:
+    /// any int, as in pywin32).
+    fn SetFlushFlag(&self, py: Python<'_>, flag: i32) -> PyResult<()> {
         self.support(
             py,
             "HSE_REQ_SET_FLUSH_FLAG",
             HSE_REQ_SET_FLUSH_FLAG,
             // The flag travels as the pointer value itself (httpext.h).
-            flag as usize as *mut c_void,
+            (flag != 0) as usize as *mut c_void,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         )

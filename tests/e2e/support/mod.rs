@@ -9,6 +9,7 @@ pub mod host;
 pub mod http;
 pub mod load;
 pub mod prerequisites;
+pub mod pywin32;
 pub mod wine;
 
 use std::path::PathBuf;

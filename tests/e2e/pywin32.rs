@@ -1,0 +1,50 @@
+//! Side by side with pywin32 312's own loader: pywin32's ISAPI samples as its wheel ships
+//! them, and probes of every ECB and filter method (tests/fixtures/pywin32_probes), each
+//! served by PyISAPI_loader.dll and by our freeze of the same script, through isapi-host
+//! under Wine, on every tested CPython. Every difference in status, headers or body must be
+//! one README lists in "Where we differ from pywin32 on purpose" (support::pywin32).
+
+use crate::support::pywin32::{compare, pywin32_sample, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
+use crate::support::repo;
+
+#[test]
+fn the_advanced_sample_answers_as_under_pywin32() {
+    let script = Script::new("advanced", pywin32_sample("advanced.py"));
+    let asks = [
+        Ask::get("/AdvancedPythonSample/page"),
+        Ask::get("/AdvancedPythonSample/ReportUnhealthy"),
+        Ask::get("/AdvancedPythonSample/vars?HTTP_HOST&URL"),
+        Ask::keep_alive("keep-alive", &["/first", "/second"]),
+    ];
+    compare(&script, &[Serve::default()], &asks);
+}
+
+/// README's table and the suite's list name the same deliberate differences.
+#[test]
+fn readme_lists_exactly_the_differences_the_suite_knows() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let heading = "### Where we differ from pywin32 on purpose";
+    let section = readme
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))
+        .1;
+    let table = section
+        .split("\n\n")
+        .find(|part| part.trim_start().starts_with('|'))
+        .unwrap_or_default();
+    let mut in_readme: Vec<String> = table
+        .lines()
+        .skip(2)
+        .filter_map(|row| row.split('|').nth(1))
+        .map(|cell| cell.trim().trim_matches('`').to_string())
+        .collect();
+    in_readme.sort();
+    let mut known: Vec<String> = DELIBERATE
+        .iter()
+        .map(|d| d.id.to_string())
+        .chain(DELIBERATE_UNSEEN.iter().map(|id| id.to_string()))
+        .collect();
+    known.sort();
+    known.dedup();
+    assert_eq!(in_readme, known, "README's table and support::pywin32's lists differ");
+}
