@@ -4,8 +4,21 @@
 //! under Wine, on every tested CPython. Every difference in status, headers or body must be
 //! one README lists in "Where we differ from pywin32 on purpose" (support::pywin32).
 
-use crate::support::pywin32::{compare, pywin32_sample, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
+use crate::support::pywin32::{compare, pywin32_sample, upstream, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
 use crate::support::repo;
+
+/// pywin32's redirector samples proxy https://www.python.org; here, a local upstream.
+fn redirector(sample: &str) -> Script {
+    let text = pywin32_sample(sample);
+    let shipped = "proxy = \"https://www.python.org\"";
+    assert_eq!(
+        text.matches(shipped).count(),
+        1,
+        "{sample} no longer names its upstream so"
+    );
+    let local = format!("proxy = \"http://{}\"", upstream());
+    Script::new(sample.trim_end_matches(".py"), text.replace(shipped, &local))
+}
 
 #[test]
 fn the_advanced_sample_answers_as_under_pywin32() {
@@ -17,6 +30,41 @@ fn the_advanced_sample_answers_as_under_pywin32() {
         Ask::keep_alive("keep-alive", &["/first", "/second"]),
     ];
     compare(&script, &[Serve::default()], &asks);
+}
+
+#[test]
+fn the_test_sample_answers_as_under_pywin32() {
+    let script = Script::new("test", pywin32_sample("test.py"));
+    let asks = [Ask::get("/PyISAPITest/page"), Ask::get("/PyISAPITest/test.py")];
+    compare(&script, &[Serve::default()], &asks);
+}
+
+#[test]
+fn the_redirector_sample_answers_as_under_pywin32() {
+    let script = redirector("redirector.py").file("iisstart.htm", "<html>IIS's own start page</html>\n");
+    let asks = [
+        Ask::get("/proxied/page?q=1"),
+        Ask::get("/iisstart.htm"),
+        Ask::get("/welcome.png"),
+        Ask::keep_alive("keep-alive", &["/one", "/iisstart.htm", "/two"]),
+    ];
+    compare(&script, &[Serve::default()], &asks);
+}
+
+#[test]
+fn the_asynchronous_redirector_sample_answers_as_under_pywin32() {
+    let asks = [Ask::get("/proxied/page")];
+    compare(&redirector("redirector_asynch.py"), &[Serve::default()], &asks);
+}
+
+#[test]
+fn the_redirector_with_a_filter_answers_as_under_pywin32() {
+    let serve = Serve {
+        filter: true,
+        ..Serve::default()
+    };
+    let asks = [Ask::get("/page"), Ask::get("/python/page")];
+    compare(&redirector("redirector_with_filter.py"), &[serve], &asks);
 }
 
 /// README's table and the suite's list name the same deliberate differences.

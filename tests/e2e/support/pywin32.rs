@@ -550,6 +550,11 @@ pub const DELIBERATE: &[Deliberate] = &[
         // The sample adds bytes to a str in Dispatch.
         keys: &["GET /proxied/page *"],
     },
+    Deliberate {
+        id: "frozen-source",
+        script: "test",
+        keys: &["GET /PyISAPITest/test.py *"],
+    },
 ];
 
 /// Rows of README's table that no probe can show: pywin32 crashes or hangs where we do not.
