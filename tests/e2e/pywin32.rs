@@ -5,7 +5,7 @@
 //! one README lists in "Where we differ from pywin32 on purpose" (support::pywin32).
 
 use crate::support::pywin32::{compare, pywin32_sample, upstream, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
-use crate::support::repo;
+use crate::support::{fixture, repo};
 
 /// pywin32's redirector samples proxy https://www.python.org; here, a local upstream.
 fn redirector(sample: &str) -> Script {
@@ -18,6 +18,11 @@ fn redirector(sample: &str) -> Script {
     );
     let local = format!("proxy = \"http://{}\"", upstream());
     Script::new(sample.trim_end_matches(".py"), text.replace(shipped, &local))
+}
+
+fn probe(name: &str) -> Script {
+    let path = fixture(&format!("pywin32_probes/{name}.py"));
+    Script::new(name, std::fs::read_to_string(path).unwrap())
 }
 
 #[test]
@@ -65,6 +70,32 @@ fn the_redirector_with_a_filter_answers_as_under_pywin32() {
     };
     let asks = [Ask::get("/page"), Ask::get("/python/page")];
     compare(&redirector("redirector_with_filter.py"), &[serve], &asks);
+}
+
+/// The ECB probe's requests: bodies of each framing and size, read every way.
+fn ecb_asks() -> Vec<Ask> {
+    let small = b"0123456789".to_vec();
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut asks = Vec::new();
+    for mode in ["all", "total", "pieces", "minus-one", "zero", "types"] {
+        let path = format!("/read?{mode}");
+        asks.push(Ask::get(&path));
+        asks.push(Ask::post(&format!("POST small {path}"), &path, &small));
+        asks.push(Ask::post(&format!("POST large {path}"), &path, &large));
+        asks.push(Ask::post_chunked(
+            &format!("POST chunked {path}"),
+            &path,
+            &large,
+            10_000,
+        ));
+    }
+    asks
+}
+
+#[test]
+fn the_ecb_probe_answers_as_under_pywin32() {
+    let script = probe("ecb_probe").file("static.txt", "a static file\n");
+    compare(&script, &[Serve::default()], &ecb_asks());
 }
 
 /// README's table and the suite's list name the same deliberate differences.

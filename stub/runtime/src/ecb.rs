@@ -7,7 +7,7 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use windows_sys::core::BOOL;
@@ -291,13 +291,15 @@ impl ExtensionControlBlock {
     fn version(&self) -> PyResult<u32> {
         Ok(self.fields()?.dwVersion)
     }
+    /// cbTotalBytes as pywin32 gives it, a C int: -1 (0xFFFFFFFF) when the length is not
+    /// known up front (a chunked body), so that `TotalBytes > 0` means a known length.
     #[getter(TotalBytes)]
-    fn total_bytes(&self) -> PyResult<u32> {
-        Ok(self.fields()?.cbTotalBytes)
+    fn total_bytes(&self) -> PyResult<i32> {
+        Ok(self.fields()?.cbTotalBytes as i32)
     }
     #[getter(AvailableBytes)]
-    fn available_bytes(&self) -> PyResult<u32> {
-        Ok(self.fields()?.cbAvailable)
+    fn available_bytes(&self) -> PyResult<i32> {
+        Ok(self.fields()?.cbAvailable as i32)
     }
     #[getter(ConnID)]
     fn conn_id(&self) -> PyResult<usize> {
@@ -430,11 +432,20 @@ impl ExtensionControlBlock {
     }
 
     /// ReadClient([nbytes]): reads body bytes beyond AvailableData, until `nbytes` (default:
-    /// all the rest) or the end.
-    #[pyo3(signature = (nbytes = None))]
-    fn ReadClient<'py>(&self, py: Python<'py>, nbytes: Option<u32>) -> PyResult<Bound<'py, PyBytes>> {
+    /// all the rest) or the end. `nbytes` is a C long as in pywin32, taken as a DWORD: a
+    /// negative count (-1) reads to the end of the body.
+    #[pyo3(signature = (*nbytes))]
+    fn ReadClient<'py>(&self, py: Python<'py>, nbytes: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyBytes>> {
         let ecb = self.fields()?;
-        let wanted = nbytes.unwrap_or(ecb.cbTotalBytes.saturating_sub(ecb.cbAvailable)) as usize;
+        let wanted = match nbytes.len() {
+            0 => ecb.cbTotalBytes.saturating_sub(ecb.cbAvailable),
+            1 => nbytes.get_item(0)?.extract::<i32>()? as u32,
+            n => {
+                return Err(PyTypeError::new_err(format!(
+                    "ReadClient expected at most 1 argument, got {n}"
+                )))
+            }
+        } as usize;
         let raw = self.raw()?;
         let (ok, err, data) = py.detach(move || {
             let raw = raw;
