@@ -66,8 +66,9 @@ class WorkerThread(threading.Thread):
                 if dispatcher is None:
                     raise RuntimeError(f"Bad request {key!r}: no dispatcher for this key")
                 dispatcher(err_code, nbytes, key, overlapped)
-            except Exception:
-                # A dispatcher has handled what it could; a worker never dies of it.
+            except BaseException:
+                # A dispatcher has handled what it could; a worker never dies of it, not even
+                # of SystemExit.
                 print(f"isapi.threaded_extension: queued item {key!r} failed:", file=sys.stderr)
                 traceback.print_exc(file=sys.stderr)
             finally:
@@ -190,7 +191,8 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
         control_block = overlapped.object
         try:
             self.Dispatch(control_block)
-        except Exception:
+        except BaseException:
+            # As pywin32's bare except: a Dispatch that raises SystemExit is answered too.
             self.HandleDispatchError(control_block)
 
     def Dispatch(self, ecb):

@@ -98,6 +98,22 @@ fn the_ecb_probe_answers_as_under_pywin32() {
     compare(&script, &[Serve::default()], &ecb_asks());
 }
 
+#[test]
+fn the_thread_pool_probe_answers_as_under_pywin32() {
+    let large: Vec<u8> = (0..150_000u32).map(|i| (i * 3 % 253) as u8).collect();
+    let asks = [
+        Ask::get("/ok"),
+        Ask::post("POST /read", "/read", &large),
+        Ask::post_chunked("POST chunked /read", "/read", &large, 8192),
+        Ask::keep_alive("keep-alive", &["/keep", "/keep", "/ok"]),
+        Ask::get("/raise"),
+        Ask::get("/raise-late"),
+        Ask::get("/exit"),
+        Ask::get_as("GET /ok after /exit", "/ok"),
+    ];
+    compare(&probe("pool_probe"), &[Serve::default()], &asks);
+}
+
 /// README's table and the suite's list name the same deliberate differences.
 #[test]
 fn readme_lists_exactly_the_differences_the_suite_knows() {

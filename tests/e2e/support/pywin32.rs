@@ -566,6 +566,11 @@ pub const DELIBERATE: &[Deliberate] = &[
         keys: &["GET /proxied/page *"],
     },
     Deliberate {
+        id: "error-page",
+        script: "pool_probe",
+        keys: &["GET /raise *", "GET /exit *"],
+    },
+    Deliberate {
         id: "frozen-source",
         script: "test",
         keys: &["GET /PyISAPITest/test.py *"],
