@@ -34,10 +34,6 @@ pub fn runtime_module_names() -> Vec<String> {
         .collect()
 }
 
-/// Our stand-ins for other projects' modules (resources/): used only where the app does not
-/// bring the real one, so they are looked for after the app's folders.
-const FALLBACK_RESOURCES: &[&str] = &["win32traceutil.py"];
-
 /// The folders a site folder's `.pth` files add (as `site` does; `import` lines are skipped:
 /// they run code at startup, which a frozen app does not).
 fn pth_folders(site: &Path) -> Vec<PathBuf> {
@@ -70,15 +66,11 @@ fn pth_folders(site: &Path) -> Vec<PathBuf> {
 /// The search roots for a freeze, in `sys.path` order (see roots.rs).
 pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::PythonRuntime) -> Result<roots::Roots> {
     use roots::{Root, RootFiles, RootKind};
-    let resources = |fallback: bool| {
-        RESOURCES
-            .iter()
-            .map(|(rel, _)| rel.to_string())
-            .filter(move |rel| FALLBACK_RESOURCES.contains(&rel.as_str()) == fallback)
-    };
+    // Our modules come first, win32traceutil too when pywin32 is on --path: pywin32's sends
+    // output to a trace buffer nobody can read on a server without Python; ours, to the log.
     let mut list = vec![Root {
         kind: RootKind::Runtime,
-        files: roots::listing(Path::new("resources"), resources(false)),
+        files: roots::listing(Path::new("resources"), RESOURCES.iter().map(|(rel, _)| rel.to_string())),
     }];
     let script_dir = match script.path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -129,10 +121,6 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
             RootFiles::Dir(runtime.root.join("Lib"))
         }
     };
-    list.push(Root {
-        kind: RootKind::Runtime,
-        files: roots::listing(Path::new("resources"), resources(true)),
-    });
     list.push(Root {
         kind: RootKind::Stdlib,
         files: stdlib,

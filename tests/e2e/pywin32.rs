@@ -5,7 +5,7 @@
 //! one README lists in "Where we differ from pywin32 on purpose" (support::pywin32).
 
 use crate::support::pywin32::{compare, pywin32_sample, upstream, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
-use crate::support::{fixture, repo};
+use crate::support::{assert_contains, assert_in_order, fixture, get, repo, site, win_path, Freeze, Host};
 
 /// pywin32's redirector samples proxy https://www.python.org; here, a local upstream.
 fn redirector(sample: &str) -> Script {
@@ -142,4 +142,83 @@ fn readme_lists_exactly_the_differences_the_suite_knows() {
     known.sort();
     known.dedup();
     assert_eq!(in_readme, known, "README's table and support::pywin32's lists differ");
+}
+
+/// The seed blog's idiom with pywin32 on `--path`: `import win32traceutil` inside the DLL
+/// gets ours, whose output goes to DIST/logs (pywin32's goes to a trace buffer nobody reads
+/// on a server without Python); and the runtime itself logs every failure's traceback, of
+/// a request, a Dispatch or a filter, whatever the script then did to sys.stdout,
+/// sys.stderr and logging.
+#[test]
+fn tracebacks_reach_the_log_whatever_the_script_did_to_its_output() {
+    let script = "import io, logging, sys\n\
+                  if hasattr(sys, 'isapidllhandle'):\n\
+                  \x20   import win32traceutil\n\
+                  print('printed after win32traceutil')\n\
+                  sys.stdout = io.StringIO()\n\
+                  sys.stderr = io.StringIO()\n\
+                  logging.basicConfig(stream=io.StringIO(), level=logging.DEBUG, force=True)\n\
+                  from isapi import isapicon, threaded_extension\n\
+                  from isapi.simple import SimpleFilter\n\
+                  class Pool(threaded_extension.ThreadPoolExtension):\n\
+                  \x20   'pool'\n\
+                  \x20   def Dispatch(self, ecb):\n\
+                  \x20       raise ValueError('Dispatch fails for the log')\n\
+                  class Filter(SimpleFilter):\n\
+                  \x20   'filter'\n\
+                  \x20   filter_flags = isapicon.SF_NOTIFY_PREPROC_HEADERS\n\
+                  \x20   def HttpFilterProc(self, fc):\n\
+                  \x20       if fc.GetServerVariable('URL') == b'/filter':\n\
+                  \x20           raise KeyError('the filter fails for the log')\n\
+                  def __ExtensionFactory__():\n\
+                  \x20   return Pool()\n\
+                  def __FilterFactory__():\n\
+                  \x20   return Filter()\n";
+    let frozen = Freeze::source("traced.py", script).path(site("pywin32")).ok();
+    let dll = win_path(&frozen.dll());
+    let host = Host::start(&frozen.dll(), &["--filter", &dll]);
+    assert_eq!(get(&host.address, "/dispatch").status, 500);
+    assert_eq!(get(&host.address, "/filter").status, 500);
+    drop(host);
+    let log = frozen.log();
+    assert_contains(&log, "stdout: printed after win32traceutil");
+    assert!(
+        !log.contains("win32trace remote collector"),
+        "pywin32's win32traceutil ran:\n{log}"
+    );
+    assert_in_order(
+        &log,
+        &[
+            "Dispatch failed for GET /dispatch:",
+            "Traceback",
+            "ValueError: Dispatch fails for the log",
+        ],
+    );
+    assert_in_order(
+        &log,
+        &[
+            "HttpFilterProc failed for notification SF_NOTIFY_PREPROC_HEADERS:",
+            "KeyError: 'the filter fails for the log'",
+        ],
+    );
+
+    let failing = "import io, sys\n\
+                   sys.stderr = io.StringIO()\n\
+                   from isapi.simple import SimpleExtension\n\
+                   class E(SimpleExtension):\n\
+                   \x20   'fails to start'\n\
+                   \x20   def GetExtensionVersion(self, vi):\n\
+                   \x20       raise OSError('GetExtensionVersion fails for the log')\n\
+                   def __ExtensionFactory__():\n\
+                   \x20   return E()\n";
+    let frozen = Freeze::source("unstarted.py", failing).ok();
+    let refused = Host::run_refused(Host::command(&frozen.dll(), &[]));
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert_in_order(
+        &frozen.log(),
+        &[
+            "GetExtensionVersion of unstarted failed:",
+            "OSError: GetExtensionVersion fails for the log",
+        ],
+    );
 }
