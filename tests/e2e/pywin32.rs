@@ -5,7 +5,7 @@
 //! one README lists in "Where we differ from pywin32 on purpose" (support::pywin32).
 
 use crate::support::pywin32::{compare, pywin32_sample, upstream, Ask, Script, Serve, DELIBERATE, DELIBERATE_UNSEEN};
-use crate::support::{assert_contains, assert_in_order, fixture, get, repo, site, win_path, Freeze, Host};
+use crate::support::{assert_contains, assert_in_order, fixture, get, repo, site, win_path, Freeze, Host, ERROR_PAGE};
 
 /// pywin32's redirector samples proxy https://www.python.org; here, a local upstream.
 fn redirector(sample: &str) -> Script {
@@ -72,11 +72,47 @@ fn the_redirector_with_a_filter_answers_as_under_pywin32() {
     compare(&redirector("redirector_with_filter.py"), &[serve], &asks);
 }
 
-/// The ECB probe's requests: bodies of each framing and size, read every way.
+/// The ECB probe's requests: every route, with bodies of each framing and size.
 fn ecb_asks() -> Vec<Ask> {
     let small = b"0123456789".to_vec();
     let large: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut asks = Vec::new();
+    let mut asks = vec![
+        Ask::raw(
+            "GET /attributes",
+            "GET /attributes?a=1&b=%20 HTTP/1.1\r\nHost: x\r\nX-Custom: v\r\nConnection: close\r\n\r\n",
+        ),
+        Ask::post("POST /attributes", "/attributes?form", b"name=value&x=1"),
+        Ask::post_chunked("POST chunked /attributes", "/attributes", &small, 4),
+        Ask::raw("GET /variables", {
+            let mut raw = b"GET /variables?q=caf%C3%A9 HTTP/1.1\r\nHost: x\r\nX-Custom: caf\xc3\xa9\r\n".to_vec();
+            raw.extend_from_slice(format!("X-Long: {}\r\n", "l".repeat(20_000)).as_bytes());
+            raw.extend_from_slice(b"Connection: close\r\n\r\n");
+            raw
+        }),
+        Ask::get("/write"),
+    ];
+    for variant in [
+        "str",
+        "bytes",
+        "keep-true",
+        "keep-0",
+        "keep-1",
+        "keep-2",
+        "keep-minus-1",
+        "keep-None",
+        "keep-str",
+        "keep-float",
+        "keyword",
+        "no-blank-line",
+        "no-headers",
+        "status-only-code",
+        "status-None",
+        "headers-None",
+        "one-argument",
+        "with-body",
+    ] {
+        asks.push(Ask::get(&format!("/headers?{variant}")));
+    }
     for mode in ["all", "total", "pieces", "minus-one", "zero", "types"] {
         let path = format!("/read?{mode}");
         asks.push(Ask::get(&path));
@@ -89,6 +125,48 @@ fn ecb_asks() -> Vec<Ask> {
             10_000,
         ));
     }
+    asks.extend([
+        Ask::get("/redirect?str"),
+        Ask::get("/redirect?types"),
+        Ask::raw(
+            "GET /misc",
+            "GET /misc HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        Ask::get("/done"),
+        Ask::get("/stash?done"),
+        Ask::get("/pending"),
+        Ask::get("/async"),
+        Ask::get("/stash?async"),
+    ]);
+    for exec in ["static", "missing", "same-url", "child"] {
+        asks.push(Ask::get(&format!("/exec?{exec}")));
+        asks.push(Ask::get_as(&format!("GET /stash?exec after {exec}"), "/stash?exec"));
+    }
+    asks.extend([
+        Ask::keep_alive("keep-alive", &["/keep?1", "/keep?2", "/keep?3"]),
+        Ask::keep_alive("keep-alive pending", &["/pending?keep", "/keep?after"]),
+        Ask::get("/fail"),
+        Ask::get("/fail-late"),
+        Ask::get("/version"),
+    ]);
+    for value in [
+        "none",
+        "str",
+        "float",
+        "minus-one",
+        "zero",
+        "success",
+        "keep-conn",
+        "error",
+        "true",
+    ] {
+        asks.push(Ask::get(&format!("/return?{value}")));
+        asks.push(Ask::get(&format!("/return-after-answer?{value}")));
+    }
+    // Last: pywin32 leaves an OverflowError set in the thread after this one. (SystemExit
+    // in HttpExtensionProc is not asked: pywin32's request never ends, README's
+    // `system-exit`; system_exit_in_a_handler_is_answered_500 proves ours.)
+    asks.push(Ask::get("/return?big"));
     asks
 }
 
@@ -112,6 +190,25 @@ fn the_thread_pool_probe_answers_as_under_pywin32() {
         Ask::get_as("GET /ok after /exit", "/ok"),
     ];
     compare(&probe("pool_probe"), &[Serve::default()], &asks);
+}
+
+#[test]
+fn the_filter_probe_answers_as_under_pywin32() {
+    let serves = ["PREPROC_HEADERS", "URL_MAP", "AUTHENTICATION", "READ_RAW_DATA"].map(|notification| Serve {
+        label: notification,
+        filter_only: true,
+        env: vec![("PROBE_FILTER_NOTIFICATION", notification.to_string())],
+        ..Serve::default()
+    });
+    let asks = [
+        Ask::raw(
+            "GET /probe/page",
+            "GET /probe/page?q=1 HTTP/1.1\r\nHost: x\r\nX-Custom: v\r\n\
+             Authorization: Basic dXNlcjpwYXNz\r\nConnection: close\r\n\r\n",
+        ),
+        Ask::get("/pass"),
+    ];
+    compare(&probe("filter_probe"), &serves, &asks);
 }
 
 /// README's table and the suite's list name the same deliberate differences.
@@ -220,5 +317,34 @@ fn tracebacks_reach_the_log_whatever_the_script_did_to_its_output() {
             "GetExtensionVersion of unstarted failed:",
             "OSError: GetExtensionVersion fails for the log",
         ],
+    );
+}
+
+/// SystemExit out of HttpExtensionProc ends the request, not the server (README's row
+/// `system-exit`: under pywin32 that request never ends).
+#[test]
+fn system_exit_in_a_handler_is_answered_500_and_the_server_goes_on() {
+    let script = "import sys\n\
+                  from isapi import isapicon\n\
+                  from isapi.simple import SimpleExtension\n\
+                  class E(SimpleExtension):\n\
+                  \x20   'exits'\n\
+                  \x20   def HttpExtensionProc(self, ecb):\n\
+                  \x20       if ecb.PathInfo == b'/exit':\n\
+                  \x20           sys.exit(3)\n\
+                  \x20       ecb.SendResponseHeaders('200 OK', 'Content-Length: 2\\r\\n\\r\\n', False)\n\
+                  \x20       ecb.WriteClient(b'ok')\n\
+                  \x20       return isapicon.HSE_STATUS_SUCCESS\n\
+                  def __ExtensionFactory__():\n\
+                  \x20   return E()\n";
+    let frozen = Freeze::source("exits.py", script).ok();
+    let host = Host::start(&frozen.dll(), &[]);
+    let exited = get(&host.address, "/exit");
+    assert_eq!((exited.status, exited.body.as_slice()), (500, ERROR_PAGE.as_bytes()));
+    assert_eq!(get(&host.address, "/after").text(), "ok");
+    host.stop();
+    assert_in_order(
+        &frozen.log(),
+        &["HttpExtensionProc failed for GET /exit:", "SystemExit: 3"],
     );
 }

@@ -21,7 +21,9 @@ use windows_sys::Win32::System::Iis::{
 use crate::c_strings;
 use crate::ecb_io::{self, TransmitArgs};
 use crate::ecb_requests::{self, ChildRequest};
-use crate::pywin32::{bytes_of, bytes_view, isapi_error, optional_c_string, optional_default};
+use crate::pywin32::{
+    bytes_of, bytes_or_none, bytes_view, isapi_error, isapi_string, no_nul, optional_c_string, optional_default,
+};
 use crate::server_variables::{ansi_bytes, read_grown_into, utf16_text, with_c_name, with_scratch};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
@@ -348,6 +350,11 @@ impl ExtensionControlBlock {
             std::slice::from_raw_parts(ecb.lpbData, ecb.cbAvailable as usize)
         }))
     }
+    /// What pywin32 answers for `print`'s old softspace protocol (`print >> ecb`).
+    #[getter(softspace)]
+    fn softspace(&self) -> i32 {
+        1
+    }
     #[getter(LogData)]
     fn get_log_data(&self) -> PyResult<()> {
         self.raw()?;
@@ -356,7 +363,7 @@ impl ExtensionControlBlock {
     /// Text for the server's log line (at most 79 bytes are kept, as the field has 80).
     #[setter(LogData)]
     fn set_log_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let bytes = bytes_of(value, "LogData")?;
+        let bytes = isapi_string(value)?;
         let Raw(ptr) = self.raw()?;
         // SAFETY: live control block; lpszLogData is an array owned by it.
         c_strings::copy_truncated(unsafe { &mut (*ptr).lpszLogData }, &bytes);
@@ -374,6 +381,7 @@ impl ExtensionControlBlock {
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let default = optional_default(default, Some("GetServerVariable"))?;
+        no_nul(name)?;
         match self.variable_value(py, name)? {
             Ok(value) => Ok(value),
             Err(err) => match default {
@@ -660,8 +668,8 @@ impl ExtensionControlBlock {
             status: bytes_of(statusCode, "statusCode")?,
             bytes_to_write: BytesToWrite,
             offset: Offset,
-            head: bytes_of(head, "head")?,
-            tail: bytes_of(tail, "tail")?,
+            head: bytes_or_none(head, "head")?,
+            tail: bytes_or_none(tail, "tail")?,
             flags,
         };
         slf.get().response_started.store(true, Ordering::SeqCst);
