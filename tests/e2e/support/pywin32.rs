@@ -57,7 +57,8 @@ pub fn pywin32_site(python: &Python) -> PathBuf {
     dir
 }
 
-/// pywin32's own samples folder (isapi/samples), as its wheel ships them.
+/// The text of one of pywin32's own ISAPI samples (isapi/samples/NAME), as its wheel ships
+/// it (the same for every CPython).
 pub fn pywin32_sample(name: &str) -> String {
     let path = pywin32_site(&default_python()).join("isapi/samples").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
