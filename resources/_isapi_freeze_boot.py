@@ -440,6 +440,14 @@ def _fail_request(ecb, why):
     return HSE_STATUS_ERROR
 
 
+def _dword(result):
+    """An int result as pywin32 hands it to IIS: a C long (one out of its range is -1),
+    taken as the DWORD the entry point returns."""
+    if not -(2**31) <= result < 2**31:
+        result = -1
+    return result & 0xFFFFFFFF
+
+
 def http_extension_proc(ecb):
     if _extension is None:
         return HSE_STATUS_ERROR
@@ -447,8 +455,10 @@ def http_extension_proc(ecb):
         result = _call_extension("HttpExtensionProc", ecb)
         if not isinstance(result, int):
             raise TypeError(f"HttpExtensionProc must return an int (an HSE_STATUS_* value), not {result!r}")
-        return result
-    except Exception:
+        return _dword(result)
+    except BaseException:
+        # SystemExit and KeyboardInterrupt too: a request cannot end the server's process
+        # (under pywin32 SystemExit does, README's row `system-exit`).
         return _fail_request(ecb, "HttpExtensionProc failed")
 
 

@@ -66,10 +66,10 @@ class WorkerThread(threading.Thread):
                 if dispatcher is None:
                     raise RuntimeError(f"Bad request {key!r}: no dispatcher for this key")
                 dispatcher(err_code, nbytes, key, overlapped)
-            except Exception:
-                # A dispatcher has handled what it could; a worker never dies of it.
-                print(f"isapi.threaded_extension: queued item {key!r} failed:", file=sys.stderr)
-                traceback.print_exc(file=sys.stderr)
+            except BaseException:
+                # A dispatcher has handled what it could; a worker never dies of it, not even
+                # of SystemExit.
+                _log_failure(f"isapi.threaded_extension: queued item {key!r} failed:")
             finally:
                 overlapped = None
                 self.extension._finished_one()
@@ -190,7 +190,8 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
         control_block = overlapped.object
         try:
             self.Dispatch(control_block)
-        except Exception:
+        except BaseException:
+            # As pywin32's bare except: a Dispatch that raises SystemExit is answered too.
             self.HandleDispatchError(control_block)
 
     def Dispatch(self, ecb):
@@ -205,12 +206,11 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
     def HandleDispatchError(self, ecb):
         """Called (inside the ``except`` block) when Dispatch raised.
 
-        Unlike pywin32, which shows the traceback in the browser, the traceback goes to the
-        log (sys.stderr) and the client gets a generic 500 page; if the response had
-        already started, the connection is ended instead. Then the session is done.
+        Unlike pywin32, which shows the traceback in the browser with 200 OK, the
+        traceback goes to the log and the client gets a generic 500 page; if the response
+        had already started, the connection is ended instead. Then the session is done.
         """
-        print(f"Dispatch failed for {_request_line(ecb)}:", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
+        _log_failure(f"Dispatch failed for {_request_line(ecb)}:")
         status = isapicon.HSE_STATUS_ERROR
         try:
             if not getattr(ecb, "_response_started", True):
@@ -233,6 +233,19 @@ class ThreadPoolExtension(isapi.simple.SimpleExtension):
             ecb.DoneWithSession(status)
         except RuntimeError:
             pass
+
+
+def _log_failure(what):
+    """Logs `what` and the exception being handled: through the runtime, into DIST/logs and
+    the Event Log whatever the script did to sys.stderr (pywin32's win32traceutil, a
+    logging setup); under pywin32's loader, to sys.stderr."""
+    try:
+        from _isapi_freeze_boot import _log_exception
+    except ImportError:
+        print(what, file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return
+    _log_exception(what)
 
 
 def _request_line(ecb):

@@ -31,8 +31,9 @@ from isapi.threaded_extension import ThreadPoolExtension
 
 __all__ = ["factory", "WSGIExtension", "ThreadedWSGIExtension", "InputStream", "FileWrapper"]
 
-# cbTotalBytes of a body whose length is not known up front (chunked).
-UNKNOWN_LENGTH = 0xFFFFFFFF
+# TotalBytes of a body whose length is not known up front (chunked): cbTotalBytes's
+# 0xFFFFFFFF, which the ECB gives as pywin32 does, a C int.
+UNKNOWN_LENGTH = -1
 # How much wsgi.input asks the server for at a time.
 READ_CHUNK = 64 * 1024
 

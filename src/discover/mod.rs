@@ -39,19 +39,18 @@ pub fn runtime_module_names() -> Vec<String> {
 /// Where one of our resources is looked for, relative to the app's folders.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Precedence {
-    /// Before everything: isapi-freeze's own (`isapi` wins over pywin32's).
+    /// Before everything: isapi-freeze's own (`isapi` wins over pywin32's), and
+    /// win32traceutil even when pywin32 is on --path: pywin32's sends output to a trace
+    /// buffer nobody can read on a server without Python; ours, to the log.
     Ours,
     /// A stand-in for another project's module that a module of the app's own, beside the
     /// script, replaces; a site folder's does not: the isapi-wsgi on PyPI is Python 2 only.
     AfterScript,
-    /// A stand-in used only where no folder of the app's brings the real one (pywin32's).
-    AfterApp,
 }
 
 fn precedence(resource: &str) -> Precedence {
     match resource {
         "isapi_wsgi.py" => Precedence::AfterScript,
-        "win32traceutil.py" => Precedence::AfterApp,
         _ => Precedence::Ours,
     }
 }
@@ -135,7 +134,6 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
             RootFiles::Dir(runtime.root.join("Lib"))
         }
     };
-    list.push(resources(Precedence::AfterApp));
     list.push(Root {
         kind: RootKind::Stdlib,
         files: stdlib,

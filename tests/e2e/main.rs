@@ -13,6 +13,7 @@ mod host;
 mod install;
 mod isapi_wsgi;
 mod least_privilege;
+mod pywin32;
 mod reliability;
 mod serve;
 mod signing;

@@ -8,8 +8,10 @@
 //! (from any thread) and after every asynchronous WriteClient's completion has returned.
 //!
 //! HSE_REQ_EXEC_URL runs a child request through the same extension (IIS would run it
-//! through its whole pipeline; here the extension is the only handler there is): the child
-//! gets its own control block and ConnID but shares the parent's connection and response.
+//! through its whole pipeline; here the extension is the only handler there is), or, with
+//! HSE_EXEC_URL_IGNORE_CURRENT_INTERCEPTOR, through the static file handler that comes
+//! after it: the child gets its own control block and ConnID but shares the parent's
+//! connection and response.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -22,24 +24,26 @@ use std::time::{Duration, Instant};
 use windows_sys::core::{BOOL, PCSTR};
 use windows_sys::Win32::Foundation::{
     GetLastError, SetLastError, ERROR_HANDLE_EOF, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_INDEX,
-    ERROR_INVALID_PARAMETER, ERROR_NETNAME_DELETED, FALSE, HANDLE, TRUE,
+    ERROR_INVALID_PARAMETER, ERROR_IO_PENDING, ERROR_NETNAME_DELETED, FALSE, HANDLE, TRUE,
 };
 use windows_sys::Win32::Globalization::{WideCharToMultiByte, CP_ACP};
 use windows_sys::Win32::Storage::FileSystem::ReadFile;
 use windows_sys::Win32::System::Iis::{
-    EXTENSION_CONTROL_BLOCK, HCONN, HSE_EXEC_URL_INFO, HSE_EXEC_URL_NO_HEADERS, HSE_EXEC_URL_STATUS, HSE_IO_ASYNC,
-    HSE_IO_DISCONNECT_AFTER_SEND, HSE_IO_SEND_HEADERS, HSE_REQ_CLOSE_CONNECTION, HSE_REQ_DONE_WITH_SESSION,
-    HSE_REQ_EXEC_URL, HSE_REQ_GET_ANONYMOUS_TOKEN, HSE_REQ_GET_EXEC_URL_STATUS, HSE_REQ_GET_IMPERSONATION_TOKEN,
-    HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN, HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN,
-    HSE_REQ_MAP_URL_TO_PATH, HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX,
+    EXTENSION_CONTROL_BLOCK, HCONN, HSE_EXEC_URL_IGNORE_CURRENT_INTERCEPTOR, HSE_EXEC_URL_INFO,
+    HSE_EXEC_URL_NO_HEADERS, HSE_EXEC_URL_STATUS, HSE_IO_ASYNC, HSE_IO_DISCONNECT_AFTER_SEND, HSE_IO_SEND_HEADERS,
+    HSE_REQ_CLOSE_CONNECTION, HSE_REQ_DONE_WITH_SESSION, HSE_REQ_EXEC_URL, HSE_REQ_GET_ANONYMOUS_TOKEN,
+    HSE_REQ_GET_EXEC_URL_STATUS, HSE_REQ_GET_IMPERSONATION_TOKEN, HSE_REQ_GET_UNICODE_ANONYMOUS_TOKEN,
+    HSE_REQ_IO_COMPLETION, HSE_REQ_IS_CONNECTED, HSE_REQ_IS_KEEP_CONN, HSE_REQ_MAP_URL_TO_PATH,
+    HSE_REQ_REPORT_UNHEALTHY, HSE_REQ_SEND_RESPONSE_HEADER, HSE_REQ_SEND_RESPONSE_HEADER_EX,
     HSE_REQ_SEND_URL_REDIRECT_RESP, HSE_REQ_SET_FLUSH_FLAG, HSE_REQ_TRANSMIT_FILE, HSE_SEND_HEADER_EX_INFO,
     HSE_STATUS_ERROR, HSE_STATUS_PENDING, HSE_STATUS_SUCCESS, HSE_TF_INFO, HSE_VERSION_MAJOR, HSE_VERSION_MINOR,
 };
-use windows_sys::Win32::System::IO::OVERLAPPED;
+use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
 
 use crate::extension::{Extension, HttpExtensionProc};
 use crate::filter::{Incoming, Outgoing};
 use crate::http::{self, Body, BodyMode, FramedHead};
+use crate::static_file;
 use crate::tokens;
 use crate::variables::RequestInfo;
 
@@ -1148,8 +1152,14 @@ fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
     *lock(&session.exec_status) = None;
     lock(&session.lifecycle).async_in_flight += 1;
     let parent = session.clone();
+    // The extension steps aside: the next handler, IIS's static one, answers. Running the
+    // extension again would only recurse (pywin32's redirector sample excludes pages so).
+    let past_extension = info.dwExecUrlFlags & HSE_EXEC_URL_IGNORE_CURRENT_INTERCEPTOR != 0;
     std::thread::spawn(move || {
-        let ended = serve(&child, preload, total);
+        let ended = match past_extension {
+            true => serve_static(&child),
+            false => serve(&child, preload, total),
+        };
         let sent = *lock(&child.sent_status);
         let code = match sent {
             Some(code) => code,
@@ -1185,17 +1195,75 @@ fn exec_url(session: &Arc<Session>, info: &HSE_EXEC_URL_INFO) -> BOOL {
     TRUE
 }
 
+/// An ExecURL child past the extension: the file its URL maps to (PATH_TRANSLATED), as
+/// IIS's static file handler sends it, or its 404 or 405.
+fn serve_static(child: &Arc<Session>) -> Ended {
+    let path = child.info.server_variable("PATH_TRANSLATED").unwrap_or_default();
+    let path = std::path::Path::new(&path);
+    let answer = static_file::answer(&child.info.method, path, path.is_file());
+    let sent = match answer {
+        static_file::Answer::File {
+            content_type,
+            head_only,
+        } => match std::fs::read(path) {
+            Ok(data) => {
+                let head = format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", data.len());
+                let sent = child.send_head(Some("200 OK"), head.as_bytes(), true);
+                let body = if head_only { &[][..] } else { &data[..] };
+                sent.and_then(|()| child.write(body).map(|_| ()).map_err(|_| ERROR_NETNAME_DELETED))
+                    .map(|()| 200)
+            }
+            Err(_) => child.send_static_error(404),
+        },
+        static_file::Answer::NotFound => child.send_static_error(404),
+        static_file::Answer::MethodNotAllowed => child.send_static_error(405),
+    };
+    Ended {
+        status: if sent.is_ok() {
+            HSE_STATUS_SUCCESS
+        } else {
+            HSE_STATUS_ERROR
+        },
+        ecb_status: sent.unwrap_or(500),
+        log_data: String::new(),
+    }
+}
+
+impl Session {
+    /// The static handler's error answer: `code` with a one-line text body.
+    fn send_static_error(&self, code: u16) -> Result<u16, u32> {
+        let body = format!("{code} {}\n", http::reason_phrase(code));
+        let mut head = format!("Content-Type: text/plain\r\nContent-Length: {}\r\n", body.len());
+        if code == 405 {
+            head.push_str("Allow: GET, HEAD\r\n");
+        }
+        head.push_str("\r\n");
+        let status = format!("{code} {}", http::reason_phrase(code));
+        self.send_head(Some(&status), head.as_bytes(), true)?;
+        self.write(body.as_bytes()).map_err(|_| ERROR_NETNAME_DELETED)?;
+        Ok(code)
+    }
+}
+
 /// Reads from `file` at `offset` (the extension's handle, opened for reading); Ok(0) at
-/// its end.
+/// its end. The handle may be opened for overlapped I/O (FILE_FLAG_OVERLAPPED, as httpext.h
+/// advises for TransmitFile and pywin32's test sample does): then the read is waited for.
 fn read_at(file: HANDLE, offset: u64, buffer: &mut [u8]) -> Result<usize, u32> {
     let mut overlapped: OVERLAPPED = Default::default();
     overlapped.Anonymous.Anonymous.Offset = offset as u32;
     overlapped.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
     let mut read = 0u32;
     let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
-    // SAFETY: `buffer` is writable for `len` bytes and `overlapped` outlives the call; a
-    // handle opened for synchronous I/O reads at the OVERLAPPED's offset and waits.
-    let ok = unsafe { ReadFile(file, buffer.as_mut_ptr(), len, &mut read, &mut overlapped) };
+    // SAFETY: `buffer` is writable for `len` bytes and `overlapped` outlives the call and
+    // the wait below: a handle opened for synchronous I/O reads at the OVERLAPPED's offset
+    // and waits, an overlapped one may return ERROR_IO_PENDING and finish in the background.
+    let mut ok = unsafe { ReadFile(file, buffer.as_mut_ptr(), len, &mut read, &mut overlapped) };
+    // SAFETY: reads the calling thread's last-error value.
+    if ok == 0 && unsafe { GetLastError() } == ERROR_IO_PENDING {
+        // SAFETY: the OVERLAPPED of the read in flight, which has no event: the file
+        // handle itself is signalled when the read completes.
+        ok = unsafe { GetOverlappedResult(file, &overlapped, &mut read, TRUE) };
+    }
     if ok == 0 {
         // SAFETY: reads the calling thread's last-error value.
         let code = unsafe { GetLastError() };

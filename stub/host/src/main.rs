@@ -18,6 +18,7 @@ mod filter;
 mod http;
 #[cfg(windows)]
 mod server;
+mod static_file;
 #[cfg(windows)]
 mod tokens;
 mod variables;

@@ -19,7 +19,8 @@ impl fmt::Display for CStringError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CStringError::Nul { what } => write!(f, "{what} cannot contain NUL"),
-            CStringError::TooLong { what, max } => write!(f, "{what} must be shorter than {max} bytes"),
+            // pywin32's words, which name the array's size.
+            CStringError::TooLong { max, .. } => write!(f, "String is too long - max of {max} chars"),
         }
     }
 }
@@ -87,7 +88,7 @@ mod tests {
     fn a_description_must_leave_room_for_the_nul() {
         assert_eq!(description(&[b'a'; 255], 256, "ExtensionDesc"), Ok(()));
         let err = description(&[b'a'; 256], 256, "ExtensionDesc").unwrap_err();
-        assert_eq!(err.to_string(), "ExtensionDesc must be shorter than 256 bytes");
+        assert_eq!(err.to_string(), "String is too long - max of 256 chars");
         assert_eq!(description(&[b'a'; 256], 257, "FilterDesc"), Ok(()));
         assert_eq!(description(b"", 257, "FilterDesc"), Ok(()));
     }

@@ -7,7 +7,7 @@
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use windows_sys::core::BOOL;
@@ -21,7 +21,9 @@ use windows_sys::Win32::System::Iis::{
 use crate::c_strings;
 use crate::ecb_io::{self, TransmitArgs};
 use crate::ecb_requests::{self, ChildRequest};
-use crate::pywin32::{bytes_of, bytes_view, isapi_error, optional_c_string, optional_default};
+use crate::pywin32::{
+    bytes_of, bytes_or_none, bytes_view, isapi_error, isapi_string, no_nul, optional_c_string, optional_default,
+};
 use crate::server_variables::{ansi_bytes, read_grown_into, utf16_text, with_c_name, with_scratch};
 
 #[pyclass(name = "EXTENSION_CONTROL_BLOCK", module = "isapi", frozen)]
@@ -291,13 +293,15 @@ impl ExtensionControlBlock {
     fn version(&self) -> PyResult<u32> {
         Ok(self.fields()?.dwVersion)
     }
+    /// cbTotalBytes as pywin32 gives it, a C int: -1 (0xFFFFFFFF) when the length is not
+    /// known up front (a chunked body), so that `TotalBytes > 0` means a known length.
     #[getter(TotalBytes)]
-    fn total_bytes(&self) -> PyResult<u32> {
-        Ok(self.fields()?.cbTotalBytes)
+    fn total_bytes(&self) -> PyResult<i32> {
+        Ok(self.fields()?.cbTotalBytes as i32)
     }
     #[getter(AvailableBytes)]
-    fn available_bytes(&self) -> PyResult<u32> {
-        Ok(self.fields()?.cbAvailable)
+    fn available_bytes(&self) -> PyResult<i32> {
+        Ok(self.fields()?.cbAvailable as i32)
     }
     #[getter(ConnID)]
     fn conn_id(&self) -> PyResult<usize> {
@@ -346,6 +350,11 @@ impl ExtensionControlBlock {
             std::slice::from_raw_parts(ecb.lpbData, ecb.cbAvailable as usize)
         }))
     }
+    /// What pywin32 answers for `print`'s old softspace protocol (`print >> ecb`).
+    #[getter(softspace)]
+    fn softspace(&self) -> i32 {
+        1
+    }
     #[getter(LogData)]
     fn get_log_data(&self) -> PyResult<()> {
         self.raw()?;
@@ -354,7 +363,7 @@ impl ExtensionControlBlock {
     /// Text for the server's log line (at most 79 bytes are kept, as the field has 80).
     #[setter(LogData)]
     fn set_log_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let bytes = bytes_of(value, "LogData")?;
+        let bytes = isapi_string(value)?;
         let Raw(ptr) = self.raw()?;
         // SAFETY: live control block; lpszLogData is an array owned by it.
         c_strings::copy_truncated(unsafe { &mut (*ptr).lpszLogData }, &bytes);
@@ -372,6 +381,7 @@ impl ExtensionControlBlock {
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let default = optional_default(default, Some("GetServerVariable"))?;
+        no_nul(name)?;
         match self.variable_value(py, name)? {
             Ok(value) => Ok(value),
             Err(err) => match default {
@@ -430,11 +440,20 @@ impl ExtensionControlBlock {
     }
 
     /// ReadClient([nbytes]): reads body bytes beyond AvailableData, until `nbytes` (default:
-    /// all the rest) or the end.
-    #[pyo3(signature = (nbytes = None))]
-    fn ReadClient<'py>(&self, py: Python<'py>, nbytes: Option<u32>) -> PyResult<Bound<'py, PyBytes>> {
+    /// all the rest) or the end. `nbytes` is a C long as in pywin32, taken as a DWORD: a
+    /// negative count (-1) reads to the end of the body.
+    #[pyo3(signature = (*nbytes))]
+    fn ReadClient<'py>(&self, py: Python<'py>, nbytes: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyBytes>> {
         let ecb = self.fields()?;
-        let wanted = nbytes.unwrap_or(ecb.cbTotalBytes.saturating_sub(ecb.cbAvailable)) as usize;
+        let wanted = match nbytes.len() {
+            0 => ecb.cbTotalBytes.saturating_sub(ecb.cbAvailable),
+            1 => nbytes.get_item(0)?.extract::<i32>()? as u32,
+            n => {
+                return Err(PyTypeError::new_err(format!(
+                    "ReadClient expected at most 1 argument, got {n}"
+                )))
+            }
+        } as usize;
         let raw = self.raw()?;
         let (ok, err, data) = py.detach(move || {
             let raw = raw;
@@ -465,14 +484,15 @@ impl ExtensionControlBlock {
     }
 
     /// SendResponseHeaders(status, headers[, keepAlive]): `status` like "200 OK", `headers`
-    /// a block of "Name: value\r\n" lines ending with a blank line.
-    #[pyo3(signature = (status, headers, keepAlive = false))]
+    /// a block of "Name: value\r\n" lines ending with a blank line. keepAlive is a C BOOL
+    /// as in pywin32: any int (pywin32's own samples pass 0 and 1), nonzero meaning true.
+    #[pyo3(signature = (status, headers, keepAlive = 0))]
     pub(crate) fn SendResponseHeaders(
         &self,
         py: Python<'_>,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
-        keepAlive: bool,
+        keepAlive: i32,
     ) -> PyResult<()> {
         let status = bytes_view(status, "status")?;
         let headers = bytes_view(headers, "headers")?;
@@ -481,7 +501,7 @@ impl ExtensionControlBlock {
         strings.push(0);
         strings.extend_from_slice(headers);
         strings.push(0);
-        self.send_header_strings(py, &strings, status.len(), keepAlive)
+        self.send_header_strings(py, &strings, status.len(), keepAlive != 0)
     }
 
     /// Redirect(url): a 302 response to `url`.
@@ -522,14 +542,15 @@ impl ExtensionControlBlock {
         self.DoneWithSession(py, status)
     }
 
-    /// SetFlushFlag(flag): HSE_REQ_SET_FLUSH_FLAG, whether IIS flushes each write.
-    fn SetFlushFlag(&self, py: Python<'_>, flag: bool) -> PyResult<()> {
+    /// SetFlushFlag(flag): HSE_REQ_SET_FLUSH_FLAG, whether IIS flushes each write (a C BOOL:
+    /// any int, as in pywin32).
+    fn SetFlushFlag(&self, py: Python<'_>, flag: i32) -> PyResult<()> {
         self.support(
             py,
             "HSE_REQ_SET_FLUSH_FLAG",
             HSE_REQ_SET_FLUSH_FLAG,
             // The flag travels as the pointer value itself (httpext.h).
-            flag as usize as *mut c_void,
+            (flag != 0) as usize as *mut c_void,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         )
@@ -647,8 +668,8 @@ impl ExtensionControlBlock {
             status: bytes_of(statusCode, "statusCode")?,
             bytes_to_write: BytesToWrite,
             offset: Offset,
-            head: bytes_of(head, "head")?,
-            tail: bytes_of(tail, "tail")?,
+            head: bytes_or_none(head, "head")?,
+            tail: bytes_or_none(tail, "tail")?,
             flags,
         };
         slf.get().response_started.store(true, Ordering::SeqCst);

@@ -21,8 +21,9 @@ use crate::interpreter::{self, describe};
 use crate::served::{self, ModuleKind};
 use crate::version::{ExtensionVersion, FilterVersion};
 
-/// `HTTP_FILTER_REVISION` (httpfilt.h: 7.0).
-const HTTP_FILTER_REVISION: u32 = 0x0007_0000;
+/// The FilterVersion a script's GetFilterVersion finds preset: `HTTP_FILTER_REVISION` of
+/// the Windows 10 SDK's httpfilt.h (10.0), as pywin32 312's loader, built with it, presets.
+const HTTP_FILTER_REVISION: u32 = 0x000A_0000;
 /// httpfilt.h's SF_STATUS_TYPE values the runtime answers itself.
 const SF_STATUS_REQ_ERROR: u32 = SF_STATUS_REQ_ERROR_I32 as u32;
 

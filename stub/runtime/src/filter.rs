@@ -22,7 +22,7 @@ use windows_sys::Win32::System::Iis::{
 
 use crate::c_strings::{c_string, without_nul};
 use crate::ecb::{c_bytes, last_error, server_variable_value, win32_result};
-use crate::pywin32::{bytes_of, isapi_error, optional_default};
+use crate::pywin32::{bytes_of, isapi_error, no_nul, optional_default};
 use crate::server_variables::{ansi_bytes, read_grown};
 
 // httpfilt.h declares the server's callbacks as typed function pointers; windows-sys
@@ -70,8 +70,9 @@ pub struct FilterContext {
     notification: u32,
     #[pyo3(get, name = "Revision")]
     revision: u32,
+    /// A C int in pywin32 (0 or 1), as fIsSecurePort is a BOOL.
     #[pyo3(get, name = "fIsSecurePort")]
-    secure: bool,
+    secure: i32,
 }
 
 impl FilterContext {
@@ -79,7 +80,7 @@ impl FilterContext {
     /// `pfc` is the live context IIS passed with this notification.
     pub unsafe fn new(pfc: *mut HTTP_FILTER_CONTEXT, notification: u32, data: *mut c_void) -> Self {
         // SAFETY: upheld by the caller.
-        let (revision, secure) = unsafe { ((*pfc).Revision, (*pfc).fIsSecurePort != 0) };
+        let (revision, secure) = unsafe { ((*pfc).Revision, i32::from((*pfc).fIsSecurePort != 0)) };
         FilterContext {
             pfc: AtomicPtr::new(pfc),
             data: AtomicPtr::new(data),
@@ -234,6 +235,7 @@ impl FilterContext {
         default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let default = optional_default(default, None)?;
+        no_nul(name)?;
         let slot = self.fields()?.GetServerVariable;
         match self.get_value(py, name.as_bytes(), slot)? {
             Ok(buffer) => Ok(server_variable_value(py, name, &buffer)),

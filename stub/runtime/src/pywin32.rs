@@ -1,6 +1,7 @@
 //! What pywin32's ISAPI objects have in common, for ecb.rs, filter.rs and version.rs: string
-//! arguments given as str (UTF-8) or bytes, the optional `default` of GetServerVariable and
-//! GetHeader, and the `isapi.ExtensionError`/`FilterError` a failed server call raises.
+//! arguments given as str (UTF-8) or bytes (None only where pywin32 takes it), the optional
+//! `default` of GetServerVariable and GetHeader, and the `isapi.ExtensionError`/`FilterError`
+//! a failed server call raises.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,8 +15,8 @@ impl From<CStringError<'_>> for PyErr {
     }
 }
 
-/// Bytes from a str (UTF-8) or bytes value, as pywin32 accepts for descriptions; None is
-/// no bytes.
+/// Bytes from a str (UTF-8) or bytes argument; anything else, None included, is a
+/// TypeError, as pywin32's PyArg_ParseTuple raises for a string it needs.
 pub fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     bytes_view(value, what).map(<[u8]>::to_vec)
 }
@@ -28,11 +29,44 @@ pub fn bytes_view<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a [
         Ok(b.as_bytes())
     } else if let Ok(s) = value.cast::<PyString>() {
         Ok(s.to_str()?.as_bytes())
-    } else if value.is_none() {
-        Ok(&[])
     } else {
-        Err(PyTypeError::new_err(format!("{what} must be str or bytes")))
+        Err(PyTypeError::new_err(format!(
+            "{what} must be str or bytes, not {}",
+            type_name(value)
+        )))
     }
+}
+
+/// [`bytes_of`] where pywin32 also takes None (its `z#` arguments): None is no bytes.
+pub fn bytes_or_none(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    match value.is_none() {
+        true => Ok(Vec::new()),
+        false => bytes_of(value, what),
+    }
+}
+
+/// A string attribute as pywin32's PyISAPIString_AsBytes takes it (LogData, the version
+/// objects' descriptions): str (UTF-8) or bytes, else ValueError.
+pub fn isapi_string(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    bytes_of(value, "")
+        .map_err(|_| PyValueError::new_err(format!("Expected a string object (got {})", type_name(value))))
+}
+
+/// A name pywin32 parses with `s` (a server variable's): C cannot hold a NUL in it.
+pub fn no_nul(name: &str) -> PyResult<()> {
+    match name.contains('\0') {
+        true => Err(PyValueError::new_err("embedded null character")),
+        false => Ok(()),
+    }
+}
+
+/// The name of `value`'s type, for messages.
+pub fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
 }
 
 /// A str (UTF-8) or bytes argument as a NUL-terminated string; None stays None.

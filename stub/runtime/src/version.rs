@@ -2,18 +2,36 @@
 //! GetFilterVersion (HTTP_FILTER_VERSION), with pywin32's attribute names and types; the
 //! runtime copies what the script set into the structs IIS passed (exports.rs).
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyInt};
 
 use crate::c_strings;
-use crate::pywin32::bytes_of;
+use crate::pywin32::{isapi_string, type_name};
 
 /// A description as the script set it (str is UTF-8 encoded), checked to fit an array of
-/// `max` bytes with its NUL.
+/// `max` bytes with its NUL. None is no description: SimpleExtension and SimpleFilter set
+/// the class's docstring, which a class without one has as None (pywin32 refuses it, and
+/// with it the extension; README's row `no-docstring`).
 fn checked_desc(value: &Bound<'_, PyAny>, max: usize, what: &str) -> PyResult<Vec<u8>> {
-    let bytes = bytes_of(value, what)?;
+    if value.is_none() {
+        return Ok(Vec::new());
+    }
+    let bytes = isapi_string(value)?;
     c_strings::description(&bytes, max, what)?;
     Ok(bytes)
+}
+
+/// FilterVersion and Flags as pywin32 takes them: an int (as a C long, kept as the DWORD
+/// the struct holds), else ValueError.
+fn dword(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
+    if !value.is_instance_of::<PyInt>() {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be an int (got {})",
+            type_name(value)
+        )));
+    }
+    Ok(value.extract::<i64>()? as u32)
 }
 
 #[pyclass(name = "HSE_VERSION_INFO", module = "isapi")]
@@ -78,16 +96,18 @@ impl FilterVersion {
         self.filter_version
     }
     #[setter(FilterVersion)]
-    fn set_filter_version(&mut self, value: u32) {
-        self.filter_version = value;
+    fn set_filter_version(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.filter_version = dword(value, "FilterVersion")?;
+        Ok(())
     }
     #[getter(Flags)]
     fn get_flags(&self) -> u32 {
         self.flags
     }
     #[setter(Flags)]
-    fn set_flags(&mut self, value: u32) {
-        self.flags = value;
+    fn set_flags(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.flags = dword(value, "Flags")?;
+        Ok(())
     }
     #[getter(FilterDesc)]
     fn get_desc<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod load;
 pub mod prerequisites;
 pub mod pythons;
+pub mod pywin32;
 pub mod wine;
 pub mod worker;
 
