@@ -489,7 +489,9 @@ def appcmd_commands(item, change, section_missing=False):
     where = [item.location] if item.location is not None else []
     section = f"/section:{item.section}"
     if not item.key:
-        # A section element of its own, such as directoryBrowse.
+        # A section element of its own, such as directoryBrowse: appcmd names the section
+        # by its full path, the element included.
+        section = f"/section:{item.section}/{el.tag}"
         if change == "removed":
             return [["clear", "config"] + where + [section, "/commit:apphost"]]
         settings = [f"/{k}:{v}" for k, v in el.attrs.items()]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+use crate::support::iis_schema::{assert_valid_appcmd, assert_valid_config, try_parse_config};
 use crate::support::{
     assert_contains, fixture, py_zip, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
 };
@@ -34,6 +35,9 @@ struct Config {
     path: PathBuf,
     /// The path as Windows programs see it.
     win: String,
+    /// Whether the file started as a valid IIS configuration (well-formed, schema-valid):
+    /// then every run must leave it so.
+    checked: bool,
 }
 
 impl Config {
@@ -44,9 +48,19 @@ impl Config {
     fn with(bytes: impl AsRef<[u8]>) -> Config {
         let tmp = temp_dir();
         let path = tmp.path().join("applicationHost.config");
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
         let win = win_path(&path);
-        Config { tmp, path, win }
+        // A malformed file is some tests' input; any other must be what IIS accepts.
+        let checked = std::str::from_utf8(bytes.as_ref()).is_ok_and(|t| try_parse_config(t).is_ok());
+        if checked {
+            assert_valid_config(&path);
+        }
+        Config {
+            tmp,
+            path,
+            win,
+            checked,
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -70,11 +84,16 @@ impl Config {
         );
     }
 
-    /// `EXE COMMAND --config PATH EXTRA..`, run in the config's folder.
+    /// `EXE COMMAND --config PATH EXTRA..`, run in the config's folder; whatever it did,
+    /// the file must still be valid against IIS's schema.
     fn run(&self, exe: &Path, command: &str, extra: &[&str]) -> Finished {
         let mut args = vec![command, "--config", &self.win];
         args.extend(extra);
-        run_windows(exe, &args, self.dir())
+        let finished = run_windows(exe, &args, self.dir());
+        if self.checked {
+            assert_valid_config(&self.path);
+        }
+        finished
     }
 }
 
@@ -296,6 +315,7 @@ fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
         ]
     );
     assert_eq!(config.bytes(), iis_fixture());
+    assert_valid_appcmd(&config.text(), &lines(&finished.stdout));
 }
 
 #[test]
@@ -416,6 +436,11 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     let dll = format!("{dir}\\_installable.dll");
     let exe = installable.exe();
 
+    // The appcmd lines of the same plan are what IIS's schema accepts, both ways.
+    let planned = config.run(&exe, "install", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert_valid_appcmd(&config.text(), &lines(&planned.stdout));
+
     let finished = config.run(&exe, "install", &[]);
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
@@ -452,6 +477,10 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     let status = run_windows(&exe, &["status"], config.dir());
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.stdout, "status: /installable/api and /installable/admin");
+
+    let planned = config.run(&exe, "remove", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert_valid_appcmd(&config.text(), &lines(&planned.stdout));
 
     let removed = config.run(&exe, "remove", &[]);
     assert_eq!(removed.code, 0, "{removed:?}");

@@ -9,6 +9,7 @@ mod environment;
 mod filters;
 mod freeze;
 mod host;
+mod iis;
 mod install;
 mod isapi_wsgi;
 mod reliability;

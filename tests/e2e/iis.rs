@@ -1,0 +1,314 @@
+//! The IIS schema validator the installer tests rely on (support/iis_schema.rs): that the
+//! fixture is valid against every IIS version's facts, and that each kind of mistake IIS
+//! would refuse (a wrong name, type, enum or flag value, a missing required attribute, a
+//! duplicate key, a section where it may not be set, a locked section through appcmd) is
+//! reported, so that a passing installer test means something.
+
+use crate::support::fixture;
+use crate::support::iis_schema::{
+    apply_appcmd, check_config, newest, parse_config, schemas, split_command_line, Element,
+};
+
+fn fixture_text() -> String {
+    std::fs::read_to_string(fixture("iis/applicationHost.config")).unwrap()
+}
+
+/// The fixture with `from` replaced by `to` (once; `from` must be there).
+fn changed(from: &str, to: &str) -> String {
+    let text = fixture_text();
+    assert!(text.contains(from), "{from:?} not in the fixture");
+    text.replacen(from, to, 1)
+}
+
+/// The fixture with `lines` added just before `</configuration>`.
+fn with_locations(lines: &str) -> String {
+    fixture_text().replacen("</configuration>", &format!("{lines}\r\n</configuration>"), 1)
+}
+
+/// The errors for the newest IIS version only.
+fn errors(text: &str) -> Vec<String> {
+    let prefix = format!("IIS {}: ", newest().version);
+    check_config(text)
+        .into_iter()
+        .filter_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+const HANDLER: &str = "<add name=\"ISAPI-dll\" path=\"*.dll\" verb=\"*\" modules=\"IsapiModule\" \
+resourceType=\"File\" requireAccess=\"Execute\" allowPathInfo=\"true\" />";
+
+#[test]
+fn the_schema_facts_cover_iis_7_to_10_and_the_fixture_is_valid_against_each() {
+    let versions: Vec<&str> = schemas().iter().map(|s| s.version.as_str()).collect();
+    assert_eq!(versions, ["7.0", "7.5", "8.0", "8.5", "10.0"]);
+    assert_eq!(check_config(&fixture_text()), Vec::<String>::new());
+}
+
+#[test]
+fn an_unknown_attribute_is_reported() {
+    let text = changed(HANDLER, &HANDLER.replace("allowPathInfo", "allowPathinfo"));
+    assert_eq!(
+        errors(&text),
+        [
+            "system.webServer/handlers > add[name='ISAPI-dll',path='*.dll',verb='*',\
+          modules='IsapiModule',resourceType='File',requireAccess='Execute',allowPathinfo='true']: attribute \
+          \"allowPathinfo\" is not in the schema"
+        ]
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_reported() {
+    let text = changed(
+        "<add name=\"Intranet\" managedRuntimeVersion=\"v4.0\" />",
+        "<add name=\"Intranet\" managedRuntimeVersion=\"v4.0\" enable32BitAppOnWin64=\"yes\" queueLength=\"-1\" />",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "system.applicationHost/applicationPools > add[name='Intranet',managedRuntimeVersion='v4.0',\
+             enable32BitAppOnWin64='yes',queueLength='-1']: enable32BitAppOnWin64=\"yes\": not a bool (true or false)",
+            "system.applicationHost/applicationPools > add[name='Intranet',managedRuntimeVersion='v4.0',\
+             enable32BitAppOnWin64='yes',queueLength='-1']: queueLength=\"-1\": not a uint",
+        ]
+    );
+}
+
+#[test]
+fn enum_and_flag_values_and_ranges_are_checked() {
+    let text = changed(
+        HANDLER,
+        &HANDLER.replace("requireAccess=\"Execute\"", "requireAccess=\"Run\""),
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with("requireAccess=\"Run\": not one of the enum values (None, Read, Write, Script, Execute)"),
+        "{found:?}"
+    );
+    let text = changed(
+        "<handlers accessPolicy=\"Read, Script\">",
+        "<handlers accessPolicy=\"Read, Run\">",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "system.webServer/handlers: accessPolicy=\"Read, Run\": \"Run\" is not one of the flags \
+          (None, Read, Write, Execute, Source, Script, NoRemoteWrite, NoRemoteRead, NoRemoteExecute, NoRemoteScript)"
+        ]
+    );
+    let text = changed(
+        "<processModel identityType=\"ApplicationPoolIdentity\" />",
+        "<processModel identityType=\"ApplicationPoolIdentity\" idleTimeout=\"00:00:30\" />",
+    );
+    assert_eq!(
+        errors(&text),
+        ["system.applicationHost/applicationPools > applicationPoolDefaults > processModel: idleTimeout=\"00:00:30\": \
+          must be a multiple of 60 seconds"]
+    );
+}
+
+#[test]
+fn a_missing_required_attribute_and_a_duplicate_key_are_reported() {
+    let restriction = "<add path=\"%windir%\\Microsoft.NET\\Framework\\v4.0.30319\\webengine4.dll\" allowed=\"true\" \
+groupId=\"ASP.NET v4.0.30319\" description=\"ASP.NET v4.0.30319\" />";
+    let text = changed(restriction, &restriction.replace(" allowed=\"true\"", ""));
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(": required attribute \"allowed\" is missing"),
+        "{found:?}"
+    );
+    // Keys compare without case unless the attribute is case-sensitive (paths are not).
+    let text = changed(
+        restriction,
+        &format!(
+            "{restriction}\r\n                {}",
+            restriction.replace("Framework", "FRAMEWORK")
+        ),
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(
+            "duplicate collection entry (unique key path='%windir%\\microsoft.net\\framework\\v4.0.30319\\webengine4.dll')"
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_entry_that_duplicates_an_inherited_one_is_reported() {
+    let text = with_locations(&format!(
+        "    <location path=\"Default Web Site\">\r\n        <system.webServer>\r\n            <handlers>\r\n\
+         \x20               {HANDLER}\r\n            </handlers>\r\n        </system.webServer>\r\n    </location>"
+    ));
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("<location path=\"Default Web Site\"> system.webServer/handlers > add[name='ISAPI-dll'"),
+        "{found:?}"
+    );
+    assert!(
+        found[0].ends_with("duplicate of an inherited collection entry (unique key name='ISAPI-dll')"),
+        "{found:?}"
+    );
+    // After a <clear/> or a <remove> of it, the same name is new again.
+    let cleared = with_locations(&format!(
+        "    <location path=\"Default Web Site\">\r\n        <system.webServer>\r\n            <handlers>\r\n\
+         \x20               <remove name=\"ISAPI-dll\" />\r\n                {HANDLER}\r\n            </handlers>\r\n\
+         \x20       </system.webServer>\r\n    </location>"
+    ));
+    assert_eq!(errors(&cleared), Vec::<String>::new());
+}
+
+#[test]
+fn a_section_where_its_allow_definition_forbids_it_is_reported() {
+    // isapiCgiRestriction is AppHostOnly: server level only.
+    let text = with_locations(
+        "    <location path=\"Default Web Site\">\r\n        <system.webServer>\r\n            <security>\r\n\
+         \x20               <isapiCgiRestriction />\r\n            </security>\r\n        </system.webServer>\r\n\
+         \x20   </location>",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "<location path=\"Default Web Site\"> system.webServer/security/isapiCgiRestriction: cannot be set for \
+          \"Default Web Site\": its allowDefinition is AppHostOnly (IIS answers \"This configuration section cannot \
+          be used at this path\")"
+        ]
+    );
+    // isapiFilters is MachineToApplication: a site or an application, not a folder in one.
+    let filters = |path: &str| {
+        with_locations(&format!(
+            "    <location path=\"{path}\">\r\n        <system.webServer>\r\n            <isapiFilters />\r\n\
+             \x20       </system.webServer>\r\n    </location>"
+        ))
+    };
+    assert_eq!(errors(&filters("Intranet/reports")), Vec::<String>::new());
+    assert_eq!(
+        errors(&filters("Intranet/reports/2024")),
+        [
+            "<location path=\"Intranet/reports/2024\"> system.webServer/isapiFilters: cannot be set for \
+          \"Intranet/reports/2024\": its allowDefinition is MachineToApplication (IIS answers \"This configuration \
+          section cannot be used at this path\")"
+        ]
+    );
+}
+
+#[test]
+fn an_undeclared_section_and_an_unknown_element_are_reported() {
+    let text = changed("<urlCompression />", "<urlCompresion />");
+    assert_eq!(
+        errors(&text),
+        ["system.webServer/urlCompresion: is not a section or section group declared in <configSections>"]
+    );
+    let text = changed(HANDLER, &format!("{HANDLER}<handler name=\"x\" />"));
+    assert_eq!(
+        errors(&text),
+        ["system.webServer/handlers: <handler> is not an element of the schema"]
+    );
+}
+
+#[test]
+fn appcmd_lines_are_applied_as_appcmd_applies_them() {
+    let mut root = parse_config(&fixture_text());
+    for line in [
+        "appcmd add apppool /name:p /managedRuntimeVersion: /processModel.maxProcesses:2",
+        "appcmd add app \"/site.name:Default Web Site\" /path:/p /physicalPath:C:\\p\\ /applicationPool:p",
+        "appcmd set config \"Default Web Site/p\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" \
+         /+[name='p',path='*',verb='*',modules='IsapiModule'] /commit:apphost",
+        "appcmd set config \"Default Web Site/p\" /section:requestFiltering /requestLimits.maxQueryString:8192 \
+         /commit:apphost",
+        "appcmd set config /section:isapiFilters /+[name='f',path='C:\\p\\f.dll'] /commit:apphost",
+    ] {
+        apply_appcmd(&mut root, line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    let pool = root
+        .find("system.applicationHost/applicationPools")
+        .unwrap()
+        .children
+        .iter()
+        .find(|p| p.attr("name") == Some("p"))
+        .unwrap();
+    assert_eq!(pool.attr("managedRuntimeVersion"), Some(""));
+    assert_eq!(pool.find("processModel").unwrap().attr("maxProcesses"), Some("2"));
+    let location = |path: &str| -> &Element {
+        root.children
+            .iter()
+            .find(|c| c.name == "location" && c.attr("path") == Some(path))
+            .unwrap()
+    };
+    let handlers = location("Default Web Site/p")
+        .find("system.webServer/handlers")
+        .unwrap();
+    assert_eq!(handlers.attr("accessPolicy"), Some("Execute, Script"));
+    assert_eq!(handlers.children[0].attr("modules"), Some("IsapiModule"));
+    let limits = location("Default Web Site/p")
+        .find("system.webServer/security/requestFiltering/requestLimits")
+        .unwrap();
+    assert_eq!(limits.attr("maxQueryString"), Some("8192"));
+    let filters = root.find("system.webServer/isapiFilters").unwrap();
+    assert_eq!(filters.children.last().unwrap().name, "filter");
+    let errors: Vec<String> = schemas()
+        .iter()
+        .flat_map(|s| crate::support::iis_schema::check_tree(&root, s))
+        .collect();
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+#[test]
+fn appcmd_refusals_are_errors() {
+    let cases = [
+        (
+            "appcmd set config \"Default Web Site\" /section:system.webServer/handlers /+[name='x',path='*',verb='*']",
+            "without /commit:apphost this writes system.webServer/handlers into the web.config of \"Default Web Site\" \
+             where the section is locked (overrideModeDefault=\"Deny\")",
+        ),
+        (
+            "appcmd add apppool /name:DefaultAppPool",
+            "an application pool \"DefaultAppPool\" already exists",
+        ),
+        ("appcmd delete app \"Default Web Site/nope\"", "no application Default Web Site/nope"),
+        (
+            "appcmd set config /section:isapiCgiRestriction /-[path='C:\\none.dll'] /commit:apphost",
+            "no collection entry [path='C:\\none.dll'] to remove",
+        ),
+    ];
+    for (line, error) in cases {
+        let mut root = parse_config(&fixture_text());
+        assert_eq!(apply_appcmd(&mut root, line), Err(error.to_string()), "{line}");
+    }
+}
+
+#[test]
+fn command_lines_split_as_windows_programs_split_them() {
+    assert_eq!(
+        split_command_line(r#"appcmd "/site.name:Default Web Site" /a:"x y" /path:C:\dir\ "/q:a\"b" c\\"#),
+        [
+            "appcmd",
+            "/site.name:Default Web Site",
+            "/a:x y",
+            "/path:C:\\dir\\",
+            "/q:a\"b",
+            "c\\\\"
+        ]
+    );
+}
+
+#[test]
+fn request_limits_defaults_are_iis_defaults() {
+    // What isapi-host applies when nothing lifts a limit comes from these.
+    for schema in schemas() {
+        let default = |attribute: &str| {
+            schema.default_of(
+                "system.webServer/security/requestFiltering",
+                &["requestLimits"],
+                attribute,
+            )
+        };
+        assert_eq!(default("maxAllowedContentLength").as_deref(), Some("30000000"));
+        assert_eq!(default("maxUrl").as_deref(), Some("4096"));
+        assert_eq!(default("maxQueryString").as_deref(), Some("2048"));
+    }
+}
