@@ -365,6 +365,10 @@ def plan(params, target, config, options):
                             "resourceType": "File" if flags & MD_SCRIPTMAPFLAG_CHECK_PATH_INFO else "Unspecified",
                             "requireAccess": "Script" if flags & MD_SCRIPTMAPFLAG_SCRIPT else "None",
                             "preCondition": bitness,
+                            # IIS holds back up to 4 MiB of an ISAPI response by default; 0
+                            # sends each WriteClient as it comes, so that streamed (WSGI
+                            # generator, server-sent events) responses are not held back.
+                            "responseBufferLimit": "0",
                         },
                     ),
                     ["name"],

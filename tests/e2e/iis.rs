@@ -2,12 +2,17 @@
 //! fixture is valid against every IIS version's facts, and that each kind of mistake IIS
 //! would refuse (a wrong name, type, enum or flag value, a missing required attribute, a
 //! duplicate key, a section where it may not be set, a locked section through appcmd) is
-//! reported, so that a passing installer test means something.
+//! reported, so that a passing installer test means something. And what IIS does with the
+//! settings install writes, modelled through isapi-host: a streamed response.
 
-use crate::support::fixture;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
 use crate::support::iis_schema::{
     apply_appcmd, check_config, newest, parse_config, schemas, split_command_line, Element,
 };
+use crate::support::{fixture, get, Freeze, Host};
 
 fn fixture_text() -> String {
     std::fs::read_to_string(fixture("iis/applicationHost.config")).unwrap()
@@ -311,4 +316,83 @@ fn request_limits_defaults_are_iis_defaults() {
         assert_eq!(default("maxUrl").as_deref(), Some("4096"));
         assert_eq!(default("maxQueryString").as_deref(), Some("2048"));
     }
+}
+
+/// A WSGI app whose generator yields a line, then waits until `/release/N` is requested
+/// (on another connection) before the next: the test decides when each chunk is made.
+const STREAMING: &str = r#""""Streams three lines; each after the last is released."""
+import threading
+
+from isapi.wsgi import factory
+
+gates = {n: threading.Event() for n in (1, 2)}
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if path.startswith("/release/"):
+        gates[int(path.rsplit("/", 1)[1])].set()
+        return [b"released"]
+
+    def lines():
+        yield b"first\n"
+        for n in (1, 2):
+            if not gates[n].wait(120):
+                yield b"never released\n"
+                return
+            yield b"after %d\n" % n
+
+    return lines()
+
+
+__ExtensionFactory__ = factory(app)
+"#;
+
+/// Reads one chunk of a chunked body: its data, or None for the last (empty) chunk.
+fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut size = String::new();
+    reader.read_line(&mut size).unwrap();
+    let size = usize::from_str_radix(size.trim(), 16).unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).unwrap();
+    assert_eq!(&data[size..], b"\r\n");
+    (size > 0).then(|| String::from_utf8(data[..size].to_vec()).unwrap())
+}
+
+#[test]
+fn a_streamed_wsgi_response_arrives_chunk_by_chunk_as_the_app_makes_it() {
+    // install writes responseBufferLimit="0" (install::...restores_every_byte checks the
+    // mapping): IIS then sends each WriteClient at once, as isapi-host always does. Each
+    // chunk is read while the app still waits for the test to release the next one, so
+    // it cannot have been held back and sent with the rest.
+    let frozen = Freeze::source("streaming.py", STREAMING).ok();
+    let host = Host::start(&frozen.dll(), &[]);
+    let stream = TcpStream::connect(&host.address).unwrap();
+    // Only so that a broken test fails instead of hanging; no assertion depends on it.
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nTransfer-Encoding: chunked\r\n"), "{head}");
+    assert_eq!(read_chunk(&mut reader).as_deref(), Some("first\n"));
+    for n in 1..=2 {
+        let released = get(&host.address, &format!("/release/{n}"));
+        assert_eq!((released.status, released.text().as_str()), (200, "released"));
+        assert_eq!(read_chunk(&mut reader), Some(format!("after {n}\n")));
+    }
+    assert_eq!(read_chunk(&mut reader), None);
+    host.stop();
 }

@@ -147,7 +147,7 @@ fn plain_installed(dist: &Path) -> Vec<u8> {
         "            <handlers accessPolicy=\"Execute, Script\">".into(),
         format!(
             "                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" \
-             scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"
+             scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"
         ),
         "            </handlers>".into(),
         "        </system.webServer>".into(),
@@ -281,7 +281,7 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
             "+    <location path=\"Default Web Site/plain\">".into(),
             "+        <system.webServer>".into(),
             "+            <handlers accessPolicy=\"Execute, Script\">".into(),
-            format!("+                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dir}\\_plain.dll\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"),
+            format!("+                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dir}\\_plain.dll\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"),
             "+            </handlers>".into(),
             "+        </system.webServer>".into(),
             "+    </location>".into(),
@@ -309,7 +309,7 @@ fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
         [
             "appcmd add apppool /name:isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false".to_string(),
             format!("appcmd add app \"/site.name:Default Web Site\" /path:/plain /physicalPath:{dir} /applicationPool:isapi-freeze-plain"),
-            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{dir}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64'] /commit:apphost"),
+            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{dir}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64',responseBufferLimit='0'] /commit:apphost"),
             format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction \"/+[path='{dir}\\_plain.dll',allowed='true',description='plain (isapi-freeze)']\" /commit:apphost"),
             format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
         ]
@@ -459,8 +459,8 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     for expected in [
         format!("                <application path=\"/installable/api\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
         format!("                <application path=\"/installable/admin\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
-        format!("    <location path=\"Default Web Site/installable/api\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"),
-        format!("    <location path=\"Default Web Site/installable/admin\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Read, Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*.py\" verb=\"GET,POST\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"File\" requireAccess=\"Script\" preCondition=\"bitness64\" />{CRLF}            </handlers>{CRLF}            <directoryBrowse enabled=\"true\" />"),
+        format!("    <location path=\"Default Web Site/installable/api\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"),
+        format!("    <location path=\"Default Web Site/installable/admin\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Read, Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*.py\" verb=\"GET,POST\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"File\" requireAccess=\"Script\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />{CRLF}            </handlers>{CRLF}            <directoryBrowse enabled=\"true\" />"),
         format!("    <location path=\"Default Web Site\">{CRLF}        <system.webServer>{CRLF}            <isapiFilters>{CRLF}                <filter name=\"installable-filter\" path=\"{dll}\" enabled=\"true\" preCondition=\"bitness64\" />"),
         format!("                <add path=\"{dll}\" allowed=\"true\" description=\"installable (isapi-freeze)\" />"),
     ] {
