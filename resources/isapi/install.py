@@ -171,9 +171,13 @@ class Target:
         self.name = stem[1:] if stem.startswith("_") else stem
         self.pool = f"isapi-freeze-{self.name}"
         self.bits = None
+        # The output directory on this machine; ``dir`` is where IIS finds it, which
+        # differs for a farm (install --physical-path).
+        self.local_dir = self.dir
+        self.local_loader = loader
 
     def read_bitness(self):
-        self.bits = pe_bitness(self.loader)
+        self.bits = pe_bitness(self.local_loader)
         return self.bits
 
 
@@ -593,11 +597,50 @@ def write_config(path, data, read=None):
     log(2, f"previous configuration saved as {backup}")
 
 
-def _acl_command(target, grant):
+# The folders under the output directory that the application pool may write: the log
+# (the DLL's first resort when something fails), and the app's own data folder if it
+# declares one (install --data-dir NAME). Everything else is read and execute only.
+LOG_DIR = "logs"
+
+
+def data_dir(options):
+    """The data folder ``--data-dir`` names (relative to the output directory), or None."""
+    name = getattr(options, "data_dir", None)
+    if not name:
+        return None
+    parts = [p for p in name.replace("/", "\\").split("\\") if p not in ("", ".")]
+    if ntpath.isabs(name) or ntpath.splitdrive(name)[0] or not parts or ".." in parts:
+        raise ConfigurationError(
+            f"--data-dir {name!r} must name a folder inside the output directory (e.g. 'data'), "
+            "so that it moves with it"
+        )
+    return "\\".join(parts)
+
+
+def writable_dirs(options):
+    """The folders (relative to the output directory) the pool identity may modify."""
+    return [LOG_DIR] + [d for d in [data_dir(options)] if d and d.lower() != LOG_DIR]
+
+
+def _acl_commands(target, grant, options):
+    """The icacls lines that give the pool identity read and execute on the output
+    directory and modify on its writable folders (or take the grants back)."""
     account = f"IIS AppPool\\{target.pool}"
+    folders = [(target.dir, "RX")] + [(ntpath.join(target.dir, d), "M") for d in writable_dirs(options)]
     if grant:
-        return ["icacls", target.dir, "/grant", f"{account}:(OI)(CI)RX"]
-    return ["icacls", target.dir, "/remove:g", account]
+        return [["icacls", folder, "/grant", f"{account}:(OI)(CI){rights}"] for folder, rights in folders]
+    return [["icacls", folder, "/remove:g", account] for folder, _ in reversed(folders)]
+
+
+def make_writable_dirs(target, options):
+    """Creates the writable folders in the local output directory: the pool identity may
+    not create them itself (it only reads the output directory)."""
+    for name in writable_dirs(options):
+        path = os.path.join(target.local_dir, name.replace("\\", os.sep))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise InstallationError(f"cannot create {path}: {e.strerror}") from None
 
 
 def apply(params, target, options, installing):
@@ -636,7 +679,7 @@ def apply(params, target, options, installing):
             log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
     commands = [c for item, change, missing in changes for c in appcmd_commands(item, change, missing)]
     has_pool = any(item.what == "application pool" for item in items)
-    acl = _acl_command(target, installing) if has_pool else None
+    acls = _acl_commands(target, installing, options) if has_pool else []
 
     if dry:
         if not changes:
@@ -650,7 +693,7 @@ def apply(params, target, options, installing):
         else:
             for command in commands:
                 print(command_line(["appcmd"] + command))
-        if acl:
+        for acl in acls:
             print(command_line(acl))
         return
 
@@ -662,10 +705,14 @@ def apply(params, target, options, installing):
     else:
         _run_appcmd(appcmd, commands, target)
         log(1, f"updated IIS: {_summary(changes)}")
-    if acl:
-        if config_path is not None:
-            log(1, f"note: --config edits a file only; on the server run: {command_line(acl)}")
-        else:
+    if installing and has_pool:
+        make_writable_dirs(target, options)
+    if acls and config_path is not None:
+        log(1, "note: --config edits a file only; on the server run:")
+        for acl in acls:
+            log(1, "  " + command_line(acl))
+    elif acls:
+        for acl in acls:
             _run(acl, "setting file permissions")
 
 
@@ -856,6 +903,14 @@ def HandleCommandLine(
     )
     parser.add_option(
         "", "--dry-run", action="store_true", default=False, help="print the planned change; change nothing"
+    )
+    parser.add_option(
+        "",
+        "--data-dir",
+        action="store",
+        metavar="NAME",
+        help="a folder inside the output directory that the app writes (SQLite databases, uploads): "
+        "the application pool gets modify rights on it, as on logs\\",
     )
     parser.add_option(
         "",

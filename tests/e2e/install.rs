@@ -184,7 +184,9 @@ fn install_adds_pool_application_handler_and_restriction_then_remove_restores_ev
         lines(&first.stdout),
         [
             format!("updated {cfg}: added 1 application pool, added 1 application, added 1 handler mapping, added 1 ISAPI restriction"),
-            format!("note: --config edits a file only; on the server run: icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            "note: --config edits a file only; on the server run:".into(),
+            format!("  icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
             "Configured Virtual Directory: /plain".into(),
             "Installation complete.".into(),
         ]
@@ -292,8 +294,11 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
         "{out:?}"
     );
     assert_eq!(
-        *out.last().unwrap(),
-        format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\"")
+        out[out.len() - 2..],
+        [
+            format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
+        ]
     );
 }
 
@@ -312,6 +317,7 @@ fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
             format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{dir}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64',responseBufferLimit='0'] /commit:apphost"),
             format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction \"/+[path='{dir}\\_plain.dll',allowed='true',description='plain (isapi-freeze)']\" /commit:apphost"),
             format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
         ]
     );
     assert_eq!(config.bytes(), iis_fixture());
@@ -447,7 +453,9 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
         lines(&finished.stdout),
         [
             format!("updated {cfg}: added 1 application pool, added 2 applications, added 2 handler mappings, added 1 directory browsing, added 1 ISAPI restriction, added 1 ISAPI filter"),
-            format!("note: --config edits a file only; on the server run: icacls {dir} /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)RX\""),
+            "note: --config edits a file only; on the server run:".into(),
+            format!("  icacls {dir} /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)M\""),
             "post-install hook: /installable/api".into(),
             "Configured Virtual Directory: /installable/api".into(),
             "Configured Virtual Directory: installable/admin".into(),
@@ -569,5 +577,59 @@ fn install_and_remove_work_alike_on_every_tested_python() {
         let removed = config.run(&frozen.exe(), "remove", &[]);
         assert_eq!(removed.code, 0, "CPython {}: {removed:?}", python.version());
         assert_eq!(config.bytes(), iis_fixture(), "CPython {}", python.version());
+    }
+}
+
+#[test]
+fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
+    let frozen = plain().copy();
+    let dir = win_path(&frozen.dist);
+    let config = Config::new();
+    let account = "IIS AppPool\\isapi-freeze-plain";
+    let dry = config.run(&frozen.exe(), "install", &["--dry-run", "--print-appcmd", "--data-dir", "data/db"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[4..],
+        [
+            format!("icacls {dir} /grant \"{account}:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"{account}:(OI)(CI)M\""),
+            format!("icacls {dir}\\data\\db /grant \"{account}:(OI)(CI)M\""),
+        ]
+    );
+    assert!(!frozen.dist.join("data").exists(), "a dry run creates nothing");
+
+    // The pool cannot create the folders it may write (it only reads the output folder):
+    // install does.
+    let installed = config.run(&frozen.exe(), "install", &["--data-dir", "data/db"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert!(frozen.dist.join("logs").is_dir() && frozen.dist.join("data/db").is_dir());
+    assert_eq!(
+        lines(&installed.stdout)[1..5],
+        [
+            "note: --config edits a file only; on the server run:".to_string(),
+            format!("  icacls {dir} /grant \"{account}:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"{account}:(OI)(CI)M\""),
+            format!("  icacls {dir}\\data\\db /grant \"{account}:(OI)(CI)M\""),
+        ]
+    );
+    let removed = config.run(&frozen.exe(), "remove", &["--dry-run", "--print-appcmd", "--data-dir", "data/db"]);
+    assert_eq!(
+        lines(&removed.stdout)[4..],
+        [
+            format!("icacls {dir}\\data\\db /remove:g \"{account}\""),
+            format!("icacls {dir}\\logs /remove:g \"{account}\""),
+            format!("icacls {dir} /remove:g \"{account}\""),
+        ]
+    );
+
+    // Python's repr of each value, as the message shows it.
+    for (outside, shown) in [("..\\shared", "'..\\\\shared'"), ("C:\\data", "'C:\\\\data'"), ("/", "'/'")] {
+        assert_eq!(
+            refused_install(&config, &["--data-dir", outside]),
+            format!(
+                "ConfigurationError: --data-dir {shown} must name a folder inside the output directory (e.g. 'data'), \
+                 so that it moves with it"
+            )
+        );
     }
 }
