@@ -325,6 +325,8 @@ def plan(params, target, config, options):
         site = _site_name(config, server_option or vd.Server or params.ServerName, config.path)
         vpath = "/" + vd.Name.strip("/") if not vd.is_root() else ""
         location = site + vpath
+        if vd.is_root():
+            check_root_pool(config, target, site)
         if not vd.is_root():
             application = Item(
                 "application",
@@ -443,13 +445,19 @@ def plan(params, target, config, options):
 
 
 def check_modules(config, params):
-    """The IIS features the plan needs must be installed."""
+    """The IIS features the plan needs must be installed and enabled. A feature's setup
+    registers its module in globalModules and enables it in the server's <modules>; IIS
+    loads a module only if both say so (the registry's InetStp\\Components values only
+    record what setup did, and an offline configuration has no registry)."""
     needed = []
     if params.VirtualDirs:
         needed.append(("IsapiModule", "ISAPI Extensions", "Web-ISAPI-Ext", "IIS-ISAPIExtensions"))
     if params.Filters:
         needed.append(("IsapiFilterModule", "ISAPI Filters", "Web-ISAPI-Filter", "IIS-ISAPIFilter"))
     global_modules = config.node(("system.webServer", {}), ("globalModules", {}))
+    server = config.node(("location", {"path": ""}), ("system.webServer", {}), ("modules", {}))
+    if server is None:
+        server = config.node(("system.webServer", {}), ("modules", {}))
     for module, feature, server_name, client_name in needed:
         if global_modules is None or global_modules.find("add", {"name": module}) is None:
             raise ConfigurationError(
@@ -457,6 +465,53 @@ def check_modules(config, params):
                 f"globalModules). Install it: `Install-WindowsFeature {server_name}` on Windows Server, "
                 f"`dism /online /enable-feature /featurename:{client_name}` elsewhere"
             )
+        if server is not None and server.find("add", {"name": module}) is None:
+            raise ConfigurationError(
+                f"IIS's {feature} feature is installed but its module is not enabled: the server's <modules> "
+                f"in {config.path} has no {module}. Enable it: `appcmd set config /section:system.webServer/modules "
+                f"/+[name='{module}'] /commit:apphost`, or reinstall the feature ({server_name})"
+            )
+
+
+def _attr_or_default(config, node, defaults_path, name, fallback):
+    """An attribute of ``node``, else of the collection's defaults element, else IIS's
+    default; with where the value came from."""
+    if node is not None and name in node.attrs:
+        return node.attrs[name], None
+    defaults = config.node(*defaults_path)
+    if defaults is not None and name in defaults.attrs:
+        return defaults.attrs[name], defaults.tag
+    return fallback, "default"
+
+
+def check_root_pool(config, target, site):
+    """A virtual directory at a site's root runs in the pool of the site's root
+    application, not in a pool of ours: its bitness must be the DLL's."""
+    apphost = ("system.applicationHost", {})
+    site_node = config.node(apphost, ("sites", {}), ("site", {"name": site}))
+    root_app = site_node.find("application", {"path": "/"}) if site_node is not None else None
+    pool, _ = _attr_or_default(
+        config, root_app, [apphost, ("sites", {}), ("applicationDefaults", {})], "applicationPool", "DefaultAppPool"
+    )
+    pool_node = config.node(apphost, ("applicationPools", {}), ("add", {"name": pool}))
+    value, source = _attr_or_default(
+        config,
+        pool_node,
+        [apphost, ("applicationPools", {}), ("applicationPoolDefaults", {})],
+        "enable32BitAppOnWin64",
+        "false",
+    )
+    pool_bits = 32 if value.strip().lower() == "true" else 64
+    if pool_bits == target.bits:
+        return
+    where = {None: "", "default": ", IIS's default"}.get(source, f", from {source}")
+    raise ConfigurationError(
+        f"application pool {pool!r}, which serves the root of site {site!r}, runs {pool_bits}-bit worker "
+        f"processes (enable32BitAppOnWin64={value}{where}) and cannot load {target.loader}, a "
+        f"{target.bits}-bit DLL. Set enable32BitAppOnWin64 to {_bool(target.bits == 32)} (`appcmd set apppool "
+        f"\"{pool}\" /enable32BitAppOnWin64:{_bool(target.bits == 32)}`), or install under a path of its own "
+        "(--vpath when freezing, or the VirtualDirParameters Name), which gets a pool of the DLL's bitness"
+    )
 
 
 # appcmd ---------------------------------------------------------------------------------

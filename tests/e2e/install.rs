@@ -586,7 +586,11 @@ fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
     let dir = win_path(&frozen.dist);
     let config = Config::new();
     let account = "IIS AppPool\\isapi-freeze-plain";
-    let dry = config.run(&frozen.exe(), "install", &["--dry-run", "--print-appcmd", "--data-dir", "data/db"]);
+    let dry = config.run(
+        &frozen.exe(),
+        "install",
+        &["--dry-run", "--print-appcmd", "--data-dir", "data/db"],
+    );
     assert_eq!(dry.code, 0, "{dry:?}");
     assert_eq!(
         lines(&dry.stdout)[4..],
@@ -612,7 +616,11 @@ fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
             format!("  icacls {dir}\\data\\db /grant \"{account}:(OI)(CI)M\""),
         ]
     );
-    let removed = config.run(&frozen.exe(), "remove", &["--dry-run", "--print-appcmd", "--data-dir", "data/db"]);
+    let removed = config.run(
+        &frozen.exe(),
+        "remove",
+        &["--dry-run", "--print-appcmd", "--data-dir", "data/db"],
+    );
     assert_eq!(
         lines(&removed.stdout)[4..],
         [
@@ -623,7 +631,11 @@ fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
     );
 
     // Python's repr of each value, as the message shows it.
-    for (outside, shown) in [("..\\shared", "'..\\\\shared'"), ("C:\\data", "'C:\\\\data'"), ("/", "'/'")] {
+    for (outside, shown) in [
+        ("..\\shared", "'..\\\\shared'"),
+        ("C:\\data", "'C:\\\\data'"),
+        ("/", "'/'"),
+    ] {
         assert_eq!(
             refused_install(&config, &["--data-dir", outside]),
             format!(
@@ -632,4 +644,88 @@ fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
             )
         );
     }
+}
+
+/// `plain.py` frozen to install at the root of its site (`--vpath /`).
+fn plain_at_root() -> &'static Frozen {
+    shared_with("install: plain.py at /", || {
+        Freeze::source("plain.py", PLAIN).args(["--vpath", "/"]).ok()
+    })
+}
+
+#[test]
+fn a_site_root_served_by_a_32_bit_pool_is_refused_naming_the_setting() {
+    let dll = format!("{}\\_plain.dll", win_path(&plain_at_root().dist));
+    let fixture = String::from_utf8(iis_fixture()).unwrap();
+    let explicit = fixture.replacen(
+        "<add name=\"DefaultAppPool\" />",
+        "<add name=\"DefaultAppPool\" enable32BitAppOnWin64=\"true\" />",
+        1,
+    );
+    let defaults = fixture.replacen(
+        "<applicationPoolDefaults managedRuntimeVersion=\"v4.0\">",
+        "<applicationPoolDefaults managedRuntimeVersion=\"v4.0\" enable32BitAppOnWin64=\"true\">",
+        1,
+    );
+    for (text, source) in [(explicit, ""), (defaults, ", from applicationPoolDefaults")] {
+        let config = Config::with(&text);
+        let refused = config.run(&plain_at_root().exe(), "install", &[]);
+        assert_eq!(refused.code, 1, "{refused:?}");
+        assert_eq!(
+            refused.stderr,
+            format!(
+                "ConfigurationError: application pool 'DefaultAppPool', which serves the root of site 'Default Web \
+                 Site', runs 32-bit worker processes (enable32BitAppOnWin64=true{source}) and cannot load {dll}, a \
+                 64-bit DLL. Set enable32BitAppOnWin64 to false (`appcmd set apppool \"DefaultAppPool\" \
+                 /enable32BitAppOnWin64:false`), or install under a path of its own (--vpath when freezing, or the \
+                 VirtualDirParameters Name), which gets a pool of the DLL's bitness"
+            )
+        );
+        assert_eq!(config.text(), text);
+    }
+    // In a 64-bit pool the root gets the handler and no pool or application of its own.
+    let config = Config::new();
+    let installed = config.run(&plain_at_root().exe(), "install", &["-q"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let text = config.text();
+    assert!(!text.contains("isapi-freeze-plain\" managedRuntimeVersion"), "{text}");
+    assert_contains(
+        &text,
+        "    <location path=\"Default Web Site\">\r\n        <system.webServer>\r\n            <handlers",
+    );
+}
+
+#[test]
+fn a_filter_needs_the_isapi_filters_feature_installed_and_enabled() {
+    let installable = shared_with("install: installable.py", || {
+        Freeze::script(repo().join("examples/installable/installable.py")).ok()
+    });
+    let without = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "            <add name=\"IsapiFilterModule\" image=\"%windir%\\System32\\inetsrv\\filter.dll\" />\r\n",
+        "",
+        1,
+    );
+    let config = Config::with(&without);
+    let refused = config.run(&installable.exe(), "install", &[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr.replace(&config.win, "CONFIG"),
+        "ConfigurationError: IIS's ISAPI Filters feature is not installed (CONFIG has no IsapiFilterModule in \
+         globalModules). Install it: `Install-WindowsFeature Web-ISAPI-Filter` on Windows Server, \
+         `dism /online /enable-feature /featurename:IIS-ISAPIFilter` elsewhere"
+    );
+    assert_eq!(config.text(), without);
+    let disabled = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "                <add name=\"IsapiModule\" lockItem=\"true\" />\r\n",
+        "",
+        1,
+    );
+    let config = Config::with(&disabled);
+    assert_eq!(
+        refused_install(&config, &[]).replace(&config.win, "CONFIG"),
+        "ConfigurationError: IIS's ISAPI Extensions feature is installed but its module is not enabled: the \
+         server's <modules> in CONFIG has no IsapiModule. Enable it: `appcmd set config \
+         /section:system.webServer/modules /+[name='IsapiModule'] /commit:apphost`, or reinstall the feature \
+         (Web-ISAPI-Ext)"
+    );
 }
