@@ -294,6 +294,25 @@ def _handler_path(extension):
     return "*" + (extension if extension.startswith(".") else "." + extension)
 
 
+def processes(options):
+    """``--processes N``: how many worker processes the pool runs (a web garden), or None."""
+    value = getattr(options, "processes", None)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 2147483647:
+        raise ConfigurationError(f"--processes {value!r} must be a whole number of worker processes, 1 or more")
+    return number
+
+
+def _process_model(options):
+    number = processes(options)
+    return [] if number is None else [Element("processModel", {"maxProcesses": str(number)})]
+
+
 def plan(params, target, config, options):
     """Every element install adds, in the order it adds them."""
     server_option = getattr(options, "server", None)
@@ -313,6 +332,7 @@ def plan(params, target, config, options):
                         "managedRuntimeVersion": "",
                         "enable32BitAppOnWin64": _bool(target.bits == 32),
                     },
+                    _process_model(options),
                 ),
                 ["name"],
             )
@@ -532,10 +552,14 @@ def appcmd_commands(item, change, section_missing=False):
             f"/managedRuntimeVersion:{el.attrs['managedRuntimeVersion']}",
             f"/enable32BitAppOnWin64:{el.attrs['enable32BitAppOnWin64']}",
         ]
+        model = el.children[0].attrs if el.children else {}
         if change == "added":
-            return [["add", "apppool", f"/name:{name}"] + settings]
+            extra = [f"/processModel.maxProcesses:{model['maxProcesses']}"] if model else []
+            return [["add", "apppool", f"/name:{name}"] + settings + extra]
         if change == "updated":
-            return [["set", "apppool", name] + settings]
+            # Back to IIS's default of one process when --processes is not given again.
+            extra = [f"/processModel.maxProcesses:{model.get('maxProcesses', '1')}"]
+            return [["set", "apppool", name] + settings + extra]
         return [["delete", "apppool", name]]
     if item.section == "system.applicationHost/sites":
         path = el.attrs["path"]
@@ -958,6 +982,14 @@ def HandleCommandLine(
     )
     parser.add_option(
         "", "--dry-run", action="store_true", default=False, help="print the planned change; change nothing"
+    )
+    parser.add_option(
+        "",
+        "--processes",
+        action="store",
+        metavar="N",
+        help="worker processes for the application pool (processModel.maxProcesses, a web garden): "
+        "each runs its own Python interpreter",
     )
     parser.add_option(
         "",

@@ -729,3 +729,44 @@ fn a_filter_needs_the_isapi_filters_feature_installed_and_enabled() {
          (Web-ISAPI-Ext)"
     );
 }
+
+#[test]
+fn processes_makes_the_pool_a_web_garden() {
+    let exe = plain().exe();
+    let config = Config::new();
+    let dry = config.run(&exe, "install", &["--dry-run", "--print-appcmd", "--processes", "4"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[0],
+        "appcmd add apppool /name:isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false \
+         /processModel.maxProcesses:4"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&dry.stdout));
+
+    let installed = config.run(&exe, "install", &["--processes", "4"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_contains(
+        &config.text(),
+        "            <add name=\"isapi-freeze-plain\" managedRuntimeVersion=\"\" enable32BitAppOnWin64=\"false\">\r\n\
+         \x20               <processModel maxProcesses=\"4\" />\r\n\
+         \x20           </add>\r\n",
+    );
+    // Installing again without it goes back to one process, as appcmd would set it.
+    let again = config.run(&exe, "install", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(
+        lines(&again.stdout)[0],
+        "appcmd set apppool isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false \
+         /processModel.maxProcesses:1"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&again.stdout));
+    let removed = config.run(&exe, "remove", &[]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+
+    for wrong in ["0", "two"] {
+        assert_eq!(
+            refused_install(&config, &["--processes", wrong]),
+            format!("ConfigurationError: --processes '{wrong}' must be a whole number of worker processes, 1 or more")
+        );
+    }
+}
