@@ -308,6 +308,38 @@ def processes(options):
     return number
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30}
+_UINT_MAX = 4294967295
+
+
+def _size(option, value, units=True):
+    """A number of bytes (with K, M or G: binary units), within IIS's uint."""
+    text = str(value).strip().upper()
+    digits = text.rstrip("KMGB") if units else text
+    unit = text[len(digits) :]
+    if digits.isdigit() and unit in _SIZE_UNITS and int(digits) * _SIZE_UNITS[unit] <= _UINT_MAX:
+        return int(digits) * _SIZE_UNITS[unit]
+    what = "bytes, or with K, M or G" if units else "characters"
+    raise ConfigurationError(f"{option} {value!r} must be a number of {what}, at most {_UINT_MAX} bytes (IIS's uint)")
+
+
+def request_filtering(options):
+    """The app's requestFiltering element from --max-body, --max-query and
+    --allow-double-escaping (IIS's defaults: 30,000,000 bytes, 2048, false), or None."""
+    body = getattr(options, "max_body", None)
+    query = getattr(options, "max_query", None)
+    double = getattr(options, "allow_double_escaping", False)
+    limits = {}
+    if body is not None:
+        limits["maxAllowedContentLength"] = str(_size("--max-body", body))
+    if query is not None:
+        limits["maxQueryString"] = str(_size("--max-query", query, units=False))
+    if not limits and not double:
+        return None
+    attrs = {"allowDoubleEscaping": "true"} if double else {}
+    return Element("requestFiltering", attrs, [Element("requestLimits", limits)] if limits else [])
+
+
 def _process_model(options):
     number = processes(options)
     return [] if number is None else [Element("processModel", {"maxProcesses": str(number)})]
@@ -411,6 +443,9 @@ def plan(params, target, config, options):
                     [],
                 )
             )
+        filtering = request_filtering(options)
+        if filtering is not None:
+            items.append(Item("request filtering", location, "system.webServer/security", filtering, []))
         for ignored in ("DefaultDoc", "Headers"):
             if getattr(vd, ignored) not in (None, "", VirtualDirParameters.__dict__[ignored]):
                 log(2, f"note: {ignored} of {vd.Name} is an IIS 6 setting; IIS 7+ takes it from the site")
@@ -579,10 +614,14 @@ def appcmd_commands(item, change, section_missing=False):
         # A section element of its own, such as directoryBrowse: appcmd names the section
         # by its full path, the element included.
         section = f"/section:{item.section}/{el.tag}"
+        clear = ["clear", "config"] + where + [section, "/commit:apphost"]
         if change == "removed":
-            return [["clear", "config"] + where + [section, "/commit:apphost"]]
+            return [clear]
         settings = [f"/{k}:{v}" for k, v in el.attrs.items()]
-        return [["set", "config"] + where + [section] + settings + ["/commit:apphost"]]
+        settings += [f"/{child.tag}.{k}:{v}" for child in el.children for k, v in child.attrs.items()]
+        set_ = ["set", "config"] + where + [section] + settings + ["/commit:apphost"]
+        # Setting leaves what an earlier install set and this one does not: clear first.
+        return [clear, set_] if change == "updated" else [set_]
     extra = []
     if section_missing:
         extra = [f"/{k}:{v}" for k, v in item.section_attrs.items()]
@@ -990,6 +1029,28 @@ def HandleCommandLine(
         metavar="N",
         help="worker processes for the application pool (processModel.maxProcesses, a web garden): "
         "each runs its own Python interpreter",
+    )
+    parser.add_option(
+        "",
+        "--max-body",
+        action="store",
+        metavar="SIZE",
+        help="the largest request body IIS lets through to the app (requestLimits maxAllowedContentLength; "
+        "IIS's default 30000000 bytes), in bytes or with K, M or G",
+    )
+    parser.add_option(
+        "",
+        "--max-query",
+        action="store",
+        metavar="LEN",
+        help="the longest query string IIS lets through (requestLimits maxQueryString; IIS's default 2048)",
+    )
+    parser.add_option(
+        "",
+        "--allow-double-escaping",
+        action="store_true",
+        default=False,
+        help="let URLs with '+' or an escaped '%' in the path through (requestFiltering allowDoubleEscaping)",
     )
     parser.add_option(
         "",

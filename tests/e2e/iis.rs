@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::support::iis_schema::{
     apply_appcmd, check_config, newest, parse_config, schemas, split_command_line, Element,
 };
-use crate::support::{fixture, get, Freeze, Host};
+use crate::support::{fixture, get, request, shared_with, Connection, Freeze, Frozen, Host};
 
 fn fixture_text() -> String {
     std::fs::read_to_string(fixture("iis/applicationHost.config")).unwrap()
@@ -394,5 +394,134 @@ fn a_streamed_wsgi_response_arrives_chunk_by_chunk_as_the_app_makes_it() {
         assert_eq!(read_chunk(&mut reader), Some(format!("after {n}\n")));
     }
     assert_eq!(read_chunk(&mut reader), None);
+    host.stop();
+}
+
+/// A WSGI app that answers with the path and query it got and the size of the body.
+const ECHO: &str = r#""""Echoes what reached it."""
+from isapi.wsgi import factory
+
+
+def app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s?%s %d" % (environ["PATH_INFO"], environ["QUERY_STRING"], len(body))).encode()]
+
+
+__ExtensionFactory__ = factory(app)
+"#;
+
+fn echo() -> &'static Frozen {
+    shared_with("iis: echo.py", || Freeze::source("echo.py", ECHO).ok())
+}
+
+#[test]
+fn isapi_host_refuses_what_iis_request_filtering_refuses_with_its_substatus() {
+    let host = Host::start(&echo().dll(), &[]);
+    let long_path = format!("/{}", "p".repeat(4096));
+    let long_query = format!("/q?{}", "a".repeat(2049));
+    let cases: [(&str, u16, &str); 7] = [
+        (
+            "/tags/c++",
+            404,
+            "404.11 Not Found: request filtering refused the request (URL double escaped; see allowDoubleEscaping)",
+        ),
+        (
+            "/a%252Fb",
+            404,
+            "404.11 Not Found: request filtering refused the request (URL double escaped; see allowDoubleEscaping)",
+        ),
+        (
+            &long_path,
+            404,
+            "404.14 Not Found: request filtering refused the request (URL too long; see maxUrl)",
+        ),
+        (
+            &long_query,
+            404,
+            "404.15 Not Found: request filtering refused the request (query string too long; see maxQueryString)",
+        ),
+        (
+            "/bin/tool",
+            404,
+            "404.8 Not Found: request filtering refused the request (hidden namespace; see hiddenSegments)",
+        ),
+        (
+            "/App_Data/db",
+            404,
+            "404.8 Not Found: request filtering refused the request (hidden namespace; see hiddenSegments)",
+        ),
+        (
+            "/settings.config",
+            404,
+            "404.7 Not Found: request filtering refused the request (file extension denied; see fileExtensions)",
+        ),
+    ];
+    for (path, status, text) in cases {
+        let r = get(&host.address, path);
+        assert_eq!(
+            (r.status, r.text().trim_end()),
+            (status, text),
+            "{}",
+            &path[..path.len().min(40)]
+        );
+    }
+    // The body is refused from its Content-Length, before any of it is read.
+    let mut big = Connection::open(&host.address);
+    let r = big.exchange(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 30000001\r\n\r\n");
+    assert_eq!(
+        (r.status, r.text().trim_end()),
+        (413, "413.1 Payload Too Large: request filtering refused the request (content length too large; see maxAllowedContentLength)")
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    // Within the limits, everything reaches the app.
+    let r = get(&host.address, &format!("/ok/{}?{}", "p".repeat(4000), "a".repeat(2048)));
+    assert_eq!((r.status, r.text().len()), (200, 4 + 4000 + 1 + 2048 + 2));
+    let finished = host.stop();
+    assert!(
+        finished
+            .stderr
+            .lines()
+            .any(|l| l == "isapi-host: GET /tags/c++ 404 0 (request filtering: 404.11 URL double escaped)"),
+        "{}",
+        &finished.stderr[..finished.stderr.len().min(2000)]
+    );
+}
+
+#[test]
+fn each_request_filtering_rule_can_be_lifted_as_a_site_would() {
+    let host = Host::start(
+        &echo().dll(),
+        &[
+            "--max-body",
+            "40000000",
+            "--max-query",
+            "8192",
+            "--allow-double-escaping",
+            "--allow-segment",
+            "bin",
+            "--allow-extension",
+            ".config",
+        ],
+    );
+    for (path, answer) in [
+        ("/tags/c++", "/tags/c++? 0".to_string()),
+        ("/bin/tool", "/bin/tool? 0".into()),
+        ("/settings.config", "/settings.config? 0".into()),
+        (
+            &format!("/q?{}", "a".repeat(8192)),
+            format!("/q?{} 0", "a".repeat(8192)),
+        ),
+    ] {
+        let r = get(&host.address, path);
+        assert_eq!((r.status, r.text()), (200, answer));
+    }
+    let body = vec![b'x'; 30_000_001];
+    let mut raw = b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 30000001\r\n\r\n".to_vec();
+    raw.extend_from_slice(&body);
+    let r = request(&host.address, &raw);
+    assert_eq!((r.status, r.text()), (200, "/upload? 30000001".to_string()));
+    // The rules not lifted still apply.
+    assert_eq!(get(&host.address, "/App_Data/db").status, 404);
     host.stop();
 }

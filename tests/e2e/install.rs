@@ -770,3 +770,71 @@ fn processes_makes_the_pool_a_web_garden() {
         );
     }
 }
+
+#[test]
+fn request_limits_are_raised_in_the_apps_location_only() {
+    let exe = plain().exe();
+    let config = Config::new();
+    let options = ["--max-body", "100M", "--max-query", "8192", "--allow-double-escaping"];
+    let mut dry_options = vec!["--dry-run", "--print-appcmd"];
+    dry_options.extend(options);
+    let dry = config.run(&exe, "install", &dry_options);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[3],
+        "appcmd set config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+         /allowDoubleEscaping:true /requestLimits.maxAllowedContentLength:104857600 /requestLimits.maxQueryString:8192 \
+         /commit:apphost"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&dry.stdout));
+
+    let installed = config.run(&exe, "install", &options);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_contains(
+        &config.text(),
+        &[
+            "            </handlers>",
+            "            <security>",
+            "                <requestFiltering allowDoubleEscaping=\"true\">",
+            "                    <requestLimits maxAllowedContentLength=\"104857600\" maxQueryString=\"8192\" />",
+            "                </requestFiltering>",
+            "            </security>",
+            "        </system.webServer>",
+            "    </location>",
+        ]
+        .join(CRLF),
+    );
+    // Fewer options the next time: the old settings are cleared, not left behind.
+    let again = config.run(&exe, "install", &["--dry-run", "--print-appcmd", "--max-query", "4096"]);
+    assert_eq!(
+        lines(&again.stdout)[..2],
+        [
+            "appcmd clear config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+             /commit:apphost",
+            "appcmd set config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+             /requestLimits.maxQueryString:4096 /commit:apphost",
+        ]
+    );
+    let removed = config.run(&exe, "remove", &options);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+
+    for (option, value, message) in [
+        (
+            "--max-body",
+            "5T",
+            "--max-body '5T' must be a number of bytes, or with K, M or G",
+        ),
+        (
+            "--max-body",
+            "4G",
+            "--max-body '4G' must be a number of bytes, or with K, M or G",
+        ),
+        ("--max-query", "2K", "--max-query '2K' must be a number of characters"),
+    ] {
+        assert_eq!(
+            refused_install(&config, &[option, value]),
+            format!("ConfigurationError: {message}, at most 4294967295 bytes (IIS's uint)")
+        );
+    }
+}
