@@ -176,6 +176,17 @@ class Target:
         self.local_dir = self.dir
         self.local_loader = loader
 
+    def relocate(self, physical_path):
+        """Installs for the folder at ``physical_path`` on the server (a farm node's copy
+        of this folder, at the same path on every node), not for this folder."""
+        path = physical_path.rstrip("\\/")
+        if not ntpath.isabs(path) or not ntpath.splitdrive(path)[0]:
+            raise ConfigurationError(
+                f"--physical-path {physical_path!r} must be a full Windows path (e.g. D:\\apps\\{self.name})"
+            )
+        self.dir = path
+        self.loader = ntpath.join(path, ntpath.basename(self.local_loader))
+
     def read_bitness(self):
         self.bits = pe_bitness(self.local_loader)
         return self.bits
@@ -345,6 +356,14 @@ def _process_model(options):
     return [] if number is None else [Element("processModel", {"maxProcesses": str(number)})]
 
 
+def _serves(application, folder):
+    """Whether ``application`` (a config node) serves ``folder``: then it is this output
+    folder's, made by another tool (Web Deploy's iisApp), and install takes it over."""
+    root = application.find("virtualDirectory", {"path": "/"})
+    physical = root.attrs.get("physicalPath", "") if root is not None else ""
+    return ntpath.normcase(ntpath.normpath(physical)) == ntpath.normcase(ntpath.normpath(folder))
+
+
 def plan(params, target, config, options):
     """Every element install adds, in the order it adds them."""
     server_option = getattr(options, "server", None)
@@ -394,7 +413,9 @@ def plan(params, target, config, options):
             )
             application.site = site
             existing = config.lookup(application)
-            if existing is not None and existing.attrs.get("applicationPool") != target.pool:
+            if existing is not None and existing.attrs.get("applicationPool") != target.pool and not _serves(
+                existing, vd.Path or target.dir
+            ):
                 raise ConfigurationError(
                     f"site {site!r} already has an application {vpath} (application pool "
                     f"{existing.attrs.get('applicationPool', 'the default')!r}) that this installer did not "
@@ -929,6 +950,8 @@ def InstallModule(conf_module_name, params, options, log=lambda *args: None):
         "PROCESSOR_ARCHITEW6432"
     ):
         raise ConfigurationError(f"{target.loader} is a 64-bit DLL and this Windows is 32-bit: freeze with a 32-bit Python")
+    if getattr(options, "physical_path", None):
+        target.relocate(options.physical_path)
     _patch_params_module(params, target.loader)
     Install(params, options, target)
     if not getattr(options, "dry_run", False):
@@ -944,6 +967,8 @@ def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
             target.read_bitness()
         except ConfigurationError:
             pass
+    if getattr(options, "physical_path", None):
+        target.relocate(options.physical_path)
     _patch_params_module(params, target.loader)
     Uninstall(params, options, target)
     if not getattr(options, "dry_run", False):
@@ -1021,6 +1046,14 @@ def HandleCommandLine(
     )
     parser.add_option(
         "", "--dry-run", action="store_true", default=False, help="print the planned change; change nothing"
+    )
+    parser.add_option(
+        "",
+        "--physical-path",
+        action="store",
+        metavar="PATH",
+        help="where the output directory is on the server, if not here: with --config for a farm's shared "
+        "configuration, the folder's path on every node (e.g. D:\\apps\\NAME)",
     )
     parser.add_option(
         "",

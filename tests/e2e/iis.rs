@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::support::iis_schema::{
     apply_appcmd, check_config, newest, parse_config, schemas, split_command_line, Element,
 };
-use crate::support::{fixture, get, request, shared_with, Connection, Freeze, Frozen, Host};
+use crate::support::{fixture, get, isapi_freeze, request, shared_with, temp_dir, Connection, Freeze, Frozen, Host};
 
 fn fixture_text() -> String {
     std::fs::read_to_string(fixture("iis/applicationHost.config")).unwrap()
@@ -524,4 +524,237 @@ fn each_request_filtering_rule_can_be_lifted_as_a_site_would() {
     // The rules not lifted still apply.
     assert_eq!(get(&host.address, "/App_Data/db").status, 404);
     host.stop();
+}
+
+/// Web Deploy's providers the manifest may use, with their documented attributes
+/// (learn.microsoft.com, "Web Deploy Provider Settings" and each provider's page).
+const PROVIDERS: [(&str, &[&str]); 3] = [
+    (
+        "iisApp",
+        &[
+            "path",
+            "managedRuntimeVersion",
+            "enable32BitAppOnWin64",
+            "managedPipelineMode",
+        ],
+    ),
+    (
+        "setAcl",
+        &[
+            "path",
+            "setAclUser",
+            "setAclAccess",
+            "setAclResourceType",
+            "setAclAbsolute",
+        ],
+    ),
+    (
+        "runCommand",
+        &[
+            "path",
+            "waitInterval",
+            "waitAttempts",
+            "successReturnCodes",
+            "dontUseCommandExe",
+        ],
+    ),
+];
+/// parameters.xml's parameterEntry kinds (Web Deploy "Using Parameters").
+const ENTRY_KINDS: [&str; 5] = [
+    "ProviderPath",
+    "XmlFile",
+    "TextFile",
+    "TextFilePosition",
+    "DeploymentObjectAttribute",
+];
+
+/// The text a parameterEntry's `match` (a .NET regex anchored at both ends, escapes only)
+/// matches.
+fn literal_of(pattern: &str) -> String {
+    let inner = pattern
+        .strip_prefix('^')
+        .and_then(|p| p.strip_suffix('$'))
+        .expect("anchored");
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        assert!(!"^$|?*+()[]{}.".contains(c), "unescaped {c:?} in {pattern}");
+        out.push(if c == '\\' { chars.next().unwrap() } else { c });
+    }
+    out
+}
+
+#[test]
+fn package_writes_a_web_deploy_manifest_and_parameters_of_documented_providers() {
+    let out = temp_dir();
+    let finished = isapi_freeze()
+        .arg("package")
+        .arg(&echo().dist)
+        .args(["--out"])
+        .arg(out.path())
+        .args([
+            "--source-path",
+            "C:\\build\\dist",
+            "--data-dir",
+            "uploads",
+            "--processes",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let manifest_text = std::fs::read_to_string(out.path().join("echo.SourceManifest.xml")).unwrap();
+    let parameters_text = std::fs::read_to_string(out.path().join("echo.parameters.xml")).unwrap();
+    let manifest = roxmltree::Document::parse(&manifest_text).unwrap();
+    let parameters = roxmltree::Document::parse(&parameters_text).unwrap();
+
+    assert_eq!(manifest.root_element().tag_name().name(), "sitemanifest");
+    let mut paths: Vec<(String, String)> = Vec::new();
+    for provider in manifest.root_element().children().filter(|n| n.is_element()) {
+        let name = provider.tag_name().name();
+        let (_, allowed) = PROVIDERS
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| panic!("{name} is not a Web Deploy provider this package may use"));
+        for attribute in provider.attributes() {
+            assert!(
+                allowed.contains(&attribute.name()),
+                "{name} has no setting {}",
+                attribute.name()
+            );
+        }
+        paths.push((
+            name.to_string(),
+            provider.attribute("path").expect("a path").to_string(),
+        ));
+        if name == "setAcl" {
+            assert!(["ReadAndExecute", "Modify"].contains(&provider.attribute("setAclAccess").unwrap()));
+            assert_eq!(provider.attribute("setAclResourceType"), Some("Directory"));
+        }
+    }
+    assert_eq!(
+        paths,
+        [
+            ("iisApp".to_string(), "C:\\build\\dist".to_string()),
+            (
+                "runCommand".into(),
+                "\"C:\\build\\dist\\echo.exe\" install --data-dir uploads --processes 2".into()
+            ),
+            ("setAcl".into(), "C:\\build\\dist".into()),
+            ("setAcl".into(), "C:\\build\\dist\\logs".into()),
+            ("setAcl".into(), "C:\\build\\dist\\uploads".into()),
+        ]
+    );
+
+    let declared: Vec<&str> = parameters
+        .root_element()
+        .children()
+        .filter(|n| n.is_element())
+        .map(|p| p.attribute("name").unwrap())
+        .collect();
+    let mut covered = Vec::new();
+    for parameter in parameters.root_element().children().filter(|n| n.is_element()) {
+        assert_eq!(parameter.tag_name().name(), "parameter");
+        for attribute in parameter.attributes() {
+            assert!(["name", "description", "defaultValue", "tags"].contains(&attribute.name()));
+        }
+        // A default may refer to other parameters by {name}.
+        let default = parameter.attribute("defaultValue").unwrap();
+        for reference in default.split('{').skip(1).map(|r| r.split('}').next().unwrap()) {
+            assert!(declared.contains(&reference), "{reference} is not declared");
+        }
+        for entry in parameter.children().filter(|n| n.is_element()) {
+            assert_eq!(entry.tag_name().name(), "parameterEntry");
+            assert!(ENTRY_KINDS.contains(&entry.attribute("kind").unwrap()));
+            let scope = entry.attribute("scope").unwrap();
+            let target = literal_of(entry.attribute("match").unwrap());
+            assert!(
+                paths
+                    .iter()
+                    .any(|(p, path)| p.eq_ignore_ascii_case(scope) && *path == target),
+                "{scope} {target} is in no provider of the manifest"
+            );
+            covered.push((scope.to_string(), target));
+        }
+    }
+    // Every path of the manifest is set on the node: nothing of the build machine stays.
+    for (provider, path) in &paths {
+        assert!(
+            covered.contains(&(provider.clone(), path.clone())),
+            "{provider} {path} is not parameterized"
+        );
+    }
+    let app = parameters
+        .descendants()
+        .find(|n| n.attribute("name") == Some("IIS Web Application Name"))
+        .unwrap();
+    assert_eq!(app.attribute("defaultValue"), Some("Default Web Site/echo"));
+    assert_eq!(app.attribute("tags"), Some("IisApp"));
+}
+
+#[test]
+fn package_container_writes_a_dockerfile_on_the_iis_image_for_the_nodes_windows() {
+    let copy = echo().copy();
+    let context = copy.dist.parent().unwrap();
+    let finished = isapi_freeze()
+        .arg("package")
+        .arg(&copy.dist)
+        .args(["--container", "--windows", "10.0.17763.6659"])
+        .output()
+        .unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let dockerfile = std::fs::read_to_string(context.join("Dockerfile")).unwrap();
+    let instructions: Vec<&str> = dockerfile.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        instructions,
+        [
+            "FROM mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2019",
+            "SHELL [\"powershell\", \"-NoProfile\", \"-Command\", \"$ErrorActionPreference = 'Stop';\"]",
+            "RUN Install-WindowsFeature Web-ISAPI-Ext, Web-ISAPI-Filter",
+            "COPY dist/ C:/apps/echo/",
+            "RUN & 'C:\\apps\\echo\\echo.exe' install",
+            "EXPOSE 80",
+            "ENTRYPOINT [\"C:\\\\ServiceMonitor.exe\", \"w3svc\"]",
+        ]
+    );
+    assert!(
+        dockerfile.starts_with("# escape=`\n"),
+        "the backslashes of Windows paths stay literal"
+    );
+
+    // docker copies only from the build context: the folder must hold DIST.
+    let elsewhere = temp_dir();
+    let refused = isapi_freeze()
+        .arg("package")
+        .arg(&copy.dist)
+        .arg("--container")
+        .arg("--out")
+        .arg(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("must hold the output directory"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let unknown = isapi_freeze()
+        .arg("package")
+        .arg(&copy.dist)
+        .args(["--container", "--windows", "2016"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr),
+        "error: --windows \"2016\" is not a Windows Server release Microsoft's IIS image is built for (2019, 2022, \
+         2025, or a node's build such as 10.0.20348)\n"
+    );
 }

@@ -838,3 +838,72 @@ fn request_limits_are_raised_in_the_apps_location_only() {
         );
     }
 }
+
+#[test]
+fn a_farms_shared_configuration_points_at_the_folder_on_the_nodes() {
+    // --config would be \\SERVER\share\applicationHost.config; the folder is at the same
+    // path on every node, not where this copy is.
+    let config = Config::new();
+    let installed = config.run(&plain().exe(), "install", &["--physical-path", "D:\\apps\\plain\\"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let text = config.text();
+    for expected in [
+        "<virtualDirectory path=\"/\" physicalPath=\"D:\\apps\\plain\" />",
+        "<add path=\"D:\\apps\\plain\\_plain.dll\" allowed=\"true\" description=\"plain (isapi-freeze)\" />",
+        "scriptProcessor=\"D:\\apps\\plain\\_plain.dll\"",
+    ] {
+        assert_contains(&text, expected);
+    }
+    assert!(!text.contains(&win_path(&plain().dist)), "{text}");
+    assert_eq!(
+        lines(&installed.stdout)[2..4],
+        [
+            "  icacls D:\\apps\\plain /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\"",
+            "  icacls D:\\apps\\plain\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\"",
+        ]
+    );
+    let removed = config.run(&plain().exe(), "remove", &["--physical-path", "D:\\apps\\plain"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+    assert_eq!(
+        refused_install(&config, &["--physical-path", "apps\\plain"]),
+        "ConfigurationError: --physical-path 'apps\\\\plain' must be a full Windows path (e.g. D:\\apps\\plain)"
+    );
+}
+
+#[test]
+fn an_application_another_tool_made_for_this_folder_is_taken_over() {
+    // What Web Deploy's iisApp leaves before the package runs SCRIPT.exe install: the
+    // application for this very folder, in the site's default pool.
+    let dir = win_path(&plain().dist);
+    let made = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "                <application path=\"/reports\" applicationPool=\"Intranet\">",
+        &format!(
+            "                <application path=\"/plain\" applicationPool=\"DefaultAppPool\">\r\n\
+             \x20                   <virtualDirectory path=\"/\" physicalPath=\"{}\" />\r\n\
+             \x20               </application>\r\n\
+             \x20               <application path=\"/reports\" applicationPool=\"Intranet\">",
+            dir.to_uppercase()
+        ),
+        1,
+    );
+    let config = Config::with(&made);
+    let installed = config.run(&plain().exe(), "install", &["--server", "Intranet"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert!(
+        lines(&installed.stdout)[0].contains("updated 1 application"),
+        "{installed:?}"
+    );
+    assert_contains(
+        &config.text(),
+        "<application path=\"/plain\" applicationPool=\"isapi-freeze-plain\">",
+    );
+    // One for another folder is not this installer's to take.
+    let other = made.replace(&dir.to_uppercase(), "D:\\elsewhere");
+    let config = Config::with(&other);
+    let refused = refused_install(&config, &["--server", "Intranet"]);
+    assert!(
+        refused.contains("already has an application /plain (application pool 'DefaultAppPool')"),
+        "{refused}"
+    );
+}
