@@ -12,7 +12,9 @@ use std::time::Duration;
 use crate::support::iis_schema::{
     apply_appcmd, check_config, newest, parse_config, schemas, split_command_line, Element,
 };
-use crate::support::{fixture, get, isapi_freeze, request, shared_with, temp_dir, Connection, Freeze, Frozen, Host};
+use crate::support::{
+    fixture, get, isapi_freeze, repo, request, shared_with, temp_dir, Connection, Freeze, Frozen, Host,
+};
 
 fn fixture_text() -> String {
     std::fs::read_to_string(fixture("iis/applicationHost.config")).unwrap()
@@ -757,4 +759,106 @@ fn package_container_writes_a_dockerfile_on_the_iis_image_for_the_nodes_windows(
         "error: --windows \"2016\" is not a Windows Server release Microsoft's IIS image is built for (2019, 2022, \
          2025, or a node's build such as 10.0.20348)\n"
     );
+}
+
+const WORKFLOW: &str = ".github/workflows/iis.yml";
+
+#[test]
+fn the_iis_workflow_is_a_valid_github_workflow() {
+    let checker = repo().join("target/workflow-check/bin/check-jsonschema");
+    assert!(
+        checker.is_file(),
+        "{} is missing: `make test` (make workflow-check) installs it",
+        checker.display()
+    );
+    let out = std::process::Command::new(&checker)
+        .args(["--builtin-schema", "vendor.github-workflows", WORKFLOW])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{WORKFLOW} is not a valid workflow:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The checker must be able to say no.
+    let broken = temp_dir();
+    let path = broken.path().join("iis.yml");
+    let text = std::fs::read_to_string(repo().join(WORKFLOW)).unwrap();
+    std::fs::write(&path, text.replace("runs-on: windows-2022", "runs_on: windows-2022")).unwrap();
+    let refused = std::process::Command::new(&checker)
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "a job without runs-on passed");
+}
+
+/// The `run:` lines of the workflow (each one line, as written there).
+fn run_steps(workflow: &str) -> Vec<String> {
+    workflow
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("run: "))
+        .map(|r| r.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_workflow_step_is_a_script_of_the_repository_that_runs_by_hand() {
+    let workflow = std::fs::read_to_string(repo().join(WORKFLOW)).unwrap();
+    let steps = run_steps(&workflow);
+    assert_eq!(steps.len(), 7, "{steps:?}");
+    assert!(
+        !workflow.contains("run: |"),
+        "a step's commands live in a script, not in the workflow"
+    );
+    for step in &steps {
+        let mut words = step.split_whitespace();
+        let script = words.next().unwrap();
+        assert!(script.starts_with(".github/iis/") && script.ends_with(".ps1"), "{step}");
+        let text = std::fs::read_to_string(repo().join(script)).unwrap_or_else(|e| panic!("{script}: {e}"));
+        assert!(text.starts_with("# "), "{script} says what it does first");
+        // Its named arguments are the script's parameters.
+        let declared = text.lines().find(|l| l.starts_with("param(")).unwrap_or("");
+        for word in words.filter(|w| w.starts_with('-')) {
+            assert!(
+                declared.contains(&format!("${}", &word[1..])),
+                "{script} has no parameter {word}"
+            );
+        }
+    }
+    // Every file of the repository the scripts name exists (what they build goes to target\).
+    let mut named = 0;
+    for entry in std::fs::read_dir(repo().join(".github/iis")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for quoted in text.split('\'').skip(1).step_by(2) {
+            let relative = quoted.replace('\\', "/");
+            let first = relative.split('/').next().unwrap_or_default();
+            if ["examples", "tests"].contains(&first) {
+                assert!(
+                    repo().join(&relative).exists(),
+                    "{} names {quoted}, which is not in the repository",
+                    path.display()
+                );
+                named += 1;
+            }
+            if let Some(script) = quoted.strip_prefix("$PSScriptRoot\\") {
+                assert!(repo().join(".github/iis").join(script).is_file(), "{quoted}");
+            }
+        }
+        for dot_sourced in text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(". \"$PSScriptRoot\\"))
+        {
+            let script = dot_sourced.trim_end_matches('"');
+            assert!(
+                repo().join(".github/iis").join(script).is_file(),
+                "{} dot-sources {script}",
+                path.display()
+            );
+        }
+    }
+    assert!(named >= 5, "the examples' paths were found ({named})");
 }
