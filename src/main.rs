@@ -12,6 +12,7 @@ mod environment;
 mod execute;
 mod fetch;
 mod freeze;
+mod package;
 mod pe;
 mod placement;
 mod plan;
@@ -32,6 +33,7 @@ fn main() {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
         Some(cli::Command::Trace(args)) => trace::trace(args),
         Some(cli::Command::Verify(args)) => verify::run(&args.dist),
+        Some(cli::Command::Package(args)) => package::run(args),
         None => pyproject::merge_beside(&argv, cli.freeze)
             .and_then(config::FreezeConfig::resolve)
             .and_then(freeze::freeze)

@@ -171,9 +171,24 @@ class Target:
         self.name = stem[1:] if stem.startswith("_") else stem
         self.pool = f"isapi-freeze-{self.name}"
         self.bits = None
+        # The output directory on this machine; ``dir`` is where IIS finds it, which
+        # differs for a farm (install --physical-path).
+        self.local_dir = self.dir
+        self.local_loader = loader
+
+    def relocate(self, physical_path):
+        """Installs for the folder at ``physical_path`` on the server (a farm node's copy
+        of this folder, at the same path on every node), not for this folder."""
+        path = physical_path.rstrip("\\/")
+        if not ntpath.isabs(path) or not ntpath.splitdrive(path)[0]:
+            raise ConfigurationError(
+                f"--physical-path {physical_path!r} must be a full Windows path (e.g. D:\\apps\\{self.name})"
+            )
+        self.dir = path
+        self.loader = ntpath.join(path, ntpath.basename(self.local_loader))
 
     def read_bitness(self):
-        self.bits = pe_bitness(self.loader)
+        self.bits = pe_bitness(self.local_loader)
         return self.bits
 
 
@@ -290,6 +305,65 @@ def _handler_path(extension):
     return "*" + (extension if extension.startswith(".") else "." + extension)
 
 
+def processes(options):
+    """``--processes N``: how many worker processes the pool runs (a web garden), or None."""
+    value = getattr(options, "processes", None)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 2147483647:
+        raise ConfigurationError(f"--processes {value!r} must be a whole number of worker processes, 1 or more")
+    return number
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30}
+_UINT_MAX = 4294967295
+
+
+def _size(option, value, units=True):
+    """A number of bytes (with K, M or G: binary units), within IIS's uint."""
+    text = str(value).strip().upper()
+    digits = text.rstrip("KMGB") if units else text
+    unit = text[len(digits) :]
+    if digits.isdigit() and unit in _SIZE_UNITS and int(digits) * _SIZE_UNITS[unit] <= _UINT_MAX:
+        return int(digits) * _SIZE_UNITS[unit]
+    what = "bytes, or with K, M or G" if units else "characters"
+    raise ConfigurationError(f"{option} {value!r} must be a number of {what}, at most {_UINT_MAX} bytes (IIS's uint)")
+
+
+def request_filtering(options):
+    """The app's requestFiltering element from --max-body, --max-query and
+    --allow-double-escaping (IIS's defaults: 30,000,000 bytes, 2048, false), or None."""
+    body = getattr(options, "max_body", None)
+    query = getattr(options, "max_query", None)
+    double = getattr(options, "allow_double_escaping", False)
+    limits = {}
+    if body is not None:
+        limits["maxAllowedContentLength"] = str(_size("--max-body", body))
+    if query is not None:
+        limits["maxQueryString"] = str(_size("--max-query", query, units=False))
+    if not limits and not double:
+        return None
+    attrs = {"allowDoubleEscaping": "true"} if double else {}
+    return Element("requestFiltering", attrs, [Element("requestLimits", limits)] if limits else [])
+
+
+def _process_model(options):
+    number = processes(options)
+    return [] if number is None else [Element("processModel", {"maxProcesses": str(number)})]
+
+
+def _serves(application, folder):
+    """Whether ``application`` (a config node) serves ``folder``: then it is this output
+    folder's, made by another tool (Web Deploy's iisApp), and install takes it over."""
+    root = application.find("virtualDirectory", {"path": "/"})
+    physical = root.attrs.get("physicalPath", "") if root is not None else ""
+    return ntpath.normcase(ntpath.normpath(physical)) == ntpath.normcase(ntpath.normpath(folder))
+
+
 def plan(params, target, config, options):
     """Every element install adds, in the order it adds them."""
     server_option = getattr(options, "server", None)
@@ -309,6 +383,7 @@ def plan(params, target, config, options):
                         "managedRuntimeVersion": "",
                         "enable32BitAppOnWin64": _bool(target.bits == 32),
                     },
+                    _process_model(options),
                 ),
                 ["name"],
             )
@@ -321,6 +396,8 @@ def plan(params, target, config, options):
         site = _site_name(config, server_option or vd.Server or params.ServerName, config.path)
         vpath = "/" + vd.Name.strip("/") if not vd.is_root() else ""
         location = site + vpath
+        if vd.is_root():
+            check_root_pool(config, target, site)
         if not vd.is_root():
             application = Item(
                 "application",
@@ -336,7 +413,9 @@ def plan(params, target, config, options):
             )
             application.site = site
             existing = config.lookup(application)
-            if existing is not None and existing.attrs.get("applicationPool") != target.pool:
+            if existing is not None and existing.attrs.get("applicationPool") != target.pool and not _serves(
+                existing, vd.Path or target.dir
+            ):
                 raise ConfigurationError(
                     f"site {site!r} already has an application {vpath} (application pool "
                     f"{existing.attrs.get('applicationPool', 'the default')!r}) that this installer did not "
@@ -365,6 +444,10 @@ def plan(params, target, config, options):
                             "resourceType": "File" if flags & MD_SCRIPTMAPFLAG_CHECK_PATH_INFO else "Unspecified",
                             "requireAccess": "Script" if flags & MD_SCRIPTMAPFLAG_SCRIPT else "None",
                             "preCondition": bitness,
+                            # IIS holds back up to 4 MiB of an ISAPI response by default; 0
+                            # sends each WriteClient as it comes, so that streamed (WSGI
+                            # generator, server-sent events) responses are not held back.
+                            "responseBufferLimit": "0",
                         },
                     ),
                     ["name"],
@@ -381,6 +464,9 @@ def plan(params, target, config, options):
                     [],
                 )
             )
+        filtering = request_filtering(options)
+        if filtering is not None:
+            items.append(Item("request filtering", location, "system.webServer/security", filtering, []))
         for ignored in ("DefaultDoc", "Headers"):
             if getattr(vd, ignored) not in (None, "", VirtualDirParameters.__dict__[ignored]):
                 log(2, f"note: {ignored} of {vd.Name} is an IIS 6 setting; IIS 7+ takes it from the site")
@@ -435,13 +521,19 @@ def plan(params, target, config, options):
 
 
 def check_modules(config, params):
-    """The IIS features the plan needs must be installed."""
+    """The IIS features the plan needs must be installed and enabled. A feature's setup
+    registers its module in globalModules and enables it in the server's <modules>; IIS
+    loads a module only if both say so (the registry's InetStp\\Components values only
+    record what setup did, and an offline configuration has no registry)."""
     needed = []
     if params.VirtualDirs:
         needed.append(("IsapiModule", "ISAPI Extensions", "Web-ISAPI-Ext", "IIS-ISAPIExtensions"))
     if params.Filters:
         needed.append(("IsapiFilterModule", "ISAPI Filters", "Web-ISAPI-Filter", "IIS-ISAPIFilter"))
     global_modules = config.node(("system.webServer", {}), ("globalModules", {}))
+    server = config.node(("location", {"path": ""}), ("system.webServer", {}), ("modules", {}))
+    if server is None:
+        server = config.node(("system.webServer", {}), ("modules", {}))
     for module, feature, server_name, client_name in needed:
         if global_modules is None or global_modules.find("add", {"name": module}) is None:
             raise ConfigurationError(
@@ -449,6 +541,53 @@ def check_modules(config, params):
                 f"globalModules). Install it: `Install-WindowsFeature {server_name}` on Windows Server, "
                 f"`dism /online /enable-feature /featurename:{client_name}` elsewhere"
             )
+        if server is not None and server.find("add", {"name": module}) is None:
+            raise ConfigurationError(
+                f"IIS's {feature} feature is installed but its module is not enabled: the server's <modules> "
+                f"in {config.path} has no {module}. Enable it: `appcmd set config /section:system.webServer/modules "
+                f"/+[name='{module}'] /commit:apphost`, or reinstall the feature ({server_name})"
+            )
+
+
+def _attr_or_default(config, node, defaults_path, name, fallback):
+    """An attribute of ``node``, else of the collection's defaults element, else IIS's
+    default; with where the value came from."""
+    if node is not None and name in node.attrs:
+        return node.attrs[name], None
+    defaults = config.node(*defaults_path)
+    if defaults is not None and name in defaults.attrs:
+        return defaults.attrs[name], defaults.tag
+    return fallback, "default"
+
+
+def check_root_pool(config, target, site):
+    """A virtual directory at a site's root runs in the pool of the site's root
+    application, not in a pool of ours: its bitness must be the DLL's."""
+    apphost = ("system.applicationHost", {})
+    site_node = config.node(apphost, ("sites", {}), ("site", {"name": site}))
+    root_app = site_node.find("application", {"path": "/"}) if site_node is not None else None
+    pool, _ = _attr_or_default(
+        config, root_app, [apphost, ("sites", {}), ("applicationDefaults", {})], "applicationPool", "DefaultAppPool"
+    )
+    pool_node = config.node(apphost, ("applicationPools", {}), ("add", {"name": pool}))
+    value, source = _attr_or_default(
+        config,
+        pool_node,
+        [apphost, ("applicationPools", {}), ("applicationPoolDefaults", {})],
+        "enable32BitAppOnWin64",
+        "false",
+    )
+    pool_bits = 32 if value.strip().lower() == "true" else 64
+    if pool_bits == target.bits:
+        return
+    where = {None: "", "default": ", IIS's default"}.get(source, f", from {source}")
+    raise ConfigurationError(
+        f"application pool {pool!r}, which serves the root of site {site!r}, runs {pool_bits}-bit worker "
+        f"processes (enable32BitAppOnWin64={value}{where}) and cannot load {target.loader}, a "
+        f"{target.bits}-bit DLL. Set enable32BitAppOnWin64 to {_bool(target.bits == 32)} (`appcmd set apppool "
+        f"\"{pool}\" /enable32BitAppOnWin64:{_bool(target.bits == 32)}`), or install under a path of its own "
+        "(--vpath when freezing, or the VirtualDirParameters Name), which gets a pool of the DLL's bitness"
+    )
 
 
 # appcmd ---------------------------------------------------------------------------------
@@ -469,10 +608,14 @@ def appcmd_commands(item, change, section_missing=False):
             f"/managedRuntimeVersion:{el.attrs['managedRuntimeVersion']}",
             f"/enable32BitAppOnWin64:{el.attrs['enable32BitAppOnWin64']}",
         ]
+        model = el.children[0].attrs if el.children else {}
         if change == "added":
-            return [["add", "apppool", f"/name:{name}"] + settings]
+            extra = [f"/processModel.maxProcesses:{model['maxProcesses']}"] if model else []
+            return [["add", "apppool", f"/name:{name}"] + settings + extra]
         if change == "updated":
-            return [["set", "apppool", name] + settings]
+            # Back to IIS's default of one process when --processes is not given again.
+            extra = [f"/processModel.maxProcesses:{model.get('maxProcesses', '1')}"]
+            return [["set", "apppool", name] + settings + extra]
         return [["delete", "apppool", name]]
     if item.section == "system.applicationHost/sites":
         path = el.attrs["path"]
@@ -489,11 +632,17 @@ def appcmd_commands(item, change, section_missing=False):
     where = [item.location] if item.location is not None else []
     section = f"/section:{item.section}"
     if not item.key:
-        # A section element of its own, such as directoryBrowse.
+        # A section element of its own, such as directoryBrowse: appcmd names the section
+        # by its full path, the element included.
+        section = f"/section:{item.section}/{el.tag}"
+        clear = ["clear", "config"] + where + [section, "/commit:apphost"]
         if change == "removed":
-            return [["clear", "config"] + where + [section, "/commit:apphost"]]
+            return [clear]
         settings = [f"/{k}:{v}" for k, v in el.attrs.items()]
-        return [["set", "config"] + where + [section] + settings + ["/commit:apphost"]]
+        settings += [f"/{child.tag}.{k}:{v}" for child in el.children for k, v in child.attrs.items()]
+        set_ = ["set", "config"] + where + [section] + settings + ["/commit:apphost"]
+        # Setting leaves what an earlier install set and this one does not: clear first.
+        return [clear, set_] if change == "updated" else [set_]
     extra = []
     if section_missing:
         extra = [f"/{k}:{v}" for k, v in item.section_attrs.items()]
@@ -587,11 +736,50 @@ def write_config(path, data, read=None):
     log(2, f"previous configuration saved as {backup}")
 
 
-def _acl_command(target, grant):
+# The folders under the output directory that the application pool may write: the log
+# (the DLL's first resort when something fails), and the app's own data folder if it
+# declares one (install --data-dir NAME). Everything else is read and execute only.
+LOG_DIR = "logs"
+
+
+def data_dir(options):
+    """The data folder ``--data-dir`` names (relative to the output directory), or None."""
+    name = getattr(options, "data_dir", None)
+    if not name:
+        return None
+    parts = [p for p in name.replace("/", "\\").split("\\") if p not in ("", ".")]
+    if ntpath.isabs(name) or ntpath.splitdrive(name)[0] or not parts or ".." in parts:
+        raise ConfigurationError(
+            f"--data-dir {name!r} must name a folder inside the output directory (e.g. 'data'), "
+            "so that it moves with it"
+        )
+    return "\\".join(parts)
+
+
+def writable_dirs(options):
+    """The folders (relative to the output directory) the pool identity may modify."""
+    return [LOG_DIR] + [d for d in [data_dir(options)] if d and d.lower() != LOG_DIR]
+
+
+def _acl_commands(target, grant, options):
+    """The icacls lines that give the pool identity read and execute on the output
+    directory and modify on its writable folders (or take the grants back)."""
     account = f"IIS AppPool\\{target.pool}"
+    folders = [(target.dir, "RX")] + [(ntpath.join(target.dir, d), "M") for d in writable_dirs(options)]
     if grant:
-        return ["icacls", target.dir, "/grant", f"{account}:(OI)(CI)RX"]
-    return ["icacls", target.dir, "/remove:g", account]
+        return [["icacls", folder, "/grant", f"{account}:(OI)(CI){rights}"] for folder, rights in folders]
+    return [["icacls", folder, "/remove:g", account] for folder, _ in reversed(folders)]
+
+
+def make_writable_dirs(target, options):
+    """Creates the writable folders in the local output directory: the pool identity may
+    not create them itself (it only reads the output directory)."""
+    for name in writable_dirs(options):
+        path = os.path.join(target.local_dir, name.replace("\\", os.sep))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise InstallationError(f"cannot create {path}: {e.strerror}") from None
 
 
 def apply(params, target, options, installing):
@@ -630,7 +818,7 @@ def apply(params, target, options, installing):
             log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
     commands = [c for item, change, missing in changes for c in appcmd_commands(item, change, missing)]
     has_pool = any(item.what == "application pool" for item in items)
-    acl = _acl_command(target, installing) if has_pool else None
+    acls = _acl_commands(target, installing, options) if has_pool else []
 
     if dry:
         if not changes:
@@ -644,7 +832,7 @@ def apply(params, target, options, installing):
         else:
             for command in commands:
                 print(command_line(["appcmd"] + command))
-        if acl:
+        for acl in acls:
             print(command_line(acl))
         return
 
@@ -656,10 +844,14 @@ def apply(params, target, options, installing):
     else:
         _run_appcmd(appcmd, commands, target)
         log(1, f"updated IIS: {_summary(changes)}")
-    if acl:
-        if config_path is not None:
-            log(1, f"note: --config edits a file only; on the server run: {command_line(acl)}")
-        else:
+    if installing and has_pool:
+        make_writable_dirs(target, options)
+    if acls and config_path is not None:
+        log(1, "note: --config edits a file only; on the server run:")
+        for acl in acls:
+            log(1, "  " + command_line(acl))
+    elif acls:
+        for acl in acls:
             _run(acl, "setting file permissions")
 
 
@@ -758,6 +950,8 @@ def InstallModule(conf_module_name, params, options, log=lambda *args: None):
         "PROCESSOR_ARCHITEW6432"
     ):
         raise ConfigurationError(f"{target.loader} is a 64-bit DLL and this Windows is 32-bit: freeze with a 32-bit Python")
+    if getattr(options, "physical_path", None):
+        target.relocate(options.physical_path)
     _patch_params_module(params, target.loader)
     Install(params, options, target)
     if not getattr(options, "dry_run", False):
@@ -773,6 +967,8 @@ def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
             target.read_bitness()
         except ConfigurationError:
             pass
+    if getattr(options, "physical_path", None):
+        target.relocate(options.physical_path)
     _patch_params_module(params, target.loader)
     Uninstall(params, options, target)
     if not getattr(options, "dry_run", False):
@@ -850,6 +1046,52 @@ def HandleCommandLine(
     )
     parser.add_option(
         "", "--dry-run", action="store_true", default=False, help="print the planned change; change nothing"
+    )
+    parser.add_option(
+        "",
+        "--physical-path",
+        action="store",
+        metavar="PATH",
+        help="where the output directory is on the server, if not here: with --config for a farm's shared "
+        "configuration, the folder's path on every node (e.g. D:\\apps\\NAME)",
+    )
+    parser.add_option(
+        "",
+        "--processes",
+        action="store",
+        metavar="N",
+        help="worker processes for the application pool (processModel.maxProcesses, a web garden): "
+        "each runs its own Python interpreter",
+    )
+    parser.add_option(
+        "",
+        "--max-body",
+        action="store",
+        metavar="SIZE",
+        help="the largest request body IIS lets through to the app (requestLimits maxAllowedContentLength; "
+        "IIS's default 30000000 bytes), in bytes or with K, M or G",
+    )
+    parser.add_option(
+        "",
+        "--max-query",
+        action="store",
+        metavar="LEN",
+        help="the longest query string IIS lets through (requestLimits maxQueryString; IIS's default 2048)",
+    )
+    parser.add_option(
+        "",
+        "--allow-double-escaping",
+        action="store_true",
+        default=False,
+        help="let URLs with '+' or an escaped '%' in the path through (requestFiltering allowDoubleEscaping)",
+    )
+    parser.add_option(
+        "",
+        "--data-dir",
+        action="store",
+        metavar="NAME",
+        help="a folder inside the output directory that the app writes (SQLite databases, uploads): "
+        "the application pool gets modify rights on it, as on logs\\",
     )
     parser.add_option(
         "",

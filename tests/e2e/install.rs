@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+use crate::support::iis_schema::{assert_valid_appcmd, assert_valid_config, try_parse_config};
 use crate::support::{
     assert_contains, fixture, py_zip, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
 };
@@ -34,6 +35,9 @@ struct Config {
     path: PathBuf,
     /// The path as Windows programs see it.
     win: String,
+    /// Whether the file started as a valid IIS configuration (well-formed, schema-valid):
+    /// then every run must leave it so.
+    checked: bool,
 }
 
 impl Config {
@@ -44,9 +48,19 @@ impl Config {
     fn with(bytes: impl AsRef<[u8]>) -> Config {
         let tmp = temp_dir();
         let path = tmp.path().join("applicationHost.config");
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
         let win = win_path(&path);
-        Config { tmp, path, win }
+        // A malformed file is some tests' input; any other must be what IIS accepts.
+        let checked = std::str::from_utf8(bytes.as_ref()).is_ok_and(|t| try_parse_config(t).is_ok());
+        if checked {
+            assert_valid_config(&path);
+        }
+        Config {
+            tmp,
+            path,
+            win,
+            checked,
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -70,11 +84,16 @@ impl Config {
         );
     }
 
-    /// `EXE COMMAND --config PATH EXTRA..`, run in the config's folder.
+    /// `EXE COMMAND --config PATH EXTRA..`, run in the config's folder; whatever it did,
+    /// the file must still be valid against IIS's schema.
     fn run(&self, exe: &Path, command: &str, extra: &[&str]) -> Finished {
         let mut args = vec![command, "--config", &self.win];
         args.extend(extra);
-        run_windows(exe, &args, self.dir())
+        let finished = run_windows(exe, &args, self.dir());
+        if self.checked {
+            assert_valid_config(&self.path);
+        }
+        finished
     }
 }
 
@@ -128,7 +147,7 @@ fn plain_installed(dist: &Path) -> Vec<u8> {
         "            <handlers accessPolicy=\"Execute, Script\">".into(),
         format!(
             "                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" \
-             scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"
+             scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"
         ),
         "            </handlers>".into(),
         "        </system.webServer>".into(),
@@ -165,7 +184,9 @@ fn install_adds_pool_application_handler_and_restriction_then_remove_restores_ev
         lines(&first.stdout),
         [
             format!("updated {cfg}: added 1 application pool, added 1 application, added 1 handler mapping, added 1 ISAPI restriction"),
-            format!("note: --config edits a file only; on the server run: icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            "note: --config edits a file only; on the server run:".into(),
+            format!("  icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
             "Configured Virtual Directory: /plain".into(),
             "Installation complete.".into(),
         ]
@@ -262,7 +283,7 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
             "+    <location path=\"Default Web Site/plain\">".into(),
             "+        <system.webServer>".into(),
             "+            <handlers accessPolicy=\"Execute, Script\">".into(),
-            format!("+                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dir}\\_plain.dll\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"),
+            format!("+                <add name=\"isapi-freeze-plain\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dir}\\_plain.dll\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"),
             "+            </handlers>".into(),
             "+        </system.webServer>".into(),
             "+    </location>".into(),
@@ -273,8 +294,11 @@ fn dry_run_prints_the_planned_diff_and_changes_nothing() {
         "{out:?}"
     );
     assert_eq!(
-        *out.last().unwrap(),
-        format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\"")
+        out[out.len() - 2..],
+        [
+            format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
+        ]
     );
 }
 
@@ -290,12 +314,14 @@ fn dry_run_prints_the_appcmd_lines_of_the_same_plan() {
         [
             "appcmd add apppool /name:isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false".to_string(),
             format!("appcmd add app \"/site.name:Default Web Site\" /path:/plain /physicalPath:{dir} /applicationPool:isapi-freeze-plain"),
-            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{dir}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64'] /commit:apphost"),
+            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers \"/accessPolicy:Execute, Script\" /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{dir}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64',responseBufferLimit='0'] /commit:apphost"),
             format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction \"/+[path='{dir}\\_plain.dll',allowed='true',description='plain (isapi-freeze)']\" /commit:apphost"),
             format!("icacls {dir} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
         ]
     );
     assert_eq!(config.bytes(), iis_fixture());
+    assert_valid_appcmd(&config.text(), &lines(&finished.stdout));
 }
 
 #[test]
@@ -416,13 +442,20 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     let dll = format!("{dir}\\_installable.dll");
     let exe = installable.exe();
 
+    // The appcmd lines of the same plan are what IIS's schema accepts, both ways.
+    let planned = config.run(&exe, "install", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert_valid_appcmd(&config.text(), &lines(&planned.stdout));
+
     let finished = config.run(&exe, "install", &[]);
     assert_eq!(finished.code, 0, "{finished:?}");
     assert_eq!(
         lines(&finished.stdout),
         [
             format!("updated {cfg}: added 1 application pool, added 2 applications, added 2 handler mappings, added 1 directory browsing, added 1 ISAPI restriction, added 1 ISAPI filter"),
-            format!("note: --config edits a file only; on the server run: icacls {dir} /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)RX\""),
+            "note: --config edits a file only; on the server run:".into(),
+            format!("  icacls {dir} /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)M\""),
             "post-install hook: /installable/api".into(),
             "Configured Virtual Directory: /installable/api".into(),
             "Configured Virtual Directory: installable/admin".into(),
@@ -434,8 +467,8 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     for expected in [
         format!("                <application path=\"/installable/api\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
         format!("                <application path=\"/installable/admin\" applicationPool=\"isapi-freeze-installable\">{CRLF}                    <virtualDirectory path=\"/\" physicalPath=\"{dir}\" />"),
-        format!("    <location path=\"Default Web Site/installable/api\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" />"),
-        format!("    <location path=\"Default Web Site/installable/admin\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Read, Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*.py\" verb=\"GET,POST\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"File\" requireAccess=\"Script\" preCondition=\"bitness64\" />{CRLF}            </handlers>{CRLF}            <directoryBrowse enabled=\"true\" />"),
+        format!("    <location path=\"Default Web Site/installable/api\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*\" verb=\"*\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"Unspecified\" requireAccess=\"None\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />"),
+        format!("    <location path=\"Default Web Site/installable/admin\">{CRLF}        <system.webServer>{CRLF}            <handlers accessPolicy=\"Read, Execute, Script\">{CRLF}                <add name=\"isapi-freeze-installable\" path=\"*.py\" verb=\"GET,POST\" modules=\"IsapiModule\" scriptProcessor=\"{dll}\" resourceType=\"File\" requireAccess=\"Script\" preCondition=\"bitness64\" responseBufferLimit=\"0\" />{CRLF}            </handlers>{CRLF}            <directoryBrowse enabled=\"true\" />"),
         format!("    <location path=\"Default Web Site\">{CRLF}        <system.webServer>{CRLF}            <isapiFilters>{CRLF}                <filter name=\"installable-filter\" path=\"{dll}\" enabled=\"true\" preCondition=\"bitness64\" />"),
         format!("                <add path=\"{dll}\" allowed=\"true\" description=\"installable (isapi-freeze)\" />"),
     ] {
@@ -452,6 +485,10 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     let status = run_windows(&exe, &["status"], config.dir());
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.stdout, "status: /installable/api and /installable/admin");
+
+    let planned = config.run(&exe, "remove", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert_valid_appcmd(&config.text(), &lines(&planned.stdout));
 
     let removed = config.run(&exe, "remove", &[]);
     assert_eq!(removed.code, 0, "{removed:?}");
@@ -541,4 +578,332 @@ fn install_and_remove_work_alike_on_every_tested_python() {
         assert_eq!(removed.code, 0, "CPython {}: {removed:?}", python.version());
         assert_eq!(config.bytes(), iis_fixture(), "CPython {}", python.version());
     }
+}
+
+#[test]
+fn the_pool_may_write_only_logs_and_the_declared_data_folder() {
+    let frozen = plain().copy();
+    let dir = win_path(&frozen.dist);
+    let config = Config::new();
+    let account = "IIS AppPool\\isapi-freeze-plain";
+    let dry = config.run(
+        &frozen.exe(),
+        "install",
+        &["--dry-run", "--print-appcmd", "--data-dir", "data/db"],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[4..],
+        [
+            format!("icacls {dir} /grant \"{account}:(OI)(CI)RX\""),
+            format!("icacls {dir}\\logs /grant \"{account}:(OI)(CI)M\""),
+            format!("icacls {dir}\\data\\db /grant \"{account}:(OI)(CI)M\""),
+        ]
+    );
+    assert!(!frozen.dist.join("data").exists(), "a dry run creates nothing");
+
+    // The pool cannot create the folders it may write (it only reads the output folder):
+    // install does.
+    let installed = config.run(&frozen.exe(), "install", &["--data-dir", "data/db"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert!(frozen.dist.join("logs").is_dir() && frozen.dist.join("data/db").is_dir());
+    assert_eq!(
+        lines(&installed.stdout)[1..5],
+        [
+            "note: --config edits a file only; on the server run:".to_string(),
+            format!("  icacls {dir} /grant \"{account}:(OI)(CI)RX\""),
+            format!("  icacls {dir}\\logs /grant \"{account}:(OI)(CI)M\""),
+            format!("  icacls {dir}\\data\\db /grant \"{account}:(OI)(CI)M\""),
+        ]
+    );
+    let removed = config.run(
+        &frozen.exe(),
+        "remove",
+        &["--dry-run", "--print-appcmd", "--data-dir", "data/db"],
+    );
+    assert_eq!(
+        lines(&removed.stdout)[4..],
+        [
+            format!("icacls {dir}\\data\\db /remove:g \"{account}\""),
+            format!("icacls {dir}\\logs /remove:g \"{account}\""),
+            format!("icacls {dir} /remove:g \"{account}\""),
+        ]
+    );
+
+    // Python's repr of each value, as the message shows it.
+    for (outside, shown) in [
+        ("..\\shared", "'..\\\\shared'"),
+        ("C:\\data", "'C:\\\\data'"),
+        ("/", "'/'"),
+    ] {
+        assert_eq!(
+            refused_install(&config, &["--data-dir", outside]),
+            format!(
+                "ConfigurationError: --data-dir {shown} must name a folder inside the output directory (e.g. 'data'), \
+                 so that it moves with it"
+            )
+        );
+    }
+}
+
+/// `plain.py` frozen to install at the root of its site (`--vpath /`).
+fn plain_at_root() -> &'static Frozen {
+    shared_with("install: plain.py at /", || {
+        Freeze::source("plain.py", PLAIN).args(["--vpath", "/"]).ok()
+    })
+}
+
+#[test]
+fn a_site_root_served_by_a_32_bit_pool_is_refused_naming_the_setting() {
+    let dll = format!("{}\\_plain.dll", win_path(&plain_at_root().dist));
+    let fixture = String::from_utf8(iis_fixture()).unwrap();
+    let explicit = fixture.replacen(
+        "<add name=\"DefaultAppPool\" />",
+        "<add name=\"DefaultAppPool\" enable32BitAppOnWin64=\"true\" />",
+        1,
+    );
+    let defaults = fixture.replacen(
+        "<applicationPoolDefaults managedRuntimeVersion=\"v4.0\">",
+        "<applicationPoolDefaults managedRuntimeVersion=\"v4.0\" enable32BitAppOnWin64=\"true\">",
+        1,
+    );
+    for (text, source) in [(explicit, ""), (defaults, ", from applicationPoolDefaults")] {
+        let config = Config::with(&text);
+        let refused = config.run(&plain_at_root().exe(), "install", &[]);
+        assert_eq!(refused.code, 1, "{refused:?}");
+        assert_eq!(
+            refused.stderr,
+            format!(
+                "ConfigurationError: application pool 'DefaultAppPool', which serves the root of site 'Default Web \
+                 Site', runs 32-bit worker processes (enable32BitAppOnWin64=true{source}) and cannot load {dll}, a \
+                 64-bit DLL. Set enable32BitAppOnWin64 to false (`appcmd set apppool \"DefaultAppPool\" \
+                 /enable32BitAppOnWin64:false`), or install under a path of its own (--vpath when freezing, or the \
+                 VirtualDirParameters Name), which gets a pool of the DLL's bitness"
+            )
+        );
+        assert_eq!(config.text(), text);
+    }
+    // In a 64-bit pool the root gets the handler and no pool or application of its own.
+    let config = Config::new();
+    let installed = config.run(&plain_at_root().exe(), "install", &["-q"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let text = config.text();
+    assert!(!text.contains("isapi-freeze-plain\" managedRuntimeVersion"), "{text}");
+    assert_contains(
+        &text,
+        "    <location path=\"Default Web Site\">\r\n        <system.webServer>\r\n            <handlers",
+    );
+}
+
+#[test]
+fn a_filter_needs_the_isapi_filters_feature_installed_and_enabled() {
+    let installable = shared_with("install: installable.py", || {
+        Freeze::script(repo().join("examples/installable/installable.py")).ok()
+    });
+    let without = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "            <add name=\"IsapiFilterModule\" image=\"%windir%\\System32\\inetsrv\\filter.dll\" />\r\n",
+        "",
+        1,
+    );
+    let config = Config::with(&without);
+    let refused = config.run(&installable.exe(), "install", &[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr.replace(&config.win, "CONFIG"),
+        "ConfigurationError: IIS's ISAPI Filters feature is not installed (CONFIG has no IsapiFilterModule in \
+         globalModules). Install it: `Install-WindowsFeature Web-ISAPI-Filter` on Windows Server, \
+         `dism /online /enable-feature /featurename:IIS-ISAPIFilter` elsewhere"
+    );
+    assert_eq!(config.text(), without);
+    let disabled = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "                <add name=\"IsapiModule\" lockItem=\"true\" />\r\n",
+        "",
+        1,
+    );
+    let config = Config::with(&disabled);
+    assert_eq!(
+        refused_install(&config, &[]).replace(&config.win, "CONFIG"),
+        "ConfigurationError: IIS's ISAPI Extensions feature is installed but its module is not enabled: the \
+         server's <modules> in CONFIG has no IsapiModule. Enable it: `appcmd set config \
+         /section:system.webServer/modules /+[name='IsapiModule'] /commit:apphost`, or reinstall the feature \
+         (Web-ISAPI-Ext)"
+    );
+}
+
+#[test]
+fn processes_makes_the_pool_a_web_garden() {
+    let exe = plain().exe();
+    let config = Config::new();
+    let dry = config.run(&exe, "install", &["--dry-run", "--print-appcmd", "--processes", "4"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[0],
+        "appcmd add apppool /name:isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false \
+         /processModel.maxProcesses:4"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&dry.stdout));
+
+    let installed = config.run(&exe, "install", &["--processes", "4"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_contains(
+        &config.text(),
+        "            <add name=\"isapi-freeze-plain\" managedRuntimeVersion=\"\" enable32BitAppOnWin64=\"false\">\r\n\
+         \x20               <processModel maxProcesses=\"4\" />\r\n\
+         \x20           </add>\r\n",
+    );
+    // Installing again without it goes back to one process, as appcmd would set it.
+    let again = config.run(&exe, "install", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(
+        lines(&again.stdout)[0],
+        "appcmd set apppool isapi-freeze-plain /managedRuntimeVersion: /enable32BitAppOnWin64:false \
+         /processModel.maxProcesses:1"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&again.stdout));
+    let removed = config.run(&exe, "remove", &[]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+
+    for wrong in ["0", "two"] {
+        assert_eq!(
+            refused_install(&config, &["--processes", wrong]),
+            format!("ConfigurationError: --processes '{wrong}' must be a whole number of worker processes, 1 or more")
+        );
+    }
+}
+
+#[test]
+fn request_limits_are_raised_in_the_apps_location_only() {
+    let exe = plain().exe();
+    let config = Config::new();
+    let options = ["--max-body", "100M", "--max-query", "8192", "--allow-double-escaping"];
+    let mut dry_options = vec!["--dry-run", "--print-appcmd"];
+    dry_options.extend(options);
+    let dry = config.run(&exe, "install", &dry_options);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[3],
+        "appcmd set config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+         /allowDoubleEscaping:true /requestLimits.maxAllowedContentLength:104857600 /requestLimits.maxQueryString:8192 \
+         /commit:apphost"
+    );
+    assert_valid_appcmd(&config.text(), &lines(&dry.stdout));
+
+    let installed = config.run(&exe, "install", &options);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_contains(
+        &config.text(),
+        &[
+            "            </handlers>",
+            "            <security>",
+            "                <requestFiltering allowDoubleEscaping=\"true\">",
+            "                    <requestLimits maxAllowedContentLength=\"104857600\" maxQueryString=\"8192\" />",
+            "                </requestFiltering>",
+            "            </security>",
+            "        </system.webServer>",
+            "    </location>",
+        ]
+        .join(CRLF),
+    );
+    // Fewer options the next time: the old settings are cleared, not left behind.
+    let again = config.run(&exe, "install", &["--dry-run", "--print-appcmd", "--max-query", "4096"]);
+    assert_eq!(
+        lines(&again.stdout)[..2],
+        [
+            "appcmd clear config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+             /commit:apphost",
+            "appcmd set config \"Default Web Site/plain\" /section:system.webServer/security/requestFiltering \
+             /requestLimits.maxQueryString:4096 /commit:apphost",
+        ]
+    );
+    let removed = config.run(&exe, "remove", &options);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+
+    for (option, value, message) in [
+        (
+            "--max-body",
+            "5T",
+            "--max-body '5T' must be a number of bytes, or with K, M or G",
+        ),
+        (
+            "--max-body",
+            "4G",
+            "--max-body '4G' must be a number of bytes, or with K, M or G",
+        ),
+        ("--max-query", "2K", "--max-query '2K' must be a number of characters"),
+    ] {
+        assert_eq!(
+            refused_install(&config, &[option, value]),
+            format!("ConfigurationError: {message}, at most 4294967295 bytes (IIS's uint)")
+        );
+    }
+}
+
+#[test]
+fn a_farms_shared_configuration_points_at_the_folder_on_the_nodes() {
+    // --config would be \\SERVER\share\applicationHost.config; the folder is at the same
+    // path on every node, not where this copy is.
+    let config = Config::new();
+    let installed = config.run(&plain().exe(), "install", &["--physical-path", "D:\\apps\\plain\\"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let text = config.text();
+    for expected in [
+        "<virtualDirectory path=\"/\" physicalPath=\"D:\\apps\\plain\" />",
+        "<add path=\"D:\\apps\\plain\\_plain.dll\" allowed=\"true\" description=\"plain (isapi-freeze)\" />",
+        "scriptProcessor=\"D:\\apps\\plain\\_plain.dll\"",
+    ] {
+        assert_contains(&text, expected);
+    }
+    assert!(!text.contains(&win_path(&plain().dist)), "{text}");
+    assert_eq!(
+        lines(&installed.stdout)[2..4],
+        [
+            "  icacls D:\\apps\\plain /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\"",
+            "  icacls D:\\apps\\plain\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\"",
+        ]
+    );
+    let removed = config.run(&plain().exe(), "remove", &["--physical-path", "D:\\apps\\plain"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(config.bytes(), iis_fixture());
+    assert_eq!(
+        refused_install(&config, &["--physical-path", "apps\\plain"]),
+        "ConfigurationError: --physical-path 'apps\\\\plain' must be a full Windows path (e.g. D:\\apps\\plain)"
+    );
+}
+
+#[test]
+fn an_application_another_tool_made_for_this_folder_is_taken_over() {
+    // What Web Deploy's iisApp leaves before the package runs SCRIPT.exe install: the
+    // application for this very folder, in the site's default pool.
+    let dir = win_path(&plain().dist);
+    let made = String::from_utf8(iis_fixture()).unwrap().replacen(
+        "                <application path=\"/reports\" applicationPool=\"Intranet\">",
+        &format!(
+            "                <application path=\"/plain\" applicationPool=\"DefaultAppPool\">\r\n\
+             \x20                   <virtualDirectory path=\"/\" physicalPath=\"{}\" />\r\n\
+             \x20               </application>\r\n\
+             \x20               <application path=\"/reports\" applicationPool=\"Intranet\">",
+            dir.to_uppercase()
+        ),
+        1,
+    );
+    let config = Config::with(&made);
+    let installed = config.run(&plain().exe(), "install", &["--server", "Intranet"]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert!(
+        lines(&installed.stdout)[0].contains("updated 1 application"),
+        "{installed:?}"
+    );
+    assert_contains(
+        &config.text(),
+        "<application path=\"/plain\" applicationPool=\"isapi-freeze-plain\">",
+    );
+    // One for another folder is not this installer's to take.
+    let other = made.replace(&dir.to_uppercase(), "D:\\elsewhere");
+    let config = Config::with(&other);
+    let refused = refused_install(&config, &["--server", "Intranet"]);
+    assert!(
+        refused.contains("already has an application /plain (application pool 'DefaultAppPool')"),
+        "{refused}"
+    );
 }

@@ -10,6 +10,7 @@ mod filters;
 mod frameworks;
 mod freeze;
 mod host;
+mod iis;
 mod install;
 mod isapi_wsgi;
 mod least_privilege;

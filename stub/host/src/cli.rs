@@ -1,12 +1,18 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
 //! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
-//! [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... [EXTENSION.DLL]`.
+//! [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... [request filtering
+//! options] [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
+/// The usage text, with request_filtering.rs's options in it.
+pub fn usage() -> String {
+    USAGE.replace("{REQUEST_FILTERING}", crate::request_filtering::USAGE)
+}
+
+const USAGE: &str = "\
 isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
 
 Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
@@ -40,6 +46,8 @@ Options:
                   no filter answers get 404
   -h, --help      print this help
 
+{REQUEST_FILTERING}
+
 Exit codes: 0 stopped normally, 1 bad command line or cannot listen, 2 the DLL does not load,
 3 GetExtensionVersion (or a filter's GetFilterVersion) returned FALSE.";
 
@@ -58,6 +66,9 @@ pub struct Args {
     pub shutdown_grace: std::time::Duration,
     /// `--control-stdin`: standard input's end (or `quit`) stops the host.
     pub control_stdin: bool,
+    /// IIS's request filtering, with what the options lifted (boxed: it is the bulk of
+    /// the arguments).
+    pub request_filtering: Box<crate::request_filtering::Rules>,
 }
 
 /// How long shutdown waits for requests in flight unless `--shutdown-grace` says otherwise.
@@ -78,6 +89,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut request_timeout = None;
     let mut shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
     let mut control_stdin = false;
+    let mut request_filtering = crate::request_filtering::Rules::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -109,6 +121,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                 request_timeout = Some(seconds("--request-timeout", &value("--request-timeout")?, false)?)
             }
             "--shutdown-grace" => shutdown_grace = seconds("--shutdown-grace", &value("--shutdown-grace")?, true)?,
+            _ if request_filtering.option(&flag, || value(&flag))? => {}
             _ if flag.starts_with('-') && flag.len() > 1 => return Err(format!("unknown option {flag}")),
             _ if dll.is_none() => dll = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
@@ -125,6 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         request_timeout,
         shutdown_grace,
         control_stdin,
+        request_filtering: Box::new(request_filtering),
     }))
 }
 

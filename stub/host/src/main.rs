@@ -16,6 +16,7 @@ mod ecb;
 mod extension;
 mod filter;
 mod http;
+mod request_filtering;
 #[cfg(windows)]
 mod server;
 mod static_file;
@@ -134,11 +135,12 @@ mod windows_main {
         let args = match cli::parse(std::env::args_os().skip(1)) {
             Ok(Parsed::Run(args)) => args,
             Ok(Parsed::Help) => {
-                println!("{}", cli::USAGE);
+                println!("{}", cli::usage());
                 return;
             }
-            Err(e) => exit(1, &format!("{e}\n\n{}", cli::USAGE)),
+            Err(e) => exit(1, &format!("{e}\n\n{}", cli::usage())),
         };
+        crate::request_filtering::configure(*args.request_filtering.clone());
         if let Some(limit) = args.request_timeout {
             crate::ecb::set_request_timeout(limit);
         }

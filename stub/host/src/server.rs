@@ -290,6 +290,26 @@ impl Server {
             }
         }
 
+        if let Some(rejection) = crate::request_filtering::check(&head) {
+            // IIS refuses these before any ISAPI code runs; a body too large to read and
+            // drop ends the connection.
+            let exchange = http::Exchange {
+                client_keep_alive: exchange.client_keep_alive && rejection.status != 413,
+                ..exchange
+            };
+            let keep =
+                outgoing().is_some_and(|mut out| respond(&mut out, rejection.status, &rejection.text(), exchange));
+            let why = format!(
+                " (request filtering: {}.{} {})",
+                rejection.status, rejection.substatus, rejection.reason
+            );
+            self.log(filters, record(rejection.status, 0), &why);
+            if keep && body.discard(DISCARD_LIMIT) {
+                return Some(body.into_inner());
+            }
+            linger(stream);
+            return None;
+        }
         if strip_vpath(&self.vpath, &head.path).is_none() || self.extension.is_none() {
             let keep = outgoing().is_some_and(|mut out| respond(&mut out, 404, "404 Not Found\n", exchange));
             let why = if self.extension.is_none() {

@@ -8,6 +8,7 @@ pub mod assertions;
 pub mod freeze;
 pub mod host;
 pub mod http;
+pub mod iis_schema;
 pub mod load;
 pub mod prerequisites;
 pub mod pythons;
