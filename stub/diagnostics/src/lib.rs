@@ -7,6 +7,8 @@ use isapi_freeze_format::log_file_name;
 
 #[cfg(windows)]
 mod event_log;
+#[cfg(windows)]
+mod file_lock;
 pub mod trace;
 
 /// Appends one timestamped line (`2026-11-21 08:01:02Z [pid 12] message`) to the log of
@@ -25,12 +27,18 @@ pub fn append_log(output_dir: &std::path::Path, module_file_name: &str, message:
         std::process::id(),
         message.trim_end()
     );
-    // One write call, so that lines from several threads do not interleave.
+    // One write call, under a lock that other processes' writers take too (file_lock.rs),
+    // so that no two lines interleave, whichever thread or worker writes them.
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .and_then(|mut file| file.write_all(line.as_bytes()));
+        .and_then(|file| {
+            #[cfg(windows)]
+            return file_lock::exclusively(&file, || (&file).write_all(line.as_bytes()));
+            #[cfg(not(windows))]
+            (&file).write_all(line.as_bytes())
+        });
     if let Err(e) = written {
         log_unwritable(output_dir, module_file_name, &path, &e);
     }
