@@ -202,10 +202,50 @@ pub struct ServeArgs {
     #[arg(long)]
     pub stop_on_eof: bool,
 
+    /// The largest request body, as `SCRIPT.exe install --max-body` sets it on IIS (bytes,
+    /// or with K, M or G). Default: IIS's 30,000,000 bytes; larger gets 413.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: Option<u64>,
+
+    /// The longest query string, as `SCRIPT.exe install --max-query` sets it on IIS.
+    /// Default: IIS's 2048; longer gets 404.
+    #[arg(long, value_name = "LEN")]
+    pub max_query: Option<u32>,
+
+    /// Let `%` and `+` through in the decoded path, as `SCRIPT.exe install
+    /// --allow-double-escaping` does on IIS (otherwise 404, IIS's default).
+    #[arg(long)]
+    pub allow_double_escaping: bool,
+
     /// The program that runs Windows executables off Windows. Default: `wine64` on PATH,
     /// else Debian's /usr/lib/wine/wine64, else `wine`.
     #[arg(long, value_name = "PATH", env = "WINE")]
     pub wine: Option<PathBuf>,
+}
+
+/// A number of bytes with an optional K, M or G (binary units, as `install` takes them),
+/// within IIS's uint.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits = upper.trim_end_matches(['K', 'M', 'G', 'B']);
+    let unit: u64 = match &upper[digits.len()..] {
+        "" | "B" => 1,
+        "K" | "KB" => 1 << 10,
+        "M" | "MB" => 1 << 20,
+        "G" | "GB" => 1 << 30,
+        _ => 0,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| unit > 0 && n <= u64::from(u32::MAX))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} must be a number of bytes, or with K, M or G, at most {} (IIS's uint)",
+                u32::MAX
+            )
+        })
 }
 
 #[derive(Debug, Args)]

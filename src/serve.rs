@@ -156,6 +156,16 @@ impl Host {
         if let Some(vpath) = &args.vpath {
             command.arg("--vpath").arg(vpath);
         }
+        // The limits the app will have on IIS once installed with the same options.
+        if let Some(bytes) = args.max_body {
+            command.arg("--max-body").arg(bytes.to_string());
+        }
+        if let Some(len) = args.max_query {
+            command.arg("--max-query").arg(len.to_string());
+        }
+        if args.allow_double_escaping {
+            command.arg("--allow-double-escaping");
+        }
         if config.defines("__FilterFactory__") == Some(true) && !args.no_filter {
             command.arg("--filter").arg(windows_path(&dll));
         }

@@ -315,3 +315,58 @@ fn serve_reload_freezes_again_on_a_change_and_keeps_the_last_good_server() {
     served.wait_for("the last good build keeps serving", Duration::from_secs(120));
     assert_eq!(get(&served.address, "/").text(), "two");
 }
+
+const PATHS: &str = r#"
+from isapi import simple
+
+class Extension(simple.SimpleExtension):
+    def HttpExtensionProc(self, ecb):
+        ecb.SendResponseHeaders("200 OK", "Content-Type: text/plain\r\n\r\n", False)
+        ecb.WriteClient(b"%s %d" % (ecb.PathInfo, ecb.TotalBytes))
+        return 0
+
+def __ExtensionFactory__():
+    return Extension()
+"#;
+
+#[test]
+fn serve_takes_the_request_limits_install_sets_on_iis() {
+    let (tmp, dist) = frozen("limits", PATHS);
+    let post = |address: &str, size: usize| crate::support::post(address, "/upload", &vec![b'x'; size]);
+    let plus = "/a+b";
+
+    // IIS's defaults: `+` in a path is refused.
+    let defaults = Served::start(&dist, tmp.path(), &[]);
+    assert_eq!(get(&defaults.address, plus).status, 404);
+    assert_eq!(post(&defaults.address, 2048).status, 200);
+    defaults.terminate();
+
+    let lifted = Served::start(
+        &dist,
+        tmp.path(),
+        &["--max-body", "1K", "--allow-double-escaping", "--max-query", "10"],
+    );
+    let through = get(&lifted.address, plus);
+    assert_eq!((through.status, through.text().as_str()), (200, "/a+b 0"));
+    let fits = post(&lifted.address, 1024);
+    assert_eq!((fits.status, fits.text().as_str()), (200, "/upload 1024"));
+    assert_eq!(post(&lifted.address, 1025).status, 413);
+    assert_eq!(get(&lifted.address, "/?0123456789").status, 200);
+    assert_eq!(get(&lifted.address, "/?0123456789a").status, 404);
+    lifted.terminate();
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_isapi-freeze"))
+        .args(["serve"])
+        .arg(&dist)
+        .args(["--max-body", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "invalid value 'lots' for '--max-body <SIZE>': \"lots\" must be a number of bytes, or with K, M or G, \
+             at most 4294967295 (IIS's uint)"
+        ),
+        "{refused:?}"
+    );
+}
