@@ -268,6 +268,11 @@ pub struct VerifyArgs {
     /// An output directory made by isapi-freeze.
     #[arg(value_name = "DIST")]
     pub dist: PathBuf,
+
+    /// A folder of the output the app writes in (`SCRIPT.exe install --data-dir NAME`): its
+    /// files are the app's, not checked (repeatable). `logs` never is.
+    #[arg(long = "data-dir", value_name = "NAME")]
+    pub data_dirs: Vec<String>,
 }
 
 #[derive(Debug, Args)]

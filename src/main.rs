@@ -32,7 +32,7 @@ fn main() {
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => serve::serve(args, cli.freeze.stubs.as_deref()),
         Some(cli::Command::Trace(args)) => trace::trace(args),
-        Some(cli::Command::Verify(args)) => verify::run(&args.dist),
+        Some(cli::Command::Verify(args)) => verify::run(&args.dist, &args.data_dirs),
         Some(cli::Command::Package(args)) => package::run(args),
         None => pyproject::merge_beside(&argv, cli.freeze)
             .and_then(config::FreezeConfig::resolve)

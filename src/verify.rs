@@ -1,6 +1,6 @@
 //! `isapi-freeze verify DIST`: checks a deployed output directory against its manifest.json
-//! and names every file that differs, is missing, or was added (logs/ aside: the runtime
-//! writes there).
+//! and names every file that differs, is missing, or was added (logs/ and the app's data
+//! folders aside: the runtime and the app write there).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -25,7 +25,13 @@ impl Report {
     }
 }
 
-pub fn verify(dist: &Path) -> Result<Report> {
+/// Checks `dist` against its manifest; files under `logs/` and under each of `data_dirs`
+/// (folders of the output the app writes in) are not the output's and are skipped.
+pub fn verify(dist: &Path, data_dirs: &[String]) -> Result<Report> {
+    let written_by_the_app: Vec<String> = std::iter::once(LOG_DIR.to_string())
+        .chain(data_dirs.iter().map(|d| d.trim_matches(['/', '\\']).replace('\\', "/")))
+        .map(|d| format!("{d}/"))
+        .collect();
     let manifest_path = dist.join(MANIFEST);
     if !manifest_path.is_file() {
         bail!(
@@ -66,7 +72,8 @@ pub fn verify(dist: &Path) -> Result<Report> {
             continue;
         }
         let rel = entry.path().strip_prefix(dist)?.to_string_lossy().replace('\\', "/");
-        if rel != MANIFEST && !rel.starts_with(&format!("{LOG_DIR}/")) && !listed.contains(&rel) {
+        let apps = written_by_the_app.iter().any(|d| rel.starts_with(d.as_str()));
+        if rel != MANIFEST && !apps && !listed.contains(&rel) {
             report.unexpected.push(rel);
         }
     }
@@ -74,8 +81,8 @@ pub fn verify(dist: &Path) -> Result<Report> {
 }
 
 /// Prints the report; the exit code is 0 only for a clean directory.
-pub fn run(dist: &Path) -> Result<i32> {
-    let report = verify(dist)?;
+pub fn run(dist: &Path, data_dirs: &[String]) -> Result<i32> {
+    let report = verify(dist, data_dirs)?;
     for (what, files) in [
         ("changed", &report.changed),
         ("missing", &report.missing),
@@ -95,5 +102,47 @@ pub fn run(dist: &Path) -> Result<i32> {
             dist.display()
         );
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isapi_freeze_format::manifest::{ManifestEntry, Role, MANIFEST_FORMAT};
+
+    /// An output with one listed file, a log, and what an app wrote into `data/`.
+    fn output() -> tempfile::TempDir {
+        let dist = tempfile::tempdir().unwrap();
+        std::fs::write(dist.path().join("app.txt"), b"app").unwrap();
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            files: vec![ManifestEntry {
+                path: "app.txt".into(),
+                role: Role::Data,
+                size: 3,
+                sha256: to_hex(&Sha256::digest(b"app")),
+            }],
+        };
+        std::fs::write(dist.path().join(MANIFEST), manifest.to_json()).unwrap();
+        for (folder, file) in [("logs", "_app.log"), ("data", "notes.sqlite3")] {
+            std::fs::create_dir(dist.path().join(folder)).unwrap();
+            std::fs::write(dist.path().join(folder).join(file), b"written at run time").unwrap();
+        }
+        dist
+    }
+
+    #[test]
+    fn the_logs_and_the_data_folders_named_are_the_apps_not_the_outputs() {
+        let dist = output();
+        let report = verify(dist.path(), &[]).unwrap();
+        assert_eq!(report.unexpected, vec!["data/notes.sqlite3".to_string()]);
+        let report = verify(dist.path(), &["data".into()]).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.checked, 1);
+        std::fs::write(dist.path().join("app.txt"), b"changed").unwrap();
+        assert_eq!(
+            verify(dist.path(), &["data/".into()]).unwrap().changed,
+            vec!["app.txt".to_string()]
+        );
     }
 }
