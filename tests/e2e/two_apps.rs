@@ -1,13 +1,14 @@
 //! Two frozen apps in one process, as IIS makes them meet when a filter registered on a
 //! site is loaded into the worker of another application: the second app whose Python is
 //! already running in the process (same or other version) refuses with a message naming
-//! the first app and what to do, in its log and the Event Log, and nothing panics.
+//! the first app and what to do, in its log and the Event Log, and nothing panics. And
+//! isapi-host's `--app`: several extensions under their virtual paths in one process.
 
 use std::path::Path;
 
 use isapi_freeze_format::pythons::{self, Python};
 
-use crate::support::{assert_contains, default_python, runtime_of, win_path, Freeze, Frozen, Host};
+use crate::support::{assert_contains, default_python, get, runtime_of, test_programs, win_path, Freeze, Frozen, Host};
 
 /// An app NAME that is both a filter (adding a header) and an extension answering
 /// `NAME on X.Y`, frozen for `python`.
@@ -97,4 +98,65 @@ fn a_second_app_on_the_same_python_version_refuses_instead_of_panicking() {
             python.version()
         ),
     );
+}
+
+/// isapi-host serving `apps` (`/VPATH`, DLL) with `--app`, as one IIS worker of a pool.
+fn serve_apps(apps: &[(&str, &Path)]) -> Host {
+    let args: Vec<String> = apps
+        .iter()
+        .flat_map(|(vpath, dll)| ["--app".to_string(), format!("{vpath}={}", win_path(dll))])
+        .collect();
+    Host::from_command(Host::with_args(&args))
+}
+
+#[test]
+fn several_extensions_answer_under_their_virtual_paths_by_the_longest_prefix() {
+    let a = app("a", &default_python());
+    let native = test_programs().join("native_extension.dll");
+    // The native fixture answers paths under /var: it serves /var, the frozen app /var/py.
+    let host = serve_apps(&[("/var", &native), ("/var/py", &a.dll())]);
+    let native_var = get(&host.address, "/var?APPL_MD_PATH");
+    assert_eq!(
+        (native_var.status, native_var.text().as_str()),
+        (200, "/LM/W3SVC/1/ROOT/var")
+    );
+    let python = get(&host.address, "/var/py/anything");
+    let expected = format!("a on {}\n", default_python().version());
+    assert_eq!((python.status, python.text()), (200, expected));
+    // A longer path that merely starts with `/var/py` is not inside /var/py.
+    let beside = get(&host.address, "/var/pyx?APPL_MD_PATH");
+    assert_eq!((beside.status, beside.text().as_str()), (200, "/LM/W3SVC/1/ROOT/var"));
+    let outside = get(&host.address, "/elsewhere");
+    assert_eq!((outside.status, outside.text().as_str()), (404, "404 Not Found\n"));
+    let finished = host.stop();
+    assert_contains(&finished.stdout, "isapi-host: extension \"native echo\" at /var\n");
+    assert_contains(&finished.stdout, "isapi-host: extension \"a extension\" at /var/py\n");
+}
+
+#[test]
+fn an_app_on_another_python_version_answers_500_while_the_first_keeps_serving() {
+    let (v312, v313) = (version(3, 12), version(3, 13));
+    let a = app("a", &v312);
+    let b = app("b", &v313);
+    let host = serve_apps(&[("/a", &a.dll()), ("/b", &b.dll())]);
+    let refused = get(&host.address, "/b/x");
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (
+            500,
+            "500 Internal Server Error: the application's ISAPI extension did not start\n"
+        )
+    );
+    let served = get(&host.address, "/a/x");
+    assert_eq!((served.status, served.text().as_str()), (200, "a on 3.12\n"));
+    assert_contains(
+        &b.log(),
+        &format!(
+            "started by the frozen app {} (Python 3.12); one process runs one CPython version",
+            win_path(&a.dll())
+        ),
+    );
+    let finished = host.stop();
+    assert_contains(&finished.stderr, "isapi-host: /b: ");
+    assert_contains(&finished.stdout, "isapi-host: extension \"a extension\" at /a\n");
 }
