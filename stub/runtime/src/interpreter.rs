@@ -54,6 +54,9 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
             stdlib.display()
         ));
     }
+    // Held until this app is marked running: two apps' first requests may start them at once,
+    // and each runtime's own STARTING lock does not see the other's.
+    let _exclusive = (served.kind == ModuleKind::Dll).then(crate::other_pythons::StartLock::take);
     if served.kind == ModuleKind::Dll {
         // Before anything of pyo3's: adding `_isapi_freeze` to a running interpreter's
         // inittab panics, and a second CPython version beside the first must not start.

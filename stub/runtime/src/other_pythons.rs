@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use pyo3::ffi;
-use windows_sys::Win32::Foundation::HMODULE;
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, HMODULE};
 use windows_sys::Win32::System::LibraryLoader::{
     GetModuleFileNameW, GetModuleHandleExW, GetModuleHandleW, GetProcAddress, GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
     GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
 };
 use windows_sys::Win32::System::ProcessStatus::K32EnumProcessModules;
-use windows_sys::Win32::System::Threading::GetCurrentProcess;
+use windows_sys::Win32::System::Threading::{
+    CreateMutexW, GetCurrentProcess, GetCurrentProcessId, ReleaseMutex, WaitForSingleObject, INFINITE,
+};
 
 /// The export by which one runtime tells another, loaded later into the same process,
 /// which app it serves (see [`isapi_freeze_serving`]).
@@ -36,6 +38,39 @@ pub extern "system" fn isapi_freeze_serving() -> *const u16 {
 pub fn mark_running(served_path: &std::path::Path, python_dll: &str) {
     let text = format!("{} (Python {})", served_path.display(), version_of_dll(python_dll));
     let _ = SERVING.set(text.encode_utf16().chain([0]).collect());
+}
+
+/// A mutex of this process that every runtime in it (whatever its version, whichever copy)
+/// holds from the check for a running Python until its own Python runs and is marked.
+pub struct StartLock(HANDLE);
+
+impl StartLock {
+    /// Waits for the process's start lock; None if Windows cannot make it (then the check
+    /// still runs, only without protection from a simultaneous start).
+    pub fn take() -> Option<StartLock> {
+        // SAFETY: GetCurrentProcessId has no preconditions.
+        let name = format!("Local\\isapi-freeze-python-start-{}", unsafe { GetCurrentProcessId() });
+        let wide: Vec<u16> = name.encode_utf16().chain([0]).collect();
+        // SAFETY: `wide` is NUL-terminated; default security; not owned on creation.
+        let mutex = unsafe { CreateMutexW(std::ptr::null(), 0, wide.as_ptr()) };
+        if mutex.is_null() {
+            return None;
+        }
+        // SAFETY: `mutex` is a valid handle; an abandoned mutex (a thread that died holding
+        // it) is owned by this thread as well, which is what we want.
+        unsafe { WaitForSingleObject(mutex, INFINITE) };
+        Some(StartLock(mutex))
+    }
+}
+
+impl Drop for StartLock {
+    fn drop(&mut self) {
+        // SAFETY: this thread owns the mutex (taken in `take`) and the handle is ours.
+        unsafe {
+            ReleaseMutex(self.0);
+            CloseHandle(self.0);
+        }
+    }
 }
 
 /// `python313.dll` -> `3.13`.
