@@ -13,7 +13,7 @@ pub fn usage() -> String {
 }
 
 const USAGE: &str = "\
-isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
+isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives ISAPI extension DLLs and filters
 
 Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
                   [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... EXTENSION.DLL
@@ -46,7 +46,8 @@ Options:
                   serve one more application: the extension DLL at VPATH, in this same
                   process, as one IIS worker serves the applications of its pool; repeatable.
                   A request goes to the application with the longest VPATH that holds it. An
-                  app whose GetExtensionVersion fails answers 500 and the others keep serving
+                  app whose GetExtensionVersion fails answers 500 and the others keep serving.
+                  --vpath is the virtual path of EXTENSION.DLL only
   --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
                   raise the notifications it asks for; repeatable. With filters only, requests
                   no filter answers get 404
