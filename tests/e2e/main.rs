@@ -21,6 +21,7 @@ mod signing;
 mod std_handles;
 mod support;
 mod threads;
+mod two_apps;
 mod two_workers;
 mod versions;
 mod wheels;

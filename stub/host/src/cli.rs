@@ -1,7 +1,7 @@
 //! The command line, parsed with std alone (the host is a test tool that should stay small):
 //! `isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
-//! [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... [request filtering
-//! options] [EXTENSION.DLL]`.
+//! [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... [--app /VPATH=DLL]...
+//! [request filtering options] [EXTENSION.DLL]`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -13,10 +13,11 @@ pub fn usage() -> String {
 }
 
 const USAGE: &str = "\
-isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives one ISAPI extension DLL
+isapi-host: a stand-in for IIS that serves HTTP/1.1 and drives ISAPI extension DLLs and filters
 
 Usage: isapi-host [--listen ADDR] [--vpath /VIRTUAL/PATH] [--request-timeout SECS]
                   [--shutdown-grace SECS] [--control-stdin] [--filter FILTER.DLL]... EXTENSION.DLL
+       isapi-host [--listen ADDR] [--filter FILTER.DLL]... --app /VPATH=EXTENSION.DLL...
        isapi-host [--listen ADDR] --filter FILTER.DLL...
 
 Loads EXTENSION.DLL as IIS does (LoadLibraryExW, GetExtensionVersion), serves it as a
@@ -41,6 +42,12 @@ Options:
                   process: closing the pipe stops the host); a line `stats` prints
                     isapi-host: stats handles=N connections=N requests=N
                   (the process's handle count, open connections, control blocks made so far)
+  --app /VPATH=DLL
+                  serve one more application: the extension DLL at VPATH, in this same
+                  process, as one IIS worker serves the applications of its pool; repeatable.
+                  A request goes to the application with the longest VPATH that holds it. An
+                  app whose GetExtensionVersion fails answers 500 and the others keep serving.
+                  --vpath is the virtual path of EXTENSION.DLL only
   --filter DLL    load an ISAPI filter (GetFilterVersion once, TerminateFilter at shutdown) and
                   raise the notifications it asks for; repeatable. With filters only, requests
                   no filter answers get 404
@@ -60,6 +67,8 @@ pub struct Args {
     pub dll: Option<PathBuf>,
     /// `--filter` DLLs, in load order.
     pub filters: Vec<PathBuf>,
+    /// `--app VPATH=DLL`: more applications, each with its virtual path (normalized).
+    pub apps: Vec<(String, PathBuf)>,
     /// `--request-timeout`, if given.
     pub request_timeout: Option<std::time::Duration>,
     /// `--shutdown-grace`: how long shutdown waits for requests in flight.
@@ -86,6 +95,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut vpath = "/".to_string();
     let mut dll = None;
     let mut filters = Vec::new();
+    let mut apps = Vec::new();
     let mut request_timeout = None;
     let mut shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
     let mut control_stdin = false;
@@ -117,6 +127,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             "--vpath" => vpath = normalize_vpath(&value("--vpath")?)?,
             "--control-stdin" => control_stdin = true,
             "--filter" => filters.push(PathBuf::from(value("--filter")?)),
+            "--app" => {
+                let v = value("--app")?;
+                let (vpath, dll) = v
+                    .split_once('=')
+                    .filter(|(_, dll)| !dll.is_empty())
+                    .ok_or(format!("--app {v:?} is not /VPATH=EXTENSION.DLL"))?;
+                apps.push((normalize_vpath(vpath)?, PathBuf::from(dll)));
+            }
             "--request-timeout" => {
                 request_timeout = Some(seconds("--request-timeout", &value("--request-timeout")?, false)?)
             }
@@ -127,7 +145,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             _ => return Err(format!("unexpected argument {text:?}: only one EXTENSION.DLL")),
         }
     }
-    if dll.is_none() && filters.is_empty() {
+    if dll.is_none() && filters.is_empty() && apps.is_empty() {
         return Err("missing EXTENSION.DLL (or a --filter FILTER.DLL)".into());
     }
     Ok(Parsed::Run(Args {
@@ -135,6 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         vpath,
         dll,
         filters,
+        apps,
         request_timeout,
         shutdown_grace,
         control_stdin,
@@ -205,6 +224,26 @@ mod tests {
         };
         assert_eq!((a.dll, a.filters.len()), (None, 1));
         assert!(run(&["--filter"]).is_err());
+    }
+
+    #[test]
+    fn apps_are_repeatable_with_their_virtual_paths() {
+        let Parsed::Run(a) = run(&["--app", "/a/=a.dll", "--app=/b=b.dll"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            a.apps,
+            vec![
+                ("/a".to_string(), PathBuf::from("a.dll")),
+                ("/b".to_string(), PathBuf::from("b.dll"))
+            ]
+        );
+        assert_eq!(a.dll, None);
+        assert_eq!(
+            run(&["--app", "a.dll"]).unwrap_err(),
+            "--app \"a.dll\" is not /VPATH=EXTENSION.DLL"
+        );
+        assert!(run(&["--app", "a=a.dll"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! isapi-host: a stand-in for IIS that serves HTTP/1.1 on loopback and drives one ISAPI
-//! extension DLL by Microsoft's ISAPI contract, so frozen extensions are tested end to end
-//! under Wine without IIS. On other systems it builds as a program that only says so.
+//! isapi-host: a stand-in for IIS that serves HTTP/1.1 on loopback and drives ISAPI
+//! extension DLLs (one, or several under their virtual paths as one worker of a pool) and
+//! filters by Microsoft's ISAPI contract, so frozen apps are tested end to end under Wine. On other systems it builds as a program that only says so.
 
 // The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
 #![cfg_attr(not(windows), allow(dead_code))]
@@ -49,7 +49,7 @@ mod windows_main {
     use crate::dll::LoadError;
     use crate::extension::Extension;
     use crate::filter::{Filter, Filters};
-    use crate::server::Server;
+    use crate::server::{App, Server};
 
     fn exit(code: i32, message: &str) -> ! {
         eprintln!("isapi-host: {message}");
@@ -118,6 +118,16 @@ mod windows_main {
         }
     }
 
+    /// The physical path of an application: its DLL's folder, with a trailing backslash.
+    fn physical_root(dll: &std::path::Path) -> String {
+        let folder = std::path::absolute(dll)
+            .unwrap_or(dll.to_path_buf())
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        format!("{}\\", folder.trim_end_matches('\\'))
+    }
+
     /// The `stats` line: what a soak test watches for leaks.
     fn print_stats(server: &Server) {
         let handles = handle_count().map_or("?".into(), |n| n.to_string());
@@ -151,35 +161,59 @@ mod windows_main {
             .map(|path| Filter::load(path).unwrap_or_else(|e| exit_on_load_error(e)))
             .collect();
         let filters = Filters::new(filters);
-        let extension = args
-            .dll
-            .as_deref()
-            .map(|path| Extension::load(path).unwrap_or_else(|e| exit_on_load_error(e)));
-        let description = extension
-            .as_ref()
-            .map(|e| e.version().unwrap_or_else(|e| exit_on_load_error(e)));
+        // The single EXTENSION.DLL ends the host when it cannot start, as it always did; an
+        // `--app` does not: IIS answers 500 for that application and serves the others.
+        let mut apps = Vec::new();
+        let mut descriptions = Vec::new();
+        if let Some(path) = &args.dll {
+            let extension = Extension::load(path).unwrap_or_else(|e| exit_on_load_error(e));
+            descriptions.push((None, extension.version().unwrap_or_else(|e| exit_on_load_error(e))));
+            apps.push(App {
+                vpath: args.vpath.clone(),
+                physical_root: physical_root(path),
+                extension: Ok(extension),
+            });
+        }
+        for (vpath, path) in &args.apps {
+            let started = Extension::load(path).and_then(|e| e.version().map(|d| (e, d)));
+            let extension = match started {
+                Ok((extension, description)) => {
+                    descriptions.push((Some(vpath.clone()), description));
+                    Ok(extension)
+                }
+                Err(e) => {
+                    eprintln!("isapi-host: {vpath}: {e}; it answers 500");
+                    Err(e.to_string())
+                }
+            };
+            apps.push(App {
+                vpath: vpath.clone(),
+                physical_root: physical_root(path),
+                extension,
+            });
+        }
         let listener = match TcpListener::bind(args.listen) {
             Ok(listener) => listener,
             Err(e) => exit(1, &format!("cannot listen on {}: {e}", args.listen)),
         };
         let local = listener.local_addr().unwrap_or(args.listen);
-        let first_dll = args
-            .dll
-            .clone()
-            .or_else(|| args.filters.first().cloned())
-            .unwrap_or_default();
-        let folder = std::path::absolute(&first_dll)
-            .unwrap_or(first_dll)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let physical_root = format!("{}\\", folder.trim_end_matches('\\'));
-        let server = Arc::new(Server::new(extension, Arc::new(filters), args.vpath, physical_root));
+        // Filters see the site's root application: the first one, else the first filter's folder.
+        let (site_vpath, site_root) = match apps.first() {
+            Some(app) => (app.vpath.clone(), app.physical_root.clone()),
+            None => (
+                args.vpath.clone(),
+                physical_root(args.filters.first().map_or(std::path::Path::new(""), |p| p)),
+            ),
+        };
+        let server = Arc::new(Server::new(apps, Arc::new(filters), site_vpath, site_root));
 
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "isapi-host: listening on http://{local}/");
-        if let Some(description) = description {
-            let _ = writeln!(stdout, "isapi-host: extension {description:?}");
+        for (vpath, description) in descriptions {
+            let _ = match vpath {
+                None => writeln!(stdout, "isapi-host: extension {description:?}"),
+                Some(vpath) => writeln!(stdout, "isapi-host: extension {description:?} at {vpath}"),
+            };
         }
         for filter in server.filters().iter() {
             let _ = writeln!(stdout, "isapi-host: filter {:?}", filter.description);
@@ -232,7 +266,7 @@ mod windows_main {
                 let _ = thread.join();
             }
         }
-        if let Some(extension) = server.extension() {
+        for extension in server.extensions() {
             extension.terminate(HSE_TERM_MUST_UNLOAD);
         }
         server.filters().terminate(0);

@@ -23,10 +23,19 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Unread request body the host reads and drops to reuse a connection; more closes it.
 const DISCARD_LIMIT: u64 = 1024 * 1024;
 
+/// One application: an extension served at a virtual path, from its DLL's folder.
+pub struct App {
+    pub vpath: String,
+    pub physical_root: String,
+    /// The loaded extension, or why it did not start (an `--app` that answers 500).
+    pub extension: Result<Extension, String>,
+}
+
 pub struct Server {
-    /// None when only filters are loaded: requests they do not answer get 404.
-    extension: Option<Extension>,
+    /// Empty when only filters are loaded: requests they do not answer get 404.
+    apps: Vec<App>,
     filters: Arc<Filters>,
+    /// The site's root application, as filters see it.
     vpath: String,
     physical_root: String,
     shutting_down: AtomicBool,
@@ -42,9 +51,9 @@ struct Connections {
 }
 
 impl Server {
-    pub fn new(extension: Option<Extension>, filters: Arc<Filters>, vpath: String, physical_root: String) -> Server {
+    pub fn new(apps: Vec<App>, filters: Arc<Filters>, vpath: String, physical_root: String) -> Server {
         Server {
-            extension,
+            apps,
             filters,
             vpath,
             physical_root,
@@ -54,8 +63,17 @@ impl Server {
         }
     }
 
-    pub fn extension(&self) -> Option<&Extension> {
-        self.extension.as_ref()
+    /// Every loaded extension, in the order of the command line.
+    pub fn extensions(&self) -> impl Iterator<Item = &Extension> {
+        self.apps.iter().filter_map(|app| app.extension.as_ref().ok())
+    }
+
+    /// The application that serves `path`: the one with the longest virtual path holding it.
+    fn app_for(&self, path: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .filter(|app| strip_vpath(&app.vpath, path).is_some())
+            .max_by_key(|app| app.vpath.len())
     }
 
     pub fn filters(&self) -> &Filters {
@@ -310,18 +328,22 @@ impl Server {
             linger(stream);
             return None;
         }
-        if strip_vpath(&self.vpath, &head.path).is_none() || self.extension.is_none() {
+        let Some(app) = self.app_for(&head.path) else {
             let keep = outgoing().is_some_and(|mut out| respond(&mut out, 404, "404 Not Found\n", exchange));
-            let why = if self.extension.is_none() {
-                " (no extension)".to_string()
-            } else {
-                format!(" (outside {})", self.vpath)
+            let why = match self.apps.as_slice() {
+                [] => " (no extension)".to_string(),
+                [app] => format!(" (outside {})", app.vpath),
+                _ => " (outside every application)".to_string(),
             };
             self.log(filters, record(404, 0), &why);
             return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
-        }
-        let Some(extension) = &self.extension else {
-            return None;
+        };
+        let Ok(extension) = &app.extension else {
+            // IIS answers 500 for an application whose extension did not start.
+            let text = "500 Internal Server Error: the application's ISAPI extension did not start\n";
+            let keep = outgoing().is_some_and(|mut out| respond(&mut out, 500, text, exchange));
+            self.log(filters, record(500, 0), " (extension not started)");
+            return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
         };
         if head.expects_continue() && !body.is_done() {
             let mut writer = stream;
@@ -338,7 +360,7 @@ impl Server {
         let credentials = filter::basic_credentials(&head);
         let mut info = RequestInfo {
             credentials,
-            ..RequestInfo::new(head, remote, local, &self.vpath, &self.physical_root)
+            ..RequestInfo::new(head, remote, local, &app.vpath, &app.physical_root)
         };
         if let Some(filters) = filters {
             filters.complete_info(&mut info);

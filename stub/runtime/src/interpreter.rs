@@ -54,6 +54,14 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
             stdlib.display()
         ));
     }
+    // Held until this app is marked running: two apps' first requests may start them at once,
+    // and each runtime's own STARTING lock does not see the other's.
+    let _exclusive = (served.kind == ModuleKind::Dll).then(crate::other_pythons::StartLock::take);
+    if served.kind == ModuleKind::Dll {
+        // Before anything of pyo3's: adding `_isapi_freeze` to a running interpreter's
+        // inittab panics, and a second CPython version beside the first must not start.
+        crate::other_pythons::refuse_if_running(&config.python_dll)?;
+    }
     crate::native::register();
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
@@ -63,6 +71,7 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
         // thread take it with PyGILState_Ensure. The thread state is never resumed.
         unsafe { ffi::PyEval_SaveThread() };
+        crate::other_pythons::mark_running(&served.path, &config.python_dll);
     }
     Ok(Started { boot })
 }

@@ -34,6 +34,8 @@ mod interpreter;
 #[cfg(windows)]
 mod native;
 #[cfg(windows)]
+mod other_pythons;
+#[cfg(windows)]
 mod pywin32;
 #[cfg(windows)]
 mod served;

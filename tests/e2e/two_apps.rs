@@ -1,0 +1,162 @@
+//! Two frozen apps in one process, as IIS makes them meet when a filter registered on a
+//! site is loaded into the worker of another application: the second app whose Python is
+//! already running in the process (same or other version) refuses with a message naming
+//! the first app and what to do, in its log and the Event Log, and nothing panics. And
+//! isapi-host's `--app`: several extensions under their virtual paths in one process.
+
+use std::path::Path;
+
+use isapi_freeze_format::pythons::{self, Python};
+
+use crate::support::{assert_contains, default_python, get, runtime_of, test_programs, win_path, Freeze, Frozen, Host};
+
+/// An app NAME that is both a filter (adding a header) and an extension answering
+/// `NAME on X.Y`, frozen for `python`.
+fn app(name: &str, python: &Python) -> Frozen {
+    let script = format!(
+        "import sys\n\
+         from isapi import isapicon\n\
+         from isapi.simple import SimpleExtension, SimpleFilter\n\
+         class F(SimpleFilter):\n    '{name} filter'\n    filter_flags = isapicon.SF_NOTIFY_PREPROC_HEADERS\n    \
+             def HttpFilterProc(self, fc):\n        fc.AddHeader('X-{name}:', 'seen')\n\
+         class E(SimpleExtension):\n    '{name} extension'\n    def HttpExtensionProc(self, ecb):\n        \
+             body = ('{name} on %d.%d\\n' % sys.version_info[:2]).encode()\n        \
+             ecb.SendResponseHeaders('200 OK', 'Content-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body), True)\n        \
+             ecb.WriteClient(body)\n        return isapicon.HSE_STATUS_SUCCESS\n\
+         def __FilterFactory__():\n    return F()\n\
+         def __ExtensionFactory__():\n    return E()\n"
+    );
+    Freeze::source(&format!("{name}.py"), &script)
+        .python(runtime_of(python))
+        .ok()
+}
+
+fn version(major: u32, minor: u32) -> Python {
+    pythons::find(major, minor).expect("a supported CPython version")
+}
+
+/// `--filter A B` (A's filter, B's extension) with the Event Log shown on stderr: what
+/// isapi-host said, once it refused to serve.
+fn filter_then_extension(a: &Path, b: &Path) -> crate::support::Finished {
+    let mut command = Host::with_args(&["--filter".to_string(), win_path(a), win_path(b)]);
+    command.env("WINEDEBUG", "-all,err+eventlog");
+    Host::run_refused(command)
+}
+
+/// The running Python's DLL as the refusal names it: A's, by its path.
+fn python_dll_of(frozen: &Frozen, python: &Python) -> String {
+    win_path(&frozen.dist.join(python.dll_name()))
+}
+
+#[test]
+fn an_app_on_another_python_version_refuses_and_names_the_app_whose_python_runs() {
+    let (v312, v313) = (version(3, 12), version(3, 13));
+    let a = app("a", &v312);
+    let b = app("b", &v313);
+    let finished = filter_then_extension(&a.dll(), &b.dll());
+    // isapi-host ends when an extension cannot start (its exit code 3): the filter ran first.
+    assert_eq!(finished.code, 3, "{finished:?}");
+    assert!(!finished.stderr.contains("panicked"), "{finished:?}");
+    let log = b.log();
+    assert_contains(&log, "cannot start Python: Python 3.12.");
+    assert_contains(
+        &log,
+        &format!(
+            " ({}) already runs in this process, started by the frozen app {} (Python 3.12); \
+             one process runs one CPython version: give this app an application pool and a site of \
+             its own (IIS loads a filter registered on a site, or server-wide, into every worker of \
+             that site), or freeze both apps for one CPython version (this app is for 3.13)",
+            python_dll_of(&a, &v312),
+            win_path(&a.dll())
+        ),
+    );
+    assert!(!log.contains("append_to_inittab"), "{log}");
+    assert!(
+        finished.stderr.contains("err:eventlog:ReportEventW L\"_b.dll"),
+        "{finished:?}"
+    );
+}
+
+#[test]
+fn a_second_app_on_the_same_python_version_refuses_instead_of_panicking() {
+    let python = default_python();
+    let a = app("a", &python);
+    let b = app("b", &python);
+    let finished = filter_then_extension(&a.dll(), &b.dll());
+    assert_eq!(finished.code, 3, "{finished:?}");
+    let log = b.log();
+    assert!(!log.contains("append_to_inittab"), "{log}");
+    assert_contains(
+        &log,
+        &format!(
+            " ({}) already runs in this process, started by the frozen app {} (Python {}); \
+             two apps cannot share one interpreter yet: give this app an application pool and a \
+             site of its own (IIS loads a filter registered on a site, or server-wide, into every \
+             worker of that site)",
+            python_dll_of(&a, &python),
+            win_path(&a.dll()),
+            python.version()
+        ),
+    );
+}
+
+/// isapi-host serving `apps` (`/VPATH`, DLL) with `--app`, as one IIS worker of a pool.
+fn serve_apps(apps: &[(&str, &Path)]) -> Host {
+    let args: Vec<String> = apps
+        .iter()
+        .flat_map(|(vpath, dll)| ["--app".to_string(), format!("{vpath}={}", win_path(dll))])
+        .collect();
+    Host::from_command(Host::with_args(&args))
+}
+
+#[test]
+fn several_extensions_answer_under_their_virtual_paths_by_the_longest_prefix() {
+    let a = app("a", &default_python());
+    let native = test_programs().join("native_extension.dll");
+    // The native fixture answers paths under /var: it serves /var, the frozen app /var/py.
+    let host = serve_apps(&[("/var", &native), ("/var/py", &a.dll())]);
+    let native_var = get(&host.address, "/var?APPL_MD_PATH");
+    assert_eq!(
+        (native_var.status, native_var.text().as_str()),
+        (200, "/LM/W3SVC/1/ROOT/var")
+    );
+    let python = get(&host.address, "/var/py/anything");
+    let expected = format!("a on {}\n", default_python().version());
+    assert_eq!((python.status, python.text()), (200, expected));
+    // A longer path that merely starts with `/var/py` is not inside /var/py.
+    let beside = get(&host.address, "/var/pyx?APPL_MD_PATH");
+    assert_eq!((beside.status, beside.text().as_str()), (200, "/LM/W3SVC/1/ROOT/var"));
+    let outside = get(&host.address, "/elsewhere");
+    assert_eq!((outside.status, outside.text().as_str()), (404, "404 Not Found\n"));
+    let finished = host.stop();
+    assert_contains(&finished.stdout, "isapi-host: extension \"native echo\" at /var\n");
+    assert_contains(&finished.stdout, "isapi-host: extension \"a extension\" at /var/py\n");
+}
+
+#[test]
+fn an_app_on_another_python_version_answers_500_while_the_first_keeps_serving() {
+    let (v312, v313) = (version(3, 12), version(3, 13));
+    let a = app("a", &v312);
+    let b = app("b", &v313);
+    let host = serve_apps(&[("/a", &a.dll()), ("/b", &b.dll())]);
+    let refused = get(&host.address, "/b/x");
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (
+            500,
+            "500 Internal Server Error: the application's ISAPI extension did not start\n"
+        )
+    );
+    let served = get(&host.address, "/a/x");
+    assert_eq!((served.status, served.text().as_str()), (200, "a on 3.12\n"));
+    assert_contains(
+        &b.log(),
+        &format!(
+            "started by the frozen app {} (Python 3.12); one process runs one CPython version",
+            win_path(&a.dll())
+        ),
+    );
+    let finished = host.stop();
+    assert_contains(&finished.stderr, "isapi-host: /b: ");
+    assert_contains(&finished.stdout, "isapi-host: extension \"a extension\" at /a\n");
+}
