@@ -12,9 +12,11 @@ How it runs, and why:
   runs too: a startup that fails refuses the load, with its message in the log and the
   Event Log. TerminateExtension lets requests in flight finish (``shutdown_timeout``
   seconds), ends those that do not, then runs the lifespan's shutdown and stops the loop.
-- HttpExtensionProc does not run Python: the runtime puts the request in a mailbox the
-  loop drains and returns HSE_STATUS_PENDING, so IIS's threads never wait for the GIL or
-  for the application; each request ends with DoneWithSession.
+- HttpExtensionProc does not run Python: the runtime puts the request in a mailbox and
+  returns HSE_STATUS_PENDING, so IIS's threads never wait for the GIL or for the
+  application; each request ends with DoneWithSession. The runtime wakes the loop with a
+  completion packet on the proactor's own completion port (one call; a socket the loop
+  reads, the way for other loops, costs three times as much a wake under Wine).
 - Request bodies are read, and responses written, by a small pool of I/O threads in the
   runtime (``_isapi_freeze.AsgiServer``, stub/runtime/src/asgi.rs), which make the
   synchronous ReadClient and WriteClient calls without the GIL and post their results to
@@ -49,6 +51,11 @@ import traceback
 
 from isapi._errorpage import page as _error_page
 from isapi.simple import SimpleExtension
+
+try:
+    import _overlapped
+except ImportError:  # not Windows
+    _overlapped = None
 
 try:
     from _isapi_freeze import AsgiServer as _AsgiServer
@@ -163,9 +170,7 @@ class _Server:
     def start(self):
         """Starts the loop's thread and the lifespan's startup; returns None, or the reason
         the application cannot serve."""
-        self._wake_read, self._wake_write = socket.socketpair()
-        self._wake_read.setblocking(False)
-        self.native.set_wake_socket(self._wake_write.fileno())
+        self._sockets = ()
         self._started = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name="isapi-asgi-loop", daemon=True)
         self._thread.start()
@@ -191,8 +196,8 @@ class _Server:
             self._close_sockets()
 
     def _close_sockets(self):
-        self._wake_read.close()
-        self._wake_write.close()
+        for sock in self._sockets:
+            sock.close()
 
     def _run(self):
         try:
@@ -212,6 +217,7 @@ class _Server:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         pump = self.loop.create_task(self._pump())
+        pump.add_done_callback(self._pump_ended)
         failure = await self._startup()
         if failure is not None:
             pump.cancel()
@@ -223,23 +229,68 @@ class _Server:
         try:
             await self._shutdown()
         finally:
-            pump.cancel()
             left = self.native.close(_END_WAIT)
+            pump.cancel()
+            await asyncio.wait([pump], timeout=_END_WAIT)
             if left:
                 print(f"isapi.asgi: {left} I/O thread(s) still blocked on a client at unload",
                       file=sys.stderr)
 
+    def _pump_ended(self, pump):
+        if pump.cancelled() or pump.exception() is None:
+            return
+        # Nothing reaches the application any more: say so, and answer 503 from now on.
+        error = pump.exception()
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
+        _log_error(f"isapi.asgi: the server's request pump failed; no more requests are served:\n{text}")
+        self.native.stop_accepting()
+
     async def _pump(self):
-        """Drains the runtime's mailbox each time its socket says there is something."""
-        recv, sock, drain = self.loop.sock_recv, self._wake_read, self.native.drain
-        while await recv(sock, 4096):
-            for item in drain():
-                if type(item) is tuple:
-                    future, value = item
-                    if not future.done():
-                        future.set_result(value)
-                else:
-                    self._serve(item)
+        """Drains the runtime's mailbox each time the runtime wakes the loop."""
+        port = _completion_port(self.loop)
+        if port is not None:
+            await self._pump_port(*port)
+        else:
+            await self._pump_socket()
+
+    async def _pump_port(self, cache, port):
+        """The runtime posts a completion packet for an OVERLAPPED this registers with the
+        proactor, which resolves the registered future (as for its own I/O)."""
+        overlapped = _overlapped.Overlapped(0)
+        address = overlapped.address
+        drain, loop = self.native.drain, self.loop
+        self.native.wake_by_port(port, address)
+        try:
+            while True:
+                # Registered again before each drain: a wake needed after the drain finds it.
+                woken = loop.create_future()
+                cache[address] = (woken, overlapped, None, _woken)
+                self._dispatch(drain())
+                await woken
+        finally:
+            # The proactor waits for every registered operation when it closes.
+            cache.pop(address, None)
+
+    async def _pump_socket(self):
+        """The runtime sends a byte on a socket the loop reads."""
+        print(f"isapi.asgi: the event loop ({type(self.loop).__name__}) has no completion port "
+              f"of asyncio's proactor: woken through a socket", file=sys.stderr)
+        wake_read, wake_write = self._sockets = socket.socketpair()
+        wake_read.setblocking(False)
+        self.native.wake_by_socket(wake_write.fileno())
+        recv, drain = self.loop.sock_recv, self.native.drain
+        self._dispatch(drain())
+        while await recv(wake_read, 4096):
+            self._dispatch(drain())
+
+    def _dispatch(self, items):
+        for item in items:
+            if type(item) is tuple:
+                future, value = item
+                if not future.done():
+                    future.set_result(value)
+            else:
+                self._serve(item)
 
     def _serve(self, request):
         try:
@@ -399,6 +450,24 @@ class _Server:
         if not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=_END_WAIT)
+
+
+def _completion_port(loop):
+    """(the proactor's registry of operations, its completion port) when `loop` is
+    asyncio's proactor as CPython 3.11 to 3.13 make it (tests/e2e/asgi.rs checks that each
+    uses it); None for another loop, which is then woken through a socket."""
+    proactor = getattr(loop, "_proactor", None)
+    cache = getattr(proactor, "_cache", None)
+    port = getattr(proactor, "_iocp", None)
+    if (_overlapped is None or not isinstance(loop, getattr(asyncio, "ProactorEventLoop", ()))
+            or not isinstance(cache, dict) or not isinstance(port, int)):
+        return None
+    return cache, port
+
+
+def _woken(transferred, key, overlapped):
+    """The result the proactor gives a completed registration: nothing to read."""
+    return None
 
 
 def _settle(future, value):

@@ -3,8 +3,11 @@
 //! responses move on a small pool of I/O threads that never hold it.
 //!
 //! - HttpExtensionProc (exports.rs asks [`dispatch`] first) puts the control block in a
-//!   mailbox and returns HSE_STATUS_PENDING; the first event of an empty mailbox sends a
-//!   byte on a socket the loop watches, and the loop takes every event at once (`drain`).
+//!   mailbox and returns HSE_STATUS_PENDING; the first event of an empty mailbox wakes the
+//!   loop, which takes every event at once (`drain`). The wake is a completion packet
+//!   posted to the proactor loop's own completion port: one call, where a byte on a socket
+//!   the loop reads (the other way, for other loops) costs a send, a completion and a new
+//!   receive (~150 µs a wake under Wine).
 //! - Each request's I/O (ReadClient, the head, WriteClient, DoneWithSession) runs in order,
 //!   on one I/O thread at a time, with no lock and no GIL held while the server call waits:
 //!   a slow client holds up one I/O thread and its own request. Results reach the loop
@@ -260,10 +263,46 @@ impl Outcome {
     }
 }
 
+/// How a poster wakes the loop.
+#[derive(Clone, Copy)]
+enum Wake {
+    /// A completion packet for `overlapped` (the address the loop registered) on the loop's
+    /// completion port.
+    Port { port: usize, overlapped: usize },
+    /// A byte on a socket (a raw SOCKET, which Python owns) whose other end the loop reads.
+    Socket(u64),
+}
+
+impl Wake {
+    fn wake(self) {
+        match self {
+            Wake::Port { port, overlapped } => {
+                // SAFETY: the port is open while it is set (see `Shared::wake`); a posted
+                // packet's OVERLAPPED is only handed back to the loop, never dereferenced.
+                // A failure can only mean the loop is gone, which closes everything.
+                unsafe {
+                    windows_sys::Win32::System::IO::PostQueuedCompletionStatus(
+                        port as windows_sys::Win32::Foundation::HANDLE,
+                        0,
+                        0,
+                        overlapped as *const windows_sys::Win32::System::IO::OVERLAPPED,
+                    )
+                };
+            }
+            Wake::Socket(socket) => {
+                // SAFETY: as above; ManuallyDrop keeps this borrowed handle from being
+                // closed here.
+                let mut stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_socket(socket) });
+                let _ = stream.write(&[0]);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Mailbox {
     events: Vec<Event>,
-    /// A wake-up byte was sent and the loop has not drained since.
+    /// The loop was woken and has not drained since.
     wake_pending: bool,
     closed: bool,
 }
@@ -281,10 +320,9 @@ struct PoolState {
 #[derive(Default)]
 struct Shared {
     mailbox: Mutex<Mailbox>,
-    /// The socket whose other end the loop reads (a raw SOCKET; Python owns it). Posters
-    /// send while holding the read lock, and `close` takes the write lock before Python
-    /// closes it.
-    wake: RwLock<Option<u64>>,
+    /// How to wake the loop. Posters wake while holding the read lock, and `close` takes
+    /// the write lock before Python may close the port or the socket.
+    wake: RwLock<Option<Wake>>,
     accepting: AtomicBool,
     /// Requests taken and not yet ended with DoneWithSession.
     in_flight: AtomicUsize,
@@ -323,13 +361,9 @@ impl Shared {
             !std::mem::replace(&mut mailbox.wake_pending, true)
         };
         if wake {
-            let socket = self.wake.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(socket) = *socket {
-                // SAFETY: the socket is open while it is set (see `wake`); ManuallyDrop
-                // keeps this borrowed handle from being closed here.
-                let mut stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_socket(socket) });
-                // A failed send can only mean the loop is gone, which closes everything.
-                let _ = stream.write(&[0]);
+            let target = self.wake.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(target) = *target {
+                target.wake();
             }
         }
         Ok(())
@@ -1066,10 +1100,16 @@ impl AsgiServer {
         }
     }
 
-    /// The handle of the socket to send a byte on when the mailbox gets its first event
-    /// (its other end is what the loop watches).
-    fn set_wake_socket(&self, handle: u64) {
-        *self.shared.wake.write().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    /// Wakes the loop with a completion packet for `overlapped` on the completion port
+    /// `port` when the mailbox gets its first event.
+    fn wake_by_port(&self, port: usize, overlapped: usize) {
+        *self.shared.wake.write().unwrap_or_else(|e| e.into_inner()) = Some(Wake::Port { port, overlapped });
+    }
+
+    /// Wakes the loop with a byte on the socket `handle` (its other end is what the loop
+    /// reads) when the mailbox gets its first event.
+    fn wake_by_socket(&self, handle: u64) {
+        *self.shared.wake.write().unwrap_or_else(|e| e.into_inner()) = Some(Wake::Socket(handle));
     }
 
     /// Takes the extension's requests straight from HttpExtensionProc, without calling the
@@ -1131,7 +1171,7 @@ impl AsgiServer {
     }
 
     /// Closes the server: HttpExtensionProc no longer reaches it, requests never drained
-    /// get a 503, the wake socket is no longer used (Python may close it), and the I/O
+    /// get a 503, the loop is no longer woken (Python may close the port or socket), and the I/O
     /// threads finish what is queued and stop. Waits at most `timeout` seconds for them;
     /// returns how many are still running (blocked on a client).
     fn close(&self, py: Python<'_>, timeout: f64) -> usize {
