@@ -216,12 +216,12 @@ class _Server:
     async def _main(self):
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        pump = self.loop.create_task(self._pump())
-        pump.add_done_callback(self._pump_ended)
+        port = _completion_port(self.loop)
+        wakeup = _PortWakeup(self, *port) if port is not None else _SocketWakeup(self)
         failure = await self._startup()
         if failure is not None:
-            pump.cancel()
             self.native.close(_END_WAIT)
+            await wakeup.close()
             self._started.set_result(failure)
             return
         self._started.set_result(None)
@@ -230,58 +230,20 @@ class _Server:
             await self._shutdown()
         finally:
             left = self.native.close(_END_WAIT)
-            pump.cancel()
-            await asyncio.wait([pump], timeout=_END_WAIT)
+            await wakeup.close()
             if left:
                 print(f"isapi.asgi: {left} I/O thread(s) still blocked on a client at unload",
                       file=sys.stderr)
 
-    def _pump_ended(self, pump):
-        if pump.cancelled() or pump.exception() is None:
-            return
-        # Nothing reaches the application any more: say so, and answer 503 from now on.
-        error = pump.exception()
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
-        _log_error(f"isapi.asgi: the server's request pump failed; no more requests are served:\n{text}")
-        self.native.stop_accepting()
-
-    async def _pump(self):
-        """Drains the runtime's mailbox each time the runtime wakes the loop."""
-        port = _completion_port(self.loop)
-        if port is not None:
-            await self._pump_port(*port)
-        else:
-            await self._pump_socket()
-
-    async def _pump_port(self, cache, port):
-        """The runtime posts a completion packet for an OVERLAPPED this registers with the
-        proactor, which resolves the registered future (as for its own I/O)."""
-        overlapped = _overlapped.Overlapped(0)
-        address = overlapped.address
-        drain, loop = self.native.drain, self.loop
-        self.native.wake_by_port(port, address)
+    def drain(self):
+        """Takes every event of the runtime's mailbox: new requests, I/O results."""
         try:
-            while True:
-                # Registered again before each drain: a wake needed after the drain finds it.
-                woken = loop.create_future()
-                cache[address] = (woken, overlapped, None, _woken)
-                self._dispatch(drain())
-                await woken
-        finally:
-            # The proactor waits for every registered operation when it closes.
-            cache.pop(address, None)
-
-    async def _pump_socket(self):
-        """The runtime sends a byte on a socket the loop reads."""
-        print(f"isapi.asgi: the event loop ({type(self.loop).__name__}) has no completion port "
-              f"of asyncio's proactor: woken through a socket", file=sys.stderr)
-        wake_read, wake_write = self._sockets = socket.socketpair()
-        wake_read.setblocking(False)
-        self.native.wake_by_socket(wake_write.fileno())
-        recv, drain = self.loop.sock_recv, self.native.drain
-        self._dispatch(drain())
-        while await recv(wake_read, 4096):
-            self._dispatch(drain())
+            self._dispatch(self.native.drain())
+        except BaseException:
+            # Nothing may escape into the loop's own machinery (this runs inside its poll);
+            # what failed is lost, the next events are served.
+            text = traceback.format_exc().rstrip()
+            _log_error(f"isapi.asgi: taking the server's events failed:\n{text}")
 
     def _dispatch(self, items):
         for item in items:
@@ -300,11 +262,13 @@ class _Server:
             traceback.print_exc(file=sys.stderr)
             request.fail(_error_page())
             return
-        task = self.loop.create_task(self._handle(request, scope))
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        self.loop.create_task(self._handle(request, scope))
 
     async def _handle(self, request, scope):
+        # Kept from its first step (before, the loop holds it) until its end, for the
+        # shutdown; a done-callback would cost a turn of the loop per request.
+        task = asyncio.current_task()
+        self._requests.add(task)
         exchange = _Exchange(self, request)
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -340,6 +304,7 @@ class _Server:
                           f"{_request_line(scope)}", file=sys.stderr)
                     request.fail(_error_page())
         finally:
+            self._requests.discard(task)
             exchange.finished()
 
     def _watch(self, request):
@@ -452,6 +417,57 @@ class _Server:
             await asyncio.wait([task], timeout=_END_WAIT)
 
 
+class _PortWakeup:
+    """The runtime posts a completion packet for an OVERLAPPED registered with asyncio's
+    proactor, which calls `_woken` for it on the loop's thread, inside its poll: the
+    mailbox is drained there, and the requests' tasks start in the same turn of the loop."""
+
+    def __init__(self, server, cache, port):
+        self.server = server
+        self.cache = cache
+        self.overlapped = _overlapped.Overlapped(0)
+        self.address = self.overlapped.address
+        self._arm()
+        server.native.wake_by_port(port, self.address)
+        # What was posted before the runtime knew the port.
+        server.drain()
+
+    def _arm(self):
+        """Registers the OVERLAPPED for the next wake (a completion takes the registration
+        away), before the drain: a wake needed after the drain finds it."""
+        self.cache[self.address] = (self.server.loop.create_future(), self.overlapped, None, self._woken)
+
+    def _woken(self, transferred, key, overlapped):
+        self._arm()
+        self.server.drain()
+
+    async def close(self):
+        # The proactor waits for every registered operation when it closes.
+        self.cache.pop(self.address, None)
+
+
+class _SocketWakeup:
+    """The runtime sends a byte on a socket a task of the loop reads."""
+
+    def __init__(self, server):
+        self.server = server
+        print(f"isapi.asgi: the event loop ({type(server.loop).__name__}) has no completion port "
+              f"of asyncio's proactor: woken through a socket", file=sys.stderr)
+        wake_read, wake_write = server._sockets = socket.socketpair()
+        wake_read.setblocking(False)
+        server.native.wake_by_socket(wake_write.fileno())
+        self.task = server.loop.create_task(self._pump(wake_read))
+
+    async def _pump(self, wake_read):
+        self.server.drain()
+        while await self.server.loop.sock_recv(wake_read, 4096):
+            self.server.drain()
+
+    async def close(self):
+        self.task.cancel()
+        await asyncio.wait([self.task], timeout=_END_WAIT)
+
+
 def _completion_port(loop):
     """(the proactor's registry of operations, its completion port) when `loop` is
     asyncio's proactor as CPython 3.11 to 3.13 make it (tests/e2e/asgi.rs checks that each
@@ -463,11 +479,6 @@ def _completion_port(loop):
             or not isinstance(cache, dict) or not isinstance(port, int)):
         return None
     return cache, port
-
-
-def _woken(transferred, key, overlapped):
-    """The result the proactor gives a completed registration: nothing to read."""
-    return None
 
 
 def _settle(future, value):
