@@ -196,6 +196,39 @@ fn fastapi_answers_json_with_path_query_and_body_parameters() {
 }
 
 #[test]
+fn the_example_app_gives_its_documented_answers() {
+    let example = shared_with("asgi: examples/fastapi_app", || {
+        Freeze::script(repo().join("examples/fastapi_app/app.py"))
+            .path(fastapi_site(&default_python()))
+            .arg("--strict")
+            .ok()
+    });
+    let host = Host::start(&example.dll(), &[]);
+    let hello = get(&host.address, "/");
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.header("Content-Type"), Some("application/json"));
+    assert_eq!(hello.text(), r#"{"message":"Hello from FastAPI on IIS"}"#);
+    assert_eq!(get(&host.address, "/items/42?q=x").text(), r#"{"item_id":42,"q":"x"}"#);
+    assert_eq!(get(&host.address, "/items/abc").status, 422);
+    let priced = post_as(
+        &host.address,
+        "/items",
+        "application/json",
+        br#"{"name": "pen", "price": 2.5}"#,
+    );
+    assert_eq!(
+        (priced.status, priced.text().as_str()),
+        (200, r#"{"name":"pen","price":2.5,"with_tax":3.0}"#)
+    );
+    let mut events = Streamed::get(&host.address, "/events");
+    assert_contains(&events.head, "content-type: text/event-stream");
+    for i in 0..3 {
+        assert_eq!(events.chunk(), format!("data: tick {i}\n\n").as_bytes());
+    }
+    assert_eq!(events.chunk(), b"");
+}
+
+#[test]
 fn the_scope_has_every_field_of_the_http_spec() {
     let host = fastapi_host();
     let port = host.port();
