@@ -1063,6 +1063,20 @@ impl AsgiRequest {
     }
 }
 
+impl Drop for AsgiRequest {
+    /// A request the Python side let go of without ending it (a bug there) would keep IIS
+    /// waiting for DoneWithSession: it ends with HSE_STATUS_ERROR, and the log says so.
+    fn drop(&mut self) {
+        let io = lock(&self.core.io);
+        if io.finished {
+            return;
+        }
+        crate::served::log("isapi.asgi: a request was dropped before its end: closing its connection");
+        self.retire_ecb();
+        self.abort_with(io);
+    }
+}
+
 impl AsgiRequest {
     fn abort_with(&self, mut io: MutexGuard<'_, Io>) {
         if io.finished {
