@@ -20,11 +20,14 @@ How it runs, and why:
 - Request bodies are read, and responses written, by a small pool of I/O threads in the
   runtime (``_isapi_freeze.AsgiServer``, stub/runtime/src/asgi.rs), which make the
   synchronous ReadClient and WriteClient calls without the GIL and post their results to
-  the loop. ISAPI's asynchronous I/O was the other way: it needs a completion callback per
-  request that takes the GIL on IIS's threads, and isapi-host performs an asynchronous
-  write on the caller's thread; a thread per blocked call is simple, the same under both
-  servers, and a slow client blocks one I/O thread, not the loop. A response's first small
-  write and DoneWithSession, which never wait for the client, run on the loop's thread.
+  the loop. ISAPI's asynchronous I/O was the other way, and not a sound one here: the
+  runtime's control block has asynchronous writes but no asynchronous ReadClient
+  (HSE_REQ_ASYNC_READ_CLIENT), isapi-host makes an asynchronous write on the caller's
+  thread (the loop's, then) and calls its completion on a new thread, and each completion
+  would take the GIL on a server thread. A thread per blocked call is simple, the same
+  under IIS and isapi-host, and a slow client blocks one I/O thread, not the loop. A
+  response's first small write and DoneWithSession, which never wait for the client, run
+  on the loop's thread.
 - Backpressure: receive() reads the next part of the body (64 KiB at most) only when the
   application asks; send() returns once the data is queued, and waits while more than
   256 KiB of the request's response are queued and not yet written.
@@ -33,7 +36,8 @@ How it runs, and why:
   response is complete; send() to a client that left raises ClientDisconnected (an
   OSError, spec version 2.4).
 - Errors: an exception before the response head went out gives the 500 page and the
-  traceback in the log; after it, the connection is closed and the traceback logged.
+  traceback in the log (Starlette's own plain 500 page for it is replaced; an exception
+  handler's response is not); after it, the connection is closed and the traceback logged.
 
 The scope has every key of the ASGI HTTP spec: ``path`` is the whole decoded URL path,
 ``root_path`` where the application is mounted (from APPL_MD_PATH, as isapi.wsgi's

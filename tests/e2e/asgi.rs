@@ -327,6 +327,41 @@ fn a_client_that_leaves_mid_stream_is_seen_by_the_app_and_the_next_request_is_se
 }
 
 #[test]
+fn a_client_that_does_not_read_holds_up_only_its_own_response() {
+    let host = fastapi_host();
+    let mut slow = TcpStream::connect(&host.address).unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    for i in 0..5 {
+        let r = get(&host.address, &format!("/items/{i}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The app's sends stop once the socket's buffers and the server's 256 KiB are full:
+    // what it got past send() stops growing far below the 64 MiB it has to send.
+    let sent = || -> u64 {
+        let events = get(&host.address, "/events").text();
+        let at = events.find(r#""big_sent":"#).unwrap() + r#""big_sent":"#.len();
+        events[at..].trim_end_matches('}').parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = sent();
+    let stalled = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = sent();
+        if now == last && now > 0 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the app never stopped sending: {now} bytes");
+        last = now;
+    };
+    assert!(
+        stalled < 32 << 20,
+        "{stalled} bytes queued for a client that reads nothing"
+    );
+    drop(slow);
+    assert_eq!(get(&host.address, "/items/9").status, 200, "the next request is served");
+}
+
+#[test]
 fn an_exception_before_the_response_gives_the_500_page_and_the_traceback_in_the_log() {
     let host = fastapi_host();
     let r = get(&host.address, "/fail/before");
@@ -535,6 +570,41 @@ fn a_raw_app_without_a_response_or_with_a_broken_header_gets_the_500_page() {
             "ValueError: a response header contains a line break: (b'x-bad', b'a\\r\\ninjected: 1')",
         ],
     );
+}
+
+#[test]
+fn a_subclass_that_overrides_http_extension_proc_gets_every_request() {
+    let counting = Freeze::source(
+        "counting_asgi.py",
+        r#"
+from isapi.asgi import ASGIExtension
+
+class Counting(ASGIExtension):
+    "counting ASGI extension"
+    seen = 0
+
+    def HttpExtensionProc(self, ecb):
+        Counting.seen += 1
+        return ASGIExtension.HttpExtensionProc(self, ecb)
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    ecb = scope["extensions"]["isapi.ecb"]
+    text = "seen %d, %s" % (Counting.seen, ecb.GetServerVariable("REQUEST_METHOD").decode())
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+def __ExtensionFactory__():
+    return Counting(app)
+"#,
+    )
+    .ok();
+    let host = Host::start(&counting.dll(), &[]);
+    assert_eq!(get(&host.address, "/").text(), "seen 1, GET");
+    assert_eq!(post(&host.address, "/", b"x").text(), "seen 2, POST");
+    let finished = host.stop();
+    assert_contains(&finished.stdout, "isapi-host: extension \"counting ASGI extension\"");
 }
 
 #[test]
