@@ -558,8 +558,7 @@ impl Core {
         data.truncate(got);
         let more = match remaining {
             // Fewer bytes than Content-Length said: the client left mid-body.
-            Some(left) if got == 0 => {
-                let _ = left;
+            Some(_) if got == 0 => {
                 self.lost(shared);
                 return Outcome::Nothing;
             }
