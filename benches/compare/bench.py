@@ -101,13 +101,14 @@ def median(values):
 
 
 class App:
-    def __init__(self, key, title, script, path, extra=(), pywin32_extra=()):
+    def __init__(self, key, title, script, path, extra=(), pywin32_extra=(), pywin32=True):
         self.key = key
         self.title = title
         self.script = script
         self.path = path  # the request path measured
         self.extra = list(extra)  # isapi-freeze options
         self.pywin32_extra = list(pywin32_extra)  # (source, name) copied beside the script
+        self.pywin32 = pywin32  # False: compared with another app of ours (ASGI_PAIRS), not pywin32
 
 
 FLASK_DIR = ROOT / "examples/flask_app"
@@ -120,10 +121,23 @@ APPS = [
         "Flask example (template page)",
         FLASK_DIR / "app.py",
         "/",
-        extra=["--path", SITES / "flask", "--data", f"{FLASK_DIR}/templates=templates",
-               "--data", f"{FLASK_DIR}/static=static"],
-        pywin32_extra=[(FLASK_DIR / "templates", "templates"), (FLASK_DIR / "static", "static")],
+        # The app factory's package ships its templates and static files as package data.
+        extra=["--path", SITES / "flask"],
+        pywin32_extra=[(FLASK_DIR / "hello_site", "hello_site")],
     ),
+    # isapi.asgi against what ran FastAPI on IIS before it (pywin32 has no ASGI server).
+    App("fastapi_asgi", "FastAPI hello JSON through isapi.asgi", ROOT / "benches/compare/apps/fastapi_asgi.py",
+        "/hello", extra=["--path", SITES / "fastapi"], pywin32=False),
+    App("fastapi_a2wsgi", "FastAPI hello JSON through a2wsgi on isapi.wsgi",
+        ROOT / "benches/compare/apps/fastapi_a2wsgi.py", "/hello", extra=["--path", SITES / "fastapi"],
+        pywin32=False),
+    App("asgi", "hello through isapi.asgi", ROOT / "benches/compare/apps/asgi_hello.py", "/", pywin32=False),
+]
+PYWIN32_APPS = [app for app in APPS if app.pywin32]
+# (title, ours, the app it is set against, the least ratio the issue asks for and where).
+ASGI_PAIRS = [
+    ("FastAPI hello JSON: isapi.asgi / a2wsgi on isapi.wsgi", "fastapi_asgi", "fastapi_a2wsgi", 2.0, ("in process",)),
+    ("plain hello: isapi.asgi / isapi.wsgi", "asgi", "wsgi", 0.5, ("in process", "HTTP")),
 ]
 
 
@@ -174,7 +188,8 @@ def pywin32_folder(app, folder):
 
 def setup():
     for needed, how in [(CLI, "make cli"), (STUBS / "isapi-bench-driver.exe", "make bench"),
-                        (PYTHON / f"{STEM}.dll", "make python"), (SITES / "pywin32/.done", "make sites")]:
+                        (PYTHON / f"{STEM}.dll", "make python"), (SITES / "pywin32/.done", "make sites"),
+                        (SITES / "fastapi/.done", "make sites")]:
         if not needed.exists():
             raise SystemExit(f"bench: missing {needed} ({how})")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -192,8 +207,9 @@ def setup():
         dist = WORK / "ours" / app.key
         freeze(app, dist, cache)
         peers.append(Peer("isapi-freeze", app.key, dist / f"_{app.script.stem}.dll", app.path))
-        dll = pywin32_folder(app, WORK / "pywin32" / app.key)
-        peers.append(Peer("pywin32", app.key, dll, app.path))
+        if app.pywin32:
+            dll = pywin32_folder(app, WORK / "pywin32" / app.key)
+            peers.append(Peer("pywin32", app.key, dll, app.path))
     peers.append(Peer("native", "hello", STUBS / "native_extension.dll", "/hello"))
     return peers
 
@@ -202,11 +218,31 @@ def setup():
 # In process: the driver calls HttpExtensionProc
 
 
+# Driver runs that printed their figures and then never exited (peer names): under Wine a
+# process whose unload leaves threads running (a2wsgi's event loop thread) can hang in its
+# exit. The figures came before the unload, so they count; the report says how often.
+HUNG_EXITS = []
+
+
 def drive(peer, clients, seconds, warmup=200):
     command = [WINE, STUBS / "isapi-bench-driver.exe", win_path(peer.dll), "--path", peer.path,
                "--clients", clients, "--seconds", seconds, "--warmup", warmup]
-    result = run(command, cwd=peer.dll.parent, stdin=subprocess.DEVNULL)
-    line = next(line for line in result.stdout.splitlines() if line.startswith("{"))
+    note(command)
+    process = subprocess.Popen([str(c) for c in command], cwd=peer.dll.parent, env=ENV,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    hung = False
+    try:
+        out, err = process.communicate(timeout=float(seconds) + 90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        hung = True
+    line = next((line for line in out.splitlines() if line.startswith("{")), None)
+    if hung and line is not None:
+        HUNG_EXITS.append(peer.name)
+    elif line is None or process.returncode != 0:
+        raise SystemExit(f"bench: {command} failed ({process.returncode}):\n{out}\n{err}")
     return json.loads(line)
 
 
@@ -323,7 +359,8 @@ def pyinstaller(app, root, clean):
                "--distpath", root / "dist", "--workpath", root / "build", "--specpath", root,
                "--paths", ROOT / "resources", app.script]
     if app.key == "flask":
-        command[-1:-1] = ["--add-data", f"{FLASK_DIR}/templates:templates", "--add-data", f"{FLASK_DIR}/static:static"]
+        command[-1:-1] = ["--add-data", f"{FLASK_DIR}/hello_site/templates:hello_site/templates",
+                          "--add-data", f"{FLASK_DIR}/hello_site/static:hello_site/static"]
     env = dict(ENV, PYINSTALLER_CONFIG_DIR=str(root / "config"))
     began = time.perf_counter()
     run(command, env=env, cwd=root)
@@ -418,6 +455,9 @@ def report(peers, inproc, bodies, http, freeze_results, started):
               "so pywin32 imports from cached bytecode, its best case.",
               "- **native**: tests/fixtures/native-extension (Rust, no Python), `/hello` answering "
               "hello's exact bytes: the ceiling of the driver and the host.",
+              "- **isapi.asgi** apps (`fastapi_asgi`, `asgi`) are set against our own other way to serve "
+              "them (`fastapi_a2wsgi`: the same FastAPI app through a2wsgi's bridge on isapi.wsgi; "
+              "`wsgi`: the WSGI hello), not against pywin32, which has no ASGI server.",
               "- **PyInstaller**: `pyinstaller --onedir` of the same scripts on Linux (freeze time, size).",
               "", "Every peer answered 200 with these bodies (first response of the in-process driver):", ""]
     for name in names:
@@ -428,7 +468,7 @@ def report(peers, inproc, bodies, http, freeze_results, started):
         out = ["", f"## {title}", "",
                "| app | clients | isapi-freeze req/s | pywin32 req/s | **ratio** | native req/s | "
                "isapi-freeze p50 / p99 (µs) | pywin32 p50 / p99 (µs) |", "|---|---|---|---|---|---|---|---|"]
-        for app in APPS:
+        for app in PYWIN32_APPS:
             for clients in (1, 8):
                 def stat(loader, key, app_key=app.key):
                     runs = results.get(f"{loader}/{app_key}", {}).get(clients, [])
@@ -444,13 +484,18 @@ def report(peers, inproc, bodies, http, freeze_results, started):
     lines += table("Throughput in process (driver calls HttpExtensionProc)", inproc, "inproc")
     lines += ["", f"Each run: {SECONDS:g} s after 200 warm-up requests, closed loop, C client threads "
               "each waiting for its request to finish (DONE_WITH_SESSION for HSE_STATUS_PENDING)."]
+    if HUNG_EXITS:
+        counts = ", ".join(f"{name} {HUNG_EXITS.count(name)}" for name in sorted(set(HUNG_EXITS)))
+        lines += ["", f"Driver runs that printed their figures and then hung in their exit under Wine "
+                  f"(killed after 90 s; the figures count): {counts}."]
     lines += table("Throughput over HTTP (isapi-host on loopback, wrk)", http, "http")
     lines += ["", f"Each run: `wrk -t min(C,2) -c C -d {SECONDS:g}s --latency`, keep-alive, against one "
               "isapi-host per peer started before the runs (1 s warm-up each)."]
+    lines += asgi_table(inproc, http)
 
     lines += ["", "## Cold start (LoadLibraryExW to the first complete response, in process)", "",
               "| app | isapi-freeze (ms) | pywin32 from .py files (ms) | **ratio** |", "|---|---|---|---|"]
-    for app in APPS:
+    for app in PYWIN32_APPS:
         ours = median(inproc[f"isapi-freeze/{app.key}"]["cold"])
         theirs = median(inproc[f"pywin32/{app.key}"]["cold"])
         lines.append(f"| {app.title} | {fmt(ours, 1)} | {fmt(theirs, 1)} | **{ratio(ours, theirs):.2f}x** |")
@@ -473,7 +518,7 @@ def report(peers, inproc, bodies, http, freeze_results, started):
 
     lines += ["", "## Peak memory of the serving process (isapi-host, VmHWM after the HTTP runs)", "",
               "| app | isapi-freeze (MiB) | pywin32 (MiB) | native (MiB) |", "|---|---|---|---|"]
-    for app in APPS:
+    for app in PYWIN32_APPS:
         mem = lambda loader, key=app.key: http.get(f"{loader}/{key}", {}).get("memory_kib")
         native = f"{mem('native', 'hello') / 1024:.0f}" if app.key == "hello" else ""
         lines.append(f"| {app.title} | {mem('isapi-freeze') / 1024:.0f} | {mem('pywin32') / 1024:.0f} | {native} |")
@@ -488,6 +533,28 @@ def report(peers, inproc, bodies, http, freeze_results, started):
         {"inproc": inproc, "http": http, "freeze": freeze_results}, indent=1, default=str))
 
 
+def asgi_table(inproc, http):
+    """isapi.asgi against the app it is set against (ASGI_PAIRS), in process and over HTTP."""
+    out = ["", "## isapi.asgi (in process and over HTTP)", "",
+           "| comparison | where | clients | isapi.asgi req/s | against req/s | **ratio** | "
+           "isapi.asgi p50 / p99 (µs) | against p50 / p99 (µs) |", "|---|---|---|---|---|---|---|---|"]
+    for title, ours, theirs, _, _ in ASGI_PAIRS:
+        for label, results in (("in process", inproc), ("HTTP", http)):
+            for clients in (1, 8):
+                def stat(key, what):
+                    return median([r[what] for r in results.get(f"isapi-freeze/{key}", {}).get(clients, [])])
+                a, b = stat(ours, "rps"), stat(theirs, "rps")
+                out.append(f"| {title} | {label} | {clients} | {fmt(a)} | {fmt(b)} | **{ratio(a, b):.2f}x** | "
+                           f"{fmt(stat(ours, 'p50_us'), 1)} / {fmt(stat(ours, 'p99_us'), 1)} | "
+                           f"{fmt(stat(theirs, 'p50_us'), 1)} / {fmt(stat(theirs, 'p99_us'), 1)} |")
+    out += ["", "The same runs as the tables above (same driver, same wrk, interleaved with the other "
+            "peers). FastAPI hello: `@app.get(\"/hello\")` returning `{\"message\": ...}`, through "
+            "`isapi.asgi.factory(app)` and through `isapi.wsgi.factory(a2wsgi.ASGIMiddleware(app))`. "
+            "Plain hello: a raw ASGI app sending a fixed 44-byte text, set against examples/wsgi's "
+            "greeting through isapi.wsgi."]
+    return out
+
+
 def targets(inproc, http, freeze_results):
     def rps(results, name, clients):
         return median([r["rps"] for r in results[name][clients]])
@@ -498,13 +565,19 @@ def targets(inproc, http, freeze_results):
         rows.append(f"| {text} | {value} | {'yes' if ok else '**no**'} |")
 
     for label, results in (("in process", inproc), ("HTTP", http)):
-        for app in APPS:
+        for app in PYWIN32_APPS:
             for clients in (1, 8):
                 r = ratio(rps(results, f"isapi-freeze/{app.key}", clients), rps(results, f"pywin32/{app.key}", clients))
                 row(f"throughput >= 2x pywin32: {app.title}, {label}, {clients} clients", f"{r:.2f}x", r >= 2)
         for clients in (1, 8):
             r = ratio(rps(results, "isapi-freeze/wsgi", clients), rps(results, "isapi-freeze/hello", clients))
             row(f"WSGI hello >= 0.5x SimpleExtension hello, {label}, {clients} clients", f"{r:.2f}x", r >= 0.5)
+        for title, ours, theirs, least, where in ASGI_PAIRS:
+            if label not in where:
+                continue
+            for clients in (1, 8):
+                r = ratio(rps(results, f"isapi-freeze/{ours}", clients), rps(results, f"isapi-freeze/{theirs}", clients))
+                row(f"{title} >= {least:g}x, {label}, {clients} clients", f"{r:.2f}x", r >= least)
     r = ratio(median(inproc["isapi-freeze/flask"]["cold"]), median(inproc["pywin32/flask"]["cold"]))
     row("Flask cold start <= 0.5x pywin32 from .py files", f"{r:.2f}x", r <= 0.5)
     for key, result in freeze_results.items():

@@ -464,6 +464,7 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
             "isapi/__init__.pyc",
             "isapi/_errorpage.pyc",
             "isapi/_iisconfig.pyc",
+            "isapi/asgi.pyc",
             "isapi/install.pyc",
             "isapi/isapicon.pyc",
             "isapi/simple.pyc",

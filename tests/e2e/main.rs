@@ -3,6 +3,7 @@
 //! also says once, before anything runs under Wine, what `make test` has yet to prepare.
 
 mod apps;
+mod asgi;
 mod diagnostics;
 mod ecb;
 mod environment;

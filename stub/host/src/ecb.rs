@@ -918,7 +918,7 @@ unsafe extern "system" fn server_support_function(
             let answer = if request == HSE_REQ_IS_KEEP_CONN {
                 session.exchange().client_keep_alive
             } else {
-                !lock(&session.out).failed
+                !lock(&session.out).failed && !session.socket.as_ref().is_some_and(client_left)
             };
             // SAFETY: lpvBuffer points to the extension's BOOL for the answer.
             unsafe { *buffer.cast::<BOOL>() = if answer { TRUE } else { FALSE } };
@@ -1270,4 +1270,28 @@ fn read_at(file: HANDLE, offset: u64, buffer: &mut [u8]) -> Result<usize, u32> {
         return if code == ERROR_HANDLE_EOF { Ok(0) } else { Err(code) };
     }
     Ok(read as usize)
+}
+
+/// Whether the client closed its side of the connection (HSE_REQ_IS_CONNECTED, as IIS
+/// answers it for an extension waiting on something else than the client): the socket is
+/// readable and has no byte to read, which is end of stream or an error. It never waits
+/// and consumes nothing: a pipelined request waiting to be read means the client is there.
+fn client_left(socket: &TcpStream) -> bool {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{ioctlsocket, select, FD_SET, FIONREAD, SOCKET, TIMEVAL};
+    let raw = socket.as_raw_socket() as SOCKET;
+    let mut readable = FD_SET {
+        fd_count: 1,
+        ..Default::default()
+    };
+    readable.fd_array[0] = raw;
+    let now = TIMEVAL { tv_sec: 0, tv_usec: 0 };
+    let mut waiting = 0u32;
+    // SAFETY: `raw` is the connection's socket, open while its session is; the set and the
+    // zero timeout (select returns at once) are ours for the call.
+    unsafe {
+        select(0, &mut readable, std::ptr::null_mut(), std::ptr::null_mut(), &now) == 1
+            && ioctlsocket(raw, FIONREAD, &mut waiting) == 0
+            && waiting == 0
+    }
 }

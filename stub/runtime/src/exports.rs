@@ -118,6 +118,10 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
 #[no_mangle]
 pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOCK) -> u32 {
     guarded(HSE_STATUS_ERROR, || {
+        // An ASGI server taking requests natively queues them without the GIL.
+        if let Some(status) = crate::asgi::dispatch(ecb) {
+            return status;
+        }
         interpreter::attach(|py| {
             let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
                 return HSE_STATUS_ERROR;

@@ -10,6 +10,7 @@
 // The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
 #![cfg_attr(not(windows), allow(dead_code))]
 
+mod asgi_http;
 mod c_strings;
 mod cgi;
 mod response_head;
@@ -17,6 +18,8 @@ mod server_variables;
 
 #[cfg(windows)]
 mod archive;
+#[cfg(windows)]
+mod asgi;
 #[cfg(windows)]
 mod crt_stdio;
 #[cfg(windows)]

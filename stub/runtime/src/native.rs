@@ -10,6 +10,8 @@ pub mod _isapi_freeze {
     use pyo3::types::{PyBytes, PyDict};
 
     #[pymodule_export]
+    use crate::asgi::{AsgiRequest, AsgiServer};
+    #[pymodule_export]
     use crate::ecb::ExtensionControlBlock;
     #[pymodule_export]
     use crate::filter::{
