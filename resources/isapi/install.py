@@ -909,7 +909,70 @@ def apply(params, target, options, installing, rollback=False):
         for command in recycle:
             _run([appcmd] + command, "recycling the application pool")
     if switch is not None:
+        loader = ntpath.basename(target.loader)
+        event_source(target, options, add=ntpath.join(switch[1], loader), drop=ntpath.join(switch[0], loader))
         log(1, f"{target.name} now runs from {switch[1]} (before: {switch[0]})")
+    elif installing and not rollback:
+        event_source(target, options, add=target.loader)
+    elif not installing:
+        event_source(target, options, drop=target.loader)
+
+
+# The Event Log source ------------------------------------------------------------------
+#
+# The stubs report errors under one source with event ids whose texts are in a message
+# table in every loader. The source's key lists the loaders of the installed apps as
+# values of their own (so that two installers never rewrite one list at once);
+# EventMessageFile names one of them, and the key goes with the last of them.
+
+EVENT_SOURCE = "isapi-freeze"
+EVENT_SOURCE_KEY = "SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\" + EVENT_SOURCE
+# EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE
+EVENT_TYPES_SUPPORTED = 7
+_USER_PREFIX = "isapi-freeze app: "
+
+
+def event_source(target, options, add=None, drop=None):
+    """Registers ``add`` (a loader path) as a user of the event source and unregisters
+    ``drop``; only on the machine that runs the app (not for --physical-path)."""
+    if getattr(options, "physical_path", None):
+        log(2, f"note: register the Event Log source {EVENT_SOURCE} on the server (install there)")
+        return
+    try:
+        import winreg
+    except ImportError:
+        return
+    try:
+        key = winreg.CreateKeyEx(winreg.HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY, 0, winreg.KEY_ALL_ACCESS)
+        with key:
+            if drop:
+                try:
+                    winreg.DeleteValue(key, _USER_PREFIX + drop)
+                except FileNotFoundError:
+                    pass
+            if add:
+                winreg.SetValueEx(key, _USER_PREFIX + add, 0, winreg.REG_SZ, target.name)
+            users = []
+            index = 0
+            while True:
+                try:
+                    name, _, _ = winreg.EnumValue(key, index)
+                except OSError:
+                    break
+                if name.startswith(_USER_PREFIX):
+                    users.append(name[len(_USER_PREFIX) :])
+                index += 1
+            if users:
+                winreg.SetValueEx(key, "EventMessageFile", 0, winreg.REG_EXPAND_SZ, add or sorted(users)[0])
+                winreg.SetValueEx(key, "TypesSupported", 0, winreg.REG_DWORD, EVENT_TYPES_SUPPORTED)
+        if not users:
+            winreg.DeleteKey(winreg.HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY)
+            log(2, f"unregistered the Event Log source {EVENT_SOURCE}")
+        else:
+            log(2, f"registered the Event Log source {EVENT_SOURCE} (messages: {add or sorted(users)[0]})")
+    except OSError as e:
+        # IIS already serves the change; the events still arrive, only without their texts.
+        log(1, f"note: cannot register the Event Log source {EVENT_SOURCE} (HKLM\\{EVENT_SOURCE_KEY}): {e.strerror}")
 
 
 # Upgrades side by side --------------------------------------------------------------

@@ -1123,3 +1123,89 @@ fn an_upgrade_into_a_folder_inside_the_installed_one_or_another_apps_is_refused(
     );
     assert_eq!(config.text(), served);
 }
+
+// The Event Log source ----------------------------------------------------------------
+
+/// What Windows says of the event source for `loader`: the registry entries (this
+/// loader's among the source's users, TypesSupported) and the texts FormatMessage finds
+/// in the loader's message table for events 1 to 4, each with "boom" as its %1.
+fn event_source_seen(dir: &Path, loader: &Path) -> Vec<String> {
+    let script = dir.join("event_source.py");
+    std::fs::write(
+        &script,
+        r#"import ctypes, sys, winreg
+key_path = r"SYSTEM\CurrentControlSet\Services\EventLog\Application\isapi-freeze"
+loader = sys.argv[1]
+try:
+    with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key_path) as key:
+        for name in ("isapi-freeze app: " + loader, "TypesSupported"):
+            try:
+                print(name.replace(loader, "LOADER"), "=", winreg.QueryValueEx(key, name)[0])
+            except FileNotFoundError:
+                print(name.replace(loader, "LOADER"), "missing")
+        message_file = winreg.QueryValueEx(key, "EventMessageFile")[0]
+        print("EventMessageFile is a loader:", message_file.endswith(".dll"))
+except FileNotFoundError:
+    print("no key")
+kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+kernel32.LoadLibraryExW.restype = ctypes.c_void_p
+module = kernel32.LoadLibraryExW(loader, None, 2)  # LOAD_LIBRARY_AS_DATAFILE
+args = (ctypes.c_wchar_p * 1)("boom")
+for event in range(1, 6):
+    buffer = ctypes.create_unicode_buffer(512)
+    # FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_ARGUMENT_ARRAY
+    n = kernel32.FormatMessageW(0x2800, ctypes.c_void_p(module), event, 0, buffer, 512, args)
+    print(event, repr(buffer.value) if n else "no message")
+"#,
+    )
+    .unwrap();
+    let python = crate::support::windows_python().join("python.exe");
+    let finished = run_windows(&python, &[&win_path(&script), &win_path(loader)], dir);
+    assert_eq!(finished.code, 0, "{finished:?}");
+    finished.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn install_registers_the_event_source_with_the_loaders_message_table_and_remove_unregisters_it() {
+    let config = Config::new();
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions(&config, &["v1", "v2"])).unwrap();
+    let texts = [
+        "1 'boom\\r\\n'",
+        "2 'The ISAPI application could not start: boom\\r\\n'",
+        "3 'A request failed: boom\\r\\n'",
+        "4 'The ISAPI filter failed: boom\\r\\n'",
+        "5 no message",
+    ];
+    let registered = |loader: &Path| {
+        let mut seen = vec![
+            "isapi-freeze app: LOADER = plain".to_string(),
+            "TypesSupported = 7".into(),
+            "EventMessageFile is a loader: True".into(),
+        ];
+        seen.extend(texts.iter().map(|t| t.to_string()));
+        assert_eq!(event_source_seen(config.dir(), loader), seen);
+    };
+    // Other tests install other apps in the same Wine prefix at the same time: only this
+    // app's own entry is certain, and the key may or may not be there without it.
+    let unregistered = |loader: &Path| {
+        let seen = event_source_seen(config.dir(), loader);
+        assert!(
+            seen[0] == "no key" || seen[0] == "isapi-freeze app: LOADER missing",
+            "{seen:?}"
+        );
+        assert_eq!(seen[seen.len() - 5..], texts);
+    };
+
+    assert_eq!(config.run(&exe_in(&v1), "install", &["-q"]).code, 0);
+    registered(&v1.join("_plain.dll"));
+    // An upgrade moves the registration to the new folder's loader; a rollback back.
+    assert_eq!(config.run(&exe_in(&v2), "install", &["-q"]).code, 0);
+    registered(&v2.join("_plain.dll"));
+    unregistered(&v1.join("_plain.dll"));
+    assert_eq!(config.run(&exe_in(&v2), "rollback", &["-q"]).code, 0);
+    registered(&v1.join("_plain.dll"));
+    unregistered(&v2.join("_plain.dll"));
+    assert_eq!(config.run(&exe_in(&v1), "remove", &["-q"]).code, 0);
+    unregistered(&v1.join("_plain.dll"));
+    assert_eq!(config.bytes(), iis_fixture());
+}
