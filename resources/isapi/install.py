@@ -890,7 +890,7 @@ def apply(params, target, options, installing, rollback=False):
         make_writable_dirs(target, options)
     if switch is not None and not rollback:
         write_previous(target, switch[0])
-    elif installing and not rollback and changes:
+    elif installing and not rollback and installed is None:
         # A fresh install replaced nothing: a record left by an earlier upgrade is stale.
         try:
             os.remove(_previous_path(target))

@@ -995,7 +995,7 @@ fn installing_a_new_version_from_another_folder_switches_iis_in_one_change_and_r
         [
             "appcmd delete app \"Default Web Site/plain\"".into(),
             format!("appcmd add app \"/site.name:Default Web Site\" /path:/plain /physicalPath:{w1} /applicationPool:isapi-freeze-plain"),
-            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers /-[name='isapi-freeze-plain'] /commit:apphost"),
+            "appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers /-[name='isapi-freeze-plain'] /commit:apphost".into(),
             format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{w1}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64',responseBufferLimit='0'] /commit:apphost"),
             format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction /-[path='{w2}\\_plain.dll'] /commit:apphost"),
             format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction \"/+[path='{w1}\\_plain.dll',allowed='true',description='plain (isapi-freeze)']\" /commit:apphost"),
