@@ -912,6 +912,11 @@ fn an_application_another_tool_made_for_this_folder_is_taken_over() {
 
 /// Copies of plain.py's output in `config`'s folder, one per version: `v1`, `v2`, ...
 fn versions(config: &Config, names: &[&str]) -> Vec<PathBuf> {
+    versions_of(plain(), config, names)
+}
+
+/// Copies of `frozen`'s output in `config`'s folder, one per name.
+fn versions_of(frozen: &Frozen, config: &Config, names: &[&str]) -> Vec<PathBuf> {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
@@ -928,7 +933,7 @@ fn versions(config: &Config, names: &[&str]) -> Vec<PathBuf> {
         .iter()
         .map(|name| {
             let dist = config.dir().join(name);
-            copy(&plain().dist, &dist);
+            copy(&frozen.dist, &dist);
             dist
         })
         .collect()
@@ -1122,6 +1127,31 @@ fn an_upgrade_into_a_folder_inside_the_installed_one_or_another_apps_is_refused(
         )
     );
     assert_eq!(config.text(), served);
+}
+
+#[test]
+fn an_upgrade_switches_every_application_handler_and_the_filter_of_a_pywin32_style_script() {
+    let installable = Freeze::script(repo().join("examples/installable/installable.py")).ok();
+    let config = Config::new();
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions_of(&installable, &config, &["v1", "v2"])).unwrap();
+    let (w1, w2) = (win_path(&v1), win_path(&v2));
+    let exe = |dist: &Path| dist.join("installable.exe");
+    assert_eq!(config.run(&exe(&v1), "install", &["-q"]).code, 0);
+    let after_v1 = config.text();
+
+    let upgrade = config.run(&exe(&v2), "install", &[]);
+    assert_eq!(upgrade.code, 0, "{upgrade:?}");
+    assert_eq!(
+        lines(&upgrade.stdout)[0],
+        format!("updated {}: updated 2 applications, updated 2 handler mappings, removed 1 ISAPI restriction, added 1 ISAPI restriction, updated 1 ISAPI filter", config.win)
+    );
+    // Each entry names the new folder in the old one's place; nothing else moved.
+    assert_eq!(config.text(), after_v1.replace(&w1, &w2));
+
+    assert_eq!(config.run(&exe(&v2), "rollback", &["-q"]).code, 0);
+    assert_eq!(config.text(), after_v1);
+    assert_eq!(config.run(&exe(&v1), "remove", &["-q"]).code, 0);
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 // The Event Log source ----------------------------------------------------------------
