@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use isapi_freeze_diagnostics::messages;
 use isapi_freeze_format::{self as format, manifest::Role, StubConfig};
 
 use crate::archive::{archive_bytes, archive_bytes_copying, ArchiveEntry, ZipCopy};
@@ -71,6 +72,15 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
     let resources = [
         rcdata(format::ARCHIVE_RESOURCE_ID, archive),
         rcdata(format::CONFIG_RESOURCE_ID, config.encode()),
+        // The Event Log's texts for the ids the stubs report with: install registers the
+        // loader as the event source's message file.
+        Resource {
+            kind: ResName::Id(messages::RT_MESSAGETABLE),
+            name: ResName::Id(messages::MESSAGE_TABLE_ID),
+            language: format::RESOURCE_LANGUAGE,
+            code_page: 0,
+            data: messages::message_table(),
+        },
     ];
     let mut files = Vec::with_capacity(plan.files.len());
     for file in &plan.files {

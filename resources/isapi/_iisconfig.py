@@ -270,6 +270,18 @@ class Config:
         self._edit(existing.start, existing.end, item.element.render(indent, self.unit, self.newline))
         return "updated"
 
+    def replace(self, old, new):
+        """Puts ``new`` where ``old`` is, in its place among its siblings, so that
+        switching back gives the text back byte for byte. Returns whether ``old`` was
+        there to replace."""
+        found, missing = self._walk(old)
+        node = None if missing else found[-1].find(old.element.tag, old.key)
+        if node is None:
+            return False
+        indent = self._indent_of(node)
+        self._edit(node.start, node.end, new.element.render(indent, self.unit, self.newline))
+        return True
+
     def discard(self, item):
         """Takes ``item`` out, and the containers that it leaves empty inside a
         ``<location>``; a server-level container left empty is written self-closing, as

@@ -9,6 +9,7 @@ with appcmd.exe, or by rewriting a configuration file given with ``--config`` in
 step. Every failure exits non-zero with what went wrong and where.
 """
 
+import copy
 import difflib
 import hashlib
 import inspect
@@ -782,8 +783,13 @@ def make_writable_dirs(target, options):
             raise InstallationError(f"cannot create {path}: {e.strerror}") from None
 
 
-def apply(params, target, options, installing):
-    """Plans the change to IIS's configuration and makes it (or prints it, dry)."""
+def apply(params, target, options, installing, rollback=False):
+    """Plans the change to IIS's configuration and makes it (or prints it, dry).
+
+    Installing where IIS serves an older output of this app (the same application pool at
+    the same application) from another folder is an upgrade: every entry naming the old
+    folder is switched to this one in one change, and the pool recycles. ``rollback``
+    switches back to the folder that upgrade replaced."""
     config_path = getattr(options, "config", None)
     dry = getattr(options, "dry_run", False)
     show_appcmd = getattr(options, "print_appcmd", False)
@@ -801,24 +807,56 @@ def apply(params, target, options, installing):
     items = plan(params, target, config, options)
     before = config.text
     changes = []
-    sequence = items if installing else list(reversed(items))
-    for item in sequence:
-        if installing:
-            section_missing = config.lookup(item) is None and _section_missing(config, item)
-            try:
-                change = config.ensure(item)
-            except _iisconfig.ConfigError as e:
-                raise ConfigurationError(str(e)) from None
-        else:
-            section_missing = False
-            change = "removed" if config.discard(item) else None
-        if change:
-            changes.append((item, change, section_missing))
-            what = item.location or item.section.rsplit("/", 1)[-1]
-            log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
+    installed = installed_folder(items, target, config)
+    switch = None  # (from, to): the folders an upgrade or a rollback switches between
+    if rollback:
+        previous = read_previous(target)
+        if installed is None:
+            raise ConfigurationError(f"{target.name} is not installed in {path}: there is nothing to roll back")
+        if not same_folder(installed, previous):
+            if not same_folder(installed, target.dir):
+                raise ConfigurationError(
+                    f"IIS serves {target.name} from {installed}, which is neither this folder ({target.dir}) nor "
+                    f"the one its install replaced ({previous}); run rollback from {installed}"
+                )
+            switch = (target.dir, previous)
+    elif installing and installed is not None and not same_folder(installed, target.dir):
+        check_upgrade(config, target, installed, items)
+        switch = (installed, target.dir)
+    elif not installing and installed is not None and not same_folder(installed, target.dir):
+        # Remove takes out what is installed, whichever version's folder that is.
+        log(1, f"note: IIS serves {target.name} from {installed}; removing that")
+        params, target = for_folder(params, target, installed)
+        items = plan(params, target, config, options)
+    if switch is not None:
+        old_params, old_target = for_folder(params, target, switch[0])
+        new_params, new_target = for_folder(params, target, switch[1])
+        old_items = plan(old_params, old_target, config, options)
+        new_items = plan(new_params, new_target, config, options)
+        changes = switch_items(config, old_items, new_items)
+        items = new_items
+    elif not rollback:
+        sequence = items if installing else list(reversed(items))
+        for item in sequence:
+            if installing:
+                section_missing = config.lookup(item) is None and _section_missing(config, item)
+                try:
+                    change = config.ensure(item)
+                except _iisconfig.ConfigError as e:
+                    raise ConfigurationError(str(e)) from None
+            else:
+                section_missing = False
+                change = "removed" if config.discard(item) else None
+            if change:
+                changes.append((item, change, section_missing))
+    for item, change, _ in changes:
+        what = item.location or item.section.rsplit("/", 1)[-1]
+        log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
     commands = [c for item, change, missing in changes for c in appcmd_commands(item, change, missing)]
     has_pool = any(item.what == "application pool" for item in items)
-    acls = _acl_commands(target, installing, options) if has_pool else []
+    # A rollback goes back to a folder that already has its grants.
+    acls = _acl_commands(target, installing, options) if has_pool and not rollback else []
+    recycle = [["recycle", "apppool", f"/apppool.name:{target.pool}"]] if switch is not None and has_pool else []
 
     if dry:
         if not changes:
@@ -834,25 +872,286 @@ def apply(params, target, options, installing):
                 print(command_line(["appcmd"] + command))
         for acl in acls:
             print(command_line(acl))
+        for command in recycle:
+            print(command_line(["appcmd"] + command))
         return
 
     if not changes:
         log(1, f"IIS configuration already {'up to date' if installing else 'clean'} ({path})")
-    elif config_path is not None:
+    elif config_path is not None or switch is not None:
+        # appcmd would make a switch in several commits, each of which IIS applies on its
+        # own (a handler naming a DLL that no restriction allows yet): one write instead.
         write_config(path, config.data(), read=config.original)
         log(1, f"updated {path}: {_summary(changes)}")
     else:
         _run_appcmd(appcmd, commands, target)
         log(1, f"updated IIS: {_summary(changes)}")
-    if installing and has_pool:
+    if installing and has_pool and not rollback:
         make_writable_dirs(target, options)
-    if acls and config_path is not None:
+    if switch is not None and not rollback:
+        write_previous(target, switch[0])
+    elif installing and not rollback and installed is None:
+        # A fresh install replaced nothing: a record left by an earlier upgrade is stale.
+        try:
+            os.remove(_previous_path(target))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise InstallationError(f"cannot delete {_previous_path(target)}: {e.strerror}") from None
+    later = acls + [[appcmd] + command for command in recycle]
+    if later and config_path is not None:
         log(1, "note: --config edits a file only; on the server run:")
-        for acl in acls:
-            log(1, "  " + command_line(acl))
-    elif acls:
+        for command in acls + [["appcmd"] + command for command in recycle]:
+            log(1, "  " + command_line(command))
+    else:
         for acl in acls:
             _run(acl, "setting file permissions")
+        for command in recycle:
+            _run([appcmd] + command, "recycling the application pool")
+    if switch is not None:
+        loader = ntpath.basename(target.loader)
+        event_source(target, options, add=ntpath.join(switch[1], loader), drop=ntpath.join(switch[0], loader))
+        log(1, f"{target.name} now runs from {switch[1]} (before: {switch[0]})")
+    elif installing and not rollback:
+        event_source(target, options, add=target.loader)
+    elif not installing:
+        event_source(target, options, drop=target.loader)
+
+
+# The Event Log source ------------------------------------------------------------------
+#
+# The stubs report errors under one source with event ids whose texts are in a message
+# table in every loader. The source's key lists the loaders of the installed apps as
+# values of their own (so that two installers never rewrite one list at once);
+# EventMessageFile names one of them, and the key goes with the last of them.
+
+EVENT_SOURCE = "isapi-freeze"
+EVENT_SOURCE_KEY = "SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\" + EVENT_SOURCE
+# EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE
+EVENT_TYPES_SUPPORTED = 7
+_USER_PREFIX = "isapi-freeze app: "
+
+
+def event_source(target, options, add=None, drop=None):
+    """Registers ``add`` (a loader path) as a user of the event source and unregisters
+    ``drop``; only on the machine that runs the app (not for --physical-path)."""
+    if getattr(options, "physical_path", None):
+        log(2, f"note: register the Event Log source {EVENT_SOURCE} on the server (install there)")
+        return
+    try:
+        import winreg
+    except ImportError:
+        return
+    try:
+        key = winreg.CreateKeyEx(winreg.HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY, 0, winreg.KEY_ALL_ACCESS)
+        with key:
+            if drop:
+                try:
+                    winreg.DeleteValue(key, _USER_PREFIX + drop)
+                except FileNotFoundError:
+                    pass
+            if add:
+                winreg.SetValueEx(key, _USER_PREFIX + add, 0, winreg.REG_SZ, target.name)
+            users = []
+            index = 0
+            while True:
+                try:
+                    name, _, _ = winreg.EnumValue(key, index)
+                except OSError:
+                    break
+                if name.startswith(_USER_PREFIX):
+                    users.append(name[len(_USER_PREFIX) :])
+                index += 1
+            if users:
+                winreg.SetValueEx(key, "EventMessageFile", 0, winreg.REG_EXPAND_SZ, add or sorted(users)[0])
+                winreg.SetValueEx(key, "TypesSupported", 0, winreg.REG_DWORD, EVENT_TYPES_SUPPORTED)
+        if not users:
+            winreg.DeleteKey(winreg.HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY)
+            log(2, f"unregistered the Event Log source {EVENT_SOURCE}")
+        else:
+            log(2, f"registered the Event Log source {EVENT_SOURCE} (messages: {add or sorted(users)[0]})")
+    except OSError as e:
+        # IIS already serves the change; the events still arrive, only without their texts.
+        log(1, f"note: cannot register the Event Log source {EVENT_SOURCE} (HKLM\\{EVENT_SOURCE_KEY}): {e.strerror}")
+
+
+# Upgrades side by side --------------------------------------------------------------
+#
+# A new version goes into a folder of its own: the running worker keeps the old one's
+# DLLs loaded, so they cannot be overwritten. Install switches every entry from the old
+# folder to the new one and records the old folder in the new one, for rollback and for
+# remove --previous.
+
+PREVIOUS_RECORD = "previous-install.json"
+
+
+def same_folder(a, b):
+    return ntpath.normcase(ntpath.normpath(a)) == ntpath.normcase(ntpath.normpath(b))
+
+
+def _inside(inner, outer):
+    outer = ntpath.normcase(ntpath.normpath(outer)).rstrip("\\") + "\\"
+    return ntpath.normcase(ntpath.normpath(inner)).startswith(outer)
+
+
+def installed_folder(items, target, config):
+    """The folder IIS serves this app from (found by its application pool at its
+    application, or for a filter alone by the filter and its restriction entry), or None
+    if it is not installed."""
+    for item in items:
+        if item.what != "application":
+            continue
+        existing = config.lookup(item)
+        if existing is not None and existing.attrs.get("applicationPool") == target.pool:
+            root = existing.find("virtualDirectory", {"path": "/"})
+            if root is not None and root.attrs.get("physicalPath"):
+                return root.attrs["physicalPath"]
+    restrictions = config.node(
+        ("system.webServer", {}), ("security", {}), ("isapiCgiRestriction", {})
+    )
+    for item in items:
+        if item.what != "ISAPI filter":
+            continue
+        existing = config.lookup(item)
+        if existing is None or restrictions is None:
+            continue
+        module = existing.attrs.get("path", "")
+        entry = restrictions.find("add", {"path": module})
+        if entry is not None and entry.attrs.get("description") == f"{target.name} (isapi-freeze)":
+            return ntpath.dirname(module)
+    return None
+
+
+def check_upgrade(config, target, installed, items):
+    """Refuses an upgrade into a folder that cannot hold a version of its own: one inside
+    the installed version's folder (or holding it), or one another application serves."""
+    if _inside(target.dir, installed) or _inside(installed, target.dir):
+        raise ConfigurationError(
+            f"cannot upgrade {target.name} from {installed} to {target.dir}: one folder is inside the other. "
+            "Put each version in a folder of its own beside the installed one (e.g. C:\\apps\\"
+            f"{target.name}-2): IIS keeps the installed version's DLLs loaded until the pool recycles"
+        )
+    ours = {(getattr(item, "site", ""), item.element.attrs.get("path")) for item in items if item.what == "application"}
+    sites = config.node(("system.applicationHost", {}), ("sites", {}))
+    for site in sites.children if sites is not None else []:
+        for application in site.children:
+            if application.tag != "application" or not _serves(application, target.dir):
+                continue
+            name = site.attrs.get("name", "")
+            if (name, application.attrs.get("path")) in ours:
+                continue
+            raise ConfigurationError(
+                f"cannot upgrade {target.name} to {target.dir}: that folder is what application "
+                f"{name}{application.attrs.get('path')} (application pool "
+                f"{application.attrs.get('applicationPool', 'the default')!r}) serves. Copy the new version "
+                "into a folder of its own"
+            )
+
+
+def for_folder(params, target, folder):
+    """The parameters and target of this app installed from ``folder``: every module path
+    naming this output's loader names that folder's instead."""
+    moved = copy.copy(target)
+    moved.relocate(folder)
+    params = copy.deepcopy(params)
+    for f in params.Filters:
+        if f.Path and same_folder(f.Path, target.loader):
+            f.Path = moved.loader
+    for vd in params.VirtualDirs:
+        if vd.Path and same_folder(vd.Path, target.dir):
+            vd.Path = moved.dir
+        for sm in vd.ScriptMaps:
+            if sm.Module and same_folder(sm.Module, target.loader):
+                sm.Module = moved.loader
+    return params, moved
+
+
+def switch_items(config, old_items, new_items):
+    """Switches each entry of ``old_items`` to its counterpart in ``new_items`` (the same
+    plan for another folder), in place, so that switching back gives the text back byte
+    for byte. The changes, as apply lists them."""
+    changes = []
+    for old, new in zip(old_items, new_items):
+        if old.key == new.key:
+            try:
+                change = config.ensure(new)
+            except _iisconfig.ConfigError as e:
+                raise ConfigurationError(str(e)) from None
+            if change:
+                changes.append((new, change, False))
+        elif config.lookup(new) is None and config.replace(old, new):
+            # appcmd has no rename: take the old entry out, put the new one in.
+            changes.append((old, "removed", False))
+            changes.append((new, "added", False))
+        else:
+            if config.ensure(new):
+                changes.append((new, "added", False))
+            if config.discard(old):
+                changes.append((old, "removed", False))
+    return changes
+
+
+def _previous_path(target):
+    return os.path.join(target.local_dir, PREVIOUS_RECORD)
+
+
+def write_previous(target, folder):
+    path = _previous_path(target)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"previous": folder}, f)
+    except OSError as e:
+        raise InstallationError(
+            f"IIS now serves {target.dir}, but {path} (the record of the previous version, {folder}) cannot be "
+            f"written: {e.strerror}; rollback and remove --previous will not know it"
+        ) from None
+
+
+def read_previous(target):
+    """The folder this version's install replaced."""
+    path = _previous_path(target)
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())["previous"]
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{target.dir} has no {PREVIOUS_RECORD}: its install did not replace an older version, so there is "
+            "no previous version to go back to"
+        ) from None
+    except OSError as e:
+        raise ConfigurationError(f"cannot read {path}: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(f"{path} is damaged; nothing was changed") from None
+
+
+def remove_previous(params, target, options):
+    """Deletes the folder this version's install replaced, once IIS no longer serves it."""
+    dry = getattr(options, "dry_run", False)
+    previous = read_previous(target)
+    path = getattr(options, "config", None) or live_config_path()
+    config = read_config(path)
+    installed = installed_folder(plan(params, target, config, options), target, config)
+    if installed is not None and same_folder(installed, previous):
+        raise ConfigurationError(
+            f"IIS serves {target.name} from {previous} again (after a rollback): it is not removed. Install "
+            f"this version again first ({target.name}.exe install)"
+        )
+    local = previous if os.path.isdir(previous) else None
+    if dry:
+        print(f"would delete {previous}" if local else f"{previous} is not on this machine: nothing to delete")
+        return
+    if local:
+        try:
+            shutil.rmtree(local)
+        except OSError as e:
+            raise InstallationError(
+                f"cannot delete {previous}: {e.strerror} ({e.filename}); an old worker process may still have "
+                "it open: try again after it exits"
+            ) from None
+        log(1, f"deleted {previous}")
+    else:
+        log(1, f"{previous} is not on this machine: delete it on the server")
+    os.remove(_previous_path(target))
 
 
 def _section_missing(config, item):
@@ -970,14 +1269,28 @@ def UninstallModule(conf_module_name, params, options, log=lambda *args: None):
     if getattr(options, "physical_path", None):
         target.relocate(options.physical_path)
     _patch_params_module(params, target.loader)
+    if getattr(options, "previous", False):
+        remove_previous(params, target, options)
+        return
     Uninstall(params, options, target)
     if not getattr(options, "dry_run", False):
         log(1, "Uninstallation complete.")
 
 
+def RollbackModule(conf_module_name, params, options, log=lambda *args: None):
+    "Switch IIS back to the version this one replaced"
+    target = _target_for(conf_module_name)
+    target.read_bitness()
+    if getattr(options, "physical_path", None):
+        target.relocate(options.physical_path)
+    _patch_params_module(params, target.loader)
+    apply(params, target, options, installing=True, rollback=True)
+
+
 standard_arguments = {
     "install": InstallModule,
     "remove": UninstallModule,
+    "rollback": RollbackModule,
 }
 
 
@@ -1092,6 +1405,13 @@ def HandleCommandLine(
         metavar="NAME",
         help="a folder inside the output directory that the app writes (SQLite databases, uploads): "
         "the application pool gets modify rights on it, as on logs\\",
+    )
+    parser.add_option(
+        "",
+        "--previous",
+        action="store_true",
+        default=False,
+        help="with remove: delete the folder of the version this one's install replaced (kept for rollback)",
     )
     parser.add_option(
         "",

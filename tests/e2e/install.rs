@@ -907,3 +907,335 @@ fn an_application_another_tool_made_for_this_folder_is_taken_over() {
         "{refused}"
     );
 }
+
+// Upgrades side by side ---------------------------------------------------------------
+
+/// Copies of plain.py's output in `config`'s folder, one per version: `v1`, `v2`, ...
+fn versions(config: &Config, names: &[&str]) -> Vec<PathBuf> {
+    versions_of(plain(), config, names)
+}
+
+/// Copies of `frozen`'s output in `config`'s folder, one per name.
+fn versions_of(frozen: &Frozen, config: &Config, names: &[&str]) -> Vec<PathBuf> {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let dist = config.dir().join(name);
+            copy(&frozen.dist, &dist);
+            dist
+        })
+        .collect()
+}
+
+fn exe_in(dist: &Path) -> PathBuf {
+    dist.join("plain.exe")
+}
+
+#[test]
+fn installing_a_new_version_from_another_folder_switches_iis_in_one_change_and_rollback_switches_back() {
+    let config = Config::new();
+    let cfg = &config.win;
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions(&config, &["v1", "v2"])).unwrap();
+    let (w1, w2) = (win_path(&v1), win_path(&v2));
+
+    let first = config.run(&exe_in(&v1), "install", &["-q"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let after_v1 = config.bytes();
+    assert_eq!(after_v1, plain_installed(&v1));
+
+    let upgrade = config.run(&exe_in(&v2), "install", &[]);
+    assert_eq!(upgrade.code, 0, "{upgrade:?}");
+    assert_eq!(
+        lines(&upgrade.stdout),
+        [
+            format!("updated {cfg}: updated 1 application, updated 1 handler mapping, removed 1 ISAPI restriction, added 1 ISAPI restriction"),
+            "note: --config edits a file only; on the server run:".into(),
+            format!("  icacls {w2} /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)RX\""),
+            format!("  icacls {w2}\\logs /grant \"IIS AppPool\\isapi-freeze-plain:(OI)(CI)M\""),
+            "  appcmd recycle apppool /apppool.name:isapi-freeze-plain".into(),
+            format!("plain now runs from {w2} (before: {w1})"),
+            "Configured Virtual Directory: /plain".into(),
+            "Installation complete.".into(),
+        ]
+    );
+    // Every entry names version 2, in version 1's place: the file is what installing
+    // version 2 alone makes, and none of version 1's entries is left.
+    assert_eq!(
+        String::from_utf8_lossy(&config.bytes()),
+        String::from_utf8_lossy(&plain_installed(&v2))
+    );
+    assert!(!config.text().contains(&w1), "{}", config.text());
+    // One change: the backup of the one write is the file as version 1 left it.
+    assert_eq!(
+        std::fs::read(config.dir().join("applicationHost.config.isapi-freeze-backup")).unwrap(),
+        after_v1
+    );
+    assert!(v1.join("_plain.dll").is_file(), "the old folder stays");
+
+    let again = config.run(&exe_in(&v2), "install", &[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        lines(&again.stdout)[0],
+        format!("IIS configuration already up to date ({cfg})")
+    );
+    assert_eq!(config.bytes(), plain_installed(&v2));
+
+    let dry = config.run(&exe_in(&v2), "rollback", &["--dry-run", "--print-appcmd"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(config.bytes(), plain_installed(&v2), "a dry run changes nothing");
+    assert_eq!(
+        lines(&dry.stdout),
+        [
+            "appcmd delete app \"Default Web Site/plain\"".into(),
+            format!("appcmd add app \"/site.name:Default Web Site\" /path:/plain /physicalPath:{w1} /applicationPool:isapi-freeze-plain"),
+            "appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers /-[name='isapi-freeze-plain'] /commit:apphost".into(),
+            format!("appcmd set config \"Default Web Site/plain\" /section:system.webServer/handlers /+[name='isapi-freeze-plain',path='*',verb='*',modules='IsapiModule',scriptProcessor='{w1}\\_plain.dll',resourceType='Unspecified',requireAccess='None',preCondition='bitness64',responseBufferLimit='0'] /commit:apphost"),
+            format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction /-[path='{w2}\\_plain.dll'] /commit:apphost"),
+            format!("appcmd set config /section:system.webServer/security/isapiCgiRestriction \"/+[path='{w1}\\_plain.dll',allowed='true',description='plain (isapi-freeze)']\" /commit:apphost"),
+            "appcmd recycle apppool /apppool.name:isapi-freeze-plain".into(),
+        ]
+    );
+
+    let rollback = config.run(&exe_in(&v2), "rollback", &[]);
+    assert_eq!(rollback.code, 0, "{rollback:?}");
+    assert_eq!(
+        lines(&rollback.stdout),
+        [
+            format!("updated {cfg}: updated 1 application, updated 1 handler mapping, removed 1 ISAPI restriction, added 1 ISAPI restriction"),
+            "note: --config edits a file only; on the server run:".into(),
+            "  appcmd recycle apppool /apppool.name:isapi-freeze-plain".into(),
+            format!("plain now runs from {w1} (before: {w2})"),
+        ]
+    );
+    assert_eq!(
+        config.bytes(),
+        after_v1,
+        "rollback gives back the file as version 1's install left it"
+    );
+    let again = config.run(&exe_in(&v2), "rollback", &[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        lines(&again.stdout),
+        [format!("IIS configuration already up to date ({cfg})")]
+    );
+    assert_eq!(config.bytes(), after_v1);
+
+    // Version 1 serves again: its folder is not the previous one's to delete.
+    let refused = config.run(&exe_in(&v2), "remove", &["--previous"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr.trim_end(),
+        format!("ConfigurationError: IIS serves plain from {w1} again (after a rollback): it is not removed. Install this version again first (plain.exe install)")
+    );
+    assert!(v1.join("_plain.dll").is_file());
+
+    // Remove takes out what is installed, whichever version's folder runs it.
+    let removed = config.run(&exe_in(&v2), "remove", &[]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(
+        lines(&removed.stdout)[0],
+        format!("note: IIS serves plain from {w1}; removing that")
+    );
+    assert_eq!(
+        config.bytes(),
+        iis_fixture(),
+        "remove gives back the file byte for byte"
+    );
+}
+
+#[test]
+fn remove_previous_deletes_the_replaced_folder_once_the_new_version_serves() {
+    let config = Config::new();
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions(&config, &["v1", "v2"])).unwrap();
+    assert_eq!(config.run(&exe_in(&v1), "install", &["-q"]).code, 0);
+    assert_eq!(config.run(&exe_in(&v2), "install", &["-q"]).code, 0);
+
+    let dry = config.run(&exe_in(&v2), "remove", &["--previous", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(lines(&dry.stdout), [format!("would delete {}", win_path(&v1))]);
+    assert!(v1.join("_plain.dll").is_file(), "a dry run deletes nothing");
+
+    let removed = config.run(&exe_in(&v2), "remove", &["--previous"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(lines(&removed.stdout), [format!("deleted {}", win_path(&v1))]);
+    assert!(!v1.exists());
+    assert_eq!(
+        config.bytes(),
+        plain_installed(&v2),
+        "IIS's configuration is not touched"
+    );
+
+    let rollback = config.run(&exe_in(&v2), "rollback", &[]);
+    assert_eq!(rollback.code, 1, "{rollback:?}");
+    assert_eq!(
+        rollback.stderr.trim_end(),
+        format!(
+            "ConfigurationError: {} has no previous-install.json: its install did not replace an older version, so there is no previous version to go back to",
+            win_path(&v2)
+        )
+    );
+    assert_eq!(config.run(&exe_in(&v2), "remove", &["-q"]).code, 0);
+    assert_eq!(config.bytes(), iis_fixture());
+}
+
+#[test]
+fn an_upgrade_into_a_folder_inside_the_installed_one_or_another_apps_is_refused() {
+    let config = Config::new();
+    let [v1] = <[PathBuf; 1]>::try_from(versions(&config, &["v1"])).unwrap();
+    assert_eq!(config.run(&exe_in(&v1), "install", &["-q"]).code, 0);
+    let installed = config.bytes();
+
+    let nested = versions(&config, &["v1/next"]).remove(0);
+    let refused = config.run(&exe_in(&nested), "install", &[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr.trim_end(),
+        format!(
+            "ConfigurationError: cannot upgrade plain from {} to {}: one folder is inside the other. Put each version in a folder of its own beside the installed one (e.g. C:\\apps\\plain-2): IIS keeps the installed version's DLLs loaded until the pool recycles",
+            win_path(&v1),
+            win_path(&nested)
+        )
+    );
+    assert_eq!(config.bytes(), installed);
+
+    // A folder the Intranet site's /reports application serves.
+    let [other] = <[PathBuf; 1]>::try_from(versions(&config, &["reports"])).unwrap();
+    let served = String::from_utf8(installed.clone())
+        .unwrap()
+        .replacen("D:\\sites\\reports", &win_path(&other), 1);
+    assert_ne!(served.as_bytes(), installed, "the fixture has /reports");
+    std::fs::write(&config.path, &served).unwrap();
+    let refused = config.run(&exe_in(&other), "install", &[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr.trim_end(),
+        format!(
+            "ConfigurationError: cannot upgrade plain to {}: that folder is what application Intranet/reports (application pool 'Intranet') serves. Copy the new version into a folder of its own",
+            win_path(&other)
+        )
+    );
+    assert_eq!(config.text(), served);
+}
+
+#[test]
+fn an_upgrade_switches_every_application_handler_and_the_filter_of_a_pywin32_style_script() {
+    let installable = Freeze::script(repo().join("examples/installable/installable.py")).ok();
+    let config = Config::new();
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions_of(&installable, &config, &["v1", "v2"])).unwrap();
+    let (w1, w2) = (win_path(&v1), win_path(&v2));
+    let exe = |dist: &Path| dist.join("installable.exe");
+    assert_eq!(config.run(&exe(&v1), "install", &["-q"]).code, 0);
+    let after_v1 = config.text();
+
+    let upgrade = config.run(&exe(&v2), "install", &[]);
+    assert_eq!(upgrade.code, 0, "{upgrade:?}");
+    assert_eq!(
+        lines(&upgrade.stdout)[0],
+        format!("updated {}: updated 2 applications, updated 2 handler mappings, removed 1 ISAPI restriction, added 1 ISAPI restriction, updated 1 ISAPI filter", config.win)
+    );
+    // Each entry names the new folder in the old one's place; nothing else moved.
+    assert_eq!(config.text(), after_v1.replace(&w1, &w2));
+
+    assert_eq!(config.run(&exe(&v2), "rollback", &["-q"]).code, 0);
+    assert_eq!(config.text(), after_v1);
+    assert_eq!(config.run(&exe(&v1), "remove", &["-q"]).code, 0);
+    assert_eq!(config.bytes(), iis_fixture());
+}
+
+// The Event Log source ----------------------------------------------------------------
+
+/// What Windows says of the event source for `loader`: the registry entries (this
+/// loader's among the source's users, TypesSupported) and the texts FormatMessage finds
+/// in the loader's message table for events 1 to 4, each with "boom" as its %1.
+fn event_source_seen(dir: &Path, loader: &Path) -> Vec<String> {
+    let script = dir.join("event_source.py");
+    std::fs::write(
+        &script,
+        r#"import ctypes, sys, winreg
+key_path = r"SYSTEM\CurrentControlSet\Services\EventLog\Application\isapi-freeze"
+loader = sys.argv[1]
+try:
+    with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key_path) as key:
+        for name in ("isapi-freeze app: " + loader, "TypesSupported"):
+            try:
+                print(name.replace(loader, "LOADER"), "=", winreg.QueryValueEx(key, name)[0])
+            except FileNotFoundError:
+                print(name.replace(loader, "LOADER"), "missing")
+        message_file = winreg.QueryValueEx(key, "EventMessageFile")[0]
+        print("EventMessageFile is a loader:", message_file.endswith(".dll"))
+except FileNotFoundError:
+    print("no key")
+kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+kernel32.LoadLibraryExW.restype = ctypes.c_void_p
+module = kernel32.LoadLibraryExW(loader, None, 2)  # LOAD_LIBRARY_AS_DATAFILE
+args = (ctypes.c_wchar_p * 1)("boom")
+for event in range(1, 6):
+    buffer = ctypes.create_unicode_buffer(512)
+    # FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_ARGUMENT_ARRAY
+    n = kernel32.FormatMessageW(0x2800, ctypes.c_void_p(module), event, 0, buffer, 512, args)
+    print(event, repr(buffer.value) if n else "no message")
+"#,
+    )
+    .unwrap();
+    let python = crate::support::windows_python().join("python.exe");
+    let finished = run_windows(&python, &[&win_path(&script), &win_path(loader)], dir);
+    assert_eq!(finished.code, 0, "{finished:?}");
+    finished.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn install_registers_the_event_source_with_the_loaders_message_table_and_remove_unregisters_it() {
+    let config = Config::new();
+    let [v1, v2] = <[PathBuf; 2]>::try_from(versions(&config, &["v1", "v2"])).unwrap();
+    let texts = [
+        "1 'boom\\r\\n'",
+        "2 'The ISAPI application could not start: boom\\r\\n'",
+        "3 'A request failed: boom\\r\\n'",
+        "4 'The ISAPI filter failed: boom\\r\\n'",
+        "5 no message",
+    ];
+    let registered = |loader: &Path| {
+        let mut seen = vec![
+            "isapi-freeze app: LOADER = plain".to_string(),
+            "TypesSupported = 7".into(),
+            "EventMessageFile is a loader: True".into(),
+        ];
+        seen.extend(texts.iter().map(|t| t.to_string()));
+        assert_eq!(event_source_seen(config.dir(), loader), seen);
+    };
+    // Other tests install other apps in the same Wine prefix at the same time: only this
+    // app's own entry is certain, and the key may or may not be there without it.
+    let unregistered = |loader: &Path| {
+        let seen = event_source_seen(config.dir(), loader);
+        assert!(
+            seen[0] == "no key" || seen[0] == "isapi-freeze app: LOADER missing",
+            "{seen:?}"
+        );
+        assert_eq!(seen[seen.len() - 5..], texts);
+    };
+
+    assert_eq!(config.run(&exe_in(&v1), "install", &["-q"]).code, 0);
+    registered(&v1.join("_plain.dll"));
+    // An upgrade moves the registration to the new folder's loader; a rollback back.
+    assert_eq!(config.run(&exe_in(&v2), "install", &["-q"]).code, 0);
+    registered(&v2.join("_plain.dll"));
+    unregistered(&v1.join("_plain.dll"));
+    assert_eq!(config.run(&exe_in(&v2), "rollback", &["-q"]).code, 0);
+    registered(&v1.join("_plain.dll"));
+    unregistered(&v2.join("_plain.dll"));
+    assert_eq!(config.run(&exe_in(&v1), "remove", &["-q"]).code, 0);
+    unregistered(&v1.join("_plain.dll"));
+    assert_eq!(config.bytes(), iis_fixture());
+}

@@ -25,7 +25,9 @@ extern "system" {
     fn DeregisterEventSource(log: *mut c_void) -> i32;
 }
 
-pub fn report_error(message: &str) {
+/// Reports `message` as the `%1` of `kind`'s event (its id names the text in the
+/// loader's message table, which install registers for the source).
+pub fn report_error(kind: crate::messages::EventKind, message: &str) {
     let source: Vec<u16> = crate::EVENT_SOURCE.encode_utf16().chain([0]).collect();
     let mut text: Vec<u16> = message.encode_utf16().take(MAX_EVENT_STRING).collect();
     text.push(0);
@@ -41,7 +43,7 @@ pub fn report_error(message: &str) {
             log,
             EVENTLOG_ERROR_TYPE,
             0,
-            1,
+            kind.id(),
             std::ptr::null_mut(),
             1,
             0,

@@ -9,6 +9,7 @@ use isapi_freeze_format::log_file_name;
 mod event_log;
 #[cfg(windows)]
 mod file_lock;
+pub mod messages;
 pub mod trace;
 
 /// Appends one timestamped line (`2026-11-21 08:01:02Z [pid 12] message`) to the log of
@@ -75,7 +76,10 @@ fn log_unwritable(
     }
     let message = unwritable_message(path, error);
     #[cfg(windows)]
-    event_log::report_error(&format!("{module_file_name} ({}): {message}", output_dir.display()));
+    event_log::report_error(
+        messages::EventKind::Error,
+        &format!("{module_file_name} ({}): {message}", output_dir.display()),
+    );
     #[cfg(not(windows))]
     let _ = (output_dir, module_file_name, message);
 }
@@ -102,7 +106,8 @@ pub fn utc_timestamp(time: std::time::SystemTime) -> String {
     )
 }
 
-/// The event source name under which errors go to the Windows Event Log (Application).
+/// The event source name under which errors go to the Windows Event Log (Application);
+/// `SCRIPT.exe install` registers it, with the loader's [`messages`] table.
 pub const EVENT_SOURCE: &str = "isapi-freeze";
 
 /// Logs an error: a line in the module's log, and an error event in the Windows Event Log
@@ -110,7 +115,10 @@ pub const EVENT_SOURCE: &str = "isapi-freeze";
 pub fn log_error(output_dir: &std::path::Path, module_file_name: &str, message: &str) {
     append_log(output_dir, module_file_name, message);
     #[cfg(windows)]
-    event_log::report_error(&format!("{module_file_name} ({}): {message}", output_dir.display()));
+    event_log::report_error(
+        messages::EventKind::of(message),
+        &format!("{module_file_name} ({}): {message}", output_dir.display()),
+    );
 }
 
 #[cfg(test)]
