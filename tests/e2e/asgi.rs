@@ -8,32 +8,24 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use isapi_freeze_format::pythons::{self, Python, Status};
 use sha2::{Digest, Sha256};
 
 use crate::support::prerequisites::wine_prefix;
 use crate::support::wine::{wine, wine_ready};
 use crate::support::{
-    assert_contains, assert_in_order, default_python, fixture, get, isapi_freeze, post, post_as, repo, request,
-    run_windows, shared_with, temp_dir, win_path, Freeze, Frozen, Host, Response, ERROR_PAGE,
+    assert_contains, assert_in_order, default_python, fixture, get, isapi_freeze, other_pythons, post, post_as, repo,
+    request, run_windows, runtime_of, shared_with, site_of, temp_dir, win_path, Freeze, Frozen, Host, Response,
+    ERROR_PAGE,
 };
-
-/// `make sites`' FastAPI (with Starlette, anyio, pydantic) for `python`.
-fn fastapi_site(python: &Python) -> PathBuf {
-    let dir = repo().join("target/site").join(python.abi_tag()).join("fastapi");
-    assert!(dir.join(".done").is_file(), "no {}: run `make sites`", dir.display());
-    dir
-}
 
 /// The FastAPI probe, frozen once; each test looks for log lines only it causes.
 fn fastapi_app() -> &'static Frozen {
     shared_with("asgi: asgi_fastapi.py", || {
         Freeze::script(fixture("scripts/asgi_fastapi.py"))
-            .path(fastapi_site(&default_python()))
+            .path(site_of(&default_python(), "fastapi"))
             .arg("--strict")
             .ok()
     })
@@ -199,7 +191,7 @@ fn fastapi_answers_json_with_path_query_and_body_parameters() {
 fn the_example_app_gives_its_documented_answers() {
     let example = shared_with("asgi: examples/fastapi_app", || {
         Freeze::script(repo().join("examples/fastapi_app/app.py"))
-            .path(fastapi_site(&default_python()))
+            .path(site_of(&default_python(), "fastapi"))
             .arg("--strict")
             .ok()
     });
@@ -449,7 +441,7 @@ app = FastAPI(lifespan=lifespan)
 __ExtensionFactory__ = factory(app)
 "#,
     )
-    .path(fastapi_site(&default_python()))
+    .path(site_of(&default_python(), "fastapi"))
     .ok();
     let finished = Host::run_refused(Host::command(&failing.dll(), &[]));
     assert_eq!(finished.code, 3, "{finished:?}");
@@ -508,7 +500,7 @@ app = Starlette(routes=[Route("/hello/{name}", hello), Route("/echo", echo, meth
 __ExtensionFactory__ = factory(app)
 "#,
     )
-    .path(fastapi_site(&default_python()))
+    .path(site_of(&default_python(), "fastapi"))
     .ok();
     let host = Host::start(&starlette.dll(), &[]);
     let hello = get(&host.address, "/hello/iis");
@@ -675,23 +667,6 @@ fn serve_and_install_take_an_asgi_script_like_any_other() {
     assert_eq!(std::fs::read(&config).unwrap(), original, "remove gives the file back");
 }
 
-/// The tested versions besides the default one: `make test`'s PYTHONS
-/// (ISAPI_FREEZE_TEST_PYTHONS), else every tested one (as tests/e2e/versions.rs chooses).
-fn other_pythons() -> Vec<Python> {
-    let chosen: Vec<String> = match std::env::var("ISAPI_FREEZE_TEST_PYTHONS") {
-        Ok(list) if !list.trim().is_empty() => list.split_whitespace().map(String::from).collect(),
-        _ => pythons::supported()
-            .iter()
-            .filter(|p| p.status != Status::Untested)
-            .map(Python::version)
-            .collect(),
-    };
-    pythons::supported()
-        .into_iter()
-        .filter(|p| chosen.contains(&p.version()) && *p != default_python())
-        .collect()
-}
-
 #[test]
 fn the_fastapi_app_answers_alike_on_every_tested_python() {
     let reference = fastapi_host();
@@ -705,10 +680,9 @@ fn the_fastapi_app_answers_alike_on_every_tested_python() {
         .collect();
     drop(reference);
     for python in other_pythons() {
-        let runtime = repo().join("target/python").join(python.abi_tag());
         let frozen = Freeze::script(fixture("scripts/asgi_fastapi.py"))
-            .python(&runtime)
-            .path(fastapi_site(&python))
+            .python(runtime_of(&python))
+            .path(site_of(&python, "fastapi"))
             .arg("--strict")
             .ok();
         let host = Host::start(&frozen.dll(), &[]);

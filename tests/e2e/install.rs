@@ -561,9 +561,9 @@ fn a_config_changed_by_someone_else_between_read_and_write_is_left_alone() {
 
 #[test]
 fn install_and_remove_work_alike_on_every_tested_python() {
-    for python in crate::versions::other_pythons() {
+    for python in crate::support::other_pythons() {
         let frozen = Freeze::source("plain.py", PLAIN)
-            .python(crate::versions::runtime(&python))
+            .python(crate::support::runtime_of(&python))
             .ok();
         let config = Config::new();
         let installed = config.run(&frozen.exe(), "install", &[]);

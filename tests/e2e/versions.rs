@@ -8,44 +8,11 @@
 
 use std::path::PathBuf;
 
-use isapi_freeze_format::pythons::{self, Python, Status};
+use isapi_freeze_format::pythons::Python;
 
-use crate::support::{default_python, fixture, get, post, repo, site, Freeze, Frozen, Host, Response};
-
-/// The tested versions to run the core on, the default excepted.
-pub fn other_pythons() -> Vec<Python> {
-    let chosen: Vec<String> = match std::env::var("ISAPI_FREEZE_TEST_PYTHONS") {
-        Ok(list) if !list.trim().is_empty() => list.split_whitespace().map(String::from).collect(),
-        _ => pythons::supported()
-            .iter()
-            .filter(|p| p.status != Status::Untested)
-            .map(Python::version)
-            .collect(),
-    };
-    pythons::supported()
-        .into_iter()
-        .filter(|p| chosen.contains(&p.version()) && *p != default_python())
-        .collect()
-}
-
-/// The embeddable runtime `make python` fetched for `python`.
-pub fn runtime(python: &Python) -> PathBuf {
-    let dir = repo().join("target/python").join(python.abi_tag());
-    assert!(
-        dir.join(python.dll_name()).is_file(),
-        "no Windows CPython {} in {}: run `make python` (or `make test`)",
-        python.version(),
-        dir.display()
-    );
-    dir
-}
-
-/// `make sites`' packages of `name` for `python`.
-fn site_for(python: &Python, name: &str) -> PathBuf {
-    let dir = repo().join("target/site").join(python.abi_tag()).join(name);
-    assert!(dir.join(".done").is_file(), "no {}: run `make sites`", dir.display());
-    dir
-}
+use crate::support::{
+    default_python, fixture, get, other_pythons, post, repo, runtime_of, site, site_of, Freeze, Frozen, Host, Response,
+};
 
 /// A request to compare: GET `path`, or POST `body` to it.
 enum Ask {
@@ -107,7 +74,7 @@ fn without_folder(body: &[u8], frozen: &Frozen) -> String {
 fn frozen(script: PathBuf, python: Option<&Python>, extra: &[String]) -> Frozen {
     let mut freeze = Freeze::script(script).args(extra.iter().cloned());
     if let Some(python) = python {
-        freeze = freeze.python(runtime(python));
+        freeze = freeze.python(runtime_of(python));
     }
     freeze.ok()
 }
@@ -178,7 +145,7 @@ fn a_pywin32_module_loads_with_its_dlls_on_every_tested_python() {
     )
     .unwrap();
     for python in other_pythons() {
-        let site = site_for(&python, "pywin32");
+        let site = site_of(&python, "pywin32");
         let frozen = frozen(
             script.clone(),
             Some(&python),
@@ -205,7 +172,7 @@ fn flask_and_django_answer_alike_on_every_tested_python() {
     let with_site = |script: &'static str, name: &'static str| {
         move |python: Option<&Python>| {
             let site = match python {
-                Some(python) => site_for(python, name),
+                Some(python) => site_of(python, name),
                 None => site(name),
             };
             frozen(
@@ -270,7 +237,9 @@ fn a_module_a_version_removed_is_found_nowhere_not_a_crash() {
                   \x20   return [b'ok']\n\
                   __ExtensionFactory__ = factory(app)\n";
     for python in other_pythons().into_iter().chain([default_python()]) {
-        let out = Freeze::source("oldstyle.py", script).python(runtime(&python)).output();
+        let out = Freeze::source("oldstyle.py", script)
+            .python(runtime_of(&python))
+            .output();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "CPython {}: {err}", python.version());
         let warned = err.contains("found nowhere") && err.contains("  cgi (imported by oldstyle)");

@@ -24,7 +24,7 @@ pub use freeze::{isapi_freeze, shared, shared_with, Freeze, Frozen};
 pub use host::Host;
 pub use http::{get, post, post_as, request, Connection, Response};
 pub use prerequisites::{default_python, py_dll, py_zip, site, stubs, test_programs, windows_python};
-pub use pythons::{every_python, runtime_of, site_of};
+pub use pythons::{every_python, other_pythons, runtime_of, site_of};
 pub use wine::{run_windows, win_path, windows_command, Finished, Running};
 
 /// The generic page isapi.wsgi answers a failed request with (details only in the log).

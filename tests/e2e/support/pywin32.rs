@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use super::freeze::{Freeze, Frozen};
 use super::host::Host;
 use super::prerequisites::default_python;
-use super::{repo, temp_dir, win_path};
+use super::{temp_dir, win_path};
 
 /// The pywin32 release compared with (`make sites` installs its wheel per CPython).
 pub const PYWIN32: &str = "pywin32 312";
@@ -38,23 +38,9 @@ pub fn compared_pythons() -> Vec<Python> {
     list
 }
 
-/// `make python`'s embeddable CPython of `python`.
-fn runtime(python: &Python) -> PathBuf {
-    let dir = repo().join("target/python").join(python.abi_tag());
-    assert!(
-        dir.join(python.dll_name()).is_file(),
-        "no Windows CPython {} in {}: run `make python` (or `make test`)",
-        python.version(),
-        dir.display()
-    );
-    dir
-}
-
 /// `make sites`' pywin32 wheel contents for `python`.
 pub fn pywin32_site(python: &Python) -> PathBuf {
-    let dir = repo().join("target/site").join(python.abi_tag()).join("pywin32");
-    assert!(dir.join(".done").is_file(), "no {}: run `make sites`", dir.display());
-    dir
+    super::site_of(python, "pywin32")
 }
 
 /// The text of one of pywin32's own ISAPI samples (isapi/samples/NAME), as its wheel ships
@@ -103,7 +89,7 @@ impl Builds {
         deploy_pywin32(python, script, pywin32.path());
         let mut freeze = Freeze::source(&format!("{}.py", script.name), &script.text).path(pywin32_site(python));
         if *python != default_python() {
-            freeze = freeze.python(runtime(python));
+            freeze = freeze.python(super::runtime_of(python));
         }
         let ours = freeze.ok();
         for (path, data) in &script.files {
@@ -140,7 +126,7 @@ fn write_file(path: &Path, data: &[u8]) {
 /// reading it.
 fn deploy_pywin32(python: &Python, script: &Script, dir: &Path) {
     let site = pywin32_site(python);
-    copy_tree(&runtime(python), dir, &|_| true);
+    copy_tree(&super::runtime_of(python), dir, &|_| true);
     std::fs::copy(
         site.join("isapi/PyISAPI_loader.dll"),
         dir.join(format!("_{}.dll", script.name)),
