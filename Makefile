@@ -173,6 +173,9 @@ AS_WORKER := setpriv --reuid=$(WORKER) --regid=$(WORKER) --clear-groups env HOME
 worker-prefix: deps
 	@id -u $(WORKER) >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin $(WORKER)
+	@# The worker runs programs from this checkout: it must pass through its folders (search
+	@# only, not list), even when the checkout sits in a private folder such as mktemp -d's.
+	@d="$(CURDIR)"; while [ "$$d" != / ]; do chmod o+x "$$d"; d=$$(dirname "$$d"); done
 	@mkdir -p $(WORKER_PREFIX) && chown $(WORKER): $(WORKER_PREFIX)
 	@$(AS_WORKER) tests/wine/prefix.sh $(WORKER_PREFIX)
 
