@@ -58,6 +58,15 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"content-type", b"text/plain"), (b"x-multi", b"1"), (b"x-multi", b"2")]})
         await send({"type": "http.response.body", "body": text.encode()})
+    elif path in ("/thread", "/thread/after-a-wait"):
+        # Which thread runs the app: an idle loop is borrowed by the server's thread; what
+        # comes after a real wait runs on the loop's own.
+        import threading
+        if path == "/thread/after-a-wait":
+            await asyncio.sleep(0)
+        name = threading.current_thread().name
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": name.encode()})
     elif path == "/silent":
         return
     elif path == "/badheader":
@@ -538,6 +547,40 @@ fn a_raw_asgi_app_streams_the_body_in_and_sends_its_headers_as_given() {
     assert_contains(
         &app.log(),
         "isapi.asgi: the application does not take the lifespan protocol (AssertionError: no lifespan here); serving without it",
+    );
+}
+
+#[test]
+fn an_idle_loop_runs_the_request_on_the_servers_thread_and_a_wait_moves_it_to_the_loop() {
+    let app = raw_app();
+    let host = Host::start(&app.dll(), &[]);
+    let on = |path: &str| {
+        let r = get(&host.address, path);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    // Until the loop has parked after its startup, requests go through its mailbox.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while on("/thread") == "isapi-asgi-loop" {
+        assert!(Instant::now() < deadline, "no request ran on the server's thread");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // From then on, one client's requests find the loop idle every time: each runs on the
+    // host's thread (a thread Python did not start), and ends there.
+    for _ in 0..5 {
+        let name = on("/thread");
+        assert!(name.starts_with("Dummy-"), "{name}");
+    }
+    // A request that awaits a real wait goes on in the loop's thread.
+    assert_eq!(on("/thread/after-a-wait"), "isapi-asgi-loop");
+    // And a request that reads its body on the borrowed loop is answered as ever.
+    let echo = post(&host.address, "/echo", b"borrowed");
+    assert_eq!(
+        (
+            echo.status,
+            echo.text().starts_with("POST /echo : 8 bytes in 1 messages")
+        ),
+        (201, true)
     );
 }
 

@@ -8,6 +8,14 @@
 //!   posted to the proactor loop's own completion port: one call, where a byte on a socket
 //!   the loop reads (the other way, for other loops) costs a send, a completion and a new
 //!   receive (~150 µs a wake under Wine).
+//! - An idle loop parks on `Shared::turn_changed` (a futex wait under Wine) instead of its
+//!   completion port while it has no operation of its own under way; a request then wakes
+//!   it with no completion packet, or is run by the IIS thread that brings it, which
+//!   borrows the loop's turn (`Shared::borrow`): the request's task starts there, and a
+//!   response that ends before a real wait returns its status from HttpExtensionProc.
+//!   A hand-off to the loop's thread and back costs ~40 µs under Wine, several times a
+//!   small request's own work. One thread at a time holds the turn (`Turn`), so asyncio's
+//!   single-thread rule holds; requests arriving meanwhile queue as usual.
 //! - Each request's I/O (ReadClient, the head, WriteClient, DoneWithSession) runs in order,
 //!   on one I/O thread at a time, with no lock and no GIL held while the server call waits:
 //!   a slow client holds up one I/O thread and its own request. Results reach the loop
@@ -72,6 +80,9 @@ static DISPATCH: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 /// request goes to its mailbox (without the GIL) and this is the status to return.
 pub fn dispatch(ecb: *mut EXTENSION_CONTROL_BLOCK) -> Option<u32> {
     let shared = DISPATCH.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+    if let Some(status) = shared.borrow(RawEcb(ecb)) {
+        return Some(status);
+    }
     Some(shared.accept(Incoming::Accepted(RawEcb(ecb))))
 }
 
@@ -305,6 +316,26 @@ struct Mailbox {
     /// The loop was woken and has not drained since.
     wake_pending: bool,
     closed: bool,
+    /// Who runs the loop's Python side now (see [`Turn`]).
+    turn: Turn,
+    /// While borrowed: the loop has work, and gets its turn back when the borrower ends.
+    loop_wanted: bool,
+    /// `unpark` came while the loop ran: work it scheduled may be after the loop computed
+    /// its timeout, so the next `park` returns at once (the self-pipe byte that says so is
+    /// not watched while parked).
+    unparked: bool,
+}
+
+/// Whose turn it is to run the event loop's Python side. The loop's thread parks (waits on
+/// `Shared::turn_changed`, not on its completion port) when it has nothing to do and no
+/// operation of its own is under way; a parked loop is woken by a futex wait's wake
+/// rather than a completion packet, and an IIS thread may borrow it (see `borrow`).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    #[default]
+    Running,
+    Parked,
+    Borrowed,
 }
 
 /// The I/O threads' queue: requests with operations to run.
@@ -330,6 +361,10 @@ struct Shared {
     pool: Mutex<PoolState>,
     work: Condvar,
     exited: Condvar,
+    /// Signalled with the mailbox's lock when `Mailbox::turn` changes.
+    turn_changed: Condvar,
+    /// `AsgiServer.serve_inline`'s callable: runs a request on a borrowed loop.
+    inline: RwLock<Option<Arc<Py<PyAny>>>>,
 }
 
 impl Shared {
@@ -358,7 +393,18 @@ impl Shared {
                 return Err(event);
             }
             mailbox.events.push(event);
-            !std::mem::replace(&mut mailbox.wake_pending, true)
+            match mailbox.turn {
+                Turn::Running => !std::mem::replace(&mut mailbox.wake_pending, true),
+                Turn::Parked => {
+                    mailbox.turn = Turn::Running;
+                    self.turn_changed.notify_all();
+                    false
+                }
+                Turn::Borrowed => {
+                    mailbox.loop_wanted = true;
+                    false
+                }
+            }
         };
         if wake {
             let target = self.wake.read().unwrap_or_else(|e| e.into_inner());
@@ -367,6 +413,124 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Runs a request on this thread (IIS's) with the loop borrowed, when the loop is parked
+    /// with an empty mailbox: the request's task starts here, and a response that ends
+    /// before its first real wait returns its status with no thread hand-off. Otherwise
+    /// (None) the caller posts the request as usual. See the file's header.
+    fn borrow(self: &Arc<Self>, raw: RawEcb) -> Option<u32> {
+        let runner = self.inline.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        if !self.accepting.load(Ordering::SeqCst) {
+            return None;
+        }
+        {
+            let mut mailbox = lock(&self.mailbox);
+            if mailbox.turn != Turn::Parked || mailbox.closed || !mailbox.events.is_empty() {
+                return None;
+            }
+            mailbox.turn = Turn::Borrowed;
+        }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let outcome = crate::interpreter::attach(|py| {
+            let ecb = Py::new(py, ExtensionControlBlock::new(raw.0)).ok()?;
+            let request = Py::new(py, AsgiRequest::new(ecb, raw, self.clone()).ok()?).ok()?;
+            let core = request.get().core.clone();
+            lock(&core.io).in_call = true;
+            // The callable reports its own failures; one escaping it leaves the request to
+            // the loop, woken below.
+            let loop_needed = match runner.call1(py, (request,)) {
+                Ok(answer) => answer.is_truthy(py).unwrap_or(true),
+                Err(err) => {
+                    crate::served::log(&format!(
+                        "isapi.asgi: running a request on IIS's thread failed:\n{}",
+                        crate::interpreter::describe(py, &err)
+                    ));
+                    true
+                }
+            };
+            let mut io = lock(&core.io);
+            io.in_call = false;
+            Some((io.held_done.take(), loop_needed))
+        });
+        let (status, loop_needed) = match outcome {
+            Some(outcome) => outcome,
+            None => {
+                // The request object could not be made: the request is posted instead.
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.give_back(true);
+                return None;
+            }
+        };
+        self.give_back(loop_needed);
+        Some(status.unwrap_or(HSE_STATUS_PENDING))
+    }
+
+    /// Ends a borrow: the loop parks on, or runs if it has work.
+    fn give_back(&self, loop_needed: bool) {
+        let mut mailbox = lock(&self.mailbox);
+        let run = loop_needed || mailbox.loop_wanted || !mailbox.events.is_empty() || mailbox.closed;
+        mailbox.loop_wanted = false;
+        if run {
+            mailbox.turn = Turn::Running;
+            self.turn_changed.notify_all();
+        } else {
+            // The parked loop sleeps on: its deadline has not come (it would have asked
+            // for its turn), and waking it only to sleep again costs a thread switch.
+            mailbox.turn = Turn::Parked;
+        }
+    }
+
+    /// The loop's thread, with nothing to do: waits for an event, a wake or the timeout
+    /// (None: none), and for any borrower to end. Returns at once if events wait.
+    fn park(&self, timeout: Option<f64>) {
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 86_400.0)));
+        let mut mailbox = lock(&self.mailbox);
+        let unparked = std::mem::take(&mut mailbox.unparked);
+        if unparked
+            || mailbox.closed
+            || mailbox.wake_pending
+            || !mailbox.events.is_empty()
+            || mailbox.turn != Turn::Running
+        {
+            return;
+        }
+        mailbox.turn = Turn::Parked;
+        loop {
+            let now = Instant::now();
+            let due = deadline.is_some_and(|d| now >= d);
+            match mailbox.turn {
+                Turn::Running => return,
+                Turn::Parked if due => {
+                    mailbox.turn = Turn::Running;
+                    return;
+                }
+                Turn::Borrowed if due => mailbox.loop_wanted = true,
+                _ => {}
+            }
+            mailbox = match deadline {
+                Some(d) if !due => {
+                    self.turn_changed
+                        .wait_timeout(mailbox, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                _ => self.turn_changed.wait(mailbox).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+
+    /// Another thread scheduled work on the loop (call_soon_threadsafe): a parked loop runs.
+    fn unpark(&self) {
+        let mut mailbox = lock(&self.mailbox);
+        match mailbox.turn {
+            Turn::Parked => {
+                mailbox.turn = Turn::Running;
+                self.turn_changed.notify_all();
+            }
+            Turn::Borrowed => mailbox.loop_wanted = true,
+            Turn::Running => mailbox.unparked = true,
+        }
     }
 
     /// A request was ended with DoneWithSession.
@@ -471,6 +635,11 @@ struct Io {
     disconnect_waiter: Option<Py<PyAny>>,
     /// Body bytes left to read (None: until a read gives none, for a chunked body).
     remaining: Option<u64>,
+    /// The request runs inside HttpExtensionProc (a borrowed loop): its end is returned as
+    /// the status rather than sent with DoneWithSession.
+    in_call: bool,
+    /// The status of an end reached during that call.
+    held_done: Option<u32>,
 }
 
 /// What the loop and the I/O threads share of one request.
@@ -532,8 +701,17 @@ impl Core {
                 let _ = shared.post(Event::Resolve(future, outcome));
             }
             Op::Done(status) => {
-                // SAFETY: as above; this is the request's last operation.
-                unsafe { self.raw.done(status) };
+                let held = {
+                    let mut io = lock(&self.io);
+                    if io.in_call {
+                        io.held_done = Some(status);
+                    }
+                    io.in_call
+                };
+                if !held {
+                    // SAFETY: as above; this is the request's last operation.
+                    unsafe { self.raw.done(status) };
+                }
                 shared.finished_one();
             }
         }
@@ -1125,6 +1303,24 @@ impl AsgiServer {
         *self.shared.wake.write().unwrap_or_else(|e| e.into_inner()) = Some(Wake::Socket(handle));
     }
 
+    /// Lets IIS's threads run requests on the loop while it is parked: `runner(request)`
+    /// is called with the loop borrowed and answers whether the loop must run afterwards.
+    fn serve_inline(&self, runner: Py<PyAny>) {
+        *self.shared.inline.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(runner));
+    }
+
+    /// The loop's thread has nothing to do: waits (without the GIL) until an event comes,
+    /// `unpark` is called or `timeout` seconds pass (None: no limit), and no borrower runs.
+    #[pyo3(signature = (timeout))]
+    fn park(&self, py: Python<'_>, timeout: Option<f64>) {
+        py.detach(|| self.shared.park(timeout));
+    }
+
+    /// Work was scheduled on the loop from another thread: a parked loop runs.
+    fn unpark(&self, py: Python<'_>) {
+        py.detach(|| self.shared.unpark());
+    }
+
     /// Takes the extension's requests straight from HttpExtensionProc, without calling the
     /// script (and without the GIL).
     fn serve_natively(&self) {
@@ -1195,9 +1391,12 @@ impl AsgiServer {
             }
         }
         self.shared.accepting.store(false, Ordering::SeqCst);
+        let runner = self.shared.inline.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(runner);
         let events = {
             let mut mailbox = lock(&self.shared.mailbox);
             mailbox.closed = true;
+            self.shared.turn_changed.notify_all();
             std::mem::take(&mut mailbox.events)
         };
         *self.shared.wake.write().unwrap_or_else(|e| e.into_inner()) = None;
