@@ -188,6 +188,7 @@ class _Server:
         self._watched = set()
         self._poll_handle = None
         self._lifespan_task = None
+        self._first_step = None
 
     # The caller's thread (GetExtensionVersion, TerminateExtension) -------------------------
 
@@ -298,7 +299,14 @@ class _Server:
             # (eager start, 3.12+), else from the ready queue _inline runs.
             if _EAGER_TASKS:
                 return asyncio.Task(self._handle(request, scope), loop=loop, eager_start=True)
-            return asyncio.Task(self._handle(request, scope), loop=loop)
+            # 3.11: the step the task schedules is taken back and run by _inline.
+            loop._claimed = claimed = []
+            try:
+                task = asyncio.Task(self._handle(request, scope), loop=loop)
+            finally:
+                loop._claimed = None
+            self._first_step = claimed[0] if claimed else None
+            return task
         return loop.create_task(self._handle(request, scope))
 
     def _inline(self, request):
@@ -309,10 +317,24 @@ class _Server:
         ready, scheduled, cache = loop._ready, loop._scheduled, loop._proactor._cache
         first_timer = scheduled[0] if scheduled else None
         under_way = len(cache)
+        # What was ready before the request (next to nothing: the loop was parked) runs
+        # here too; what the request's first step schedules is the loop thread's.
+        earlier = len(ready)
         _set_running_loop(loop)
         try:
             task = self._serve(request, True)
-            for _ in range(len(ready)):
+            step = self._first_step
+            if step is not None:
+                self._first_step = None
+                callback, context = step
+                try:
+                    context.run(callback)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as error:  # as asyncio's Handle._run
+                    loop.call_exception_handler({"message": "Exception in a borrowed task step",
+                                                 "exception": error})
+            for _ in range(earlier if step is not None or _EAGER_TASKS else len(ready)):
                 handle = ready.popleft()
                 if not handle._cancelled:
                     handle._run()
@@ -565,6 +587,20 @@ if _overlapped is not None:
             return super().select(timeout)
 
     class _ParkingLoop(asyncio.ProactorEventLoop):
+        if not _EAGER_TASKS:
+            # While _serve starts a borrowed request's task (3.11, no eager start), the
+            # task's first step is handed back instead of queued: _inline runs it at once
+            # (a Handle made and queued only to be taken out again costs ~1 µs).
+            _claimed = None
+
+            def call_soon(self, callback, *args, context=None):
+                claimed = self._claimed
+                if claimed is not None and not args:
+                    self._claimed = None
+                    claimed.append((callback, context))
+                    return None
+                return super().call_soon(callback, *args, context=context)
+
         def _write_to_self(self):
             # call_soon_threadsafe: a parked loop does not watch its self-pipe.
             super()._write_to_self()

@@ -875,7 +875,7 @@ fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// `(host, port)` from two variables, or None without the port.
-fn endpoint<'py>(py: Python<'py>, host: &str, port: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
+fn endpoint<'py>(py: Python<'py>, host: Bound<'py, PyString>, port: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
     let port = port.and_then(|p| std::str::from_utf8(p).ok()?.parse::<u16>().ok());
     Ok(match port {
         Some(port) => (host, port).into_pyobject(py)?.into_any(),
@@ -929,9 +929,11 @@ impl AsgiRequest {
                 Ok(len) => utf16_text(&buffer[..len]),
                 Err(_) => text(field_bytes(ecb.fields()?.lpszPathInfo)).into_owned(),
             };
-            let mount = cgi::mount_point(variable(ecb, c"APPL_MD_PATH", buffer)?.unwrap_or(b"")).to_vec();
-            let (root, _) = cgi::split_path(path.as_bytes(), &mount);
-            let root = std::str::from_utf8(root).unwrap_or("");
+            let root_len = {
+                let mount = cgi::mount_point(variable(ecb, c"APPL_MD_PATH", buffer)?.unwrap_or(b""));
+                cgi::split_path(path.as_bytes(), mount).0.len()
+            };
+            let root = path.get(..root_len).unwrap_or("");
             scope.set_item(intern!(py, "root_path"), root)?;
             scope.set_item(intern!(py, "path"), &path)?;
             let raw_path = match variable(ecb, c"UNENCODED_URL", buffer)? {
@@ -946,16 +948,17 @@ impl AsgiRequest {
                 _ => wire::all_http_headers(variable(ecb, c"ALL_HTTP", buffer)?.unwrap_or(b""), &mut add)?,
             }
             scope.set_item(intern!(py, "headers"), headers)?;
-            let remote = text(variable(ecb, c"REMOTE_ADDR", buffer)?.unwrap_or(b"")).into_owned();
-            let client = endpoint(py, &remote, variable(ecb, c"REMOTE_PORT", buffer)?)?;
+            // Each address becomes a Python string before the next variable reuses the
+            // buffer (no copy of it on the heap).
+            let remote = PyString::new(py, &text(variable(ecb, c"REMOTE_ADDR", buffer)?.unwrap_or(b"")));
+            let client = endpoint(py, remote, variable(ecb, c"REMOTE_PORT", buffer)?)?;
             scope.set_item(intern!(py, "client"), client)?;
             let local = match variable(ecb, c"LOCAL_ADDR", buffer)? {
-                Some(addr) if !addr.is_empty() => text(addr).into_owned(),
-                _ => text(variable(ecb, c"SERVER_NAME", buffer)?.unwrap_or(b"")).into_owned(),
+                Some(addr) if !addr.is_empty() => PyString::new(py, &text(addr)),
+                _ => PyString::new(py, &text(variable(ecb, c"SERVER_NAME", buffer)?.unwrap_or(b""))),
             };
-            let port = variable(ecb, c"SERVER_PORT", buffer)?.map(<[u8]>::to_vec);
-            let port = port.as_deref().or(Some(cgi::default_port(https)));
-            scope.set_item(intern!(py, "server"), endpoint(py, &local, port)?)?;
+            let port = variable(ecb, c"SERVER_PORT", buffer)?.unwrap_or(cgi::default_port(https));
+            scope.set_item(intern!(py, "server"), endpoint(py, local, Some(port))?)?;
             Ok(())
         })?;
         if let Some(state) = state {
@@ -1024,14 +1027,24 @@ impl AsgiRequest {
         let mut head = HeadBuilder::new();
         for header in headers.try_iter()? {
             let header = header?;
-            let pair = header
-                .try_iter()
-                .ok()
-                .and_then(|items| items.collect::<PyResult<Vec<_>>>().ok())
-                .filter(|items| items.len() == 2);
+            // A tuple or a list of two bytes objects, read in place (each header as a Vec
+            // would be a heap allocation per header).
+            let pair = match (header.cast::<PyTuple>(), header.cast::<PyList>()) {
+                (Ok(t), _) if t.len() == 2 => Some((t.get_item(0)?, t.get_item(1)?)),
+                (_, Ok(l)) if l.len() == 2 => Some((l.get_item(0)?, l.get_item(1)?)),
+                _ => header
+                    .try_iter()
+                    .ok()
+                    .and_then(|items| items.collect::<PyResult<Vec<_>>>().ok())
+                    .filter(|items| items.len() == 2)
+                    .map(|mut items| {
+                        let value = items.pop().expect("two items");
+                        (items.pop().expect("two items"), value)
+                    }),
+            };
             let parts = pair
                 .as_ref()
-                .and_then(|items| Some((header_bytes(&items[0])?, header_bytes(&items[1])?)));
+                .and_then(|(name, value)| Some((header_bytes(name)?, header_bytes(value)?)));
             let Some((name, value)) = parts else {
                 return Err(PyTypeError::new_err(format!(
                     "each header must be a [name, value] pair of bytes, not {}",

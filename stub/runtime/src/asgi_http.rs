@@ -5,6 +5,7 @@
 //! the Python objects; these rules are unit-tested on the build machine.
 
 use crate::cgi::trim_ows;
+use std::io::Write;
 
 /// The scope's `http_version` for SERVER_PROTOCOL (`HTTP/1.1` -> `1.1`, `HTTP/2` -> `2`);
 /// what the server did not say is taken as HTTP/1.1.
@@ -123,8 +124,8 @@ impl HeadBuilder {
 
     /// Adds `Content-Length: n`.
     pub fn add_length(&mut self, n: usize) {
-        self.block
-            .extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        // Written in place: under Wine each heap allocation costs ~90 ns.
+        let _ = write!(self.block, "content-length: {n}\r\n");
         self.has_length = true;
     }
 
@@ -132,13 +133,14 @@ impl HeadBuilder {
     /// text (`200 OK`), a NUL, the header block ending with its blank line, a NUL; and the
     /// status text's length.
     pub fn finish(self, status: u16) -> (Vec<u8>, usize) {
-        let status_text = format!("{status} {}", reason_phrase(status));
-        let mut strings = Vec::with_capacity(status_text.len() + self.block.len() + 4);
-        strings.extend_from_slice(status_text.as_bytes());
+        let reason = reason_phrase(status);
+        let mut strings = Vec::with_capacity(reason.len() + self.block.len() + 16);
+        let _ = write!(strings, "{status} {reason}");
+        let status_len = strings.len();
         strings.push(0);
         strings.extend_from_slice(&self.block);
         strings.extend_from_slice(b"\r\n\0");
-        (strings, status_text.len())
+        (strings, status_len)
     }
 }
 
