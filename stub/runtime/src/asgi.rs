@@ -17,7 +17,7 @@
 //!   buffers and return without waiting for the client (ecb.rs's `keeps_gil` has the same
 //!   rule), and a hand-off to another thread would cost more than the call.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{c_void, CStr};
 use std::io::Write;
 use std::mem::ManuallyDrop;
@@ -64,14 +64,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The server whose HttpExtensionProc calls are ASGI requests, set by
-/// `AsgiServer.serve_natively` (when the script did not override HttpExtensionProc).
-static DISPATCH: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+/// The servers whose HttpExtensionProc calls are ASGI requests, by app (two frozen apps can
+/// share this runtime), set by `AsgiServer.serve_natively` (when the script did not
+/// override HttpExtensionProc).
+static DISPATCH: RwLock<BTreeMap<usize, Arc<Shared>>> = RwLock::new(BTreeMap::new());
 
-/// HttpExtensionProc's first question: if an ASGI server takes requests natively, the
-/// request goes to its mailbox (without the GIL) and this is the status to return.
-pub fn dispatch(ecb: *mut EXTENSION_CONTROL_BLOCK) -> Option<u32> {
-    let shared = DISPATCH.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+/// HttpExtensionProc's first question: if app `app`'s ASGI server takes requests natively,
+/// the request goes to its mailbox (without the GIL) and this is the status to return.
+pub fn dispatch(app: usize, ecb: *mut EXTENSION_CONTROL_BLOCK) -> Option<u32> {
+    let shared = DISPATCH.read().unwrap_or_else(|e| e.into_inner()).get(&app).cloned()?;
     Some(shared.accept(Incoming::Accepted(RawEcb(ecb))))
 }
 
@@ -1128,7 +1129,10 @@ impl AsgiServer {
     /// Takes the extension's requests straight from HttpExtensionProc, without calling the
     /// script (and without the GIL).
     fn serve_natively(&self) {
-        *DISPATCH.write().unwrap_or_else(|e| e.into_inner()) = Some(self.shared.clone());
+        DISPATCH
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(crate::apps::current_index(), self.shared.clone());
     }
 
     /// Takes a request the script's HttpExtensionProc passes on; returns the HSE_STATUS_*
@@ -1190,9 +1194,7 @@ impl AsgiServer {
     fn close(&self, py: Python<'_>, timeout: f64) -> usize {
         {
             let mut dispatch = DISPATCH.write().unwrap_or_else(|e| e.into_inner());
-            if dispatch.as_ref().is_some_and(|d| Arc::ptr_eq(d, &self.shared)) {
-                *dispatch = None;
-            }
+            dispatch.retain(|_, d| !Arc::ptr_eq(d, &self.shared));
         }
         self.shared.accepting.store(false, Ordering::SeqCst);
         let events = {
