@@ -204,6 +204,59 @@ fn two_extensions_shipping_a_module_of_one_name_each_serve_their_own() {
     assert_eq!(b_log.matches("stdout: b extension terminated").count(), 2, "{b_log}");
 }
 
+/// Serves A and B, each an extension; unloads `unloaded` (TerminateExtension, then
+/// FreeLibrary of its DLL) and checks the other keeps serving its own answer.
+fn unload_one_while_the_other_serves(unloaded: &str) {
+    let a = sharing_app("a", "of a");
+    let b = sharing_app("b", "of b");
+    let mut host = serve_apps(&[("/a", &a.dll()), ("/b", &b.dll())]);
+    let answer = |name: &str| format!("{name}: helper of {name}, X-a -\n");
+    for name in ["a", "b"] {
+        let response = get(&host.address, &format!("/{name}/x"));
+        assert_eq!((response.status, response.text()), (200, answer(name)));
+    }
+    host.control(
+        &format!("unload /{unloaded}"),
+        &format!("isapi-host: unloaded /{unloaded}"),
+    );
+    let kept = if unloaded == "a" { "b" } else { "a" };
+    for _ in 0..2 {
+        let gone = get(&host.address, &format!("/{unloaded}/x"));
+        assert_eq!(
+            (gone.status, gone.text().as_str()),
+            (503, "503 Service Unavailable: the application was unloaded\n")
+        );
+        let served = get(&host.address, &format!("/{kept}/x"));
+        assert_eq!(
+            (served.status, served.text()),
+            (200, answer(kept)),
+            "a's log:\n{}\nb's log:\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+    host.stop();
+    // Each app's TerminateExtension ran once: the unloaded one's at its unload.
+    for (frozen, name) in [(&a, "a"), (&b, "b")] {
+        let log = frozen.log();
+        assert_eq!(
+            log.matches(&format!("stdout: {name} extension terminated")).count(),
+            1,
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn unloading_the_app_whose_runtime_runs_python_leaves_the_other_serving() {
+    unload_one_while_the_other_serves("a");
+}
+
+#[test]
+fn unloading_the_app_that_joined_leaves_the_first_serving() {
+    unload_one_while_the_other_serves("b");
+}
+
 /// isapi-host serving `apps` (`/VPATH`, DLL) with `--app`, as one IIS worker of a pool.
 fn serve_apps(apps: &[(&str, &Path)]) -> Host {
     let args: Vec<String> = apps
