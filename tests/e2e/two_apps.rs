@@ -204,6 +204,60 @@ fn two_extensions_shipping_a_module_of_one_name_each_serve_their_own() {
     assert_eq!(b_log.matches("stdout: b extension terminated").count(), 2, "{b_log}");
 }
 
+#[test]
+fn a_joined_apps_thread_pool_workers_log_to_its_own_log() {
+    let a = sharing_app("a", "of a");
+    // B's requests run on its ThreadPoolExtension's worker threads, not IIS's.
+    let b = Freeze::source(
+        "pooled.py",
+        "from isapi.threaded_extension import ThreadPoolExtension\n\
+         class Extension(ThreadPoolExtension):\n\
+         \x20   'pooled extension'\n\
+         \x20   def Dispatch(self, ecb):\n\
+         \x20       print('pooled worker answered')\n\
+         \x20       if ecb.QueryString == b'fail':\n\
+         \x20           raise ValueError('pooled worker failed')\n\
+         \x20       body = b'pooled\\n'\n\
+         \x20       ecb.SendResponseHeaders('200 OK', f'Content-Length: {len(body)}\\r\\n\\r\\n', True)\n\
+         \x20       ecb.WriteClient(body)\n\
+         \x20       ecb.DoneWithSession()\n\
+         def __ExtensionFactory__():\n\
+         \x20   return Extension()\n",
+    )
+    .ok();
+    let mut command = Host::with_args(&[
+        "--app".to_string(),
+        format!("/a={}", win_path(&a.dll())),
+        "--app".to_string(),
+        format!("/b={}", win_path(&b.dll())),
+    ]);
+    command.env("WINEDEBUG", "-all,err+eventlog");
+    let host = Host::from_command(command);
+    let pooled = get(&host.address, "/b/x");
+    assert_eq!((pooled.status, pooled.text().as_str()), (200, "pooled\n"));
+    let failed = get(&host.address, "/b/x?fail");
+    assert_eq!(failed.status, 500);
+    let from_a = get(&host.address, "/a/x");
+    assert_eq!(
+        (from_a.status, from_a.text().as_str()),
+        (200, "a: helper of a, X-a -\n")
+    );
+    let finished = host.stop();
+    let (a_log, b_log) = (a.log_of("_a"), b.log_of("_pooled"));
+    assert_eq!(b_log.matches("stdout: pooled worker answered").count(), 2, "{b_log}");
+    assert_contains(&b_log, "ValueError: pooled worker failed");
+    assert!(!a_log.contains("pooled worker"), "{a_log}");
+    // B's error is reported in the Event Log under B's name, not A's.
+    assert!(
+        finished.stderr.contains("err:eventlog:ReportEventW L\"_pooled.dll"),
+        "{finished:?}"
+    );
+    assert!(
+        !finished.stderr.contains("err:eventlog:ReportEventW L\"_a.dll"),
+        "{finished:?}"
+    );
+}
+
 /// Serves A and B, each an extension; unloads `unloaded` (TerminateExtension, then
 /// FreeLibrary of its DLL) and checks the other keeps serving its own answer.
 fn unload_one_while_the_other_serves(unloaded: &str) {

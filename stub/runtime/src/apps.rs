@@ -60,6 +60,12 @@ pub fn current_index() -> usize {
     CURRENT.with(Cell::get)
 }
 
+/// From now on this thread works for app `index` (a worker thread of the app's thread
+/// pool or ASGI loop): its logs go to that app's.
+pub fn adopt(index: usize) {
+    CURRENT.with(|c| c.set(index));
+}
+
 /// Runs `f` as a call of app `index`: logs and imports of this thread go to that app.
 pub fn serving<R>(index: usize, f: impl FnOnce() -> R) -> R {
     struct Restore(usize);

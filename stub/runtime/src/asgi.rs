@@ -331,6 +331,8 @@ struct Shared {
     pool: Mutex<PoolState>,
     work: Condvar,
     exited: Condvar,
+    /// The app whose server this is (see `apps`): its loop's and I/O threads' logs go there.
+    app: usize,
 }
 
 impl Shared {
@@ -408,6 +410,7 @@ impl Shared {
     /// An I/O thread: runs the operations of one request after another until the pool
     /// stops (having run what was queued).
     fn io_thread(self: Arc<Self>) {
+        crate::apps::adopt(self.app);
         loop {
             let core = {
                 let mut pool = lock(&self.pool);
@@ -1107,7 +1110,10 @@ pub struct AsgiServer {
 impl AsgiServer {
     #[new]
     fn new() -> Self {
-        let shared = Shared::default();
+        let shared = Shared {
+            app: crate::apps::current_index(),
+            ..Shared::default()
+        };
         shared.accepting.store(true, Ordering::SeqCst);
         AsgiServer {
             shared: Arc::new(shared),
@@ -1144,6 +1150,8 @@ impl AsgiServer {
     /// Every event since the last call: an `AsgiRequest` for each new request, a
     /// `(future, value)` pair for each I/O result.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // The loop's thread is the app's: what its code logs goes to the app's log.
+        crate::apps::adopt(self.shared.app);
         let events = {
             let mut mailbox = lock(&self.shared.mailbox);
             mailbox.wake_pending = false;
