@@ -258,6 +258,48 @@ fn a_joined_apps_thread_pool_workers_log_to_its_own_log() {
     );
 }
 
+#[test]
+fn two_apps_whose_scripts_have_one_name_each_run_their_own_script() {
+    // Two teams' `hello.py`, each frozen into its own folder.
+    let hello = |answer: &str| {
+        Freeze::source(
+            "hello.py",
+            &format!(
+                "from isapi.simple import SimpleExtension\n\
+                 class Extension(SimpleExtension):\n\
+                 \x20   def HttpExtensionProc(self, ecb):\n\
+                 \x20       body = b'{answer}\\n'\n\
+                 \x20       ecb.SendResponseHeaders('200 OK', 'Content-Length: %d\\r\\n\\r\\n' % len(body), True)\n\
+                 \x20       ecb.WriteClient(body)\n\
+                 \x20       return 1\n\
+                 def __ExtensionFactory__():\n\
+                 \x20   return Extension()\n"
+            ),
+        )
+        .ok()
+    };
+    let (first, second) = (hello("first hello"), hello("second hello"));
+    let host = serve_apps(&[("/first", &first.dll()), ("/second", &second.dll())]);
+    for (path, answer) in [("/first/", "first hello\n"), ("/second/", "second hello\n")] {
+        let response = get(&host.address, path);
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, answer),
+            "second's log:\n{}",
+            second.log()
+        );
+    }
+    host.stop();
+    assert_contains(
+        &second.log(),
+        &format!(
+            "module hello: the frozen app {}'s copy is already imported; this app's import statements get \
+             its own copy (as _isapi_freeze_app1.hello)",
+            win_path(&first.dll())
+        ),
+    );
+}
+
 /// Serves A and B, each an extension; unloads `unloaded` (TerminateExtension, then
 /// FreeLibrary of its DLL) and checks the other keeps serving its own answer.
 fn unload_one_while_the_other_serves(unloaded: &str) {
