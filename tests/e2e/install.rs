@@ -574,6 +574,44 @@ fn a_site_filter_names_the_sites_other_applications_and_warns_of_another_python_
 }
 
 #[test]
+fn a_server_wide_filter_names_the_applications_of_every_site() {
+    let global = Freeze::source(
+        "global_filter.py",
+        "from isapi import isapicon\n\
+         from isapi.simple import SimpleFilter\n\
+         class Filter(SimpleFilter):\n\
+         \x20   'global filter'\n\
+         \x20   filter_flags = isapicon.SF_NOTIFY_PREPROC_HEADERS\n\
+         def __FilterFactory__():\n\
+         \x20   return Filter()\n\
+         if __name__ == '__main__':\n\
+         \x20   from isapi.install import FilterParameters, HandleCommandLine, ISAPIParameters\n\
+         \x20   params = ISAPIParameters()\n\
+         \x20   params.Filters = [FilterParameters(Name='global-filter', Description='global filter', Server='*')]\n\
+         \x20   HandleCommandLine(params)\n",
+    )
+    .ok();
+    let config = Config::new();
+    let dry = config.run(&global.exe(), "install", &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[..4],
+        [
+            "note: the ISAPI filter global-filter is registered server-wide: IIS loads it into the worker \
+             process of every application of every site, whatever its application pool, so also of:",
+            "  Default Web Site (application pool DefaultAppPool, %SystemDrive%\\inetpub\\wwwroot): its Python \
+             version is unknown (not a frozen app)",
+            "  Intranet (application pool Intranet, D:\\sites\\intranet): its Python version is unknown (not a \
+             frozen app)",
+            "  Intranet/reports (application pool Intranet, D:\\sites\\reports): its Python version is unknown \
+             (not a frozen app)",
+        ],
+        "{dry:?}"
+    );
+    assert_eq!(config.bytes(), iis_fixture());
+}
+
+#[test]
 fn an_unknown_command_is_a_usage_error() {
     let tmp = temp_dir();
     let finished = run_windows(&plain().exe(), &["instal"], tmp.path());
