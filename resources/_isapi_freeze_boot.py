@@ -327,11 +327,16 @@ def _keep_own_modules_apart():
     package.__spec__.submodule_search_locations = package.__path__ = [ARCHIVE]
     package.__package__ = _PRIVATE
     sys.modules[_PRIVATE] = package
+    # The builtins of this app's own modules: the real ones, as they are now, but for
+    # __import__ (a copy, not a wrapper: CPython reads __builtins__ as a dict).
     _own_builtins = dict(builtins.__dict__)
     _own_builtins["__import__"] = _import_own
     for name, other in sorted(clashes):
         in_use = sys.modules.get(name)
-        whose = f"the frozen app {other}'s copy is already imported" if in_use is not None else f"the frozen app {other} ships another copy"
+        if in_use is not None:
+            whose = f"the frozen app {other}'s copy is already imported"
+        else:
+            whose = f"the frozen app {other} ships another copy"
         _isapi_freeze.log(
             f"module {name}: {whose}; this app's import statements get its own copy (as {_PRIVATE}.{name}), "
             f"but code that imports {name!r} by name at run time (importlib.import_module, a framework's "

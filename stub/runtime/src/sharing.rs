@@ -82,8 +82,8 @@ pub unsafe extern "system" fn isapi_freeze_join(contract: u32, module: *mut c_vo
                 &served,
                 format!(
                     "the frozen app {} runs Python in this process with an isapi-freeze runtime of another \
-                 version (sharing contract {JOIN_CONTRACT}, this app's {contract}): freeze both apps with \
-                 one isapi-freeze version, or give this app an application pool of its own",
+                     version (sharing contract {JOIN_CONTRACT}, this app's {contract}): freeze both apps \
+                     with one isapi-freeze version, or give this app an application pool of its own",
                     first_app_path()
                 ),
             );
