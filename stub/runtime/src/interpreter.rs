@@ -2,6 +2,7 @@
 //! current directory; `sys.path` is the app archive (added by the boot module), the
 //! runtime's stdlib zip and the output directory. The boot module comes from the archive.
 //! A served DLL releases the GIL after start so that IIS threads can take it per call.
+//! A frozen app that joins later (`sharing`) runs its own boot module in the same one.
 
 use std::os::windows::ffi::OsStrExt;
 use std::sync::{Mutex, OnceLock};

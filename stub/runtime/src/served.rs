@@ -1,6 +1,7 @@
 //! The module this runtime serves: the loader DLL (`_SCRIPT.dll`, inside IIS or isapi-host)
 //! or the launcher exe (`SCRIPT.exe`) that loaded it. Its resources hold the config and the
-//! app archive, its folder the rest of the output, and its log is written beside it.
+//! app archive, its folder the rest of the output, and its log is written beside it. An
+//! app that joined this runtime's interpreter (`sharing`) is a served module too, in `apps`.
 
 use std::os::windows::ffi::OsStringExt;
 use std::path::PathBuf;
