@@ -4,6 +4,12 @@ It installs the importer that serves modules from the archive in memory, sets wh
 pywin32 scripts expect of a frozen ISAPI DLL (sys.frozen, sys.isapidllhandle), and holds
 the dispatch logic behind each ISAPI entry point: pywin32's semantics, with errors logged
 and turned into a 500 response.
+
+Two frozen apps for one CPython version in one process share its interpreter, each with its
+own instance of this module (its index in the runtime: _APP). The first app's instance is
+sys.modules["_isapi_freeze_boot"]; a later app's keeps its archive after the first's on
+sys.path, and imports the modules it ships with other contents than an earlier app under a
+private package of its own (_PRIVATE), so that each app runs its own copy.
 """
 
 import _imp
@@ -20,6 +26,8 @@ import _frozen_importlib_external as _bootstrap_external
 import _isapi_freeze
 
 # Set by start(). ARCHIVE is the path of the DLL (or exe) holding the archive, DIST its folder.
+# _APP is the app's index in the runtime (0: the app that started the interpreter).
+_APP = 0
 ARCHIVE = None
 DIST = None
 SCRIPT = None
@@ -32,6 +40,12 @@ _folders = frozenset()
 # isapi-freeze's own keep their path inside the archive (ARCHIVE\...).
 _app_modules = frozenset()
 _dll_directory = None
+# The top-level modules this app ships with other contents than an app that was in the
+# process before it: imported as _PRIVATE.NAME, by the app's own modules, through the
+# __import__ of their builtins (_own_builtins).
+_private = frozenset()
+_PRIVATE = None
+_own_builtins = None
 _extension = None
 _filter = None
 # Held while the script is reloaded after an InternalReloadException.
@@ -65,7 +79,7 @@ class ArchiveImporter:
     def _root_of(self, fullname):
         if self.root is not None:
             return self.root
-        return DIST if fullname in _app_modules else ARCHIVE
+        return DIST if _own_name(fullname) in _app_modules else ARCHIVE
 
     def find_spec(self, fullname, target=None):
         leaf = fullname.rpartition(".")[2]
@@ -108,7 +122,7 @@ class ArchiveImporter:
         """importlib.resources support: the app's packages have their data files in the
         output folder; the standard library's are in the archive."""
         folder = fullname.replace(".", "/")
-        if self._root_of(fullname.partition(".")[0]) == DIST:
+        if self._root_of(_own_name(fullname).partition(".")[0]) == DIST:
             return DiskResources(_path(DIST, folder))
         return ArchiveResources(folder)
 
@@ -117,6 +131,8 @@ class ArchiveImporter:
         return None
 
     def exec_module(self, module):
+        if _own_builtins is not None and _own_name(module.__name__).partition(".")[0] in _app_modules:
+            module.__dict__["__builtins__"] = _own_builtins
         exec(self._code(module.__spec__.origin), module.__dict__)
 
     def get_code(self, fullname):
@@ -143,7 +159,7 @@ class ArchiveImporter:
     def get_data(self, path):
         member = _member_of(path)
         if member is not None and member in _names:
-            return _isapi_freeze.archive_read(member)
+            return _isapi_freeze.archive_read(_APP, member)
         if path.startswith(DIST + "\\"):
             # The app's data files are in the output folder.
             with open(path, "rb") as f:
@@ -154,7 +170,7 @@ class ArchiveImporter:
 
     def _code(self, origin):
         member = _member_of(origin)
-        data = _isapi_freeze.archive_read(member)
+        data = _isapi_freeze.archive_read(_APP, member)
         if data[:4] != _bootstrap_external.MAGIC_NUMBER:
             raise ImportError(f"{member} in the app archive was compiled for another Python version")
         return marshal.loads(memoryview(data)[16:])
@@ -174,7 +190,7 @@ class ArchiveResources:
         import zipfile
 
         if ArchiveResources._zip is None:
-            ArchiveResources._zip = zipfile.ZipFile(io.BytesIO(_isapi_freeze.archive_bytes()))
+            ArchiveResources._zip = zipfile.ZipFile(io.BytesIO(_isapi_freeze.archive_bytes(_APP)))
         return zipfile.Path(ArchiveResources._zip, self.folder + "/")
 
 
@@ -189,6 +205,13 @@ class DiskResources:
         import pathlib
 
         return pathlib.Path(self.folder)
+
+
+def _own_name(fullname):
+    """A module's name as the app ships it: without the private package's prefix."""
+    if _PRIVATE is not None and fullname.startswith(_PRIVATE + "."):
+        return fullname[len(_PRIVATE) + 1:]
+    return fullname
 
 
 def _path(root, member):
@@ -248,30 +271,89 @@ class LogWriter:
         return True
 
 
-def start(kind, script, archive, handle):
-    """Called once by the runtime after the interpreter starts."""
-    global ARCHIVE, DIST, SCRIPT, _names, _folders, _app_modules
-    ARCHIVE, SCRIPT = archive, script
+def start(kind, script, archive, handle, app=0):
+    """Called once by the runtime after the interpreter starts (app 0), or when another
+    frozen app joins the running interpreter (app 1, 2, ...)."""
+    global ARCHIVE, DIST, SCRIPT, _APP, _names, _folders, _app_modules
+    ARCHIVE, SCRIPT, _APP = archive, script, app
     DIST = archive.rpartition("\\")[0]
-    _names = frozenset(_isapi_freeze.archive_names())
+    _names = frozenset(_isapi_freeze.archive_names(_APP))
     _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
     sys.path_hooks.insert(0, _path_hook)
-    sys.path.insert(0, ARCHIVE)
+    if _APP == 0:
+        sys.path.insert(0, ARCHIVE)
+    else:
+        # The first app's modules keep coming from its own archive. The output folder is
+        # on sys.path for its top-level extension modules, as the first app's is.
+        sys.path.append(ARCHIVE)
+        sys.path.append(DIST)
     sys.path_importer_cache.clear()
-    _app_modules = frozenset(_isapi_freeze.freeze_options()[2])
+    _app_modules = frozenset(_isapi_freeze.freeze_options(_APP)[2])
     # Extension modules load the DLLs they need from the output folder, which is not on the
     # DLL search path of IIS's worker process.
     import os
 
     global _dll_directory
     _dll_directory = os.add_dll_directory(os.path.dirname(ARCHIVE))
-    if kind == "dll":
+    if _APP > 0:
+        _keep_own_modules_apart()
+    elif kind == "dll":
         sys.frozen = "dll"
         sys.isapidllhandle = handle
+        # Shared by every app in the process: a line goes to the log of the app whose call
+        # the thread runs.
         sys.stdout = LogWriter("stdout")
         sys.stderr = LogWriter("stderr")
     else:
         sys.frozen = "console_exe"
+
+
+def _keep_own_modules_apart():
+    """For an app that joined a running interpreter: the top-level modules it ships with
+    other contents than an earlier app are imported as its own copies, under _PRIVATE. What
+    cannot be kept apart is logged: code that imports such a module by a name in a string
+    (importlib.import_module, a framework's settings) gets the module of that name in
+    sys.modules, which may be the other app's."""
+    global _private, _PRIVATE, _own_builtins
+    import builtins
+
+    clashes = _isapi_freeze.clashing_modules(_APP)
+    if not clashes:
+        return
+    _private = frozenset(name for name, _ in clashes)
+    _PRIVATE = f"_isapi_freeze_app{_APP}"
+    package = type(sys)(_PRIVATE)
+    package.__spec__ = _bootstrap.ModuleSpec(_PRIVATE, None, is_package=True)
+    package.__spec__.submodule_search_locations = package.__path__ = [ARCHIVE]
+    package.__package__ = _PRIVATE
+    sys.modules[_PRIVATE] = package
+    # The builtins of this app's own modules: the real ones, as they are now, but for
+    # __import__ (a copy, not a wrapper: CPython reads __builtins__ as a dict).
+    _own_builtins = dict(builtins.__dict__)
+    _own_builtins["__import__"] = _import_own
+    for name, other in sorted(clashes):
+        in_use = sys.modules.get(name)
+        if in_use is not None:
+            whose = f"the frozen app {other}'s copy is already imported"
+        else:
+            whose = f"the frozen app {other} ships another copy"
+        _isapi_freeze.log(
+            f"module {name}: {whose}; this app's import statements get its own copy (as {_PRIVATE}.{name}), "
+            f"but code that imports {name!r} by name at run time (importlib.import_module, a framework's "
+            f"settings) gets the module of that name in sys.modules, which may be the frozen app {other}'s: "
+            "to keep the two apps fully apart give each an application pool of its own"
+        )
+
+
+def _import_own(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ of this app's own modules: a top-level name in _private is this app's
+    copy, _PRIVATE.NAME."""
+    if level == 0 and name.partition(".")[0] in _private:
+        module = __import__(f"{_PRIVATE}.{name}", globals, locals, fromlist, 0)
+        if fromlist:
+            return module
+        return sys.modules[f"{_PRIVATE}.{name.partition('.')[0]}"]
+    return __import__(name, globals, locals, fromlist, level)
 
 
 def _log_exception(what):
@@ -287,6 +369,8 @@ def _log_exception(what):
 def _import_script():
     import importlib
 
+    if SCRIPT in _private:
+        return importlib.import_module(f"{_PRIVATE}.{SCRIPT}")
     return importlib.import_module(SCRIPT)
 
 
@@ -586,7 +670,7 @@ def run_main():
 
     from isapi import install
 
-    site, vpath, _ = _isapi_freeze.freeze_options()
+    site, vpath, _ = _isapi_freeze.freeze_options(_APP)
     module = importlib.import_module(SCRIPT)
     params = install.default_parameters(module, site, vpath)
     install.HandleCommandLine(params)

@@ -521,6 +521,99 @@ def plan(params, target, config, options):
     return items
 
 
+def python_version_of(folder):
+    """The CPython version (``3.12``) an application folder runs: a frozen app's
+    manifest.json names its python3XY.dll, a folder with a python3XY.dll runs that one;
+    None when neither tells (not a frozen app)."""
+    try:
+        with open(os.path.join(folder, "manifest.json"), "rb") as f:
+            files = json.loads(f.read())["files"]
+        for entry in files:
+            if entry.get("role") == "python-dll":
+                return _dll_version(entry["path"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    return next((v for v in map(_dll_version, names) if v is not None), None)
+
+
+def _dll_version(name):
+    """``python312.dll`` (any case) -> ``3.12``; None for any other name."""
+    stem, ext = os.path.splitext(name.lower())
+    digits = stem[len("python3"):]
+    if ext != ".dll" or not stem.startswith("python3") or not digits.isdigit():
+        return None
+    return f"3.{digits}"
+
+
+def filter_neighbours(config, items, target):
+    """What to say about the applications that load this app's filters besides its own:
+    IIS loads a filter registered on a site into the worker process of every application
+    of that site, whatever its application pool, and a server-wide one into every worker.
+    A frozen app there for the same CPython version shares its interpreter with this one;
+    one for another version cannot load the filter. Returns (level, line) pairs."""
+    sites = config.node(("system.applicationHost", {}), ("sites", {}))
+    mine = python_version_of(target.local_dir) or f"{sys.version_info[0]}.{sys.version_info[1]}"
+    server_defaults = sites.find("applicationDefaults", {}) if sites is not None else None
+    server_pool = (server_defaults.attrs.get("applicationPool") if server_defaults is not None else None) or "DefaultAppPool"
+    lines = []
+    for item in items:
+        if item.what != "ISAPI filter":
+            continue
+        others = []
+        for site in sites.children if sites is not None else []:
+            name = site.attrs.get("name", "")
+            if site.tag != "site" or (item.location is not None and name != item.location):
+                continue
+            defaults = site.find("applicationDefaults", {})
+            default_pool = (defaults.attrs.get("applicationPool") if defaults is not None else None) or server_pool
+            for application in site.children:
+                if application.tag != "application":
+                    continue
+                root = application.find("virtualDirectory", {"path": "/"})
+                physical = root.attrs.get("physicalPath", "") if root is not None else ""
+                if physical and same_folder(physical, target.dir):
+                    continue
+                pool = application.attrs.get("applicationPool") or default_pool
+                others.append((name + application.attrs.get("path", "/").rstrip("/"), pool, physical))
+        if not others:
+            continue
+        filter_name = item.element.attrs["name"]
+        where = f"on site {item.location!r}" if item.location is not None else "server-wide"
+        scope = "that site" if item.location is not None else "every site"
+        lines.append(
+            (
+                1,
+                f"note: the ISAPI filter {filter_name} is registered {where}: IIS loads it into the worker "
+                f"process of every application of {scope}, whatever its application pool, so also of:",
+            )
+        )
+        differing = []
+        for app, pool, physical in others:
+            version = python_version_of(os.path.expandvars(physical)) if physical else None
+            if version is None:
+                runs = "its Python version is unknown (not a frozen app)"
+            elif version == mine:
+                runs = f"Python {version}, as this app: its worker runs both apps in one interpreter"
+            else:
+                runs = f"Python {version}"
+                differing.append((app, version))
+            lines.append((1, f"  {app} (application pool {pool}, {physical or 'no physical path'}): {runs}"))
+        for app, version in differing:
+            lines.append(
+                (
+                    1,
+                    f"warning: {app} runs Python {version} and this app Python {mine}: one process runs one "
+                    f"CPython version, so in {app}'s worker the filter {filter_name} refuses to load; freeze "
+                    "both apps for one CPython version, or register the filter on a site of its own",
+                )
+            )
+    return lines
+
+
 def check_modules(config, params):
     """The IIS features the plan needs must be installed and enabled. A feature's setup
     registers its module in globalModules and enables it in the server's <modules>; IIS
@@ -852,6 +945,9 @@ def apply(params, target, options, installing, rollback=False):
     for item, change, _ in changes:
         what = item.location or item.section.rsplit("/", 1)[-1]
         log(2, f"{change} {item.what} {_item_literal(item.element, item.key or None)} in {what}")
+    if installing:
+        for level, line in filter_neighbours(config, items, target):
+            log(level, line)
     commands = [c for item, change, missing in changes for c in appcmd_commands(item, change, missing)]
     has_pool = any(item.what == "application pool" for item in items)
     # A rollback goes back to a folder that already has its grants.

@@ -452,6 +452,11 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
     assert_eq!(
         lines(&finished.stdout),
         [
+            // The site's filter goes into the worker of the site's root application too.
+            "note: the ISAPI filter installable-filter is registered on site 'Default Web Site': IIS loads it \
+             into the worker process of every application of that site, whatever its application pool, so also of:".into(),
+            "  Default Web Site (application pool DefaultAppPool, %SystemDrive%\\inetpub\\wwwroot): its Python \
+             version is unknown (not a frozen app)".into(),
             format!("updated {cfg}: added 1 application pool, added 2 applications, added 2 handler mappings, added 1 directory browsing, added 1 ISAPI restriction, added 1 ISAPI filter"),
             "note: --config edits a file only; on the server run:".into(),
             format!("  icacls {dir} /grant \"IIS AppPool\\isapi-freeze-installable:(OI)(CI)RX\""),
@@ -497,6 +502,113 @@ fn a_pywin32_style_script_installs_two_virtual_directories_and_a_filter() {
         iis_fixture(),
         "remove gives back the file byte for byte"
     );
+}
+
+#[test]
+fn a_site_filter_names_the_sites_other_applications_and_warns_of_another_python_version() {
+    let installable = Freeze::script(repo().join("examples/installable/installable.py")).ok();
+    let python = crate::support::default_python();
+    let other = isapi_freeze_format::pythons::supported()
+        .into_iter()
+        .find(|p| p.version() != python.version())
+        .expect("a second supported CPython version");
+    // Another application of the site: a folder that runs another CPython (its DLL is
+    // what tells), and a frozen app for the same version (its manifest.json tells).
+    let elsewhere = temp_dir();
+    std::fs::write(elsewhere.path().join(other.dll_name()), b"").unwrap();
+    let text = insert_after(
+        &String::from_utf8(iis_fixture()).unwrap(),
+        "                </application>",
+        &[
+            "                <application path=\"/older\" applicationPool=\"Intranet\">".into(),
+            format!(
+                "                    <virtualDirectory path=\"/\" physicalPath=\"{}\" />",
+                win_path(elsewhere.path())
+            ),
+            "                </application>".into(),
+            "                <application path=\"/plain\">".into(),
+            format!(
+                "                    <virtualDirectory path=\"/\" physicalPath=\"{}\" />",
+                win_path(&plain().dist)
+            ),
+            "                </application>".into(),
+        ],
+    );
+    let config = Config::with(&text);
+    let expected = [
+        "note: the ISAPI filter installable-filter is registered on site 'Default Web Site': IIS loads it \
+         into the worker process of every application of that site, whatever its application pool, so also of:"
+            .to_string(),
+        "  Default Web Site (application pool DefaultAppPool, %SystemDrive%\\inetpub\\wwwroot): its Python \
+         version is unknown (not a frozen app)"
+            .into(),
+        format!(
+            "  Default Web Site/older (application pool Intranet, {}): Python {}",
+            win_path(elsewhere.path()),
+            other.version()
+        ),
+        format!(
+            "  Default Web Site/plain (application pool DefaultAppPool, {}): Python {}, as this app: its \
+             worker runs both apps in one interpreter",
+            win_path(&plain().dist),
+            python.version()
+        ),
+        format!(
+            "warning: Default Web Site/older runs Python {} and this app Python {}: one process runs one \
+             CPython version, so in Default Web Site/older's worker the filter installable-filter refuses to \
+             load; freeze both apps for one CPython version, or register the filter on a site of its own",
+            other.version(),
+            python.version()
+        ),
+    ];
+    // A dry run says it too, and changes nothing.
+    let dry = config.run(&installable.exe(), "install", &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(lines(&dry.stdout)[..expected.len()], expected, "{dry:?}");
+    assert_eq!(config.text(), text);
+    let installed = config.run(&installable.exe(), "install", &[]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_eq!(lines(&installed.stdout)[..expected.len()], expected, "{installed:?}");
+    // The applications of another site are not named.
+    assert!(!installed.stdout.contains("Intranet/"), "{installed:?}");
+}
+
+#[test]
+fn a_server_wide_filter_names_the_applications_of_every_site() {
+    let global = Freeze::source(
+        "global_filter.py",
+        "from isapi import isapicon\n\
+         from isapi.simple import SimpleFilter\n\
+         class Filter(SimpleFilter):\n\
+         \x20   'global filter'\n\
+         \x20   filter_flags = isapicon.SF_NOTIFY_PREPROC_HEADERS\n\
+         def __FilterFactory__():\n\
+         \x20   return Filter()\n\
+         if __name__ == '__main__':\n\
+         \x20   from isapi.install import FilterParameters, HandleCommandLine, ISAPIParameters\n\
+         \x20   params = ISAPIParameters()\n\
+         \x20   params.Filters = [FilterParameters(Name='global-filter', Description='global filter', Server='*')]\n\
+         \x20   HandleCommandLine(params)\n",
+    )
+    .ok();
+    let config = Config::new();
+    let dry = config.run(&global.exe(), "install", &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        lines(&dry.stdout)[..4],
+        [
+            "note: the ISAPI filter global-filter is registered server-wide: IIS loads it into the worker \
+             process of every application of every site, whatever its application pool, so also of:",
+            "  Default Web Site (application pool DefaultAppPool, %SystemDrive%\\inetpub\\wwwroot): its Python \
+             version is unknown (not a frozen app)",
+            "  Intranet (application pool Intranet, D:\\sites\\intranet): its Python version is unknown (not a \
+             frozen app)",
+            "  Intranet/reports (application pool Intranet, D:\\sites\\reports): its Python version is unknown \
+             (not a frozen app)",
+        ],
+        "{dry:?}"
+    );
+    assert_eq!(config.bytes(), iis_fixture());
 }
 
 #[test]
@@ -1141,8 +1253,13 @@ fn an_upgrade_switches_every_application_handler_and_the_filter_of_a_pywin32_sty
 
     let upgrade = config.run(&exe(&v2), "install", &[]);
     assert_eq!(upgrade.code, 0, "{upgrade:?}");
+    // First the note on the site's root application, which loads the site's filter too.
+    assert_contains(
+        lines(&upgrade.stdout)[1],
+        "  Default Web Site (application pool DefaultAppPool",
+    );
     assert_eq!(
-        lines(&upgrade.stdout)[0],
+        lines(&upgrade.stdout)[2],
         format!("updated {}: updated 2 applications, updated 2 handler mappings, removed 1 ISAPI restriction, added 1 ISAPI restriction, updated 1 ISAPI filter", config.win)
     );
     // Each entry names the new folder in the old one's place; nothing else moved.

@@ -34,9 +34,38 @@ pub type HttpFilterProcFn =
 pub const TERMINATE_FILTER: &str = "TerminateFilter";
 pub type TerminateFilterFn = unsafe extern "system" fn(flags: u32) -> Bool;
 
+/// `isapi_freeze_join(contract, module, joined)`: how a second frozen app for the same
+/// CPython version shares the interpreter another app's runtime already runs in this
+/// process. The second app's runtime (which must not start a CPython of its own) calls the
+/// first runtime's export with its loader's module; the first runtime verifies that app's
+/// archive, runs its boot module and fills `joined` with the per-app entry points the second
+/// runtime then forwards to. `contract` is [`JOIN_CONTRACT`]: a runtime that speaks another
+/// one answers FALSE (after logging why in the joining app's log), never a crash.
+pub const JOIN: &str = "isapi_freeze_join";
+pub type JoinFn = unsafe extern "system" fn(contract: u32, module: *mut c_void, joined: *mut JoinedApp) -> Bool;
+/// The version of [`JoinFn`] and [`JoinedApp`], and of what the joining app's boot module
+/// (from its archive) expects of the runtime that runs it: bumped on any change of either.
+pub const JOIN_CONTRACT: u32 = 1;
+
+/// The entry points of an app served by another app's runtime, each taking the app's index
+/// there (`app`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct JoinedApp {
+    pub app: usize,
+    pub get_extension_version: unsafe extern "system" fn(app: usize, version: *mut c_void) -> Bool,
+    pub http_extension_proc: unsafe extern "system" fn(app: usize, ecb: *mut c_void) -> u32,
+    pub terminate_extension: unsafe extern "system" fn(app: usize, flags: u32) -> Bool,
+    pub get_filter_version: unsafe extern "system" fn(app: usize, version: *mut c_void) -> Bool,
+    pub http_filter_proc:
+        unsafe extern "system" fn(app: usize, context: *mut c_void, notification: u32, data: *mut c_void) -> u32,
+    pub terminate_filter: unsafe extern "system" fn(app: usize, flags: u32) -> Bool,
+}
+
 /// Every export the runtime must have.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     ATTACH,
+    JOIN,
     RUN_MAIN,
     GET_EXTENSION_VERSION,
     HTTP_EXTENSION_PROC,

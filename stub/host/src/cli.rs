@@ -41,7 +41,11 @@ Options:
   --control-stdin also stop when standard input ends or reads a line `quit` (for a parent
                   process: closing the pipe stops the host); a line `stats` prints
                     isapi-host: stats handles=N connections=N requests=N
-                  (the process's handle count, open connections, control blocks made so far)
+                  (the process's handle count, open connections, control blocks made so far),
+                  and a line `unload /VPATH` unloads that --app's extension as IIS does when
+                  it removes an application (TerminateExtension, then FreeLibrary) while the
+                  others keep serving; its requests then get 503, and it prints
+                    isapi-host: unloaded /VPATH
   --app /VPATH=DLL
                   serve one more application: the extension DLL at VPATH, in this same
                   process, as one IIS worker serves the applications of its pool; repeatable.

@@ -8,7 +8,7 @@ use std::fmt;
 use std::os::windows::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use windows_sys::Win32::Foundation::{GetLastError, HMODULE};
+use windows_sys::Win32::Foundation::{FreeLibrary, GetLastError, HMODULE};
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW};
 
 /// An export's address as GetProcAddress gives it, before it gets its real signature.
@@ -100,9 +100,9 @@ pub struct EntryPoints<Version, Proc, Terminate> {
     pub terminate: Option<Terminate>,
 }
 
-/// A loaded DLL. It is never unloaded: the process ends right after TerminateExtension
-/// and TerminateFilter, and a request thread that outlived the shutdown grace period may
-/// still be inside it.
+/// A loaded DLL. It is not unloaded at shutdown: the process ends right after
+/// TerminateExtension and TerminateFilter, and a request thread that outlived the shutdown
+/// grace period may still be inside it (only a control line `unload /VPATH` frees one).
 pub struct Dll {
     /// The full path it was loaded from.
     pub path: PathBuf,
@@ -124,6 +124,11 @@ impl Dll {
             return Err(LoadError::Load { kind, path, code });
         }
         Ok(Dll { path, kind, module })
+    }
+
+    /// The module handle, for [`free`] when the DLL is unloaded on request.
+    pub fn module(&self) -> HMODULE {
+        self.module
     }
 
     /// Finds the three exports of the DLL's kind; a missing version call or procedure
@@ -173,4 +178,15 @@ unsafe fn typed<F: Copy>(export: Farproc) -> F {
 pub fn description(chars: &[i8]) -> String {
     let bytes: Vec<u8> = chars.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// FreeLibrary: what IIS does with an extension's DLL after TerminateExtension when it
+/// removes the application (isapi-host's `unload /VPATH`).
+///
+/// # Safety
+/// `module` was returned by a LoadLibrary call of this process, no thread runs in it any
+/// more, and nothing calls its exports afterwards.
+pub unsafe fn free(module: HMODULE) {
+    // SAFETY: as the caller promises.
+    unsafe { FreeLibrary(module) };
 }

@@ -12,9 +12,12 @@ type GetExtensionVersion = unsafe extern "system" fn(*mut HSE_VERSION_INFO) -> w
 pub type HttpExtensionProc = unsafe extern "system" fn(*mut EXTENSION_CONTROL_BLOCK) -> u32;
 type TerminateExtension = unsafe extern "system" fn(u32) -> windows_sys::core::BOOL;
 
-/// A loaded extension. Like every ISAPI DLL the host loads, it is never unloaded.
+/// A loaded extension. It stays loaded until the process ends, unless a control line
+/// unloads it (`unload /VPATH`, [`Extension::free`]).
 pub struct Extension {
     pub path: PathBuf,
+    /// The DLL's module handle, as an integer (a handle is not Sync).
+    module: usize,
     entry_points: EntryPoints<GetExtensionVersion, HttpExtensionProc, TerminateExtension>,
 }
 
@@ -26,6 +29,7 @@ impl Extension {
         // PFN_TERMINATEEXTENSION.
         let entry_points = unsafe { dll.entry_points() }?;
         Ok(Extension {
+            module: dll.module() as usize,
             path: dll.path,
             entry_points,
         })
@@ -50,6 +54,15 @@ impl Extension {
 
     pub fn http_extension_proc(&self) -> HttpExtensionProc {
         self.entry_points.proc_
+    }
+
+    /// FreeLibrary of the DLL, after [`Extension::terminate`].
+    ///
+    /// # Safety
+    /// No request runs in the extension and none will: its exports are not called again.
+    pub unsafe fn free(&self) {
+        // SAFETY: loaded by `load`; the caller promises nothing runs in it any more.
+        unsafe { dll::free(self.module as _) };
     }
 
     /// Calls TerminateExtension with `flags` (HSE_TERM_MUST_UNLOAD at shutdown).

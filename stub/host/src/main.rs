@@ -141,6 +141,18 @@ mod windows_main {
         let _ = stdout.flush();
     }
 
+    /// The control line `unload /VPATH`.
+    fn unload(server: &Server, vpath: &str) {
+        match server.unload(vpath, HSE_TERM_MUST_UNLOAD) {
+            Ok(()) => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "isapi-host: unloaded {vpath}");
+                let _ = stdout.flush();
+            }
+            Err(why) => eprintln!("isapi-host: cannot unload {vpath}: {why}"),
+        }
+    }
+
     pub fn main() {
         let args = match cli::parse(std::env::args_os().skip(1)) {
             Ok(Parsed::Run(args)) => args,
@@ -172,6 +184,7 @@ mod windows_main {
                 vpath: args.vpath.clone(),
                 physical_root: physical_root(path),
                 extension: Ok(extension),
+                unloaded: Default::default(),
             });
         }
         for (vpath, path) in &args.apps {
@@ -190,6 +203,7 @@ mod windows_main {
                 vpath: vpath.clone(),
                 physical_root: physical_root(path),
                 extension,
+                unloaded: Default::default(),
             });
         }
         let listener = match TcpListener::bind(args.listen) {
@@ -232,6 +246,9 @@ mod windows_main {
                     match line {
                         Ok(line) if line.trim() == "quit" => break,
                         Ok(line) if line.trim() == "stats" => print_stats(&server),
+                        Ok(line) if line.trim().starts_with("unload ") => {
+                            unload(&server, line.trim()["unload ".len()..].trim())
+                        }
                         Ok(_) => continue,
                         Err(_) => break,
                     }

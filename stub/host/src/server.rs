@@ -29,6 +29,8 @@ pub struct App {
     pub physical_root: String,
     /// The loaded extension, or why it did not start (an `--app` that answers 500).
     pub extension: Result<Extension, String>,
+    /// Set by `unload /VPATH`: the extension was terminated and freed; requests get 503.
+    pub unloaded: AtomicBool,
 }
 
 pub struct Server {
@@ -63,9 +65,37 @@ impl Server {
         }
     }
 
-    /// Every loaded extension, in the order of the command line.
+    /// Every loaded extension (not unloaded), in the order of the command line.
     pub fn extensions(&self) -> impl Iterator<Item = &Extension> {
-        self.apps.iter().filter_map(|app| app.extension.as_ref().ok())
+        self.apps
+            .iter()
+            .filter(|app| !app.unloaded.load(Ordering::SeqCst))
+            .filter_map(|app| app.extension.as_ref().ok())
+    }
+
+    /// Unloads the extension of the application at `vpath` as IIS does when it removes an
+    /// application from a worker that keeps serving the others: TerminateExtension
+    /// (HSE_TERM_MUST_UNLOAD), then FreeLibrary. Its requests then get 503. It does not
+    /// wait for the application's requests in flight: the caller sends none meanwhile.
+    pub fn unload(&self, vpath: &str, flags: u32) -> Result<(), String> {
+        let wanted = vpath.trim_end_matches('/');
+        let app = self
+            .apps
+            .iter()
+            .find(|app| app.vpath == wanted)
+            .ok_or_else(|| format!("no application at {vpath}"))?;
+        let extension = app
+            .extension
+            .as_ref()
+            .map_err(|_| "its extension did not start".to_string())?;
+        if app.unloaded.swap(true, Ordering::SeqCst) {
+            return Err("it is unloaded already".into());
+        }
+        extension.terminate(flags);
+        // SAFETY: `unloaded` is set, so no new request enters the extension, and the
+        // caller sends none to it meanwhile.
+        unsafe { extension.free() };
+        Ok(())
     }
 
     /// The application that serves `path`: the one with the longest virtual path holding it.
@@ -338,6 +368,12 @@ impl Server {
             self.log(filters, record(404, 0), &why);
             return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
         };
+        if app.unloaded.load(Ordering::SeqCst) {
+            let text = "503 Service Unavailable: the application was unloaded\n";
+            let keep = outgoing().is_some_and(|mut out| respond(&mut out, 503, text, exchange));
+            self.log(filters, record(503, 0), " (unloaded)");
+            return (keep && body.discard(DISCARD_LIMIT)).then(|| body.into_inner());
+        }
         let Ok(extension) = &app.extension else {
             // IIS answers 500 for an application whose extension did not start.
             let text = "500 Internal Server Error: the application's ISAPI extension did not start\n";

@@ -3,7 +3,7 @@
 //! the mapped bytes on demand (no extraction, no temporary files).
 
 use std::io::{Cursor, Read};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use isapi_freeze_format::{self as format, StubConfig};
 use sha2::{Digest, Sha256};
@@ -19,13 +19,12 @@ pub struct Archive {
     names: Vec<String>,
 }
 
-static ARCHIVE: OnceLock<Archive> = OnceLock::new();
-
-/// Reads and verifies the served module's config and archive; returns the config.
-pub fn open(served: &ServedModule) -> Result<StubConfig, String> {
+/// Reads and verifies the served module's config and archive.
+pub fn open(served: &ServedModule) -> Result<Archive, String> {
     let module = served.handle as *mut std::ffi::c_void;
     // SAFETY: the served module (the loader DLL or the launcher exe) stays loaded for as long
-    // as this runtime runs: the loader never frees it, and an exe's image is its process.
+    // as this runtime runs: the runtime takes a reference on it (see `sharing::pin`), and
+    // an exe's image is its process.
     let (config, archive) = unsafe {
         (
             isapi_freeze_embedded::config(module, &served.path.display().to_string())?,
@@ -50,17 +49,12 @@ pub fn open(served: &ServedModule) -> Result<StubConfig, String> {
         .filter_map(|n| n.ok())
         .map(|n| n.into_owned())
         .collect();
-    let _ = ARCHIVE.set(Archive {
-        config: config.clone(),
+    Ok(Archive {
+        config,
         bytes: archive,
         zip: Mutex::new(zip),
         names,
-    });
-    Ok(config)
-}
-
-pub fn get() -> Option<&'static Archive> {
-    ARCHIVE.get()
+    })
 }
 
 impl Archive {
@@ -90,5 +84,28 @@ impl Archive {
         file.read_to_end(&mut data)
             .map_err(|e| format!("reading {name} from the app archive: {e}"))?;
         Ok(Some(data))
+    }
+
+    /// The members of the top-level module or package `name` with their CRC-32s, sorted:
+    /// what tells whether two apps ship the same module.
+    fn module_members(&self, name: &str) -> Vec<(String, u32)> {
+        let folder = format!("{name}/");
+        let single = format!("{name}.pyc");
+        let mut zip = self.zip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut members: Vec<(String, u32)> = self
+            .names
+            .iter()
+            .filter(|n| n.starts_with(&folder) || **n == single)
+            .filter_map(|n| zip.by_name(n).ok().map(|f| (n.clone(), f.crc32())))
+            .collect();
+        members.sort();
+        members
+    }
+
+    /// Whether `other` ships the top-level module or package `name` with other contents
+    /// than this archive (false when either does not ship it).
+    pub fn differs_in(&self, other: &Archive, name: &str) -> bool {
+        let (mine, theirs) = (self.module_members(name), other.module_members(name));
+        !mine.is_empty() && !theirs.is_empty() && mine != theirs
     }
 }

@@ -25,7 +25,7 @@
 //!   buffers and return without waiting for the client (ecb.rs's `keeps_gil` has the same
 //!   rule), and a hand-off to another thread would cost more than the call.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{c_void, CStr};
 use std::io::Write;
 use std::mem::ManuallyDrop;
@@ -72,14 +72,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The server whose HttpExtensionProc calls are ASGI requests, set by
-/// `AsgiServer.serve_natively` (when the script did not override HttpExtensionProc).
-static DISPATCH: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+/// The servers whose HttpExtensionProc calls are ASGI requests, by app (two frozen apps can
+/// share this runtime), set by `AsgiServer.serve_natively` (when the script did not
+/// override HttpExtensionProc).
+static DISPATCH: RwLock<BTreeMap<usize, Arc<Shared>>> = RwLock::new(BTreeMap::new());
 
-/// HttpExtensionProc's first question: if an ASGI server takes requests natively, the
-/// request goes to its mailbox (without the GIL) and this is the status to return.
-pub fn dispatch(ecb: *mut EXTENSION_CONTROL_BLOCK) -> Option<u32> {
-    let shared = DISPATCH.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+/// HttpExtensionProc's first question: if app `app`'s ASGI server takes requests natively,
+/// the request goes to its mailbox (without the GIL), or runs on this thread with the loop
+/// borrowed, and this is the status to return.
+pub fn dispatch(app: usize, ecb: *mut EXTENSION_CONTROL_BLOCK) -> Option<u32> {
+    let shared = DISPATCH.read().unwrap_or_else(|e| e.into_inner()).get(&app).cloned()?;
     if let Some(status) = shared.borrow(RawEcb(ecb)) {
         return Some(status);
     }
@@ -365,6 +367,8 @@ struct Shared {
     turn_changed: Condvar,
     /// `AsgiServer.serve_inline`'s callable: runs a request on a borrowed loop.
     inline: RwLock<Option<Arc<Py<PyAny>>>>,
+    /// The app whose server this is (see `apps`): its loop's and I/O threads' logs go there.
+    app: usize,
 }
 
 impl Shared {
@@ -432,26 +436,28 @@ impl Shared {
             mailbox.turn = Turn::Borrowed;
         }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let outcome = crate::interpreter::attach(|py| {
-            let ecb = Py::new(py, ExtensionControlBlock::new(raw.0)).ok()?;
-            let request = Py::new(py, AsgiRequest::new(ecb, raw, self.clone()).ok()?).ok()?;
-            let core = request.get().core.clone();
-            lock(&core.io).in_call = true;
-            // The callable reports its own failures; one escaping it leaves the request to
-            // the loop, woken below.
-            let loop_needed = match runner.call1(py, (request,)) {
-                Ok(answer) => answer.is_truthy(py).unwrap_or(true),
-                Err(err) => {
-                    crate::served::log(&format!(
-                        "isapi.asgi: running a request on IIS's thread failed:\n{}",
-                        crate::interpreter::describe(py, &err)
-                    ));
-                    true
-                }
-            };
-            let mut io = lock(&core.io);
-            io.in_call = false;
-            Some((io.held_done.take(), loop_needed))
+        let outcome = crate::apps::serving(self.app, || {
+            crate::interpreter::attach(|py| {
+                let ecb = Py::new(py, ExtensionControlBlock::new(raw.0)).ok()?;
+                let request = Py::new(py, AsgiRequest::new(ecb, raw, self.clone()).ok()?).ok()?;
+                let core = request.get().core.clone();
+                lock(&core.io).in_call = true;
+                // The callable reports its own failures; one escaping it leaves the request to
+                // the loop, woken below.
+                let loop_needed = match runner.call1(py, (request,)) {
+                    Ok(answer) => answer.is_truthy(py).unwrap_or(true),
+                    Err(err) => {
+                        crate::served::log(&format!(
+                            "isapi.asgi: running a request on IIS's thread failed:\n{}",
+                            crate::interpreter::describe(py, &err)
+                        ));
+                        true
+                    }
+                };
+                let mut io = lock(&core.io);
+                io.in_call = false;
+                Some((io.held_done.take(), loop_needed))
+            })
         });
         let (status, loop_needed) = match outcome {
             Some(outcome) => outcome,
@@ -571,6 +577,7 @@ impl Shared {
     /// An I/O thread: runs the operations of one request after another until the pool
     /// stops (having run what was queued).
     fn io_thread(self: Arc<Self>) {
+        crate::apps::adopt(self.app);
         loop {
             let core = {
                 let mut pool = lock(&self.pool);
@@ -1297,7 +1304,10 @@ pub struct AsgiServer {
 impl AsgiServer {
     #[new]
     fn new() -> Self {
-        let shared = Shared::default();
+        let shared = Shared {
+            app: crate::apps::current_index(),
+            ..Shared::default()
+        };
         shared.accepting.store(true, Ordering::SeqCst);
         AsgiServer {
             shared: Arc::new(shared),
@@ -1337,7 +1347,10 @@ impl AsgiServer {
     /// Takes the extension's requests straight from HttpExtensionProc, without calling the
     /// script (and without the GIL).
     fn serve_natively(&self) {
-        *DISPATCH.write().unwrap_or_else(|e| e.into_inner()) = Some(self.shared.clone());
+        DISPATCH
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(crate::apps::current_index(), self.shared.clone());
     }
 
     /// Takes a request the script's HttpExtensionProc passes on; returns the HSE_STATUS_*
@@ -1349,6 +1362,8 @@ impl AsgiServer {
     /// Every event since the last call: an `AsgiRequest` for each new request, a
     /// `(future, value)` pair for each I/O result.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // The loop's thread is the app's: what its code logs goes to the app's log.
+        crate::apps::adopt(self.shared.app);
         let events = {
             let mut mailbox = lock(&self.shared.mailbox);
             mailbox.wake_pending = false;
@@ -1399,9 +1414,7 @@ impl AsgiServer {
     fn close(&self, py: Python<'_>, timeout: f64) -> usize {
         {
             let mut dispatch = DISPATCH.write().unwrap_or_else(|e| e.into_inner());
-            if dispatch.as_ref().is_some_and(|d| Arc::ptr_eq(d, &self.shared)) {
-                *dispatch = None;
-            }
+            dispatch.retain(|_, d| !Arc::ptr_eq(d, &self.shared));
         }
         self.shared.accepting.store(false, Ordering::SeqCst);
         let runner = self.shared.inline.write().unwrap_or_else(|e| e.into_inner()).take();

@@ -1,8 +1,12 @@
 //! The functions the loader and the launcher call: `isapi_freeze_attach` and the six ISAPI
 //! entry points (for the loader), `isapi_freeze_run_main` (for the launcher). Each one
 //! turns failures into a logged line and the status ISAPI expects; no panic or Python
-//! exception crosses into IIS.
+//! exception crosses into IIS. The ISAPI work is done per app (`app_*`, taking the app's
+//! index): the exports call them for this runtime's own app, `sharing` hands them to the
+//! runtime of an app that joined this one's interpreter, and an app that joined another
+//! runtime forwards its exports to that runtime's.
 
+use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::prelude::*;
@@ -14,10 +18,11 @@ use windows_sys::Win32::System::Iis::{
     SF_STATUS_REQ_ERROR as SF_STATUS_REQ_ERROR_I32,
 };
 
+use crate::apps;
 use crate::c_strings;
 use crate::ecb::ExtensionControlBlock;
 use crate::filter::{self, FilterContext};
-use crate::interpreter::{self, describe};
+use crate::interpreter::{self, describe, Started};
 use crate::served::{self, ModuleKind};
 use crate::version::{ExtensionVersion, FilterVersion};
 
@@ -28,7 +33,7 @@ const HTTP_FILTER_REVISION: u32 = 0x000A_0000;
 const SF_STATUS_REQ_ERROR: u32 = SF_STATUS_REQ_ERROR_I32 as u32;
 
 /// Runs `f`, turning a panic into `fallback` and a log line.
-fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+pub(crate) fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(panic) => {
@@ -46,11 +51,12 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// Calls `boot.<function>(*args)` with the GIL; a Python error is logged and gives None.
 fn call_boot<'py>(
     py: Python<'py>,
+    app: usize,
     function: &str,
     args: impl pyo3::call::PyCallArgs<'py>,
 ) -> Option<Bound<'py, PyAny>> {
-    let started = interpreter::started()?;
-    match started.boot.bind(py).call_method1(function, args) {
+    let boot = apps::get(app)?.boot.get()?;
+    match boot.bind(py).call_method1(function, args) {
         Ok(value) => Some(value),
         Err(e) => {
             served::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
@@ -62,8 +68,8 @@ fn call_boot<'py>(
 /// Calls the boot module's `function` (get_extension_version / get_filter_version) with
 /// the version object `info`: whether the script's GetExtensionVersion or GetFilterVersion
 /// returned a true value.
-fn ask_version<T: pyo3::PyClass>(py: Python<'_>, function: &str, info: &Py<T>) -> bool {
-    call_boot(py, function, (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false))
+fn ask_version<T: pyo3::PyClass>(py: Python<'_>, app: usize, function: &str, info: &Py<T>) -> bool {
+    call_boot(py, app, function, (info.clone_ref(py),)).is_some_and(|r| r.is_truthy().unwrap_or(false))
 }
 
 /// Tells the runtime which module it serves. The loader calls it once, before anything else.
@@ -78,11 +84,13 @@ pub unsafe extern "system" fn isapi_freeze_attach(module: HMODULE) -> BOOL {
     })
 }
 
-fn start_for_dll() -> bool {
-    let Some(served) = served::get() else {
-        return false;
-    };
-    interpreter::start(served).is_ok()
+fn start_for_dll() -> Option<&'static Started> {
+    interpreter::start(served::get()?).ok()
+}
+
+/// Whether app `app` is started here (its boot module ran).
+fn booted(app: usize) -> bool {
+    apps::get(app).is_some_and(|app| app.boot.get().is_some())
 }
 
 /// ISAPI GetExtensionVersion: starts Python (first call), calls the script's factory and its
@@ -92,21 +100,37 @@ fn start_for_dll() -> bool {
 /// `version` points to the HSE_VERSION_INFO the server passes.
 #[no_mangle]
 pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO) -> BOOL {
+    guarded(FALSE, || match start_for_dll() {
+        None => FALSE,
+        // SAFETY: forwarded as the server passed it.
+        Some(Started::Joined(joined)) => unsafe { (joined.get_extension_version)(joined.app, version.cast()) },
+        // SAFETY: as the server passed it.
+        Some(Started::Here) => unsafe { app_get_extension_version(0, version.cast()) },
+    })
+}
+
+/// GetExtensionVersion for app `app` of this runtime.
+///
+/// # Safety
+/// `version` points to the HSE_VERSION_INFO the server passes.
+pub unsafe extern "system" fn app_get_extension_version(app: usize, version: *mut c_void) -> BOOL {
     guarded(FALSE, || {
-        // SAFETY: the server passes a writable HSE_VERSION_INFO, its own for this call.
-        let version = unsafe { &mut *version };
-        version.dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR;
-        if !start_for_dll() {
-            return FALSE;
-        }
-        interpreter::attach(|py| {
-            let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
+        apps::serving(app, || {
+            // SAFETY: the server passes a writable HSE_VERSION_INFO, its own for this call.
+            let version = unsafe { &mut *version.cast::<HSE_VERSION_INFO>() };
+            version.dwExtensionVersion = (HSE_VERSION_MAJOR << 16) | HSE_VERSION_MINOR;
+            if !booted(app) {
                 return FALSE;
-            };
-            let ok = ask_version(py, "get_extension_version", &info);
-            // The setter kept the description shorter than the array.
-            c_strings::copy_truncated(&mut version.lpszExtensionDesc, info.borrow(py).desc());
-            BOOL::from(ok)
+            }
+            interpreter::attach(|py| {
+                let Ok(info) = Py::new(py, ExtensionVersion::new()) else {
+                    return FALSE;
+                };
+                let ok = ask_version(py, app, "get_extension_version", &info);
+                // The setter kept the description shorter than the array.
+                c_strings::copy_truncated(&mut version.lpszExtensionDesc, info.borrow(py).desc());
+                BOOL::from(ok)
+            })
         })
     })
 }
@@ -117,36 +141,54 @@ pub unsafe extern "system" fn GetExtensionVersion(version: *mut HSE_VERSION_INFO
 /// `ecb` is the control block the server passes, valid until the session ends.
 #[no_mangle]
 pub unsafe extern "system" fn HttpExtensionProc(ecb: *mut EXTENSION_CONTROL_BLOCK) -> u32 {
+    match interpreter::started() {
+        // SAFETY: forwarded as the server passed it.
+        Some(Started::Joined(joined)) => unsafe { (joined.http_extension_proc)(joined.app, ecb.cast()) },
+        // SAFETY: as the server passed it.
+        _ => unsafe { app_http_extension_proc(0, ecb.cast()) },
+    }
+}
+
+/// HttpExtensionProc for app `app` of this runtime.
+///
+/// # Safety
+/// `ecb` is the control block the server passes, valid until the session ends.
+pub unsafe extern "system" fn app_http_extension_proc(app: usize, ecb: *mut c_void) -> u32 {
+    let ecb = ecb.cast::<EXTENSION_CONTROL_BLOCK>();
     guarded(HSE_STATUS_ERROR, || {
         // An ASGI server taking requests natively queues them without the GIL.
-        if let Some(status) = crate::asgi::dispatch(ecb) {
+        if let Some(status) = crate::asgi::dispatch(app, ecb) {
             return status;
         }
-        interpreter::attach(|py| {
-            let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
-                return HSE_STATUS_ERROR;
-            };
-            let status = call_boot(py, "http_extension_proc", (object.clone_ref(py),))
-                .and_then(|r| r.extract::<u32>().ok())
-                .unwrap_or(HSE_STATUS_ERROR);
-            if status != HSE_STATUS_PENDING {
-                // The server may free the control block once we return.
-                object.get().invalidate();
-            }
-            status
+        apps::serving(app, || {
+            interpreter::attach(|py| {
+                let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
+                    return HSE_STATUS_ERROR;
+                };
+                let status = call_boot(py, app, "http_extension_proc", (object.clone_ref(py),))
+                    .and_then(|r| r.extract::<u32>().ok())
+                    .unwrap_or(HSE_STATUS_ERROR);
+                if status != HSE_STATUS_PENDING {
+                    // The server may free the control block once we return.
+                    object.get().invalidate();
+                }
+                status
+            })
         })
     })
 }
 
-/// Calls the boot module's `function` (terminate_extension / terminate_filter): FALSE only
-/// when the script's Terminate* returned a false value.
-fn terminate(function: &str, flags: u32) -> BOOL {
-    if interpreter::started().is_none() {
+/// Calls the boot module's `function` (terminate_extension / terminate_filter) of app
+/// `app`: FALSE only when the script's Terminate* returned a false value.
+fn terminate(app: usize, function: &str, flags: u32) -> BOOL {
+    if !booted(app) {
         return TRUE;
     }
-    interpreter::attach(|py| match call_boot(py, function, (flags,)) {
-        Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
-        _ => TRUE,
+    apps::serving(app, || {
+        interpreter::attach(|py| match call_boot(py, app, function, (flags,)) {
+            Some(r) if !r.is_truthy().unwrap_or(true) => FALSE,
+            _ => TRUE,
+        })
     })
 }
 
@@ -156,7 +198,20 @@ fn terminate(function: &str, flags: u32) -> BOOL {
 /// Called by the server with HSE_TERM_* flags.
 #[no_mangle]
 pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
-    guarded(TRUE, || terminate("terminate_extension", flags))
+    match interpreter::started() {
+        // SAFETY: forwarded as the server passed it.
+        Some(Started::Joined(joined)) => unsafe { (joined.terminate_extension)(joined.app, flags) },
+        // SAFETY: no pointers.
+        _ => unsafe { app_terminate_extension(0, flags) },
+    }
+}
+
+/// TerminateExtension for app `app` of this runtime.
+///
+/// # Safety
+/// Called with HSE_TERM_* flags.
+pub unsafe extern "system" fn app_terminate_extension(app: usize, flags: u32) -> BOOL {
+    guarded(TRUE, || terminate(app, "terminate_extension", flags))
 }
 
 /// ISAPI GetFilterVersion: starts Python (first call), calls the script's filter factory
@@ -166,29 +221,45 @@ pub unsafe extern "system" fn TerminateExtension(flags: u32) -> BOOL {
 /// `version` points to the HTTP_FILTER_VERSION the server passes.
 #[no_mangle]
 pub unsafe extern "system" fn GetFilterVersion(version: *mut HTTP_FILTER_VERSION) -> BOOL {
+    guarded(FALSE, || match start_for_dll() {
+        None => FALSE,
+        // SAFETY: forwarded as the server passed it.
+        Some(Started::Joined(joined)) => unsafe { (joined.get_filter_version)(joined.app, version.cast()) },
+        // SAFETY: as the server passed it.
+        Some(Started::Here) => unsafe { app_get_filter_version(0, version.cast()) },
+    })
+}
+
+/// GetFilterVersion for app `app` of this runtime.
+///
+/// # Safety
+/// `version` points to the HTTP_FILTER_VERSION the server passes.
+pub unsafe extern "system" fn app_get_filter_version(app: usize, version: *mut c_void) -> BOOL {
     guarded(FALSE, || {
         // SAFETY: the server passes a writable HTTP_FILTER_VERSION, its own for this call.
-        let version = unsafe { &mut *version };
+        let version = unsafe { &mut *version.cast::<HTTP_FILTER_VERSION>() };
         let server_version = version.dwServerFilterVersion;
-        if !start_for_dll() {
+        if !booted(app) {
             return FALSE;
         }
-        interpreter::attach(|py| {
-            let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
-                return FALSE;
-            };
-            let ok = ask_version(py, "get_filter_version", &info);
-            let info = info.borrow(py);
-            version.dwFilterVersion = info.filter_version;
-            // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
-            // object is released, so the runtime always asks for it.
-            version.dwFlags = match ok {
-                true => info.flags | SF_NOTIFY_END_OF_NET_SESSION,
-                false => info.flags,
-            };
-            // The setter kept the description shorter than the array.
-            c_strings::copy_truncated(&mut version.lpszFilterDesc, info.desc());
-            BOOL::from(ok)
+        apps::serving(app, || {
+            interpreter::attach(|py| {
+                let Ok(info) = Py::new(py, FilterVersion::new(server_version, HTTP_FILTER_REVISION)) else {
+                    return FALSE;
+                };
+                let ok = ask_version(py, app, "get_filter_version", &info);
+                let info = info.borrow(py);
+                version.dwFilterVersion = info.filter_version;
+                // As pywin32 does: END_OF_NET_SESSION is where a connection's FilterContext
+                // object is released, so the runtime always asks for it.
+                version.dwFlags = match ok {
+                    true => info.flags | SF_NOTIFY_END_OF_NET_SESSION,
+                    false => info.flags,
+                };
+                // The setter kept the description shorter than the array.
+                c_strings::copy_truncated(&mut version.lpszFilterDesc, info.desc());
+                BOOL::from(ok)
+            })
         })
     })
 }
@@ -204,26 +275,49 @@ pub unsafe extern "system" fn HttpFilterProc(
     notification: u32,
     data: *mut std::ffi::c_void,
 ) -> u32 {
+    match interpreter::started() {
+        // SAFETY: forwarded as the server passed them.
+        Some(Started::Joined(joined)) => unsafe {
+            (joined.http_filter_proc)(joined.app, context.cast(), notification, data)
+        },
+        // SAFETY: as the server passed them.
+        _ => unsafe { app_http_filter_proc(0, context.cast(), notification, data) },
+    }
+}
+
+/// HttpFilterProc for app `app` of this runtime.
+///
+/// # Safety
+/// The arguments are those the server passes for a notification.
+pub unsafe extern "system" fn app_http_filter_proc(
+    app: usize,
+    context: *mut c_void,
+    notification: u32,
+    data: *mut c_void,
+) -> u32 {
+    let context = context.cast::<HTTP_FILTER_CONTEXT>();
     guarded(SF_STATUS_REQ_ERROR, || {
-        if context.is_null() || interpreter::started().is_none() {
+        if context.is_null() || !booted(app) {
             return SF_STATUS_REQ_ERROR;
         }
-        interpreter::attach(|py| {
-            // SAFETY: the server passes a live context for this notification.
-            let object = match Py::new(py, unsafe { FilterContext::new(context, notification, data) }) {
-                Ok(object) => object,
-                Err(_) => return SF_STATUS_REQ_ERROR,
-            };
-            let status = call_boot(py, "http_filter_proc", (object.clone_ref(py),))
-                .and_then(|r| r.extract::<u32>().ok())
-                .unwrap_or(SF_STATUS_REQ_ERROR);
-            // The server may reuse the context and the data once we return.
-            object.get().invalidate();
-            if notification == SF_NOTIFY_END_OF_NET_SESSION {
-                // SAFETY: the context is still the server's live one for this call.
-                unsafe { filter::release_connection_context(context) };
-            }
-            status
+        apps::serving(app, || {
+            interpreter::attach(|py| {
+                // SAFETY: the server passes a live context for this notification.
+                let object = match Py::new(py, unsafe { FilterContext::new(context, notification, data) }) {
+                    Ok(object) => object,
+                    Err(_) => return SF_STATUS_REQ_ERROR,
+                };
+                let status = call_boot(py, app, "http_filter_proc", (object.clone_ref(py),))
+                    .and_then(|r| r.extract::<u32>().ok())
+                    .unwrap_or(SF_STATUS_REQ_ERROR);
+                // The server may reuse the context and the data once we return.
+                object.get().invalidate();
+                if notification == SF_NOTIFY_END_OF_NET_SESSION {
+                    // SAFETY: the context is still the server's live one for this call.
+                    unsafe { filter::release_connection_context(context) };
+                }
+                status
+            })
         })
     })
 }
@@ -234,7 +328,20 @@ pub unsafe extern "system" fn HttpFilterProc(
 /// Called by the server with flags.
 #[no_mangle]
 pub unsafe extern "system" fn TerminateFilter(flags: u32) -> BOOL {
-    guarded(TRUE, || terminate("terminate_filter", flags))
+    match interpreter::started() {
+        // SAFETY: forwarded as the server passed it.
+        Some(Started::Joined(joined)) => unsafe { (joined.terminate_filter)(joined.app, flags) },
+        // SAFETY: no pointers.
+        _ => unsafe { app_terminate_filter(0, flags) },
+    }
+}
+
+/// TerminateFilter for app `app` of this runtime.
+///
+/// # Safety
+/// Called with flags.
+pub unsafe extern "system" fn app_terminate_filter(app: usize, flags: u32) -> BOOL {
+    guarded(TRUE, || terminate(app, "terminate_filter", flags))
 }
 
 /// The launcher's main: runs the script as `__main__` and returns the process exit code
@@ -258,7 +365,10 @@ pub unsafe extern "system" fn isapi_freeze_run_main(module: HMODULE) -> i32 {
             return 1;
         }
         let code = Python::attach(|py| {
-            let boot = interpreter::started().expect("started above").boot.bind(py);
+            let boot = apps::get(0)
+                .and_then(|app| app.boot.get())
+                .expect("started above")
+                .bind(py);
             match boot.call_method0("run_main") {
                 Ok(_) => 0,
                 Err(e) if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) => exit_code(py, &e),
@@ -308,4 +418,9 @@ fn exit_code(py: Python<'_>, err: &PyErr) -> i32 {
 const _: (
     isapi_freeze_format::exports::AttachFn,
     isapi_freeze_format::exports::RunMainFn,
-) = (isapi_freeze_attach, isapi_freeze_run_main);
+    isapi_freeze_format::exports::JoinFn,
+) = (
+    isapi_freeze_attach,
+    isapi_freeze_run_main,
+    crate::sharing::isapi_freeze_join,
+);

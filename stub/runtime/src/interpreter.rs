@@ -2,6 +2,7 @@
 //! current directory; `sys.path` is the app archive (added by the boot module), the
 //! runtime's stdlib zip and the output directory. The boot module comes from the archive.
 //! A served DLL releases the GIL after start so that IIS threads can take it per call.
+//! A frozen app that joins later (`sharing`) runs its own boot module in the same one.
 
 use std::os::windows::ffi::OsStrExt;
 use std::sync::{Mutex, OnceLock};
@@ -13,9 +14,13 @@ use pyo3::types::{PyBytes, PyModule};
 
 use crate::served::{ModuleKind, ServedModule};
 
-/// The started interpreter: the boot module, whose functions the entry points call.
-pub struct Started {
-    pub boot: Py<PyModule>,
+/// How this runtime's app runs once started.
+pub enum Started {
+    /// In this runtime's interpreter: the app is index 0 of `apps`.
+    Here,
+    /// In the interpreter another frozen app's runtime runs in this process (same CPython
+    /// version): every ISAPI call goes to that runtime's entry points for this app.
+    Joined(isapi_freeze_format::exports::JoinedApp),
 }
 
 static STARTED: OnceLock<Result<Started, String>> = OnceLock::new();
@@ -42,7 +47,8 @@ pub fn started() -> Option<&'static Started> {
 }
 
 fn start_now(served: &ServedModule) -> Result<Started, String> {
-    let config = crate::archive::open(served)?;
+    let archive = crate::archive::open(served)?;
+    let config = archive.config().clone();
     // Without it CPython stops with "failed to get the Python codec of the filesystem
     // encoding", which does not say what is wrong.
     let stdlib = served
@@ -60,20 +66,29 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
     if served.kind == ModuleKind::Dll {
         // Before anything of pyo3's: adding `_isapi_freeze` to a running interpreter's
         // inittab panics, and a second CPython version beside the first must not start.
-        crate::other_pythons::refuse_if_running(&config.python_dll)?;
+        // A frozen app of the same version already running takes this app into its own.
+        if let Some(host) = crate::other_pythons::shareable_or_refuse(&config.python_dll)? {
+            return crate::sharing::join(&host, served).map(Started::Joined);
+        }
     }
     crate::native::register();
+    if served.kind == ModuleKind::Dll {
+        // Another app may come to share this interpreter; it may import from this app's
+        // archive (on sys.path) after this app's loader is unloaded.
+        crate::sharing::pin(served.handle as _);
+    }
+    let app = crate::apps::register(served.clone(), archive);
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
     unsafe { initialize(served, &config)? };
-    let boot = Python::attach(|py| run_boot(py, served, &config).map_err(|e| describe(py, &e)))?;
+    Python::attach(|py| run_boot(py, app).map_err(|e| describe(py, &e)))?;
     if served.kind == ModuleKind::Dll {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
         // thread take it with PyGILState_Ensure. The thread state is never resumed.
         unsafe { ffi::PyEval_SaveThread() };
         crate::other_pythons::mark_running(&served.path, &config.python_dll);
     }
-    Ok(Started { boot })
+    Ok(Started::Here)
 }
 
 fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
@@ -157,11 +172,13 @@ unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), S
     result
 }
 
-/// Executes the boot module from the archive and calls its `start`.
-fn run_boot(py: Python<'_>, served: &ServedModule, config: &StubConfig) -> PyResult<Py<PyModule>> {
+/// Executes the boot module from `app`'s archive, in a module of the app's own, and calls
+/// its `start`. The first app's is `sys.modules["_isapi_freeze_boot"]`; an app that joined
+/// later keeps its instance to itself (its importer, its script, its factory objects).
+pub fn run_boot(py: Python<'_>, app: &crate::apps::App) -> PyResult<()> {
     let name = format!("{}.pyc", format::BOOT_MODULE);
-    let archive = crate::archive::get().expect("opened before Python starts");
-    let pyc = archive
+    let pyc = app
+        .archive
         .read(&name)
         .map_err(pyo3::exceptions::PyOSError::new_err)?
         .ok_or_else(|| pyo3::exceptions::PyImportError::new_err(format!("the app archive has no {name}")))?;
@@ -180,11 +197,13 @@ fn run_boot(py: Python<'_>, served: &ServedModule, config: &StubConfig) -> PyRes
         .import("marshal")?
         .call_method1("loads", (PyBytes::new(py, &pyc[16..]),))?;
     let module = PyModule::new(py, format::BOOT_MODULE)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item(format::BOOT_MODULE, &module)?;
+    if app.index == 0 {
+        py.import("sys")?
+            .getattr("modules")?
+            .set_item(format::BOOT_MODULE, &module)?;
+    }
     py.import("builtins")?.getattr("exec")?.call1((code, module.dict()))?;
-    let kind = match served.kind {
+    let kind = match app.served.kind {
         ModuleKind::Dll => "dll",
         ModuleKind::Exe => "exe",
     };
@@ -192,12 +211,14 @@ fn run_boot(py: Python<'_>, served: &ServedModule, config: &StubConfig) -> PyRes
         "start",
         (
             kind,
-            &config.script_module,
-            served.path.display().to_string(),
-            served.handle,
+            &app.archive.config().script_module,
+            app.served.path.display().to_string(),
+            app.served.handle,
+            app.index,
         ),
     )?;
-    Ok(module.unbind())
+    let _ = app.boot.set(module.unbind());
+    Ok(())
 }
 
 /// A Python thread state kept for the life of an OS thread that calls in (IIS's worker

@@ -17,6 +17,8 @@ mod response_head;
 mod server_variables;
 
 #[cfg(windows)]
+mod apps;
+#[cfg(windows)]
 mod archive;
 #[cfg(windows)]
 mod asgi;
@@ -42,6 +44,8 @@ mod other_pythons;
 mod pywin32;
 #[cfg(windows)]
 mod served;
+#[cfg(windows)]
+mod sharing;
 #[cfg(windows)]
 mod version;
 #[cfg(windows)]

@@ -30,30 +30,32 @@ pub mod _isapi_freeze {
         crate::wsgi::cgi_environ(py, &ecb)
     }
 
-    /// Every member name of the app archive.
-    #[pyfunction]
-    fn archive_names() -> PyResult<Vec<String>> {
-        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
-        Ok(archive.names().to_vec())
+    /// App `app` of this runtime (each app's boot module knows its index).
+    fn app_of(app: usize) -> PyResult<&'static crate::apps::App> {
+        crate::apps::get(app).ok_or_else(|| PyRuntimeError::new_err(format!("no app {app} in this runtime")))
     }
 
-    /// The bytes of one archive member; KeyError if there is none.
+    /// Every member name of app `app`'s archive.
     #[pyfunction]
-    fn archive_read<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
-        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
-        match archive.read(name).map_err(PyOSError::new_err)? {
+    fn archive_names(app: usize) -> PyResult<Vec<String>> {
+        Ok(app_of(app)?.archive.names().to_vec())
+    }
+
+    /// The bytes of one member of app `app`'s archive; KeyError if there is none.
+    #[pyfunction]
+    fn archive_read<'py>(py: Python<'py>, app: usize, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        match app_of(app)?.archive.read(name).map_err(PyOSError::new_err)? {
             Some(data) => Ok(PyBytes::new(py, &data)),
             None => Err(PyKeyError::new_err(name.to_string())),
         }
     }
 
-    /// What was settled at freeze time, from the config record: (the site and virtual path
-    /// `SCRIPT.exe install` uses for a script without install code, the app's own top-level
-    /// modules).
+    /// What was settled at freeze time, from app `app`'s config record: (the site and
+    /// virtual path `SCRIPT.exe install` uses for a script without install code, the app's
+    /// own top-level modules).
     #[pyfunction]
-    fn freeze_options() -> PyResult<(String, String, Vec<String>)> {
-        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
-        let config = archive.config();
+    fn freeze_options(app: usize) -> PyResult<(String, String, Vec<String>)> {
+        let config = app_of(app)?.archive.config();
         Ok((
             config.install_site.clone(),
             config.install_vpath.clone(),
@@ -61,29 +63,42 @@ pub mod _isapi_freeze {
         ))
     }
 
-    /// The whole app archive, for readers that need a zip file (importlib.resources).
+    /// The whole archive of app `app`, for readers that need a zip file (importlib.resources).
     #[pyfunction]
-    fn archive_bytes<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let archive = crate::archive::get().ok_or_else(|| PyRuntimeError::new_err("no app archive is open"))?;
-        Ok(PyBytes::new(py, archive.bytes()))
+    fn archive_bytes<'py>(py: Python<'py>, app: usize) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, app_of(app)?.archive.bytes()))
     }
 
-    /// Appends a line to the extension's log (logs\NAME.log in the output directory).
+    /// The app whose ISAPI call this thread runs (0, the first app, outside any call).
+    #[pyfunction]
+    fn current_app() -> usize {
+        crate::apps::current_index()
+    }
+
+    /// The top-level modules app `app` ships with other contents than an app that came
+    /// before it in this process: (name, that app's path).
+    #[pyfunction]
+    fn clashing_modules(app: usize) -> Vec<(String, String)> {
+        crate::sharing::clashing_modules(app)
+    }
+
+    /// Appends a line to the log of the app whose call this thread runs (logs\NAME.log in
+    /// its output directory).
     #[pyfunction]
     fn log(message: &str) {
         crate::served::log(message);
     }
 
-    /// Logs an error: a line in the extension's log and an event in the Windows Event Log.
+    /// Logs an error: a line in the app's log and an event in the Windows Event Log.
     #[pyfunction]
     fn log_error(message: &str) {
         crate::served::log_error(message);
     }
 
-    /// The log file's full path.
+    /// The log file's full path, of the app whose call this thread runs.
     #[pyfunction]
     fn log_path() -> Option<String> {
-        let served = crate::served::get()?;
+        let served = &crate::apps::current()?.served;
         Some(
             served
                 .dir

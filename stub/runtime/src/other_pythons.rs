@@ -1,7 +1,8 @@
 //! Whether another Python already runs in this process when a served DLL is about to start
 //! its own. IIS loads a site's filters into every worker of the site, so two frozen apps, or
-//! a frozen app and pywin32's loader, can meet in one worker: the second one refuses with a
-//! message naming the first, instead of a panic inside pyo3 or two CPythons side by side.
+//! a frozen app and pywin32's loader, can meet in one worker: a frozen app of the same CPython
+//! version is joined (`sharing`); anything else makes the second app refuse with a message
+//! naming the first, instead of a panic inside pyo3 or two CPythons side by side.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::os::windows::ffi::OsStringExt;
@@ -167,10 +168,19 @@ fn own_module() -> HMODULE {
     module
 }
 
-/// Fails, saying what runs and what to do, when a Python already runs in this process:
-/// `python_dll` (the one this runtime was built for, the name its imports bind to), started
-/// by someone else, or another CPython DLL of another version.
-pub fn refuse_if_running(python_dll: &str) -> Result<(), String> {
+/// A frozen app's runtime, running the interpreter this app can share.
+pub struct SharingHost {
+    /// That runtime's module.
+    pub runtime: HMODULE,
+    /// The app it serves, as its `isapi_freeze_serving` says: `PATH (Python X.Y)`.
+    pub app: String,
+}
+
+/// None when no Python runs in this process (this app starts its own); the frozen app's
+/// runtime to join when one of the same CPython version (`python_dll`, the one this runtime
+/// was built for) runs; else fails, saying what runs and what to do: another CPython
+/// version, or a Python that no frozen app started (pywin32's loader, another embedder).
+pub fn shareable_or_refuse(python_dll: &str) -> Result<Option<SharingHost>, String> {
     let wanted = version_of_dll(python_dll);
     let wide: Vec<u16> = python_dll.encode_utf16().chain([0]).collect();
     // SAFETY: `wide` is NUL-terminated; the handle is not released (none is taken).
@@ -209,23 +219,31 @@ pub fn refuse_if_running(python_dll: &str) -> Result<(), String> {
                 let text = serving();
                 if !text.is_null() {
                     let len = (0..).take_while(|&i| *text.add(i) != 0).count();
-                    frozen_apps.push(String::from_utf16_lossy(std::slice::from_raw_parts(text, len)));
+                    let app = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+                    frozen_apps.push(SharingHost { runtime: module, app });
                 }
             }
         }
     }
     let Some((version, dll)) = same.clone().or(other) else {
-        return Ok(());
+        return Ok(None);
     };
+    let same_version = version.starts_with(&format!("{wanted}."));
+    // Only a frozen app's runtime can take another app in; with pywin32's loader in the
+    // process as well, its Python may be that one: no sharing then.
+    if same_version && pywin32.is_none() && !frozen_apps.is_empty() {
+        return Ok(Some(frozen_apps.swap_remove(0)));
+    }
     let who = if !frozen_apps.is_empty() {
-        format!("the frozen app {}", frozen_apps.join(" and the frozen app "))
+        let apps: Vec<&str> = frozen_apps.iter().map(|host| host.app.as_str()).collect();
+        format!("the frozen app {}", apps.join(" and the frozen app "))
     } else if let Some(loader) = pywin32 {
         format!("pywin32's ISAPI loader {}", loader.display())
     } else {
         "a program or DLL that embeds Python (not a frozen app, not pywin32's ISAPI loader)".to_string()
     };
-    let what_to_do = if same.is_some() {
-        "two apps cannot share one interpreter yet: give this app an application pool and a site of \
+    let what_to_do = if same_version {
+        "only frozen apps share one interpreter: give this app an application pool and a site of \
          its own (IIS loads a filter registered on a site, or server-wide, into every worker of that site)"
             .to_string()
     } else {

@@ -15,6 +15,8 @@ use pyo3::prelude::*;
 pub struct WorkQueue {
     items: Mutex<VecDeque<Py<PyAny>>>,
     ready: Condvar,
+    /// The app that made it (see `apps`): the workers taking its items work for that app.
+    app: usize,
 }
 
 impl WorkQueue {
@@ -30,6 +32,7 @@ impl WorkQueue {
         WorkQueue {
             items: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
+            app: crate::apps::current_index(),
         }
     }
 
@@ -40,6 +43,7 @@ impl WorkQueue {
 
     /// The next item, waiting (without the GIL) until there is one.
     fn get(&self, py: Python<'_>) -> Py<PyAny> {
+        crate::apps::adopt(self.app);
         py.detach(|| {
             let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
             loop {

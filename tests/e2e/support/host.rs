@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::prerequisites::stubs;
 use super::wine::{win_path, windows_command, Finished, Running};
 
-/// Makes standard input isapi-host's control: its end (or a `quit` line) stops the host, and
-/// a `stats` line asks for figures.
+/// Makes standard input isapi-host's control: its end (or a `quit` line) stops the host, a
+/// `stats` line asks for figures, and `unload /VPATH` unloads one application.
 const CONTROL_STDIN: &str = "--control-stdin";
 
 /// What isapi-host prints once it accepts connections, followed by its address.
@@ -74,6 +74,16 @@ impl Host {
     /// Runs isapi-host where it must refuse to serve: what it said, once it exited.
     pub fn run_refused(command: Command) -> Finished {
         Running::start(command).finish(START)
+    }
+
+    /// Sends a control line (`stats`, `unload /VPATH`) and waits for the stdout line
+    /// starting with `answer`: that line.
+    pub fn control(&mut self, line: &str, answer: &str) -> String {
+        use std::io::Write;
+        let stdin = self.running.child.stdin.as_mut().expect("isapi-host's stdin is a pipe");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        self.running.wait_for_stdout(answer, STOP)
     }
 
     /// The port it listens on.
