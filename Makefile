@@ -47,13 +47,15 @@ test: deps python stubs wine-prefix worker-prefix sites winpython wheels workflo
 		$(AS_WORKER) $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # Benchmarks (not part of `make test`): the comparison with pywin32, a native extension and
-# PyInstaller (benches/compare), then the 100,000-request soak (benches/soak.rs); both write
-# BENCHMARKS.md. Needs wrk (apt) and a venv with PyInstaller under target/bench.
+# PyInstaller on every supported CPython (benches/compare), then the 100,000-request soak
+# (benches/soak.rs, run by bench.py so the report has the whole wall time); both write
+# BENCHMARKS.md. `make bench ONLY=django` (or a comma list of hello, pool, wsgi, flask, django,
+# fastapi, asgi) measures those apps only, without the soak, into target/bench/BENCHMARKS-only.md.
 bench: deps python stubs cli wine-prefix sites
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	cargo build --release --target $(TARGET) $(addprefix -p ,$(BENCH_PROGRAMS))
 	-$(WINESERVER) -p >/dev/null 2>&1
-	python3 benches/compare/bench.py && cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
+	python3 benches/compare/bench.py $(if $(ONLY),--only $(ONLY)); status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 
 # System packages and the Rust target, each only when missing.
 deps:
