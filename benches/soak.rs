@@ -1,4 +1,4 @@
-//! `make bench`: the long reliability runs, too slow for `make test`. Freezes
+//! `make soak`: the long reliability runs, too slow for `make test`. Freezes
 //! tests/fixtures/scripts/reliability.py, serves it with isapi-host under Wine and
 //!   1. sends 100,000 requests over 32 concurrent keep-alive connections, checking every
 //!      response byte for byte, sampling the serving process's memory, threads and
@@ -81,7 +81,7 @@ fn main() {
     writeln!(
         report,
         "\n### Soak: {total} requests, {CLIENTS} concurrent connections\n\n\
-         `make bench` (benches/soak.rs), isapi-host under Wine 8 on this machine, against the\n\
+         `make soak` (benches/soak.rs), isapi-host under Wine 8 on this machine, against the\n\
          threaded WSGI app tests/fixtures/scripts/reliability.py (`/echo`, ~1 KiB answers\n\
          checked byte for byte; each client reconnects every {} requests).\n",
         REQUESTS_PER_CONNECTION

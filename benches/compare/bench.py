@@ -4,11 +4,11 @@ extension and PyInstaller, measured on this machine in one run; writes BENCHMARK
 Every ISAPI peer runs under the same Wine, the same in-process driver
 (benches/driver) and the same isapi-host. Repetitions are interleaved across peers (and
 CPython versions) so that the machine's noise falls on all of them alike; each table gives
-medians, and every comparison is a ratio of medians from this run. Then the soak
-(benches/soak.rs) runs, so that the wall time reported is the whole of `make bench`.
+medians, and every comparison is a ratio of medians from this run. The soak
+(benches/soak.rs) is `make soak`: it writes its own section, which this script keeps.
 
 `--only hello,django` (`make bench ONLY=hello,django`) runs those apps only (hello, pool,
-wsgi, flask, django, fastapi, asgi), skips the soak and writes target/bench/BENCHMARKS-only.md.
+wsgi, flask, django, fastapi, asgi) and writes target/bench/BENCHMARKS-only.md.
 Environment: BENCH_REPS (runs per measurement on the default CPython, default 3),
 BENCH_REPS_OTHER (on the other versions, default 2), BENCH_FREEZE_REPS (default 2),
 BENCH_SECONDS (per throughput run, default 1), BENCH_MEMORY_REQUESTS (default 10000),
@@ -164,6 +164,8 @@ ASGI_PAIRS = [
     ("plain hello: isapi.asgi / isapi.wsgi", "asgi", "wsgi", 0.5, ("in process", "HTTP")),
 ]
 FROZEN_TIMED = ["hello", "flask", "django"]  # freeze time against PyInstaller's (the targets' apps)
+# Django's PyInstaller build takes about a minute on a loaded 2-core machine: one run.
+FREEZE_REPS_OF = {"django": 1}
 
 
 class Peer:
@@ -412,7 +414,8 @@ def wrk(address, path, clients, seconds):
         return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50_us": latency(50), "p99_us": latency(99)}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50_us": latency(50), "p99_us": latency(99), "requests": requests}
 
 
 def send_requests(address, path, total, clients=8):
@@ -441,7 +444,12 @@ def send_requests(address, path, total, clients=8):
         raise SystemExit(f"bench: {len(failures)} of {total} requests to {address}{path} failed: {failures[:5]}")
 
 
+HTTP_WARMUP = 200
+
+
 def over_http(peers):
+    """The throughput runs, then as many more requests as make MEMORY_REQUESTS (the runs'
+    own requests count: the slow apps serve a few hundred a second), then the memory."""
     peers = [p for p in peers if p.py.default]
     results = {p.name: {1: [], 8: []} for p in peers}
     hosts = {}
@@ -450,18 +458,19 @@ def over_http(peers):
             log(f"http: starting isapi-host for {peer.name}")
             hosts[peer.name] = Host(peer)
             results[peer.name]["started"] = hosts[peer.name].memory()
-        for peer in peers:
-            # Also the warm-up of the throughput runs.
-            log(f"memory: {MEMORY_REQUESTS} requests to {peer.name}")
-            send_requests(hosts[peer.name].address, peer.path, MEMORY_REQUESTS)
-            results[peer.name]["after"] = hosts[peer.name].memory()
+            send_requests(hosts[peer.name].address, peer.path, HTTP_WARMUP)
         for rep in range(REPS):
             for clients in (1, 8):
                 for peer in peers:
                     log(f"http: {peer.name}, {clients} clients, run {rep + 1}/{REPS}")
                     results[peer.name][clients].append(wrk(hosts[peer.name].address, peer.path, clients, SECONDS))
         for peer in peers:
-            results[peer.name]["end"] = hosts[peer.name].memory()
+            done = HTTP_WARMUP + sum(r["requests"] for c in (1, 8) for r in results[peer.name][c])
+            if done < MEMORY_REQUESTS:
+                log(f"memory: {MEMORY_REQUESTS - done} more requests to {peer.name}")
+                send_requests(hosts[peer.name].address, peer.path, MEMORY_REQUESTS - done)
+            results[peer.name]["requests"] = max(done, MEMORY_REQUESTS)
+            results[peer.name]["after"] = hosts[peer.name].memory()
     finally:
         for host in hosts.values():
             host.stop()
@@ -502,6 +511,8 @@ def freezing(apps, sizes):
     timed = [app for app in apps if app.key in FROZEN_TIMED]
     for rep in range(FREEZE_REPS):
         for app in timed:
+            if rep >= FREEZE_REPS_OF.get(app.key, FREEZE_REPS):
+                continue
             log(f"freeze: {app.key}, run {rep + 1}/{FREEZE_REPS}")
             ours, theirs = results[app.key]["isapi-freeze"], results[app.key]["pyinstaller"]
             cache = Path(tempfile.mkdtemp(dir=WORK, prefix="cache-"))
@@ -523,16 +534,6 @@ def freezing(apps, sizes):
             _, out = pyinstaller(app, WORK / "pyinstaller" / app.key)
         theirs["size"], theirs["files"] = tree_size(out)
     return results
-
-
-def soak():
-    """benches/soak.rs: it writes its own section of BENCHMARKS.md."""
-    log("soak: cargo bench --bench soak")
-    command = ["cargo", "bench", "--bench", "soak"]
-    note(command)
-    result = subprocess.run(command, cwd=ROOT, env=ENV)
-    if result.returncode != 0:
-        raise SystemExit(f"bench: the soak failed ({result.returncode})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -583,7 +584,7 @@ def stat(results, name, clients, what):
     return median([r[what] for r in results.get(name, {}).get(clients, [])])
 
 
-WALL = "{{WALL_MINUTES}}"  # replaced once the soak has run
+WALL = "{{WALL_MINUTES}}"  # replaced once the report is written
 
 
 class Report:
@@ -713,8 +714,8 @@ class Report:
         if not self.http:
             return []
         out = ["", f"## Memory of the serving process (isapi-host over HTTP, CPython {DEFAULT.version}, MiB)", "",
-               f"| app | loader | started | after {MEMORY_REQUESTS:,} requests | **vs pywin32** | peak (VmHWM, "
-               "whole run) | **vs pywin32** | of which PE images (.dll/.pyd/.exe) | Wine's .so | anonymous "
+               f"| app | loader | started | after >= {MEMORY_REQUESTS:,} requests | **vs pywin32** | peak (VmHWM) "
+               "| **vs pywin32** | of which PE images (.dll/.pyd/.exe) | Wine's .so | anonymous "
                "(heaps, stacks) | other files |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         mib = lambda kib: f"{kib / 1024:.1f}"
         for app in self.apps:
@@ -724,24 +725,24 @@ class Report:
                 runs = self.http.get(key(loader, app.key, DEFAULT))
                 if not runs:
                     continue
-                after, end = runs["after"], runs["end"]
+                after = runs["after"]
                 vs_after = vs_peak = ""
                 if theirs and loader == "isapi-freeze":
                     r_after = ratio(after["VmRSS"], theirs["after"]["VmRSS"])
-                    r_peak = ratio(end["VmHWM"], theirs["end"]["VmHWM"])
+                    r_peak = ratio(after["VmHWM"], theirs["after"]["VmHWM"])
                     vs_after, vs_peak = f"**{r_after:.2f}x**", f"**{r_peak:.2f}x**"
                     least = 1.0 if app.key == "hello" else 1.1
                     self.target(f"memory after {MEMORY_REQUESTS:,} requests <= {least:g}x pywin32's: {app.key}",
                                 f"{r_after:.2f}x", r_after <= least)
                     self.target(f"peak memory <= {least:g}x pywin32's: {app.key}", f"{r_peak:.2f}x", r_peak <= least)
                 out.append(f"| {app.key} | {loader} | {mib(runs['started']['VmRSS'])} | {mib(after['VmRSS'])} | "
-                           f"{vs_after} | {mib(end['VmHWM'])} | {vs_peak} | {mib(after['pe'])} | {mib(after['so'])} | "
+                           f"{vs_after} | {mib(after['VmHWM'])} | {vs_peak} | {mib(after['pe'])} | {mib(after['so'])} | "
                            f"{mib(after['anon'])} | {mib(after['other'])} |")
-        out += ["", f"Resident memory (VmRSS) of the isapi-host process once started (extension loaded), after "
-                f"{MEMORY_REQUESTS:,} requests over 8 keep-alive connections (each answer read and checked), "
-                "and its peak (VmHWM) at the end of the HTTP runs below; the last four columns split the "
-                f"resident memory after the {MEMORY_REQUESTS:,} requests by mapping, from /proc/PID/smaps "
-                "(Wine maps PE files as file mappings)."]
+        out += ["", "Resident memory (VmRSS) of the isapi-host process once started (extension loaded), and "
+                f"after the HTTP throughput runs, topped up to at least {MEMORY_REQUESTS:,} requests (8 keep-alive "
+                "connections, each answer read and checked), with its peak (VmHWM) then; the last four columns "
+                "split that resident memory by mapping, from /proc/PID/smaps (Wine maps PE files as file "
+                "mappings)."]
         return out
 
     def freezing(self):
@@ -770,8 +771,8 @@ class Report:
             out.append(f"| {app.key} | {timing} | {ours['size'] / 1e6:.1f} / {ours['files']} | "
                        f"{theirs['size'] / 1e6:.1f} / {theirs['files']} | **{size:.2f}x** |")
         out += ["", f"Cold: `ISAPI_FREEZE_CACHE` an empty folder, no output folder; PyInstaller (`--onedir`, "
-                f"Linux) with empty work, output and config folders; {FREEZE_REPS} runs each, interleaved. Rebuild: "
-                f"the same command again, nothing changed ({2 * FREEZE_REPS} runs). Sizes: every file of a fresh "
+                f"Linux) with empty work, output and config folders; {FREEZE_REPS} runs each, interleaved (Django: "
+                f"{FREEZE_REPS_OF['django']}). Rebuild: the same command again, nothing changed (twice per run). Sizes: every file of a fresh "
                 f"output folder (isapi-freeze on CPython {DEFAULT.version}: the app, its DLLs and the embeddable "
                 "CPython it runs on; PyInstaller: its Linux build of the same script, with the app's templates "
                 "and static files added); the apps without a timed freeze had one PyInstaller build for their size."]
@@ -782,7 +783,7 @@ def report(apps, peers, sizes_only, inproc, bodies, probes, http, frozen, starte
     r = Report(apps, peers, inproc, bodies, probes, http, frozen)
     other = ", ".join(py.version for py in PYTHONS if not py.default)
     lines = ["# Benchmarks", "",
-             "Generated by `make bench` (benches/compare/bench.py, then benches/soak.rs) on "
+             "Generated by `make bench` (benches/compare/bench.py) on "
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}, in {WALL} minutes"
              + ("" if full else f" (`--only {','.join(a.key for a in apps)}`)") + ". "
              f"Every number is the median of interleaved runs on this machine, every ratio a ratio of medians "
@@ -865,7 +866,7 @@ def reliability_section(path):
 
 
 def finish_wall_time(path, started):
-    """Puts the whole run's wall time (the soak included) into the report."""
+    """Puts the whole run's wall time (the report's writing included) into the report."""
     minutes = (time.time() - started) / 60
     text = path.read_text()
     text = text.replace(f"| {WALL} min | None |",
@@ -893,9 +894,6 @@ def main():
     probes = import_probe(peers)
     http = over_http(peers)
     frozen = freezing(apps, sizes)
-    if full:
-        # The soak writes its section into BENCHMARKS.md first; the report keeps it.
-        soak()
     report(apps, peers, sizes, inproc, bodies, probes, http, frozen, started, out_path, full)
     minutes = finish_wall_time(out_path, started)
     log(f"wrote {out_path} ({minutes:.1f} minutes)")
