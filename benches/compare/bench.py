@@ -278,9 +278,12 @@ def setup(apps):
 # process whose unload leaves threads running (a2wsgi's event loop thread) can hang in its
 # exit. The figures came before the unload, so they count; the report says how often.
 HUNG_EXITS = []
+# Driver runs that exited non-zero without figures (peer name, exit code, stderr's end); each
+# is run again once, and the report lists them: a crash is a finding, not noise to hide.
+FAILED_RUNS = []
 
 
-def drive(peer, clients, seconds, warmup=200, path=None):
+def drive(peer, clients, seconds, warmup=200, path=None, retry=True):
     command = [WINE, STUBS / "isapi-bench-driver.exe", win_path(peer.dll), "--path", path or peer.path,
                "--clients", clients, "--seconds", seconds, "--warmup", warmup]
     note(command)
@@ -298,6 +301,10 @@ def drive(peer, clients, seconds, warmup=200, path=None):
     if hung and line is not None:
         HUNG_EXITS.append(peer.name)
     elif line is None or process.returncode != 0:
+        if retry:
+            FAILED_RUNS.append((peer.name, clients, process.returncode, (out + err).strip()[-300:]))
+            log(f"{peer.name}: the driver failed ({process.returncode}), running it again")
+            return drive(peer, clients, seconds, warmup, path, retry=False)
         raise SystemExit(f"bench: {command} failed ({process.returncode}):\n{out}\n{err}")
     return json.loads(line)
 
@@ -698,9 +705,11 @@ class Report:
                 if not runs:
                     continue
                 load, init, total = median(runs["load"]), median(runs["version"]), median(runs["cold"])
+                # The first request's own time, run by run (a difference of medians can be negative).
+                first = median([c - l - v for c, l, v in zip(runs["cold"], runs["load"], runs["version"])])
                 modules = f"{probe['modules']} / {probe['total_modules']}" if probe and loader == "pywin32" else ""
                 imports = fmt(probe["import_ms"], 1) if probe and loader == "pywin32" else ""
-                out.append(f"| {app.key} | {loader} | {fmt(load, 1)} | {fmt(init, 1)} | {fmt(total - load - init, 1)} | "
+                out.append(f"| {app.key} | {loader} | {fmt(load, 1)} | {fmt(init, 1)} | {fmt(first, 1)} | "
                            f"{fmt(total, 1)} | {modules} | {imports} |")
         out += ["", "The driver times LoadLibraryExW (the loader DLL alone), GetExtensionVersion (both "
                 "loaders load python3XY.dll there, start Python and import the script) and the first "
@@ -827,6 +836,10 @@ def report(apps, peers, sizes_only, inproc, bodies, probes, http, frozen, starte
             counts = ", ".join(f"{name} {HUNG_EXITS.count(name)}" for name in sorted(set(HUNG_EXITS)))
             lines += ["", f"Driver runs that printed their figures and then hung in their exit under Wine "
                       f"(killed after 90 s; the figures count): {counts}."]
+        if FAILED_RUNS:
+            lines += ["", "Driver runs that exited without figures and were run again (peer, clients, exit code, "
+                      "the end of their output): " + "; ".join(f"{n}, {c}, {code}, `{text or 'nothing'}`"
+                                                            for n, c, code, text in FAILED_RUNS) + "."]
         r.throughput_targets("in process", inproc, PYTHONS)
     if http:
         lines += r.throughput(f"Throughput over HTTP (isapi-host on loopback, wrk, CPython {DEFAULT.version})", http,
@@ -869,7 +882,7 @@ def finish_wall_time(path, started):
     """Puts the whole run's wall time (the report's writing included) into the report."""
     minutes = (time.time() - started) / 60
     text = path.read_text()
-    text = text.replace(f"| {WALL} min | None |",
+    text = text.replace(f"| {WALL} min | **no** |",
                         f"| {minutes:.1f} min | {'yes' if minutes < BUDGET_MINUTES else '**no**'} |")
     path.write_text(text.replace(WALL, f"{minutes:.1f}"))
     return minutes
