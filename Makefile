@@ -58,7 +58,7 @@ bench: deps python stubs cli wine-prefix sites
 
 # The 100,000-request soak (benches/soak.rs), its own rule: with it `make bench` would not fit
 # its 15 minutes. It writes its section of BENCHMARKS.md, which `make bench` keeps.
-soak: deps python stubs cli wine-prefix
+soak: deps python stubs cli wine-prefix worker-prefix
 	-$(WINESERVER) -p >/dev/null 2>&1
 	cargo bench --bench soak; status=$$?; $(WINESERVER) -k >/dev/null 2>&1; exit $$status
 

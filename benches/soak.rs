@@ -22,7 +22,7 @@ use support::load::{figures, load, post_streamed, reset_peak, settled_figures, F
 use support::{fixture, repo, Freeze, Host};
 
 const CLIENTS: usize = 32;
-const START: &str = "<!-- reliability:start (written by `make bench`) -->";
+const START: &str = "<!-- reliability:start (written by `make soak`) -->";
 const END: &str = "<!-- reliability:end -->";
 
 fn mib(kib: u64) -> String {
