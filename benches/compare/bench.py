@@ -804,7 +804,9 @@ def report(apps, peers, sizes_only, inproc, bodies, probes, http, frozen, starte
              "the thread pool, WSGI hello and Flask run (the rows with a target on every version); the HTTP "
              f"rows, memory, Django, FastAPI and ASGI run on {DEFAULT.version} only (the HTTP rows are bounded "
              "by isapi-host and wrk, not by the CPython), and freeze times are "
-             f"{FREEZE_REPS} interleaved runs (a Django PyInstaller build alone takes ~35 s).", "",
+             f"{FREEZE_REPS} interleaved runs (Django: one; its PyInstaller build alone takes 35-80 s here). "
+             "The 100,000-request soak is `make soak` (about a minute of requests after its build), "
+             "no longer part of `make bench`; its section at the end is from its last run.", "",
              "## Machine and versions", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine()]
     lines += ["", "## Peers", "",
