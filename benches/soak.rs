@@ -1,4 +1,4 @@
-//! `make bench`: the long reliability runs, too slow for `make test`. Freezes
+//! `make soak`: the long reliability runs, too slow for `make test`. Freezes
 //! tests/fixtures/scripts/reliability.py, serves it with isapi-host under Wine and
 //!   1. sends 100,000 requests over 32 concurrent keep-alive connections, checking every
 //!      response byte for byte, sampling the serving process's memory, threads and
@@ -22,7 +22,7 @@ use support::load::{figures, load, post_streamed, reset_peak, settled_figures, F
 use support::{fixture, repo, Freeze, Host};
 
 const CLIENTS: usize = 32;
-const START: &str = "<!-- reliability:start (written by `make bench`) -->";
+const START: &str = "<!-- reliability:start (written by `make soak`) -->";
 const END: &str = "<!-- reliability:end -->";
 
 fn mib(kib: u64) -> String {
@@ -81,7 +81,7 @@ fn main() {
     writeln!(
         report,
         "\n### Soak: {total} requests, {CLIENTS} concurrent connections\n\n\
-         `make bench` (benches/soak.rs), isapi-host under Wine 8 on this machine, against the\n\
+         `make soak` (benches/soak.rs), isapi-host under Wine 8 on this machine, against the\n\
          threaded WSGI app tests/fixtures/scripts/reliability.py (`/echo`, ~1 KiB answers\n\
          checked byte for byte; each client reconnects every {} requests).\n",
         REQUESTS_PER_CONNECTION

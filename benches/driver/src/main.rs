@@ -6,7 +6,8 @@
 //! HSE_STATUS_PENDING is finished when HSE_REQ_DONE_WITH_SESSION arrives, from any thread.
 //!
 //! Usage: `isapi-bench-driver DLL [--path /P] [--seconds S] [--clients C] [--warmup W]`
-//! prints one JSON object: the cold start (LoadLibrary to the first complete response),
+//! prints one JSON object: the cold start (LoadLibrary to the first complete response, and
+//! its LoadLibrary and GetExtensionVersion parts),
 //! the first response as sent, and for the timed requests their rate and latency
 //! percentiles. Without Windows it only says so.
 
@@ -401,6 +402,7 @@ mod windows_main {
             );
             std::process::exit(2);
         }
+        let loaded = start.elapsed();
         // SAFETY: the names are NUL-terminated; each export has httpext.h's signature.
         let (version, proc_, terminate) = unsafe {
             let get = |name: &[u8]| GetProcAddress(module, name.as_ptr());
@@ -426,6 +428,7 @@ mod windows_main {
             eprintln!("isapi-bench-driver: GetExtensionVersion returned FALSE");
             std::process::exit(3);
         }
+        let initialised = start.elapsed();
         let mut first = Request::new(&options.path);
         first.run(proc_);
         let cold = start.elapsed();
@@ -468,8 +471,10 @@ mod windows_main {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(
             stdout,
-            "{{\"cold_start_ms\": {:.3}, \"first_response\": {}, \"requests\": {}, \"clients\": {}, \"seconds\": {:.4}, \"rps\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}}}",
+            "{{\"cold_start_ms\": {:.3}, \"load_ms\": {:.3}, \"version_ms\": {:.3}, \"first_response\": {}, \"requests\": {}, \"clients\": {}, \"seconds\": {:.4}, \"rps\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}}}",
             cold.as_secs_f64() * 1e3,
+            loaded.as_secs_f64() * 1e3,
+            (initialised - loaded).as_secs_f64() * 1e3,
             json_string(&first_response),
             latencies.len(),
             options.clients,
