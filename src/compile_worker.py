@@ -281,14 +281,25 @@ EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 CACHE = dis.opmap.get("CACHE", -1)
 
 
+# The ranges a code object's try (and with) blocks cover, as (start, end) byte offsets;
+# CPython 3.11 and later keep them in co_exceptiontable. Without the parser, nothing counts
+# as guarded, which ships more, never less.
+_exception_table = getattr(dis, "_parse_exception_table", lambda code: [])
+
+
 def imports_of_code(code):
     """The same from bytecode (the embeddable distribution's stdlib has no sources): each
     IMPORT_NAME with the level and fromlist loaded just before it. Walks the raw
-    instructions, which is far quicker than dis.get_instructions."""
+    instructions, which is far quicker than dis.get_instructions. Deferred: in a nested
+    code object (a function's). Guarded: at module level inside a try (or with) block, as
+    `try: import _ssl except ImportError:` is; bytecode cannot tell which exceptions a
+    handler catches, nor platform checks."""
     found = []
     stack = [code]
     while stack:
         co = stack.pop()
+        deferred = co is not code
+        covered = [] if deferred else [(e.start, e.end) for e in _exception_table(co)]
         raw = co.co_code
         consts = []
         extended = 0
@@ -305,7 +316,10 @@ def imports_of_code(code):
             elif op == IMPORT_NAME:
                 level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
                 fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
-                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, False, False, []])
+                guarded = any(start <= i < end for start, end in covered)
+                found.append(
+                    [co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, guarded, deferred, []]
+                )
                 consts = []
             else:
                 consts = []

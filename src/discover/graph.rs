@@ -36,6 +36,13 @@ pub struct Graph {
     /// (importer, module) for imports that run when the importer is imported: not guarded
     /// by a try or a platform check, not inside a function.
     eager: BTreeSet<(String, String)>,
+    /// importer -> the modules it imports whenever it runs: every import of the app's, its
+    /// packages' and our runtime's code; the standard library's unguarded top-level ones.
+    runs: BTreeMap<String, BTreeSet<String>>,
+    /// Standard-library extension modules left out: only the standard library's own
+    /// optional or in-function imports name them (`hashlib`'s `try: import _hashlib`), so
+    /// nothing that runs needs them; with their DLLs they are most of an output's size.
+    pub left_out: BTreeSet<String>,
 }
 
 #[derive(Debug, Error)]
@@ -60,6 +67,12 @@ pub struct GraphRequest {
     /// no metadata describes. C code and computed names import modules the scan cannot see
     /// (numpy's `_core._exceptions`, anyio's `_backends`). Tests stay out.
     pub whole_third_party: bool,
+    /// Modules (and their submodules) among `roots` and `packages` that ship but run only
+    /// when something imports them: our runtime modules the app may not use (isapi.asgi),
+    /// the codecs of `encodings`, looked up by name.
+    pub on_demand: Vec<String>,
+    /// Leave out the standard-library extension modules nothing that runs imports.
+    pub leave_out_unused_extensions: bool,
 }
 
 /// Modules that need another one on Windows without naming it in an import: zoneinfo reads
@@ -75,6 +88,9 @@ struct Wanted {
     optional: bool,
     /// Guarded, or inside a function: it does not run when the importer is imported.
     lazy: bool,
+    /// It runs whenever the importer runs, as far as shipping extension modules goes (see
+    /// `Graph::runs`).
+    runs: bool,
     /// In an `except ImportError` handler: the modules of its `try`; this one runs only
     /// if one of them is missing.
     fallback_of: Vec<String>,
@@ -88,6 +104,7 @@ impl Wanted {
             importer: None,
             optional: false,
             lazy: false,
+            runs: true,
             fallback_of: Vec::new(),
         }
     }
@@ -139,6 +156,9 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                     }
                     if !wanted.lazy {
                         graph.eager.insert((importer.clone(), wanted.name.clone()));
+                    }
+                    if wanted.runs {
+                        graph.runs.entry(importer.clone()).or_default().insert(wanted.name.clone());
                     }
                 }
                 // `import os.path`: a name a module sets itself in sys.modules, not a file.
@@ -218,10 +238,15 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
             let is_package = graph.modules[name].is_package();
             // A third-party package's imports inside functions are its lazy, optional ones
             // (Django's `from PIL import Image` in ImageField): they run only if used.
-            let own = importer_kind(roots, &graph, name) == Some(RootKind::Script);
+            let kind = importer_kind(roots, &graph, name);
+            let own = kind == Some(RootKind::Script);
+            // The standard library's optional and in-function imports are its own business;
+            // all the others may run when the app does.
+            let not_stdlib = matches!(kind, Some(RootKind::Script | RootKind::App | RootKind::Runtime));
             for mut record in records {
+                let runs = not_stdlib || !(record.guarded || record.deferred);
                 record.guarded |= record.deferred && !own;
-                pending.extend(resolve(name, is_package, &record));
+                pending.extend(resolve(name, is_package, &record).into_iter().map(|w| Wanted { runs, ..w }));
             }
         }
     }
@@ -233,7 +258,52 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
         }
     }
     keep_missing_of_required(&mut graph, request);
+    if request.leave_out_unused_extensions {
+        leave_out_unused_extensions(roots, &mut graph, request);
+    }
     Ok(graph)
+}
+
+/// Drops the standard library's extension modules that no import that runs reaches, from
+/// what runs: the script, `--include`s and `--package`s, the app's and third-party code
+/// (shipped whole, imported by computed names), and the runtime modules they import.
+fn leave_out_unused_extensions(roots: &Roots, graph: &mut Graph, request: &GraphRequest) {
+    let on_demand = |name: &str| request.on_demand.iter().any(|p| within(name, p));
+    let mut todo: Vec<String> = graph
+        .modules
+        .keys()
+        .filter(|name| !on_demand(name))
+        .filter(|name| {
+            request.roots.contains(name)
+                || request.packages.iter().any(|p| within(name, p))
+                || matches!(importer_kind(roots, graph, name), Some(RootKind::Script | RootKind::App))
+        })
+        .cloned()
+        .collect();
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !reached.insert(name.clone()) {
+            continue;
+        }
+        if let Some(p) = parent(&name) {
+            todo.push(p.to_string());
+        }
+        todo.extend(graph.runs.get(&name).into_iter().flatten().cloned());
+    }
+    let unused: Vec<String> = graph
+        .modules
+        .iter()
+        .filter(|(name, module)| {
+            !reached.contains(*name)
+                && matches!(module.found.file, ModuleFile::Extension { root, .. }
+                    if roots.roots[root].kind == RootKind::StdlibExtensions)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in unused {
+        graph.modules.remove(&name);
+        graph.left_out.insert(name);
+    }
 }
 
 /// Which distribution each module of the site folders belongs to, by root.
@@ -506,6 +576,7 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
         importer: importer.clone(),
         optional: record.guarded,
         lazy: record.guarded,
+        runs: true,
         fallback_of: fallback_of.clone(),
     }];
     for item in record.fromlist.iter().filter(|i| i.as_str() != "*") {
@@ -514,6 +585,7 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
             importer: importer.clone(),
             optional: true,
             lazy: record.guarded,
+            runs: true,
             fallback_of: fallback_of.clone(),
         });
     }
