@@ -802,4 +802,51 @@ except ImportError:
             ]
         );
     }
+
+    #[test]
+    fn bytecode_imports_in_functions_are_deferred_and_in_try_blocks_guarded() {
+        let Some(python) = host_python() else {
+            panic!("these tests need python3 on PATH");
+        };
+        // The embeddable standard library is bytecode only, in a zip.
+        let tmp = tempfile::tempdir().unwrap();
+        let zip_path = tmp.path().join("stdlib.zip");
+        let source = "import plain\ntry:\n    import _optional\nexcept ImportError:\n    pass\n\
+                      def f():\n    import _lazy\n";
+        let made = Command::new(&python)
+            .arg("-c")
+            .arg(
+                "import importlib.util, marshal, sys, zipfile\n\
+                 code = compile(sys.argv[2], 'm.py', 'exec')\n\
+                 data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)\n\
+                 zipfile.ZipFile(sys.argv[1], 'w').writestr('m.pyc', data)\n",
+            )
+            .arg(&zip_path)
+            .arg(source)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut compiler = PythonCompiler::new(&python);
+        let file = SourceFile {
+            path: zip_path.join("m.pyc"),
+            text: None,
+            zip: Some((zip_path.clone(), "m.pyc".into())),
+            filename: "m.pyc".into(),
+            check_factories: false,
+        };
+        let records = compiler.scan(&[file]).unwrap().remove(0);
+        let mut seen: Vec<(&str, bool, bool)> = records
+            .iter()
+            .map(|r| (r.name.as_str(), r.guarded, r.deferred))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("_lazy", false, true),
+                ("_optional", true, false),
+                ("plain", false, false)
+            ]
+        );
+    }
 }

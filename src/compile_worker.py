@@ -265,12 +265,13 @@ def imports_of_tree(tree):
                     # import_module(".x", package): relative to the package argument.
                     continue
                 found.append([target.lstrip("."), level, [], True, *flags])
-    # A module that guards a package's import once treats the package as optional: its other
-    # imports of it run only after that one succeeded (werkzeug imports `cryptography` in a
-    # try, then again in the functions that need it).
+    # A module that guards a package's import once treats the package as optional: its
+    # imports of it in functions run only after that one succeeded (werkzeug imports
+    # `cryptography` in a try, then again in the functions that need it). An unguarded one
+    # at module level runs regardless (ctypes imports `_ctypes` so, and one name in a try).
     optional = {name.split(".")[0] for name, level, _, _, guarded, _, _ in found if guarded and not level}
     for record in found:
-        if not record[1] and record[0].split(".")[0] in optional:
+        if not record[1] and record[5] and record[0].split(".")[0] in optional:
             record[4] = True
     return found
 

@@ -158,7 +158,11 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                         graph.eager.insert((importer.clone(), wanted.name.clone()));
                     }
                     if wanted.runs {
-                        graph.runs.entry(importer.clone()).or_default().insert(wanted.name.clone());
+                        graph
+                            .runs
+                            .entry(importer.clone())
+                            .or_default()
+                            .insert(wanted.name.clone());
                     }
                 }
                 // `import os.path`: a name a module sets itself in sys.modules, not a file.
@@ -246,7 +250,11 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
             for mut record in records {
                 let runs = not_stdlib || !(record.guarded || record.deferred);
                 record.guarded |= record.deferred && !own;
-                pending.extend(resolve(name, is_package, &record).into_iter().map(|w| Wanted { runs, ..w }));
+                pending.extend(
+                    resolve(name, is_package, &record)
+                        .into_iter()
+                        .map(|w| Wanted { runs, ..w }),
+                );
             }
         }
     }
@@ -276,7 +284,10 @@ fn leave_out_unused_extensions(roots: &Roots, graph: &mut Graph, request: &Graph
         .filter(|name| {
             request.roots.contains(name)
                 || request.packages.iter().any(|p| within(name, p))
-                || matches!(importer_kind(roots, graph, name), Some(RootKind::Script | RootKind::App))
+                || matches!(
+                    importer_kind(roots, graph, name),
+                    Some(RootKind::Script | RootKind::App)
+                )
         })
         .cloned()
         .collect();
@@ -959,13 +970,83 @@ mod tests {
     }
 
     #[test]
+    fn extension_modules_only_the_stdlibs_optional_or_lazy_imports_name_are_left_out() {
+        let deferred = |name: &str| ImportRecord {
+            deferred: true,
+            ..import(name, 0, &[])
+        };
+        let guarded = |name: &str| ImportRecord {
+            guarded: true,
+            ..import(name, 0, &[])
+        };
+        let mut scanner = FakeScanner(
+            [
+                // The script's own import in a function counts: it runs when called.
+                (
+                    "app.py",
+                    vec![import("hashlib", 0, &[]), import("re", 0, &[]), deferred("ssl")],
+                ),
+                ("hashlib.pyc", vec![guarded("_hashlib")]),
+                ("re.pyc", vec![deferred("unicodedata")]),
+                ("ssl.pyc", vec![import("_ssl", 0, &[])]),
+                // A runtime module the app does not import: its imports do not run.
+                ("isapi/asgi.py", vec![import("_asyncio", 0, &[])]),
+            ]
+            .into(),
+        );
+        let mut roots = app_roots();
+        roots.roots.insert(
+            0,
+            Root {
+                kind: RootKind::Runtime,
+                files: listing(
+                    Path::new("resources"),
+                    ["isapi/__init__.py", "isapi/asgi.py"].map(String::from),
+                ),
+            },
+        );
+        roots.roots.push(Root {
+            kind: RootKind::Stdlib,
+            files: listing(Path::new("zip"), ["hashlib.pyc", "re.pyc", "ssl.pyc"].map(String::from)),
+        });
+        roots.roots.push(Root {
+            kind: RootKind::StdlibExtensions,
+            files: listing(
+                Path::new("dlls"),
+                ["_asyncio.pyd", "_hashlib.pyd", "_ssl.pyd", "unicodedata.pyd"].map(String::from),
+            ),
+        });
+        let request = GraphRequest {
+            roots: vec!["app".into(), "isapi".into(), "isapi.asgi".into()],
+            on_demand: vec!["isapi".into()],
+            leave_out_unused_extensions: true,
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        let left_out: Vec<&str> = graph.left_out.iter().map(String::as_str).collect();
+        assert_eq!(left_out, ["_asyncio", "_hashlib", "unicodedata"]);
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(names, ["_ssl", "app", "hashlib", "isapi", "isapi.asgi", "re", "ssl"]);
+
+        // Asked for by name, one ships.
+        let request = GraphRequest {
+            roots: vec!["app".into(), "unicodedata".into()],
+            leave_out_unused_extensions: true,
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        assert!(graph.modules.contains_key("unicodedata"));
+        assert!(!graph.left_out.contains("unicodedata"));
+    }
+
+    #[test]
     fn whole_packages_and_excludes() {
         let mut scanner = FakeScanner([("app.py", vec![import("pkg", 0, &[])])].into());
         let request = GraphRequest {
             roots: vec!["app".into()],
             packages: vec!["pkg".into()],
             excludes: vec!["pkg.sub".into()],
-            whole_third_party: false,
+            ..Default::default()
         };
         let graph = build(&app_roots(), &mut scanner, &request).unwrap();
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
