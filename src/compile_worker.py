@@ -225,6 +225,19 @@ def _walk_runtime(tree):
         todo.extend((child, guarded, deferred, fallback_of) for child in ast.iter_child_nodes(node))
 
 
+# What hashlib offers only with _hashlib (OpenSSL); from 3.12 pbkdf2_hmac has no fallback.
+_OPENSSL_ONLY = ("pbkdf2_hmac", "scrypt")
+
+
+def _needs_openssl(node):
+    """`hashlib.pbkdf2_hmac` (Django's password hasher) or `from hashlib import scrypt`."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id == "hashlib" and node.attr in _OPENSSL_ONLY
+    if isinstance(node, ast.ImportFrom) and node.module == "hashlib" and not node.level:
+        return any(alias.name in _OPENSSL_ONLY for alias in node.names)
+    return False
+
+
 def _settings_module(node):
     """The module named by `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x")` or
     `os.environ["DJANGO_SETTINGS_MODULE"] = "x"`, else None."""
@@ -251,7 +264,13 @@ def imports_of_tree(tree):
             found.extend([alias.name, 0, [], False, *flags] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             found.append([node.module or "", node.level, [a.name for a in node.names], False, *flags])
-        elif _settings_module(node):
+        if _needs_openssl(node):
+            # hashlib has these only from _hashlib (OpenSSL): name it, so that it ships; a
+            # Python without it is no error of the app's.
+            found.append(["_hashlib", 0, [], True, True, *flags[1:]])
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if _settings_module(node):
             # Django imports its settings by the name in DJANGO_SETTINGS_MODULE.
             found.append([_settings_module(node), 0, [], True, *flags])
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \

@@ -272,6 +272,18 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
     Ok(graph)
 }
 
+/// Optional imports of the standard library's that are worth their size when the module
+/// runs: C accelerators whose pure-Python fallbacks are much slower (asyncio's tasks and
+/// futures, queue's SimpleQueue, decimal), and ssl for http.client, which
+/// defines HTTPSConnection (urllib's https) only if ssl imports. hashlib's _hashlib (and
+/// OpenSSL's 6 MB) ships when the app uses what only it has (compile_worker.py).
+const RUNS_WITH: &[(&str, &str)] = &[
+    ("asyncio", "_asyncio"),
+    ("queue", "_queue"),
+    ("decimal", "_decimal"),
+    ("http.client", "ssl"),
+];
+
 /// Drops the standard library's extension modules that no import that runs reaches, from
 /// what runs: the script, `--include`s and `--package`s, the app's and third-party code
 /// (shipped whole, imported by computed names), and the runtime modules they import.
@@ -300,6 +312,12 @@ fn leave_out_unused_extensions(roots: &Roots, graph: &mut Graph, request: &Graph
             todo.push(p.to_string());
         }
         todo.extend(graph.runs.get(&name).into_iter().flatten().cloned());
+        todo.extend(
+            RUNS_WITH
+                .iter()
+                .filter(|(module, _)| *module == name)
+                .map(|(_, with)| with.to_string()),
+        );
     }
     let unused: Vec<String> = graph
         .modules
@@ -984,9 +1002,16 @@ mod tests {
                 // The script's own import in a function counts: it runs when called.
                 (
                     "app.py",
-                    vec![import("hashlib", 0, &[]), import("re", 0, &[]), deferred("ssl")],
+                    vec![
+                        import("hashlib", 0, &[]),
+                        import("re", 0, &[]),
+                        deferred("ssl"),
+                        import("queue", 0, &[]),
+                    ],
                 ),
                 ("hashlib.pyc", vec![guarded("_hashlib")]),
+                // An accelerator ships with its module (RUNS_WITH).
+                ("queue.pyc", vec![guarded("_queue")]),
                 ("re.pyc", vec![deferred("unicodedata")]),
                 ("ssl.pyc", vec![import("_ssl", 0, &[])]),
                 // A runtime module the app does not import: its imports do not run.
@@ -1007,13 +1032,23 @@ mod tests {
         );
         roots.roots.push(Root {
             kind: RootKind::Stdlib,
-            files: listing(Path::new("zip"), ["hashlib.pyc", "re.pyc", "ssl.pyc"].map(String::from)),
+            files: listing(
+                Path::new("zip"),
+                ["hashlib.pyc", "queue.pyc", "re.pyc", "ssl.pyc"].map(String::from),
+            ),
         });
         roots.roots.push(Root {
             kind: RootKind::StdlibExtensions,
             files: listing(
                 Path::new("dlls"),
-                ["_asyncio.pyd", "_hashlib.pyd", "_ssl.pyd", "unicodedata.pyd"].map(String::from),
+                [
+                    "_asyncio.pyd",
+                    "_hashlib.pyd",
+                    "_queue.pyd",
+                    "_ssl.pyd",
+                    "unicodedata.pyd",
+                ]
+                .map(String::from),
             ),
         });
         let request = GraphRequest {
@@ -1026,7 +1061,20 @@ mod tests {
         let left_out: Vec<&str> = graph.left_out.iter().map(String::as_str).collect();
         assert_eq!(left_out, ["_asyncio", "_hashlib", "unicodedata"]);
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
-        assert_eq!(names, ["_ssl", "app", "hashlib", "isapi", "isapi.asgi", "re", "ssl"]);
+        assert_eq!(
+            names,
+            [
+                "_queue",
+                "_ssl",
+                "app",
+                "hashlib",
+                "isapi",
+                "isapi.asgi",
+                "queue",
+                "re",
+                "ssl"
+            ]
+        );
 
         // Asked for by name, one ships.
         let request = GraphRequest {
