@@ -2,7 +2,8 @@
 //! every import transitively through the roots, as modulefinder does: `from x import y`
 //! tries submodule `x.y`, relative imports resolve against the importing package, literal
 //! `__import__`/`importlib.import_module` names count. The build Python only lists each
-//! module's imports (in batches); resolving them is done here.
+//! module's imports (in batches); resolving them is done here. The standard library's
+//! extension modules that no import that runs reaches are left out (`left_out`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -275,13 +276,16 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
 /// Optional imports of the standard library's that are worth their size when the module
 /// runs: C accelerators whose pure-Python fallbacks are much slower (asyncio's tasks and
 /// futures, queue's SimpleQueue, decimal), and ssl for http.client, which
-/// defines HTTPSConnection (urllib's https) only if ssl imports. hashlib's _hashlib (and
+/// defines HTTPSConnection (urllib's https) only if ssl imports; and the idna codec for
+/// socket, whose C code encodes every host name with it (it needs unicodedata). hashlib's
+/// _hashlib (and
 /// OpenSSL's 6 MB) ships when the app uses what only it has (compile_worker.py).
 const RUNS_WITH: &[(&str, &str)] = &[
     ("asyncio", "_asyncio"),
     ("queue", "_queue"),
     ("decimal", "_decimal"),
     ("http.client", "ssl"),
+    ("socket", "encodings.idna"),
 ];
 
 /// Drops the standard library's extension modules that no import that runs reaches, from

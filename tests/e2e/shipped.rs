@@ -26,7 +26,9 @@ fn an_import_inside_the_scripts_function_ships_the_module_and_its_dlls() {
             "_socket.pyd",
             "_ssl.pyd",
             "libcrypto-3.dll",
-            "libssl-3.dll"
+            "libssl-3.dll",
+            // socket encodes host names with the idna codec, which needs it.
+            "unicodedata.pyd"
         ])
     );
     let host = Host::start(&app.dll(), &[]);
