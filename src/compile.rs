@@ -751,6 +751,8 @@ try:
     from . import _speedups
 except ImportError:
     from _dummy_thread import get_ident
+def password(p):
+    return hashlib.pbkdf2_hmac('sha256', p, b'salt', 1)
 ";
         let mut compiler = PythonCompiler::new(&python);
         let file = SourceFile {
@@ -780,6 +782,8 @@ except ImportError:
                 expect("", true),
                 expect("Cookie", true),
                 expect("_dummy_thread", false),
+                // hashlib has pbkdf2_hmac only from _hashlib: it must ship.
+                expect("_hashlib", true),
                 expect("_thread", true),
                 expect("annotationlib", true),
                 expect("caught_wrongly", false),
@@ -799,6 +803,53 @@ except ImportError:
                 expect("termios", true),
                 expect("urllib.parse", false),
                 expect("urlparse", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn bytecode_imports_in_functions_are_deferred_and_in_try_blocks_guarded() {
+        let Some(python) = host_python() else {
+            panic!("these tests need python3 on PATH");
+        };
+        // The embeddable standard library is bytecode only, in a zip.
+        let tmp = tempfile::tempdir().unwrap();
+        let zip_path = tmp.path().join("stdlib.zip");
+        let source = "import plain\ntry:\n    import _optional\nexcept ImportError:\n    pass\n\
+                      def f():\n    import _lazy\n";
+        let made = Command::new(&python)
+            .arg("-c")
+            .arg(
+                "import importlib.util, marshal, sys, zipfile\n\
+                 code = compile(sys.argv[2], 'm.py', 'exec')\n\
+                 data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)\n\
+                 zipfile.ZipFile(sys.argv[1], 'w').writestr('m.pyc', data)\n",
+            )
+            .arg(&zip_path)
+            .arg(source)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut compiler = PythonCompiler::new(&python);
+        let file = SourceFile {
+            path: zip_path.join("m.pyc"),
+            text: None,
+            zip: Some((zip_path.clone(), "m.pyc".into())),
+            filename: "m.pyc".into(),
+            check_factories: false,
+        };
+        let records = compiler.scan(&[file]).unwrap().remove(0);
+        let mut seen: Vec<(&str, bool, bool)> = records
+            .iter()
+            .map(|r| (r.name.as_str(), r.guarded, r.deferred))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("_lazy", false, true),
+                ("_optional", true, false),
+                ("plain", false, false)
             ]
         );
     }

@@ -225,6 +225,19 @@ def _walk_runtime(tree):
         todo.extend((child, guarded, deferred, fallback_of) for child in ast.iter_child_nodes(node))
 
 
+# What hashlib offers only with _hashlib (OpenSSL); from 3.12 pbkdf2_hmac has no fallback.
+_OPENSSL_ONLY = ("pbkdf2_hmac", "scrypt")
+
+
+def _needs_openssl(node):
+    """`hashlib.pbkdf2_hmac` (Django's password hasher) or `from hashlib import scrypt`."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id == "hashlib" and node.attr in _OPENSSL_ONLY
+    if isinstance(node, ast.ImportFrom) and node.module == "hashlib" and not node.level:
+        return any(alias.name in _OPENSSL_ONLY for alias in node.names)
+    return False
+
+
 def _settings_module(node):
     """The module named by `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x")` or
     `os.environ["DJANGO_SETTINGS_MODULE"] = "x"`, else None."""
@@ -251,7 +264,13 @@ def imports_of_tree(tree):
             found.extend([alias.name, 0, [], False, *flags] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             found.append([node.module or "", node.level, [a.name for a in node.names], False, *flags])
-        elif _settings_module(node):
+        if _needs_openssl(node):
+            # hashlib has these only from _hashlib (OpenSSL): name it, so that it ships; a
+            # Python without it is no error of the app's.
+            found.append(["_hashlib", 0, [], True, True, *flags[1:]])
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if _settings_module(node):
             # Django imports its settings by the name in DJANGO_SETTINGS_MODULE.
             found.append([_settings_module(node), 0, [], True, *flags])
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
@@ -265,12 +284,13 @@ def imports_of_tree(tree):
                     # import_module(".x", package): relative to the package argument.
                     continue
                 found.append([target.lstrip("."), level, [], True, *flags])
-    # A module that guards a package's import once treats the package as optional: its other
-    # imports of it run only after that one succeeded (werkzeug imports `cryptography` in a
-    # try, then again in the functions that need it).
+    # A module that guards a package's import once treats the package as optional: its
+    # imports of it in functions run only after that one succeeded (werkzeug imports
+    # `cryptography` in a try, then again in the functions that need it). An unguarded one
+    # at module level runs regardless (ctypes imports `_ctypes` so, and one name in a try).
     optional = {name.split(".")[0] for name, level, _, _, guarded, _, _ in found if guarded and not level}
     for record in found:
-        if not record[1] and record[0].split(".")[0] in optional:
+        if not record[1] and record[5] and record[0].split(".")[0] in optional:
             record[4] = True
     return found
 
@@ -281,14 +301,25 @@ EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 CACHE = dis.opmap.get("CACHE", -1)
 
 
+# The ranges a code object's try (and with) blocks cover, as (start, end) byte offsets;
+# CPython 3.11 and later keep them in co_exceptiontable. Without the parser, nothing counts
+# as guarded, which ships more, never less.
+_exception_table = getattr(dis, "_parse_exception_table", lambda code: [])
+
+
 def imports_of_code(code):
     """The same from bytecode (the embeddable distribution's stdlib has no sources): each
     IMPORT_NAME with the level and fromlist loaded just before it. Walks the raw
-    instructions, which is far quicker than dis.get_instructions."""
+    instructions, which is far quicker than dis.get_instructions. Deferred: in a nested
+    code object (a function's). Guarded: at module level inside a try (or with) block, as
+    `try: import _ssl except ImportError:` is; bytecode cannot tell which exceptions a
+    handler catches, nor platform checks."""
     found = []
     stack = [code]
     while stack:
         co = stack.pop()
+        deferred = co is not code
+        covered = [] if deferred else [(e.start, e.end) for e in _exception_table(co)]
         raw = co.co_code
         consts = []
         extended = 0
@@ -305,7 +336,10 @@ def imports_of_code(code):
             elif op == IMPORT_NAME:
                 level, fromlist = (consts[-2], consts[-1]) if len(consts) >= 2 else (0, None)
                 fromlist = [n for n in (fromlist or ()) if isinstance(n, str)]
-                found.append([co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, False, False, []])
+                guarded = any(start <= i < end for start, end in covered)
+                found.append(
+                    [co.co_names[arg], level if isinstance(level, int) else 0, fromlist, False, guarded, deferred, []]
+                )
                 consts = []
             else:
                 consts = []

@@ -39,6 +39,13 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     progress.end_counter();
     report_missing(&config, &graph)?;
     say(found(&graph, &roots));
+    if !graph.left_out.is_empty() {
+        say(format!(
+            "leaving out {} (only the standard library's optional or in-function imports name them; \
+             --include NAME ships one)",
+            graph.left_out.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
 
     let rules = Rules {
         script_module: &config.script.module,
@@ -46,6 +53,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         full_stdlib: config.full_stdlib,
     };
     let mut placements = placement::place_modules(&graph, &roots, &rules);
+    placements.extend(placement::left_out_stand_ins(&graph.left_out));
     let factories = check_factories(&config.script.path, &mut config.compiler, &placements)?;
     if config.full_stdlib {
         placements.extend(placement::whole_stdlib(&config.runtime)?);
@@ -140,11 +148,20 @@ fn request(config: &FreezeConfig) -> GraphRequest {
     roots.extend(config.files.iter().cloned());
     let mut packages = vec!["encodings".to_string()];
     packages.extend(config.packages.iter().cloned());
+    // Every archive holds all our runtime modules, but the boot module is the one that
+    // always runs; the others run when the app (or the boot module) imports them.
+    let on_demand = discover::runtime_module_names()
+        .into_iter()
+        .filter(|name| name != discover::BOOT_MODULE)
+        .chain(["encodings".to_string()])
+        .collect();
     GraphRequest {
         roots,
         packages,
         excludes: config.excludes.clone(),
         whole_third_party: true,
+        on_demand,
+        leave_out_unused_extensions: !config.full_stdlib,
     }
 }
 

@@ -151,6 +151,35 @@ pub fn place_modules(graph: &Graph, roots: &Roots, rules: &Rules) -> Vec<Placeme
     out
 }
 
+/// For each standard-library extension module left out (graph.rs), a module of the same
+/// name in the archive whose import fails with what to do: `--include` it. It is an
+/// ImportError, so the standard library's `try: import _ssl` fallbacks work as without it.
+pub fn left_out_stand_ins(left_out: &BTreeSet<String>) -> Vec<Placement> {
+    left_out
+        .iter()
+        .map(|name| {
+            let rel = format!("{}.py", name.replace('.', "/"));
+            let text = format!(
+                "raise ModuleNotFoundError(\n    \"No module named '{name}': isapi-freeze left this extension module out, as \"\n    \
+                 \"only the standard library's optional or in-function imports name it; \"\n    \
+                 \"freeze again with --include {name} to ship it\",\n    name=\"{name}\",\n)\n"
+            );
+            Placement {
+                path: crate::discover::pyc_name(&rel),
+                place: Place::AppArchive,
+                treatment: Treatment::Compile(SourceFile {
+                    path: PathBuf::from(format!("<left out>/{rel}")),
+                    text: Some(text),
+                    zip: None,
+                    filename: rel,
+                    check_factories: false,
+                }),
+                role: Role::Module,
+            }
+        })
+        .collect()
+}
+
 /// The one rule: where a module or data file found in a root of `kind` goes.
 fn decide(
     kind: RootKind,

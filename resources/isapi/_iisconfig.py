@@ -10,6 +10,10 @@ it lives in; ``Config.ensure`` and ``Config.discard`` add and take back one item
 import re
 import xml.etree.ElementTree as ElementTree
 
+# ElementTree imports its parser only when it first parses (inside XMLParser): named here,
+# the freezer ships pyexpat with the installer, which parses applicationHost.config.
+import xml.parsers.expat  # noqa: F401
+
 
 class ConfigError(Exception):
     """The configuration cannot be read or cannot take the change."""

@@ -2,7 +2,8 @@
 //! every import transitively through the roots, as modulefinder does: `from x import y`
 //! tries submodule `x.y`, relative imports resolve against the importing package, literal
 //! `__import__`/`importlib.import_module` names count. The build Python only lists each
-//! module's imports (in batches); resolving them is done here.
+//! module's imports (in batches); resolving them is done here. The standard library's
+//! extension modules that no import that runs reaches are left out (`left_out`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -36,6 +37,13 @@ pub struct Graph {
     /// (importer, module) for imports that run when the importer is imported: not guarded
     /// by a try or a platform check, not inside a function.
     eager: BTreeSet<(String, String)>,
+    /// importer -> the modules it imports whenever it runs: every import of the app's, its
+    /// packages' and our runtime's code; the standard library's unguarded top-level ones.
+    runs: BTreeMap<String, BTreeSet<String>>,
+    /// Standard-library extension modules left out: only the standard library's own
+    /// optional or in-function imports name them (`hashlib`'s `try: import _hashlib`), so
+    /// nothing that runs needs them; with their DLLs they are most of an output's size.
+    pub left_out: BTreeSet<String>,
 }
 
 #[derive(Debug, Error)]
@@ -60,6 +68,12 @@ pub struct GraphRequest {
     /// no metadata describes. C code and computed names import modules the scan cannot see
     /// (numpy's `_core._exceptions`, anyio's `_backends`). Tests stay out.
     pub whole_third_party: bool,
+    /// Modules (and their submodules) among `roots` and `packages` that ship but run only
+    /// when something imports them: our runtime modules the app may not use (isapi.asgi),
+    /// the codecs of `encodings`, looked up by name.
+    pub on_demand: Vec<String>,
+    /// Leave out the standard-library extension modules nothing that runs imports.
+    pub leave_out_unused_extensions: bool,
 }
 
 /// Modules that need another one on Windows without naming it in an import: zoneinfo reads
@@ -75,6 +89,9 @@ struct Wanted {
     optional: bool,
     /// Guarded, or inside a function: it does not run when the importer is imported.
     lazy: bool,
+    /// It runs whenever the importer runs, as far as shipping extension modules goes (see
+    /// `Graph::runs`).
+    runs: bool,
     /// In an `except ImportError` handler: the modules of its `try`; this one runs only
     /// if one of them is missing.
     fallback_of: Vec<String>,
@@ -88,6 +105,7 @@ impl Wanted {
             importer: None,
             optional: false,
             lazy: false,
+            runs: true,
             fallback_of: Vec::new(),
         }
     }
@@ -139,6 +157,13 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
                     }
                     if !wanted.lazy {
                         graph.eager.insert((importer.clone(), wanted.name.clone()));
+                    }
+                    if wanted.runs {
+                        graph
+                            .runs
+                            .entry(importer.clone())
+                            .or_default()
+                            .insert(wanted.name.clone());
                     }
                 }
                 // `import os.path`: a name a module sets itself in sys.modules, not a file.
@@ -218,10 +243,19 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
             let is_package = graph.modules[name].is_package();
             // A third-party package's imports inside functions are its lazy, optional ones
             // (Django's `from PIL import Image` in ImageField): they run only if used.
-            let own = importer_kind(roots, &graph, name) == Some(RootKind::Script);
+            let kind = importer_kind(roots, &graph, name);
+            let own = kind == Some(RootKind::Script);
+            // The standard library's optional and in-function imports are its own business;
+            // all the others may run when the app does.
+            let not_stdlib = matches!(kind, Some(RootKind::Script | RootKind::App | RootKind::Runtime));
             for mut record in records {
+                let runs = not_stdlib || !(record.guarded || record.deferred);
                 record.guarded |= record.deferred && !own;
-                pending.extend(resolve(name, is_package, &record));
+                pending.extend(
+                    resolve(name, is_package, &record)
+                        .into_iter()
+                        .map(|w| Wanted { runs, ..w }),
+                );
             }
         }
     }
@@ -233,7 +267,76 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
         }
     }
     keep_missing_of_required(&mut graph, request);
+    if request.leave_out_unused_extensions {
+        leave_out_unused_extensions(roots, &mut graph, request);
+    }
     Ok(graph)
+}
+
+/// Optional imports of the standard library's that are worth their size when the module
+/// runs: C accelerators whose pure-Python fallbacks are much slower (asyncio's tasks and
+/// futures, queue's SimpleQueue, decimal), and ssl for http.client, which
+/// defines HTTPSConnection (urllib's https) only if ssl imports; and the idna codec for
+/// socket, whose C code encodes every host name with it (it needs unicodedata). hashlib's
+/// _hashlib (and
+/// OpenSSL's 6 MB) ships when the app uses what only it has (compile_worker.py).
+const RUNS_WITH: &[(&str, &str)] = &[
+    ("asyncio", "_asyncio"),
+    ("queue", "_queue"),
+    ("decimal", "_decimal"),
+    ("http.client", "ssl"),
+    ("socket", "encodings.idna"),
+];
+
+/// Drops the standard library's extension modules that no import that runs reaches, from
+/// what runs: the script, `--include`s and `--package`s, the app's and third-party code
+/// (shipped whole, imported by computed names), and the runtime modules they import.
+fn leave_out_unused_extensions(roots: &Roots, graph: &mut Graph, request: &GraphRequest) {
+    let on_demand = |name: &str| request.on_demand.iter().any(|p| within(name, p));
+    let mut todo: Vec<String> = graph
+        .modules
+        .keys()
+        .filter(|name| !on_demand(name))
+        .filter(|name| {
+            request.roots.contains(name)
+                || request.packages.iter().any(|p| within(name, p))
+                || matches!(
+                    importer_kind(roots, graph, name),
+                    Some(RootKind::Script | RootKind::App)
+                )
+        })
+        .cloned()
+        .collect();
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !reached.insert(name.clone()) {
+            continue;
+        }
+        if let Some(p) = parent(&name) {
+            todo.push(p.to_string());
+        }
+        todo.extend(graph.runs.get(&name).into_iter().flatten().cloned());
+        todo.extend(
+            RUNS_WITH
+                .iter()
+                .filter(|(module, _)| *module == name)
+                .map(|(_, with)| with.to_string()),
+        );
+    }
+    let unused: Vec<String> = graph
+        .modules
+        .iter()
+        .filter(|(name, module)| {
+            !reached.contains(*name)
+                && matches!(module.found.file, ModuleFile::Extension { root, .. }
+                    if roots.roots[root].kind == RootKind::StdlibExtensions)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in unused {
+        graph.modules.remove(&name);
+        graph.left_out.insert(name);
+    }
 }
 
 /// Which distribution each module of the site folders belongs to, by root.
@@ -506,6 +609,7 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
         importer: importer.clone(),
         optional: record.guarded,
         lazy: record.guarded,
+        runs: true,
         fallback_of: fallback_of.clone(),
     }];
     for item in record.fromlist.iter().filter(|i| i.as_str() != "*") {
@@ -514,6 +618,7 @@ fn resolve(importer: &str, importer_is_package: bool, record: &ImportRecord) -> 
             importer: importer.clone(),
             optional: true,
             lazy: record.guarded,
+            runs: true,
             fallback_of: fallback_of.clone(),
         });
     }
@@ -887,13 +992,113 @@ mod tests {
     }
 
     #[test]
+    fn extension_modules_only_the_stdlibs_optional_or_lazy_imports_name_are_left_out() {
+        let deferred = |name: &str| ImportRecord {
+            deferred: true,
+            ..import(name, 0, &[])
+        };
+        let guarded = |name: &str| ImportRecord {
+            guarded: true,
+            ..import(name, 0, &[])
+        };
+        let mut scanner = FakeScanner(
+            [
+                // The script's own import in a function counts: it runs when called.
+                (
+                    "app.py",
+                    vec![
+                        import("hashlib", 0, &[]),
+                        import("re", 0, &[]),
+                        deferred("ssl"),
+                        import("queue", 0, &[]),
+                    ],
+                ),
+                ("hashlib.pyc", vec![guarded("_hashlib")]),
+                // An accelerator ships with its module (RUNS_WITH).
+                ("queue.pyc", vec![guarded("_queue")]),
+                ("re.pyc", vec![deferred("unicodedata")]),
+                ("ssl.pyc", vec![import("_ssl", 0, &[])]),
+                // A runtime module the app does not import: its imports do not run.
+                ("isapi/asgi.py", vec![import("_asyncio", 0, &[])]),
+            ]
+            .into(),
+        );
+        let mut roots = app_roots();
+        roots.roots.insert(
+            0,
+            Root {
+                kind: RootKind::Runtime,
+                files: listing(
+                    Path::new("resources"),
+                    ["isapi/__init__.py", "isapi/asgi.py"].map(String::from),
+                ),
+            },
+        );
+        roots.roots.push(Root {
+            kind: RootKind::Stdlib,
+            files: listing(
+                Path::new("zip"),
+                ["hashlib.pyc", "queue.pyc", "re.pyc", "ssl.pyc"].map(String::from),
+            ),
+        });
+        roots.roots.push(Root {
+            kind: RootKind::StdlibExtensions,
+            files: listing(
+                Path::new("dlls"),
+                [
+                    "_asyncio.pyd",
+                    "_hashlib.pyd",
+                    "_queue.pyd",
+                    "_ssl.pyd",
+                    "unicodedata.pyd",
+                ]
+                .map(String::from),
+            ),
+        });
+        let request = GraphRequest {
+            roots: vec!["app".into(), "isapi".into(), "isapi.asgi".into()],
+            on_demand: vec!["isapi".into()],
+            leave_out_unused_extensions: true,
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        let left_out: Vec<&str> = graph.left_out.iter().map(String::as_str).collect();
+        assert_eq!(left_out, ["_asyncio", "_hashlib", "unicodedata"]);
+        let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "_queue",
+                "_ssl",
+                "app",
+                "hashlib",
+                "isapi",
+                "isapi.asgi",
+                "queue",
+                "re",
+                "ssl"
+            ]
+        );
+
+        // Asked for by name, one ships.
+        let request = GraphRequest {
+            roots: vec!["app".into(), "unicodedata".into()],
+            leave_out_unused_extensions: true,
+            ..Default::default()
+        };
+        let graph = build(&roots, &mut scanner, &request).unwrap();
+        assert!(graph.modules.contains_key("unicodedata"));
+        assert!(!graph.left_out.contains("unicodedata"));
+    }
+
+    #[test]
     fn whole_packages_and_excludes() {
         let mut scanner = FakeScanner([("app.py", vec![import("pkg", 0, &[])])].into());
         let request = GraphRequest {
             roots: vec!["app".into()],
             packages: vec!["pkg".into()],
             excludes: vec!["pkg.sub".into()],
-            whole_third_party: false,
+            ..Default::default()
         };
         let graph = build(&app_roots(), &mut scanner, &request).unwrap();
         let names: Vec<&str> = graph.modules.keys().map(String::as_str).collect();

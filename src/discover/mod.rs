@@ -25,6 +25,9 @@ pub struct ModuleSource {
     pub archive_name: String,
 }
 
+/// The runtime module the loader and the launcher run first, whatever the app imports.
+pub const BOOT_MODULE: &str = "_isapi_freeze_boot";
+
 /// The names of isapi-freeze's own modules (resources/), all of which every archive holds.
 pub fn runtime_module_names() -> Vec<String> {
     RESOURCES

@@ -18,6 +18,7 @@ mod least_privilege;
 mod pywin32;
 mod reliability;
 mod serve;
+mod shipped;
 mod signing;
 mod std_handles;
 mod support;
