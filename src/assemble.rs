@@ -12,6 +12,7 @@ use isapi_freeze_format::{self as format, manifest::Role, StubConfig};
 
 use crate::archive::{archive_bytes, archive_bytes_copying, ArchiveEntry, ZipCopy};
 use crate::compile::{BuildPython, SourceReader};
+use crate::made::{Key, Made};
 use crate::pe::{self, ResName, Resource};
 use crate::placement::{FileSource, Placement, Treatment};
 use crate::plan::{Contents, Plan};
@@ -87,11 +88,27 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
         let bytes = match &file.contents {
             Contents::Placed(treatment) => bytes_of(treatment)?,
             Contents::StubWithArchive(template) => {
-                let image = fs_err::read(template)?;
-                Bytes::Made(
+                // The archive resource is known by its digest, which the config record holds.
+                let mut key = Key::new("stub");
+                key.file(template);
+                for resource in resources
+                    .iter()
+                    .filter(|r| r.name != ResName::Id(format::ARCHIVE_RESOURCE_ID))
+                {
+                    key.bytes(
+                        format!(
+                            "{:?} {:?} {} {}",
+                            resource.kind, resource.name, resource.language, resource.code_page
+                        )
+                        .as_bytes(),
+                    );
+                    key.bytes(&resource.data);
+                }
+                Bytes::Made(Made::new("stubs").get_or_make(key, || -> Result<Vec<u8>> {
+                    let image = fs_err::read(template)?;
                     pe::add_resources(&image, &resources)
-                        .with_context(|| format!("embedding the archive in {}", template.display()))?,
-                )
+                        .with_context(|| format!("embedding the archive in {}", template.display()))
+                })?)
             }
             Contents::StdlibZip => Bytes::Made(
                 zip_of(&plan.stdlib_zip, &mut bytes_of)
@@ -136,16 +153,31 @@ fn zip_of(
             }
         }
     }
-    if copied.is_empty() {
-        return Ok(archive_bytes(&entries)?);
+    let mut key = Key::new("zip");
+    for entry in &entries {
+        key.bytes(entry.name.as_bytes());
+        key.bytes(&entry.data);
     }
-    let mut copies = Vec::new();
-    for (path, members) in copied {
-        let zip = zip::ZipArchive::new(fs_err::File::open(&path)?)
-            .with_context(|| format!("{} is not a zip file", path.display()))?;
-        copies.push(ZipCopy { zip, members });
+    for (path, members) in &copied {
+        key.file(path);
+        for member in members {
+            key.bytes(member.as_bytes());
+        }
     }
-    Ok(archive_bytes_copying(&entries, &mut copies)?)
+    let bytes = Made::new("zips").get_or_make(key, || -> Result<Vec<u8>> {
+        if copied.is_empty() {
+            return Ok(archive_bytes(&entries)?.0);
+        }
+        let mut copies = Vec::new();
+        for (path, members) in copied {
+            let zip = zip::ZipArchive::new(fs_err::File::open(&path)?)
+                .with_context(|| format!("{} is not a zip file", path.display()))?;
+            copies.push(ZipCopy { zip, members });
+        }
+        Ok(archive_bytes_copying(&entries, &mut copies)?.0)
+    })?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+    Ok((bytes, digest))
 }
 
 fn rcdata(id: u16, data: Vec<u8>) -> Resource {

@@ -95,12 +95,14 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
     if let Some(signer) = &config.signer {
         crate::sign::sign_output(&mut output, signer, &say)?;
     }
-    crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
+    let written = crate::execute::execute(&output).with_context(|| format!("writing {}", config.dist_dir.display()))?;
     crate::serve::FreezeRecord::write(&config.dist_dir, sources_to_watch(&config, &plan));
     say(format!(
-        "wrote {} ({} files): {} for IIS, {} to run the script",
+        "wrote {} ({} files, {} written, {} removed): {} for IIS, {} to run the script",
         config.dist_dir.display(),
         output.files.len() + 1,
+        written.written,
+        written.removed,
         isapi_freeze_format::loader_file_name(&config.script.module),
         isapi_freeze_format::launcher_file_name(&config.script.module),
     ));

@@ -16,6 +16,7 @@ mod install;
 mod isapi_wsgi;
 mod least_privilege;
 mod pywin32;
+mod rebuild;
 mod reliability;
 mod serve;
 mod shipped;
