@@ -231,25 +231,12 @@ fn copy(roots: &Roots, root: usize, rel: &str) -> Treatment {
 /// nor to a tests folder (numpy's have no `__init__`).
 fn package_data(roots: &Roots, root: usize, dir: &str) -> Vec<String> {
     roots
-        .files_under(root, dir)
+        .files_outside_subpackages(root, dir)
         .into_iter()
         .filter(|rel| !is_code_file(rel) && !is_build_leftover(rel))
         .filter(|rel| {
             let inner = &rel[dir.len() + 1..];
-            if inner.split('/').any(|part| TEST_FOLDERS.contains(&part)) {
-                return false;
-            }
-            let mut folder = dir.to_string();
-            let parts: Vec<&str> = inner.split('/').collect();
-            for part in &parts[..parts.len() - 1] {
-                folder = format!("{folder}/{part}");
-                if roots.has_file(root, &format!("{folder}/__init__.py"))
-                    || roots.has_file(root, &format!("{folder}/__init__.pyc"))
-                {
-                    return false;
-                }
-            }
-            true
+            !inner.split('/').any(|part| TEST_FOLDERS.contains(&part))
         })
         .collect()
 }
