@@ -207,3 +207,46 @@ fn the_pool_queue_is_first_in_first_out_and_get_nowait_raises_queue_empty() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_connection_thread_ending_while_a_request_holds_the_gil_and_the_loader_lock_deadlocks_nothing() {
+    // The held request keeps the GIL for 4 s while calling GetModuleHandleW, which takes
+    // the loader lock (ctypes.PyDLL keeps the GIL during the call). Meanwhile other
+    // connections end, and their threads exit: a thread state released under the loader
+    // lock would wait for the GIL there, and both requests would hang.
+    let app = Freeze::source(
+        "loader_lock.py",
+        "import ctypes, time\n\
+         from isapi.simple import SimpleExtension\n\
+         kernel32 = ctypes.PyDLL('kernel32')\n\
+         kernel32.GetModuleHandleW.argtypes = [ctypes.c_wchar_p]\n\
+         class Extension(SimpleExtension):\n\
+         \x20   def HttpExtensionProc(self, ecb):\n\
+         \x20       if ecb.QueryString == b'hold':\n\
+         \x20           end = time.monotonic() + 4\n\
+         \x20           while time.monotonic() < end:\n\
+         \x20               kernel32.GetModuleHandleW('kernel32.dll')\n\
+         \x20       body = b'done\\n'\n\
+         \x20       ecb.SendResponseHeaders('200 OK', f'Content-Length: {len(body)}\\r\\n\\r\\n', False)\n\
+         \x20       ecb.WriteClient(body)\n\
+         \x20       return 1\n\
+         def __ExtensionFactory__():\n\
+         \x20   return Extension()\n",
+    )
+    .ok();
+    let host = Host::start(&app.dll(), &[]);
+    let address = host.address.clone();
+    let others = std::thread::spawn(move || {
+        (0..40)
+            .map(|_| {
+                let r = get(&address, "/x");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                (r.status, r.text())
+            })
+            .collect::<Vec<_>>()
+    });
+    let held = get(&host.address, "/x?hold");
+    assert_eq!((held.status, held.text().as_str()), (200, "done\n"));
+    assert_eq!(others.join().unwrap(), vec![(200, "done\n".to_string()); 40]);
+    host.stop();
+}

@@ -225,46 +225,73 @@ pub fn run_boot(py: Python<'_>, app: &crate::apps::App) -> PyResult<()> {
 /// threads, isapi-host's connection threads): made once with PyGILState_Ensure and parked
 /// with the GIL released, so that each call only resumes it instead of creating and
 /// destroying one, as a bare `Python::attach` on a thread without one would.
-struct ThreadAnchor(ffi::PyGILState_STATE);
+///
+/// It is released at the thread's exit by a fiber-local storage callback, not a
+/// thread-local destructor: those run from the DLL's TLS callback under the loader lock,
+/// and waiting for the GIL there deadlocks with a thread that holds the GIL and waits for
+/// the loader lock (GetProcAddress, GetModuleHandle, starting a thread...). The loader
+/// runs FLS callbacks before it takes the lock.
+static ANCHOR_SLOT: OnceLock<u32> = OnceLock::new();
 
-impl Drop for ThreadAnchor {
-    fn drop(&mut self) {
-        // SAFETY: runs at the thread's exit; the thread state made in `attach` is this
-        // thread's, parked without the GIL: take the GIL with it, then let
-        // PyGILState_Release delete it. A served DLL never finalizes Python.
-        unsafe {
-            if ffi::Py_IsInitialized() != 0 {
-                let state = ffi::PyGILState_GetThisThreadState();
-                if !state.is_null() {
-                    ffi::PyEval_RestoreThread(state);
-                    ffi::PyGILState_Release(self.0);
-                }
-            }
+/// FLS_OUT_OF_INDEXES from winbase.h.
+const FLS_OUT_OF_INDEXES: u32 = u32::MAX;
+
+#[link(name = "ntdll")]
+extern "system" {
+    /// Whether the process is exiting: its other threads are gone, and one of them may
+    /// have held the GIL.
+    fn RtlDllShutdownInProgress() -> u8;
+}
+
+/// The FLS callback: `value` is the thread's PyGILState_STATE (plus one, so never null).
+unsafe extern "system" fn release_anchor(value: *const std::ffi::c_void) {
+    // SAFETY: the thread state made in `attach` is this thread's, parked without the GIL:
+    // take the GIL with it, then let PyGILState_Release delete it. A served DLL never
+    // finalizes Python. At process exit the other threads were killed, maybe holding the
+    // GIL: the state is left as it is.
+    unsafe {
+        if value.is_null() || RtlDllShutdownInProgress() != 0 || ffi::Py_IsInitialized() == 0 {
+            return;
+        }
+        let state = ffi::PyGILState_GetThisThreadState();
+        if !state.is_null() {
+            ffi::PyEval_RestoreThread(state);
+            let gil_state = if value as usize - 1 == ffi::PyGILState_STATE::PyGILState_LOCKED as usize {
+                ffi::PyGILState_STATE::PyGILState_LOCKED
+            } else {
+                ffi::PyGILState_STATE::PyGILState_UNLOCKED
+            };
+            ffi::PyGILState_Release(gil_state);
         }
     }
 }
 
-thread_local! {
-    static ANCHOR: std::cell::OnceCell<ThreadAnchor> = const { std::cell::OnceCell::new() };
+/// The FLS slot whose value marks a thread that has its parked thread state.
+fn anchor_slot() -> u32 {
+    use windows_sys::Win32::System::Threading::FlsAlloc;
+    // SAFETY: the callback has FlsAlloc's signature and lives as long as the runtime,
+    // which is never unloaded once Python started (`sharing::pin`).
+    *ANCHOR_SLOT.get_or_init(|| unsafe { FlsAlloc(Some(release_anchor)) })
 }
 
-/// `Python::attach` for ISAPI calls into a started served DLL (see [`ThreadAnchor`]).
+/// `Python::attach` for ISAPI calls into a started served DLL (see [`ANCHOR_SLOT`]).
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    use windows_sys::Win32::System::Threading::{FlsGetValue, FlsSetValue};
     // SAFETY: Py_IsInitialized may be called at any time. A call before the interpreter
     // started (a server calling HttpExtensionProc without GetExtensionVersion) panics, which
     // the entry points turn into their error status, as `Python::attach` would.
     assert!(unsafe { ffi::Py_IsInitialized() } != 0, "Python is not started");
-    ANCHOR.with(|anchor| {
-        anchor.get_or_init(|| {
-            // SAFETY: Python is initialized (the caller started it) and this thread holds
-            // no GIL: Ensure makes its thread state and takes the GIL, SaveThread parks it.
-            unsafe {
-                let state = ffi::PyGILState_Ensure();
-                ffi::PyEval_SaveThread();
-                ThreadAnchor(state)
-            }
-        });
-    });
+    let slot = anchor_slot();
+    // SAFETY: FLS calls on a slot of ours (or FLS_OUT_OF_INDEXES, checked first).
+    if slot != FLS_OUT_OF_INDEXES && unsafe { FlsGetValue(slot) }.is_null() {
+        // SAFETY: Python is initialized (the caller started it) and this thread holds no
+        // GIL: Ensure makes its thread state and takes the GIL, SaveThread parks it.
+        unsafe {
+            let state = ffi::PyGILState_Ensure();
+            ffi::PyEval_SaveThread();
+            FlsSetValue(slot, (state as usize + 1) as *const std::ffi::c_void);
+        }
+    }
     Python::attach(f)
 }
 
