@@ -97,17 +97,14 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
     for file in &plan.files {
         let bytes = match &file.contents {
             Contents::Placed(treatment) => bytes_of(treatment)?,
-            Contents::StubWithArchive(template) => {
-                let image = fs_err::read(template)?;
-                let resources: &[Resource] = match file.role {
-                    Role::Launcher => &launcher_resources,
-                    _ => &loader_resources,
-                };
-                Bytes::Made(
-                    pe::add_resources(&image, resources)
-                        .with_context(|| format!("embedding the archive in {}", template.display()))?,
-                )
-            }
+            Contents::StubWithArchive(template) => Bytes::Made(
+                pe::add_resources(&fs_err::read(template)?, &loader_resources)
+                    .with_context(|| format!("embedding the archive in {}", template.display()))?,
+            ),
+            Contents::StubWithConfig(template) => Bytes::Made(
+                pe::add_resources(&fs_err::read(template)?, &launcher_resources)
+                    .with_context(|| format!("embedding the config record in {}", template.display()))?,
+            ),
             Contents::StdlibZip => Bytes::Made(
                 zip_of(&plan.stdlib_zip, &mut bytes_of)
                     .context("writing the standard library zip")?
