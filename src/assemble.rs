@@ -1,10 +1,11 @@
 //! From the plan to bytes: every source the plan compiles goes to the build Python in one
 //! batch, then the app archive and the standard-library zip are written in memory and the
-//! archive and its config record are embedded in the loader and the launcher. Nothing is
-//! written to the output here; `execute.rs` does that with the result.
+//! archive and its config record are embedded in the loader; the launcher gets the record
+//! only, naming the loader as the archive's holder, so the output carries the archive once.
+//! Nothing is written to the output here; `execute.rs` does that with the result.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use isapi_freeze_diagnostics::messages;
@@ -69,47 +70,42 @@ pub fn assemble(plan: &Plan, compiler: &mut impl BuildPython) -> Result<Output> 
         install_site: plan.install.site.clone(),
         install_vpath: plan.install.vpath.clone(),
         app_modules: plan.app_modules.clone(),
+        archive_in: None,
     };
-    let resources = [
+    // The Event Log's texts for the ids the stubs report with: install registers the loader
+    // as the event source's message file.
+    let message_table = Resource {
+        kind: ResName::Id(messages::RT_MESSAGETABLE),
+        name: ResName::Id(messages::MESSAGE_TABLE_ID),
+        language: format::RESOURCE_LANGUAGE,
+        code_page: 0,
+        data: messages::message_table(),
+    };
+    let launcher_config = StubConfig {
+        archive_in: Some(format::loader_file_name(&plan.script_module)),
+        ..config.clone()
+    };
+    let loader_resources = [
         rcdata(format::ARCHIVE_RESOURCE_ID, archive),
         rcdata(format::CONFIG_RESOURCE_ID, config.encode()),
-        // The Event Log's texts for the ids the stubs report with: install registers the
-        // loader as the event source's message file.
-        Resource {
-            kind: ResName::Id(messages::RT_MESSAGETABLE),
-            name: ResName::Id(messages::MESSAGE_TABLE_ID),
-            language: format::RESOURCE_LANGUAGE,
-            code_page: 0,
-            data: messages::message_table(),
-        },
+        message_table.clone(),
+    ];
+    let launcher_resources = [
+        rcdata(format::CONFIG_RESOURCE_ID, launcher_config.encode()),
+        message_table,
     ];
     let mut files = Vec::with_capacity(plan.files.len());
     for file in &plan.files {
         let bytes = match &file.contents {
             Contents::Placed(treatment) => bytes_of(treatment)?,
             Contents::StubWithArchive(template) => {
-                // The archive resource is known by its digest, which the config record holds.
-                let mut key = Key::new("stub");
-                key.file(template);
-                for resource in resources
-                    .iter()
-                    .filter(|r| r.name != ResName::Id(format::ARCHIVE_RESOURCE_ID))
-                {
-                    key.bytes(
-                        format!(
-                            "{:?} {:?} {} {}",
-                            resource.kind, resource.name, resource.language, resource.code_page
-                        )
-                        .as_bytes(),
-                    );
-                    key.bytes(&resource.data);
-                }
-                Bytes::Made(Made::new("stubs").get_or_make(key, || -> Result<Vec<u8>> {
-                    let image = fs_err::read(template)?;
-                    pe::add_resources(&image, &resources)
-                        .with_context(|| format!("embedding the archive in {}", template.display()))
-                })?)
+                Bytes::Made(stub_with(template, &loader_resources, "embedding the archive in")?)
             }
+            Contents::StubWithConfig(template) => Bytes::Made(stub_with(
+                template,
+                &launcher_resources,
+                "embedding the config record in",
+            )?),
             Contents::StdlibZip => Bytes::Made(
                 zip_of(&plan.stdlib_zip, &mut bytes_of)
                     .context("writing the standard library zip")?
@@ -180,6 +176,31 @@ fn zip_of(
     Ok((bytes, digest))
 }
 
+/// The stub `template` with `resources` added, from the cache of made files when the same
+/// stub got the same resources before. The archive resource is known by its digest, which
+/// the config record among them holds.
+fn stub_with(template: &Path, resources: &[Resource], what: &str) -> Result<Vec<u8>> {
+    let mut key = Key::new("stub");
+    key.file(template);
+    for resource in resources
+        .iter()
+        .filter(|r| r.name != ResName::Id(format::ARCHIVE_RESOURCE_ID))
+    {
+        key.bytes(
+            format!(
+                "{:?} {:?} {} {}",
+                resource.kind, resource.name, resource.language, resource.code_page
+            )
+            .as_bytes(),
+        );
+        key.bytes(&resource.data);
+    }
+    Made::new("stubs").get_or_make(key, || -> Result<Vec<u8>> {
+        let image = fs_err::read(template)?;
+        pe::add_resources(&image, resources).with_context(|| format!("{what} {}", template.display()))
+    })
+}
+
 fn rcdata(id: u16, data: Vec<u8>) -> Resource {
     Resource {
         kind: ResName::Id(format::RT_RCDATA),
@@ -224,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn loader_and_launcher_carry_the_same_archive_and_its_digest() {
+    fn the_loader_carries_the_archive_and_the_launcher_names_it() {
         let tmp = tempfile::tempdir().unwrap();
         let stub = tmp.path().join("stub.dll");
         std::fs::write(&stub, tiny_pe()).unwrap();
@@ -249,24 +270,39 @@ mod tests {
             Bytes::CopyOf(_) => panic!("{name} should be made"),
         };
         let kind = ResName::Id(format::RT_RCDATA);
-        for file in ["_hello.dll", "hello.exe"] {
-            let image = made(file);
-            let archive = pe::find_resource(&image, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0)
+        let config_of = |image: &[u8]| {
+            let config = pe::find_resource(image, &kind, &ResName::Id(format::CONFIG_RESOURCE_ID), 0)
                 .unwrap()
                 .unwrap();
-            let config = pe::find_resource(&image, &kind, &ResName::Id(format::CONFIG_RESOURCE_ID), 0)
-                .unwrap()
-                .unwrap();
-            let config = StubConfig::decode(&config).unwrap();
-            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&archive).into();
-            assert_eq!(config.archive_sha256, digest);
-            assert_eq!(config.script_module, "hello");
-            assert_eq!(config.python_dll, "python3.dll");
-            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
-            let mut pyc = String::new();
-            std::io::Read::read_to_string(&mut zip.by_name("hello.pyc").unwrap(), &mut pyc).unwrap();
-            assert_eq!(pyc, "pyc:hello.py");
-        }
+            StubConfig::decode(&config).unwrap()
+        };
+        let loader = made("_hello.dll");
+        let archive = pe::find_resource(&loader, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0)
+            .unwrap()
+            .unwrap();
+        let config = config_of(&loader);
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&archive).into();
+        assert_eq!(config.archive_sha256, digest);
+        assert_eq!(config.script_module, "hello");
+        assert_eq!(config.python_dll, "python3.dll");
+        assert_eq!(config.archive_in, None);
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+        let mut pyc = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("hello.pyc").unwrap(), &mut pyc).unwrap();
+        assert_eq!(pyc, "pyc:hello.py");
+        // The launcher's record is the loader's, naming the loader as the archive's holder.
+        let launcher = made("hello.exe");
+        assert_eq!(
+            pe::find_resource(&launcher, &kind, &ResName::Id(format::ARCHIVE_RESOURCE_ID), 0).unwrap(),
+            None
+        );
+        assert_eq!(
+            config_of(&launcher),
+            StubConfig {
+                archive_in: Some("_hello.dll".into()),
+                ..config
+            }
+        );
         let mut stdlib = zip::ZipArchive::new(std::io::Cursor::new(made("python3.zip"))).unwrap();
         let mut enc = String::new();
         std::io::Read::read_to_string(&mut stdlib.by_name("encodings/__init__.pyc").unwrap(), &mut enc).unwrap();

@@ -20,7 +20,8 @@ use crate::discover::roots::{is_code_file, ModuleFile, RootFiles, RootKind, Root
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Place {
-    /// The app archive, embedded in the loader and the launcher and imported from memory.
+    /// The app archive, embedded in the loader (the launcher reads it there) and imported from
+    /// memory.
     AppArchive,
     /// python3XY.zip: Python imports `encodings` from it before the boot module runs (and,
     /// with `--full-stdlib`, the whole standard library of an installation).

@@ -15,9 +15,12 @@ use crate::placement::{Place, Placement, Treatment};
 pub enum Contents {
     /// Compiled or copied, as placed.
     Placed(Treatment),
-    /// A stub (the loader or the launcher template) with the app archive and the config
-    /// record embedded as resources.
+    /// A stub (the loader template) with the app archive and the config record embedded as
+    /// resources.
     StubWithArchive(PathBuf),
+    /// A stub (the launcher template) with the config record only, naming the loader as the
+    /// file that holds the archive: the output carries the archive once.
+    StubWithConfig(PathBuf),
     /// A zip of the [`Place::StdlibZip`] placements.
     StdlibZip,
 }
@@ -79,7 +82,7 @@ pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
         PlannedFile {
             path: format::launcher_file_name(frame.script_module),
             role: Role::Launcher,
-            contents: Contents::StubWithArchive(frame.launcher_template),
+            contents: Contents::StubWithConfig(frame.launcher_template),
         },
         copied(format::RUNTIME_DLL, Role::Runtime, frame.runtime_stub),
         copied(&python_dll, Role::PythonDll, frame.python_dll),
@@ -170,6 +173,7 @@ fn describe(contents: &Contents) -> String {
     match contents {
         Contents::Placed(treatment) => origin(treatment),
         Contents::StubWithArchive(template) => format!("{} with the app archive", template.display()),
+        Contents::StubWithConfig(template) => format!("{} reading the loader's archive", template.display()),
         Contents::StdlibZip => "a zip of the standard library listed below".to_string(),
     }
 }
@@ -197,7 +201,7 @@ impl Plan {
             "manifest"
         ));
         let zips = [
-            ("the app archive (in the loader and the launcher)", &self.archive),
+            ("the app archive (in the loader)", &self.archive),
             ("the standard library zip", &self.stdlib_zip),
         ];
         for (what, members) in zips {
@@ -314,12 +318,12 @@ pub mod tests {
             "would write dist (7 files):\n\
              \x20 _hello.dll                   loader      stubs/isapi_freeze_loader.dll with the app archive\n\
              \x20 _socket.pyd                  binary      copy of py/_socket.pyd\n\
-             \x20 hello.exe                    launcher    stubs/isapi-freeze-launcher.exe with the app archive\n\
+             \x20 hello.exe                    launcher    stubs/isapi-freeze-launcher.exe reading the loader's archive\n\
              \x20 isapi_freeze_runtime.dll     runtime     copy of stubs/cp3/isapi_freeze_runtime.dll\n\
              \x20 python3.dll                  python-dll  copy of py/python3.dll\n\
              \x20 python3.zip                  stdlib      a zip of the standard library listed below\n\
              \x20 manifest.json                manifest    SHA-256 of every file above\n\
-             the app archive (in the loader and the launcher), 1 member:\n\
+             the app archive (in the loader), 1 member:\n\
              \x20 hello.pyc                                compiled from app/hello.py\n\
              the standard library zip, 1 member:\n\
              \x20 encodings/__init__.pyc                   copy of py/python3.zip/encodings/__init__.pyc\n"

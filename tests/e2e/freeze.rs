@@ -460,16 +460,27 @@ fn the_archive_is_a_pe_resource_with_its_digest_and_windows_agrees_on_the_checks
         assert_ne!(header, "header=00000000");
     }
     let archive = &dll[archive_file_range(&dll)];
-    assert_eq!(
-        archive,
-        &exe[archive_file_range(&exe)],
-        "the installer carries the same archive"
-    );
-    let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 1").unwrap();
+    let config_at = dll.windows(21).rposition(|w| w == b"isapi-freeze-config 2").unwrap();
     let config = String::from_utf8_lossy(&dll[config_at..(config_at + 200).min(dll.len())]);
     let digest = isapi_freeze_format::to_hex(&Sha256::digest(archive));
     assert_contains(&config, &format!("archive_sha256={digest}\n"));
     assert_contains(&config, &format!("python_dll={}\nscript_module=hello\n", py_dll()));
+    // The launcher carries no archive (no zip at all, and it is smaller than the archive
+    // alone): its record names the loader's, by the same digest.
+    let exe_pe = goblin::pe::PE::parse(&exe).unwrap();
+    let rsrc = exe_pe.sections.iter().find(|s| s.name().ok() == Some(".rsrc")).unwrap();
+    let rsrc = &exe[rsrc.pointer_to_raw_data as usize..(rsrc.pointer_to_raw_data + rsrc.size_of_raw_data) as usize];
+    assert!(!rsrc.windows(4).any(|w| w == b"PK\x03\x04"), "hello.exe carries a zip");
+    assert!(
+        exe.len() < archive.len(),
+        "hello.exe is {} bytes, the archive {}",
+        exe.len(),
+        archive.len()
+    );
+    let exe_config_at = exe.windows(21).rposition(|w| w == b"isapi-freeze-config 2").unwrap();
+    let exe_config = String::from_utf8_lossy(&exe[exe_config_at..(exe_config_at + 400).min(exe.len())]);
+    assert_contains(&exe_config, &format!("archive_sha256={digest}\n"));
+    assert_contains(&exe_config, "\narchive_in=_hello.dll\n");
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
     let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();

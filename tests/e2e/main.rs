@@ -14,6 +14,7 @@ mod host;
 mod iis;
 mod install;
 mod isapi_wsgi;
+mod launcher;
 mod least_privilege;
 mod pywin32;
 mod rebuild;

@@ -1,11 +1,14 @@
 //! What the freezer embedded in a loader DLL or a launcher exe, read back at run time from
 //! the module's own resources in memory (Windows only): the config record, which the loader
 //! reads before Python exists, and the app archive, which the runtime verifies and imports
-//! from. The formats themselves are `isapi-freeze-format`'s.
+//! from. The launcher carries no archive of its own: it reads the loader's beside it
+//! (`archive_in` of its config record). The formats themselves are `isapi-freeze-format`'s.
 
 #![cfg(windows)]
 
 use std::ffi::c_void;
+use std::os::windows::ffi::OsStrExt;
+use std::path::Path;
 
 use isapi_freeze_format::{StubConfig, ARCHIVE_RESOURCE_ID, CONFIG_RESOURCE_ID, RT_RCDATA};
 
@@ -17,7 +20,13 @@ extern "system" {
     fn LoadResource(module: Handle, info: Handle) -> Handle;
     fn LockResource(data: Handle) -> *const c_void;
     fn SizeofResource(module: Handle, info: Handle) -> u32;
+    fn LoadLibraryExW(file: *const u16, reserved: Handle, flags: u32) -> Handle;
+    fn GetLastError() -> u32;
 }
+
+/// `LOAD_LIBRARY_AS_DATAFILE | LOAD_LIBRARY_AS_IMAGE_RESOURCE` from libloaderapi.h: maps a
+/// module for its resources only (no code runs, no imports are loaded).
+const AS_RESOURCES_ONLY: u32 = 0x2 | 0x20;
 
 /// The config record of `module`, decoded; the error names `what` (the module's path).
 ///
@@ -38,6 +47,56 @@ pub unsafe fn config(module: *mut c_void, what: &str) -> Result<StubConfig, Stri
 pub unsafe fn archive(module: *mut c_void) -> Option<&'static [u8]> {
     // SAFETY: the caller's promise.
     unsafe { rcdata(module, ARCHIVE_RESOURCE_ID) }
+}
+
+/// The app archive of `module`, whose config record is `config`: its own resource, or, when
+/// the record says `archive_in`, the resource of that file in `dir` (the module's folder),
+/// after checking that the file's record has the same archive digest. `own_name` is the
+/// module's file name, for the messages a user reads when the file is missing or foreign.
+///
+/// # Safety
+/// As [`archive`].
+pub unsafe fn archive_of(
+    module: *mut c_void,
+    config: &StubConfig,
+    dir: &Path,
+    own_name: &str,
+) -> Result<&'static [u8], String> {
+    let Some(holder_name) = &config.archive_in else {
+        // SAFETY: the caller's promise.
+        return unsafe { archive(module) }.ok_or_else(|| format!("{own_name} has no app archive resource"));
+    };
+    let holder = dir.join(holder_name);
+    let wide: Vec<u16> = holder.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: `wide` is NUL-terminated. The mapping is never freed, so the archive's bytes
+    // stay valid for the rest of the process.
+    let mapped = unsafe { LoadLibraryExW(wide.as_ptr(), std::ptr::null_mut(), AS_RESOURCES_ONLY) };
+    if mapped.is_null() {
+        // SAFETY: reads this thread's last error, set by the failed call above.
+        let code = unsafe { GetLastError() };
+        return Err(format!(
+            "{own_name} runs the app archive in {holder_name} beside it, but cannot open {} (Windows error {code}): \
+             copy the whole output folder",
+            holder.display()
+        ));
+    }
+    let different = || format!("{own_name} and {holder_name} are from different freezes: copy the whole output folder");
+    // SAFETY: `mapped` is a module mapped for its resources, for the rest of the process.
+    let theirs = unsafe { config_of(mapped) }.ok_or_else(different)?;
+    if theirs.archive_sha256 != config.archive_sha256 {
+        return Err(different());
+    }
+    // SAFETY: as above.
+    unsafe { archive(mapped) }.ok_or_else(different)
+}
+
+/// The config record of `module`, if it has one that decodes.
+///
+/// # Safety
+/// As [`config`].
+unsafe fn config_of(module: *mut c_void) -> Option<StubConfig> {
+    // SAFETY: the caller's promise.
+    StubConfig::decode(unsafe { rcdata(module, CONFIG_RESOURCE_ID) }?).ok()
 }
 
 /// The bytes of resource `RT_RCDATA`/`id` of `module`, in the module's mapped image.

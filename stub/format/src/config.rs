@@ -27,9 +27,15 @@ pub struct StubConfig {
     /// The app's own top-level modules (not packages, not the standard library's): the
     /// runtime gives them a `__file__` beside the script, where `--data` puts their files.
     pub app_modules: Vec<String>,
+    /// The file beside this module whose resources hold the archive, when this module does
+    /// not carry it: the launcher's record names the loader (`_hello.dll`), so that an
+    /// output folder holds the archive once. Its record's `archive_sha256` must match.
+    pub archive_in: Option<String>,
 }
 
-const CONFIG_HEADER: &str = "isapi-freeze-config 1";
+/// Version 2 added `archive_in`: a launcher without its own archive. A version 1 stub would
+/// look for the archive in itself and fail less clearly, so it refuses the record instead.
+const CONFIG_HEADER: &str = "isapi-freeze-config 2";
 
 /// Why a config record could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +78,9 @@ impl StubConfig {
             self.install_vpath,
             self.app_modules.join(",")
         ));
+        if let Some(module) = &self.archive_in {
+            text.push_str(&format!("archive_in={module}\n"));
+        }
         text.into_bytes()
     }
 
@@ -87,7 +96,7 @@ impl StubConfig {
             return Err(ConfigError::BadHeader);
         }
         let (mut python_dll, mut script_module, mut digest, mut factories) = (None, None, None, None);
-        let (mut install_site, mut install_vpath, mut app_modules) = (None, None, Vec::new());
+        let (mut install_site, mut install_vpath, mut app_modules, mut archive_in) = (None, None, Vec::new(), None);
         for line in lines.filter(|l| !l.is_empty()) {
             let (key, value) = line
                 .split_once('=')
@@ -100,6 +109,7 @@ impl StubConfig {
                 "install_site" => install_site = Some(value.to_string()),
                 "install_vpath" => install_vpath = Some(value.to_string()),
                 "app_modules" => app_modules = list(value),
+                "archive_in" => archive_in = Some(value.to_string()),
                 // Unknown keys come from a newer freezer; an older stub can ignore them.
                 _ => {}
             }
@@ -112,6 +122,7 @@ impl StubConfig {
             install_site: install_site.ok_or(ConfigError::Missing("install_site"))?,
             install_vpath: install_vpath.ok_or(ConfigError::Missing("install_vpath"))?,
             app_modules,
+            archive_in,
         })
     }
 }
@@ -150,6 +161,7 @@ mod tests {
             install_site: "Caf\u{e9} \"x\"".into(),
             install_vpath: "/hello".into(),
             app_modules: vec!["app".into(), "helper".into()],
+            archive_in: Some("_hello.dll".into()),
         }
     }
 
@@ -176,9 +188,9 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "isapi-freeze-config 1\npython_dll=python3XY.dll\nscript_module=hello\narchive_sha256={}\n\
+                "isapi-freeze-config 2\npython_dll=python3XY.dll\nscript_module=hello\narchive_sha256={}\n\
                  factories=__ExtensionFactory__,__FilterFactory__\ninstall_site=Caf\u{e9} \"x\"\n\
-                 install_vpath=/hello\napp_modules=app,helper\n",
+                 install_vpath=/hello\napp_modules=app,helper\narchive_in=_hello.dll\n",
                 "ab".repeat(32)
             )
         );
@@ -188,13 +200,13 @@ mod tests {
     fn config_rejects_damage() {
         assert_eq!(StubConfig::decode(b"nope\n"), Err(ConfigError::BadHeader));
         assert_eq!(
-            StubConfig::decode(b"isapi-freeze-config 1\npython_dll=x\nscript_module=y\n"),
+            StubConfig::decode(b"isapi-freeze-config 2\npython_dll=x\nscript_module=y\n"),
             Err(ConfigError::Missing("archive_sha256"))
         );
         assert_eq!(
             StubConfig::decode(
                 format!(
-                    "isapi-freeze-config 1\npython_dll=x\nscript_module=y\narchive_sha256={}\n",
+                    "isapi-freeze-config 2\npython_dll=x\nscript_module=y\narchive_sha256={}\n",
                     "ab".repeat(32)
                 )
                 .as_bytes()
@@ -202,11 +214,11 @@ mod tests {
             Err(ConfigError::Missing("install_site"))
         );
         assert_eq!(
-            StubConfig::decode(b"isapi-freeze-config 1\narchive_sha256=12\n"),
+            StubConfig::decode(b"isapi-freeze-config 2\narchive_sha256=12\n"),
             Err(ConfigError::BadDigest)
         );
         assert_eq!(
-            StubConfig::decode(b"isapi-freeze-config 1\ngarbage\n"),
+            StubConfig::decode(b"isapi-freeze-config 2\ngarbage\n"),
             Err(ConfigError::BadLine("garbage".into()))
         );
     }

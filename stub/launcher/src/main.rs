@@ -1,7 +1,9 @@
 //! `NAME.exe`, the launcher: made from the same script and archive as the loader, it runs
 //! the script as `__main__` (a pywin32-style script's `install`/`remove` command line). It
-//! loads the runtime DLL by full path from its own folder and hands it its own module,
-//! whose resources hold the archive; the runtime returns the exit code.
+//! carries no archive of its own: it first checks that the loader beside it holds the
+//! archive of the same freeze, then loads the runtime DLL by full path from its own folder
+//! and hands it its own module (whose config names the loader); the runtime returns the
+//! exit code.
 
 #[cfg(windows)]
 fn main() {
@@ -14,6 +16,22 @@ fn main() {
     };
 
     let exe = std::env::current_exe().unwrap_or_default();
+    let own_name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // SAFETY: GetModuleHandleW(NULL) is this executable's own handle, loaded for good.
+    let checked = unsafe {
+        let own = GetModuleHandleW(std::ptr::null());
+        isapi_freeze_embedded::config(own, &exe.display().to_string())
+            .and_then(|config| isapi_freeze_embedded::archive_of(own, &config, exe.parent().unwrap_or(&exe), &own_name))
+    };
+    // Checked before the runtime loads: an exe copied away alone lacks both, and the
+    // archive's file is the one to name.
+    if let Err(why) = checked {
+        eprintln!("{why}");
+        std::process::exit(1);
+    }
     let runtime = exe.with_file_name(RUNTIME_DLL);
     let wide: Vec<u16> = runtime.as_os_str().encode_wide().chain([0]).collect();
     // SAFETY: `wide` is NUL-terminated; with a full path, LOAD_WITH_ALTERED_SEARCH_PATH makes

@@ -25,14 +25,10 @@ pub fn open(served: &ServedModule) -> Result<Archive, String> {
     // SAFETY: the served module (the loader DLL or the launcher exe) stays loaded for as long
     // as this runtime runs: the runtime takes a reference on it (see `sharing::pin`), and
     // an exe's image is its process.
-    let (config, archive) = unsafe {
-        (
-            isapi_freeze_embedded::config(module, &served.path.display().to_string())?,
-            isapi_freeze_embedded::archive(module),
-        )
-    };
+    let config = unsafe { isapi_freeze_embedded::config(module, &served.path.display().to_string())? };
+    // SAFETY: as above; a launcher's archive is the loader's beside it, mapped for good.
+    let archive = unsafe { isapi_freeze_embedded::archive_of(module, &config, &served.dir, &served.file_name)? };
     let what = served.path.display();
-    let archive = archive.ok_or_else(|| format!("{what} has no app archive resource"))?;
     let digest: [u8; 32] = Sha256::digest(archive).into();
     if digest != config.archive_sha256 {
         return Err(format!(
