@@ -204,6 +204,11 @@ fn tampered_archive_refuses_to_load_and_says_why() {
         "{log}"
     );
     assert_contains(&log, "refusing to run it");
+    // hello.exe runs the same archive, from _hello.dll: its message names that file.
+    let finished = run_windows(&tampered.exe(), &[], tampered.dir());
+    assert_ne!(finished.code, 0, "{finished:?}");
+    let dll_name = format!("the app archive in {} was altered or damaged", win_path(&dll));
+    assert_contains(&finished.stderr, &dll_name);
 }
 
 #[test]

@@ -28,7 +28,12 @@ pub fn open(served: &ServedModule) -> Result<Archive, String> {
     let config = unsafe { isapi_freeze_embedded::config(module, &served.path.display().to_string())? };
     // SAFETY: as above; a launcher's archive is the loader's beside it, mapped for good.
     let archive = unsafe { isapi_freeze_embedded::archive_of(module, &config, &served.dir, &served.file_name)? };
-    let what = served.path.display();
+    // The file the archive is in: the loader's own, or the loader beside a launcher.
+    let holder = match &config.archive_in {
+        Some(name) => served.dir.join(name),
+        None => served.path.clone(),
+    };
+    let what = holder.display();
     let digest: [u8; 32] = Sha256::digest(archive).into();
     if digest != config.archive_sha256 {
         return Err(format!(
