@@ -616,6 +616,17 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("isapi-freeze"))
 }
 
+/// A record the tool keeps about the output folder `dist` in the cache (`outputs/`, keyed
+/// by the folder's absolute path), its name ending in `suffix`: serve's freeze record,
+/// the rebuild's file stamps.
+pub fn output_record(dist: &Path, suffix: &str) -> Option<PathBuf> {
+    let dist = std::path::absolute(dist).ok()?;
+    let key = isapi_freeze_format::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(
+        dist.to_string_lossy().as_bytes(),
+    ));
+    Some(cache_dir()?.join("outputs").join(format!("{}{suffix}", &key[..32])))
+}
+
 pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())

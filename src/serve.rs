@@ -304,15 +304,7 @@ pub struct FreezeRecord {
 
 impl FreezeRecord {
     fn path(dist: &Path) -> Option<PathBuf> {
-        let dist = std::path::absolute(dist).ok()?;
-        let key = isapi_freeze_format::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(
-            dist.to_string_lossy().as_bytes(),
-        ));
-        Some(
-            crate::config::cache_dir()?
-                .join("outputs")
-                .join(format!("{}.json", &key[..32])),
-        )
+        crate::config::output_record(dist, ".json")
     }
 
     /// Remembers how `dist` was made (best effort: only --reload needs it).

@@ -103,13 +103,5 @@ impl Stamps {
 
 /// Beside the freeze record of serve.rs, under the same key.
 fn record_path(dist: &Path) -> Option<PathBuf> {
-    let dist = std::path::absolute(dist).ok()?;
-    let key = isapi_freeze_format::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(
-        dist.to_string_lossy().as_bytes(),
-    ));
-    Some(
-        crate::config::cache_dir()?
-            .join("outputs")
-            .join(format!("{}.stamps.json", &key[..32])),
-    )
+    crate::config::output_record(dist, ".stamps.json")
 }

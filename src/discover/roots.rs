@@ -304,23 +304,7 @@ impl Roots {
     /// Every file under `dir` of `root` (relative to the root), sorted; `dir` "" is the root.
     pub fn files_under(&self, root: usize, dir: &str) -> Vec<String> {
         match &self.roots[root].files {
-            RootFiles::Dir(base) => {
-                let start = base.join(dir);
-                let mut out: Vec<String> = walkdir::WalkDir::new(&start)
-                    .sort_by_file_name()
-                    .into_iter()
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().is_file())
-                    .filter_map(|e| {
-                        e.path()
-                            .strip_prefix(base)
-                            .ok()
-                            .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    })
-                    .collect();
-                out.sort();
-                out
-            }
+            RootFiles::Dir(base) => files_walked(base, dir, |_| true),
             RootFiles::Listing { names, .. } => {
                 let prefix = if dir.is_empty() {
                     String::new()
@@ -354,25 +338,11 @@ impl Roots {
                 })
                 .collect();
         };
-        let start = base.join(dir);
-        let mut out: Vec<String> = walkdir::WalkDir::new(&start)
-            .into_iter()
-            .filter_entry(|e| {
-                e.depth() == 0
-                    || !e.file_type().is_dir()
-                    || !(e.path().join("__init__.py").is_file() || e.path().join("__init__.pyc").is_file())
-            })
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_file())
-            .filter_map(|e| {
-                e.path()
-                    .strip_prefix(base)
-                    .ok()
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-            })
-            .collect();
-        out.sort();
-        out
+        files_walked(base, dir, |e| {
+            e.depth() == 0
+                || !e.file_type().is_dir()
+                || !(e.path().join("__init__.py").is_file() || e.path().join("__init__.pyc").is_file())
+        })
     }
 
     /// The submodule names directly inside a package folder (for `--package`).
@@ -431,6 +401,25 @@ pub fn listing(origin: &Path, names: impl IntoIterator<Item = String>) -> RootFi
         origin: origin.to_path_buf(),
         names: names.into_iter().collect(),
     }
+}
+
+/// The files under `base/dir`, relative to `base` with `/` separators, sorted; a folder
+/// `enter` refuses is not walked into.
+fn files_walked(base: &Path, dir: &str, enter: impl FnMut(&walkdir::DirEntry) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(base.join(dir))
+        .into_iter()
+        .filter_entry(enter)
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(base)
+                .ok()
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 #[cfg(test)]
