@@ -271,14 +271,45 @@ class LogWriter:
         return True
 
 
-def start(kind, script, archive, handle, app=0):
-    """Called once by the runtime after the interpreter starts (app 0), or when another
-    frozen app joins the running interpreter (app 1, 2, ...)."""
-    global ARCHIVE, DIST, SCRIPT, _APP, _names, _folders, _app_modules
-    ARCHIVE, SCRIPT, _APP = archive, script, app
+class _BeforeSysPath:
+    """The importer of `encodings` while Python starts, before sys.path and its hooks exist
+    (see early()): finds the package and its modules in the archive by name."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname.partition(".")[0] != "encodings":
+            return None
+        package = fullname.rpartition(".")[0]
+        return ArchiveImporter(package.replace(".", "/") + "/" if package else "").find_spec(fullname)
+
+
+def _open_archive(archive, app):
+    global ARCHIVE, DIST, _APP, _names, _folders
+    ARCHIVE, _APP = archive, app
     DIST = archive.rpartition("\\")[0]
     _names = frozenset(_isapi_freeze.archive_names(_APP))
     _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
+
+
+def early(archive):
+    """Called by the runtime of the app that starts the interpreter, between CPython's two
+    start-up phases, where only built-in and frozen modules import: Python's next step
+    imports `encodings`, which the freezer put in the archive (CPython 3.11-3.13), and reads
+    it from memory here rather than from a zip on disk."""
+    _open_archive(archive, 0)
+    sys.meta_path.insert(0, _BeforeSysPath)
+
+
+def start(kind, script, archive, handle, app=0):
+    """Called once by the runtime after the interpreter starts (app 0), or when another
+    frozen app joins the running interpreter (app 1, 2, ...)."""
+    global SCRIPT, _app_modules
+    SCRIPT = script
+    _open_archive(archive, app)
+    # From now on the archive's path hook finds `encodings`' other modules, through its
+    # __path__ in the archive.
+    if _BeforeSysPath in sys.meta_path:
+        sys.meta_path.remove(_BeforeSysPath)
     sys.path_hooks.insert(0, _path_hook)
     if _APP == 0:
         sys.path.insert(0, ARCHIVE)

@@ -51,6 +51,7 @@ pub fn freeze(mut config: FreezeConfig) -> Result<()> {
         script_module: &config.script.module,
         as_files: &config.files,
         full_stdlib: config.full_stdlib,
+        encodings_in_archive: config.runtime.python.encodings_in_archive(),
     };
     let mut placements = placement::place_modules(&graph, &roots, &rules);
     placements.extend(placement::left_out_stand_ins(&graph.left_out));

@@ -84,10 +84,13 @@ pub struct Rules<'a> {
     /// `--full-stdlib`: the whole standard library is placed separately (see
     /// [`whole_stdlib`]), so the graph's standard-library modules are not placed again.
     pub full_stdlib: bool,
+    /// The runtime imports `encodings` from the archive (CPython 3.11-3.13, see
+    /// `Python::encodings_in_archive`); else it must be in python3XY.zip.
+    pub encodings_in_archive: bool,
 }
 
-/// Python imports these before the boot module installs the archive's importer, so they
-/// must stay in python3XY.zip.
+/// Python imports these before the boot module's importer exists, unless the runtime can
+/// put it in place first (`Rules::encodings_in_archive`).
 fn needed_before_boot(path: &str) -> bool {
     path.starts_with("encodings/")
 }
@@ -195,7 +198,7 @@ fn decide(
     } else {
         match kind {
             RootKind::Stdlib if rules.full_stdlib => return None,
-            RootKind::Stdlib if needed_before_boot(&path) => Place::StdlibZip,
+            RootKind::Stdlib if !rules.encodings_in_archive && needed_before_boot(&path) => Place::StdlibZip,
             // The app's and its packages' data files go where `__file__` says their package
             // is (the runtime puts those paths in the output folder): templates, locale,
             // static files are found as they are in development. Code stays in the archive.
@@ -444,6 +447,7 @@ mod tests {
             script_module: "app",
             as_files: &[],
             full_stdlib: false,
+            encodings_in_archive: false,
         };
         let placed = place_modules(&graph(), &roots(), &rules);
         assert_eq!(
@@ -480,6 +484,7 @@ mod tests {
             script_module: "app",
             as_files: &as_files,
             full_stdlib: true,
+            encodings_in_archive: false,
         };
         let placed = place_modules(&graph(), &roots(), &rules);
         assert_eq!(

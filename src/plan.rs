@@ -63,7 +63,7 @@ pub struct Frame<'a> {
     pub launcher_template: PathBuf,
     pub runtime_stub: PathBuf,
     pub python_dll: PathBuf,
-    /// `python3XY.zip`: built from the StdlibZip placements unless an OutputFolder
+    /// `python3XY.zip`: built from the StdlibZip placements, if any, unless an OutputFolder
     /// placement already copies one (`--full-stdlib` of an embeddable runtime).
     pub stdlib_zip_name: String,
     pub factories: Option<Vec<String>>,
@@ -99,7 +99,9 @@ pub fn build_plan(frame: Frame, placements: Vec<Placement>) -> Result<Plan> {
             }),
         }
     }
-    if !files.iter().any(|f| f.path == frame.stdlib_zip_name) {
+    // Nothing for it when the archive has `encodings` (the runtime then needs no zip) and the
+    // standard library is not shipped whole.
+    if !stdlib_zip.is_empty() && !files.iter().any(|f| f.path == frame.stdlib_zip_name) {
         files.push(PlannedFile {
             path: frame.stdlib_zip_name,
             role: Role::Stdlib,

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use crate::support::iis_schema::{assert_valid_appcmd, assert_valid_config, try_parse_config};
 use crate::support::{
-    assert_contains, fixture, py_zip, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
+    assert_contains, fixture, py_dll, repo, run_windows, shared_with, temp_dir, win_path, Finished, Freeze, Frozen,
 };
 
 const CRLF: &str = "\r\n";
@@ -409,18 +409,19 @@ fn iis_without_isapi_extensions_is_refused() {
 #[test]
 fn a_changed_output_directory_is_refused_before_iis_is_touched() {
     let changed = plain().copy();
-    let zip = changed.dist.join(py_zip());
-    let mut bytes = std::fs::read(&zip).unwrap();
+    // The last byte of python3XY.dll is in its signature, which loading it does not read.
+    let dll = changed.dist.join(py_dll());
+    let mut bytes = std::fs::read(&dll).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    std::fs::write(&zip, bytes).unwrap();
+    std::fs::write(&dll, bytes).unwrap();
     let config = Config::new();
     let finished = config.run(&changed.exe(), "install", &[]);
     assert_eq!(finished.code, 1, "{finished:?}");
-    let zip_path = format!("{}\\{}", win_path(&changed.dist), py_zip());
+    let dll_path = format!("{}\\{}", win_path(&changed.dist), py_dll());
     assert!(
         finished.stderr.starts_with(&format!(
-            "ConfigurationError: {zip_path} does not match manifest.json (SHA-256 "
+            "ConfigurationError: {dll_path} does not match manifest.json (SHA-256 "
         )),
         "{finished:?}"
     );

@@ -47,6 +47,15 @@ impl Python {
     pub fn runtime_stub(&self) -> String {
         format!("{}/{}", self.abi_tag(), crate::RUNTIME_DLL)
     }
+    /// Whether the runtime can import `encodings` from the app archive, so that no
+    /// python3XY.zip is needed: CPython 3.11-3.13 start in two phases
+    /// (`PyConfig._init_main`, `_Py_InitializeMain`), and the boot module's importer is in
+    /// place between them, before Python imports `encodings`. 3.14 removed
+    /// `_Py_InitializeMain`: its runtime starts in one step, importing `encodings` from
+    /// python314.zip with zipimport.
+    pub fn encodings_in_archive(&self) -> bool {
+        self.major == 3 && self.minor <= 13
+    }
 }
 
 /// Every supported version, oldest first.

@@ -73,6 +73,10 @@ impl Archive {
         &self.names
     }
 
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
     /// A member's bytes, or None if there is no such member.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
         let mut zip = self.zip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

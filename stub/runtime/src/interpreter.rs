@@ -11,6 +11,7 @@ use isapi_freeze_format::{self as format, StubConfig};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule};
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 
 use crate::served::{ModuleKind, ServedModule};
 
@@ -54,7 +55,8 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
     let stdlib = served
         .dir
         .join(format!("{}.zip", config.python_dll.trim_end_matches(".dll")));
-    if !stdlib.is_file() {
+    let encodings_in_archive = archive.has(ENCODINGS);
+    if !encodings_in_archive && !stdlib.is_file() {
         return Err(format!(
             "the standard library {} is missing: copy the whole output folder (`isapi-freeze verify` lists what differs)",
             stdlib.display()
@@ -80,8 +82,15 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
     let app = crate::apps::register(served.clone(), archive);
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
-    unsafe { initialize(served, &config)? };
-    Python::attach(|py| run_boot(py, app).map_err(|e| describe(py, &e)))?;
+    let early = if encodings_in_archive {
+        Some(initialize_main_export(&config.python_dll)?)
+    } else {
+        None
+    };
+    // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
+    // other use of the Python C API.
+    let boot = unsafe { initialize(served, &config, app, early)? };
+    Python::attach(|py| run_boot(py, app, boot).map_err(|e| describe(py, &e)))?;
     if served.kind == ModuleKind::Dll {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
         // thread take it with PyGILState_Ensure. The thread state is never resumed.
@@ -107,9 +116,49 @@ unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
     Err(format!("{what}: {msg}"))
 }
 
+/// The freezer puts the `encodings` package in the archive for the CPython versions whose
+/// start can be split (see `initialize`).
+const ENCODINGS: &str = "encodings/__init__.pyc";
+
+/// CPython's second start-up phase (`_Py_InitializeMain`): a private, provisional API of
+/// CPython 3.8-3.13 (PEP 587), looked up by name so that a Python without it is an error
+/// that says so, not a DLL that does not load.
+type InitializeMain = unsafe extern "C" fn() -> ffi::PyStatus;
+
+fn initialize_main_export(python_dll: &str) -> Result<InitializeMain, String> {
+    let name: Vec<u16> = python_dll.encode_utf16().chain([0]).collect();
+    // SAFETY: both names are NUL-terminated; python3XY.dll is loaded (the loader loaded it
+    // before this runtime, whose imports need it) and stays loaded.
+    let found = unsafe {
+        let module = GetModuleHandleW(name.as_ptr());
+        GetProcAddress(module, c"_Py_InitializeMain".as_ptr().cast())
+    };
+    // SAFETY: CPython's declaration: `PyStatus _Py_InitializeMain(void)`.
+    found
+        .map(|f| unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, InitializeMain>(f) })
+        .ok_or_else(|| {
+            format!(
+                "{python_dll} has no _Py_InitializeMain, which this app's runtime needs to import `encodings` from the \
+                 app archive: freeze the app again with isapi-freeze for this CPython version"
+            )
+        })
+}
+
+/// Starts CPython. With `main` (the app archive holds `encodings`), in two phases: the core
+/// (built-in and frozen modules only), then the boot module runs and puts its importer for
+/// `encodings` in place (`early`), then the main phase, whose first import is `encodings`,
+/// read from the archive in memory. Without, in one step, `encodings` coming from
+/// python3XY.zip by zipimport (which under Wine opens the zip again for every module).
+/// Returns the boot module when it already ran.
+///
 /// # Safety
 /// Once per process, before any other Python API call.
-unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), String> {
+unsafe fn initialize(
+    served: &ServedModule,
+    config: &StubConfig,
+    app: &crate::apps::App,
+    main: Option<InitializeMain>,
+) -> Result<Option<Py<PyModule>>, String> {
     let mut pyconfig = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
     ffi::PyConfig_InitIsolatedConfig(pyconfig.as_mut_ptr());
     let mut pyconfig = pyconfig.assume_init();
@@ -124,6 +173,9 @@ unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), S
         pyconfig.pathconfig_warnings = 0;
         pyconfig.parse_argv = 0;
         pyconfig.safe_path = 1;
+        if main.is_some() {
+            pyconfig._init_main = 0;
+        }
         let home = wide(served.dir.as_os_str());
         check(
             ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.home, home.as_ptr()),
@@ -140,10 +192,22 @@ unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), S
                 "setting executable",
             )?;
         }
+        if !is_exe {
+            // The served DLL's std streams are NUL until the boot module turns stdout and
+            // stderr into the log: UTF-8 spares importing the ANSI code page's codec.
+            let utf8 = wide(std::ffi::OsStr::new("utf-8"));
+            check(
+                ffi::PyConfig_SetString(&mut pyconfig, &mut pyconfig.stdio_encoding, utf8.as_ptr()),
+                "setting the standard streams' encoding",
+            )?;
+        }
         let stem = config.python_dll.trim_end_matches(".dll");
         let stdlib = served.dir.join(format!("{stem}.zip"));
         pyconfig.module_search_paths_set = 1;
-        for path in [stdlib.as_path(), served.dir.as_path()] {
+        // Without `encodings` in it, the freezer writes python3XY.zip only when it has
+        // something to hold (--full-stdlib).
+        let search = [stdlib.as_path(), served.dir.as_path()];
+        for path in search.into_iter().filter(|p| *p != stdlib || stdlib.is_file()) {
             let w = wide(path.as_os_str());
             check(
                 ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()),
@@ -162,20 +226,59 @@ unsafe fn initialize(served: &ServedModule, config: &StubConfig) -> Result<(), S
         )?;
         // A served DLL's Python starts whatever the worker's std handles are.
         let on_nul = if is_exe { None } else { crate::crt_stdio::point_at_nul() };
-        let status = check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python");
+        let started = check(ffi::Py_InitializeFromConfig(&pyconfig), "initializing Python").and_then(|()| {
+            let Some(main) = main else { return Ok(None) };
+            // SAFETY: the core phase is done and this thread holds the GIL it took.
+            let py = Python::assume_attached();
+            let boot = exec_boot(py, app)
+                .and_then(|boot| {
+                    boot.call_method1("early", (served.path.display().to_string(),))?;
+                    Ok(boot.unbind())
+                })
+                .map_err(|e| format!("starting Python: {e}"))?;
+            check(main(), "initializing Python")?;
+            Ok(Some(boot))
+        });
+        // After the main phase, which makes sys.stdin, stdout and stderr of these handles.
         if let Some(on_nul) = on_nul {
             on_nul.restore();
         }
-        status
+        started
     })();
     ffi::PyConfig_Clear(&mut pyconfig);
     result
 }
 
-/// Executes the boot module from `app`'s archive, in a module of the app's own, and calls
-/// its `start`. The first app's is `sys.modules["_isapi_freeze_boot"]`; an app that joined
-/// later keeps its instance to itself (its importer, its script, its factory objects).
-pub fn run_boot(py: Python<'_>, app: &crate::apps::App) -> PyResult<()> {
+/// Calls the `start` of `app`'s boot module (`executed`, or executed now). The first app's is
+/// `sys.modules["_isapi_freeze_boot"]`; an app that joined later keeps its instance to itself
+/// (its importer, its script, its factory objects).
+pub fn run_boot(py: Python<'_>, app: &crate::apps::App, executed: Option<Py<PyModule>>) -> PyResult<()> {
+    let module = match executed {
+        Some(module) => module.into_bound(py),
+        None => exec_boot(py, app)?,
+    };
+    let kind = match app.served.kind {
+        ModuleKind::Dll => "dll",
+        ModuleKind::Exe => "exe",
+    };
+    module.call_method1(
+        "start",
+        (
+            kind,
+            &app.archive.config().script_module,
+            app.served.path.display().to_string(),
+            app.served.handle,
+            app.index,
+        ),
+    )?;
+    let _ = app.boot.set(module.unbind());
+    Ok(())
+}
+
+/// Executes the boot module from `app`'s archive, in a module of the app's own (the first
+/// app's in sys.modules). It needs only built-in and frozen modules: it may run between
+/// CPython's two start-up phases.
+fn exec_boot<'py>(py: Python<'py>, app: &crate::apps::App) -> PyResult<Bound<'py, PyModule>> {
     let name = format!("{}.pyc", format::BOOT_MODULE);
     let pyc = app
         .archive
@@ -203,22 +306,7 @@ pub fn run_boot(py: Python<'_>, app: &crate::apps::App) -> PyResult<()> {
             .set_item(format::BOOT_MODULE, &module)?;
     }
     py.import("builtins")?.getattr("exec")?.call1((code, module.dict()))?;
-    let kind = match app.served.kind {
-        ModuleKind::Dll => "dll",
-        ModuleKind::Exe => "exe",
-    };
-    module.call_method1(
-        "start",
-        (
-            kind,
-            &app.archive.config().script_module,
-            app.served.path.display().to_string(),
-            app.served.handle,
-            app.index,
-        ),
-    )?;
-    let _ = app.boot.set(module.unbind());
-    Ok(())
+    Ok(module)
 }
 
 /// A Python thread state kept for the life of an OS thread that calls in (IIS's worker

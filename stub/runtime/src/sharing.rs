@@ -112,7 +112,7 @@ pub unsafe extern "system" fn isapi_freeze_join(contract: u32, module: *mut c_vo
         }
         let app = apps::register(served, archive);
         let booted = apps::serving(app.index, || {
-            interpreter::attach(|py| interpreter::run_boot(py, app).map_err(|e| describe(py, &e)))
+            interpreter::attach(|py| interpreter::run_boot(py, app, None).map_err(|e| describe(py, &e)))
         });
         if let Err(why) = booted {
             return refuse(&app.served, why);
