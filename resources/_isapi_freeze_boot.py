@@ -285,10 +285,18 @@ class _BeforeSysPath:
 
 def _open_archive(archive, app):
     global ARCHIVE, DIST, _APP, _names, _folders
+    if (ARCHIVE, _APP) == (archive, app):
+        return  # early() did
     ARCHIVE, _APP = archive, app
     DIST = archive.rpartition("\\")[0]
     _names = frozenset(_isapi_freeze.archive_names(_APP))
-    _folders = frozenset(name[:at] for name in _names for at, c in enumerate(name) if c == "/")
+    # Every folder above a member, from the few distinct folders members are in.
+    folders = set()
+    for folder in {name.rpartition("/")[0] for name in _names}:
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    _folders = frozenset(folders)
 
 
 def early(archive):
@@ -321,11 +329,13 @@ def start(kind, script, archive, handle, app=0):
     sys.path_importer_cache.clear()
     _app_modules = frozenset(_isapi_freeze.freeze_options(_APP)[2])
     # Extension modules load the DLLs they need from the output folder, which is not on the
-    # DLL search path of IIS's worker process.
-    import os
+    # DLL search path of IIS's worker process. What os.add_dll_directory does, without
+    # importing os (an app that never needs os starts ~1.5 ms sooner under Wine): the folder
+    # stays on the search path for the life of the process.
+    import nt
 
     global _dll_directory
-    _dll_directory = os.add_dll_directory(os.path.dirname(ARCHIVE))
+    _dll_directory = nt._add_dll_directory(DIST)
     if _APP > 0:
         _keep_own_modules_apart()
     elif kind == "dll":
