@@ -107,8 +107,8 @@ pub unsafe fn archive_of(
 /// `module` must be the handle of a loaded module, or of one mapped for its resources.
 unsafe fn located(module: *mut c_void, bytes: &'static [u8]) -> Embedded {
     // A module mapped as a data file has handle bit 0 set, one mapped as an image resource
-    // bit 1 (what AS_RESOURCES_ONLY asks for); either way the mapping starts at the handle
-    // with those bits cleared.
+    // bit 1 (what AS_RESOURCES_ONLY gives, on Windows and Wine alike); either way the
+    // mapping starts at the handle with those bits cleared.
     let handle = module as usize;
     let base = handle & !3;
     let address = bytes.as_ptr() as usize;

@@ -73,6 +73,9 @@ pub fn open(served: &ServedModule) -> Result<Archive, String> {
 /// So the check is about the file. The mapped resource is read-only and Windows keeps a
 /// loaded module's file from being written, so both hold the same bytes; a file renamed away
 /// and replaced after it was loaded is checked as the file now there.
+///
+/// Under Wine the saving needs `.rsrc` at a page-aligned file offset: Wine maps a section
+/// from the file only then, and otherwise reads it whole into memory at load.
 fn file_digest(file: &Path, offset: u64, len: u64) -> Result<[u8; 32], String> {
     const CHUNK: usize = 256 * 1024;
     let failed = |doing: &str, e: std::io::Error| {
