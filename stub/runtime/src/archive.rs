@@ -1,8 +1,11 @@
 //! The app archive, read in place from the served module's resource: its SHA-256 is checked
-//! against the config record before anything in it is used, then members are read from
-//! the mapped bytes on demand (no extraction, no temporary files).
+//! against the config record before anything in it is used (computed from the file, not
+//! the mapping), then members are read from the mapped bytes on demand (no extraction, no
+//! temporary files).
 
-use std::io::{Cursor, Read};
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::sync::Mutex;
 
 use isapi_freeze_format::{self as format, StubConfig};
@@ -27,14 +30,18 @@ pub fn open(served: &ServedModule) -> Result<Archive, String> {
     // an exe's image is its process.
     let config = unsafe { isapi_freeze_embedded::config(module, &served.path.display().to_string())? };
     // SAFETY: as above; a launcher's archive is the loader's beside it, mapped for good.
-    let archive = unsafe { isapi_freeze_embedded::archive_of(module, &config, &served.dir, &served.file_name)? };
+    let embedded = unsafe { isapi_freeze_embedded::archive_of(module, &config, &served.dir, &served.file_name)? };
+    let archive = embedded.bytes;
     // The file the archive is in: the loader's own, or the loader beside a launcher.
     let holder = match &config.archive_in {
         Some(name) => served.dir.join(name),
         None => served.path.clone(),
     };
     let what = holder.display();
-    let digest: [u8; 32] = Sha256::digest(archive).into();
+    let offset = embedded.file_offset.ok_or_else(|| {
+        format!("cannot check the app archive in {what}: its headers do not say where it is in the file")
+    })?;
+    let digest = file_digest(&holder, offset, archive.len() as u64)?;
     if digest != config.archive_sha256 {
         return Err(format!(
             "the app archive in {what} was altered or damaged: its SHA-256 is {} but {} was recorded when it was frozen; \
@@ -56,6 +63,44 @@ pub fn open(served: &ServedModule) -> Result<Archive, String> {
         zip: Mutex::new(zip),
         names,
     })
+}
+
+/// The SHA-256 of the `len` bytes at `offset` in `file`, the archive's bytes on disk.
+///
+/// Read with file reads through one reused buffer, so the OS's file cache holds them, not
+/// this process: hashing the mapped resource would make every page of the archive resident
+/// in the serving process (IIS's w3wp) for good, though the app imports a few modules of it.
+/// So the check is about the file. The mapped resource is read-only and Windows keeps a
+/// loaded module's file from being written, so both hold the same bytes; a file renamed away
+/// and replaced after it was loaded is checked as the file now there.
+///
+/// Under Wine the saving needs `.rsrc` at a page-aligned file offset: Wine maps a section
+/// from the file only then, and otherwise reads it whole into memory at load.
+fn file_digest(file: &Path, offset: u64, len: u64) -> Result<[u8; 32], String> {
+    const CHUNK: usize = 256 * 1024;
+    let failed = |doing: &str, e: std::io::Error| {
+        let why = match e.raw_os_error() {
+            Some(code) => format!("Windows error {code}"),
+            None if e.kind() == std::io::ErrorKind::UnexpectedEof => "the file ends before the archive does".to_owned(),
+            None => e.to_string(),
+        };
+        format!(
+            "cannot check the app archive in {}: {doing} it failed ({why})",
+            file.display()
+        )
+    };
+    let mut reader = File::open(file).map_err(|e| failed("opening", e))?;
+    reader.seek(SeekFrom::Start(offset)).map_err(|e| failed("reading", e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let chunk = &mut buffer[..left.min(CHUNK as u64) as usize];
+        reader.read_exact(chunk).map_err(|e| failed("reading", e))?;
+        hasher.update(&chunk[..]);
+        left -= chunk.len() as u64;
+    }
+    Ok(hasher.finalize().into())
 }
 
 impl Archive {
