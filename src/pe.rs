@@ -166,7 +166,14 @@ pub fn add_resources(image: &[u8], added: &[Resource]) -> Result<Vec<u8>, PeErro
     let section = build_resource_section(&resources, section_rva);
     let raw_size =
         align_up(u32::try_from(section.len()).map_err(|_| too_big())?, file_alignment).ok_or_else(too_big)?;
-    let raw_at = align_up(u32::try_from(image.len()).map_err(|_| too_big())?, file_alignment).ok_or_else(too_big)?;
+    // On a page boundary in the file (a multiple of any FileAlignment up to a page): Wine
+    // maps such a section from the file, so only the archive's pages a process reads become
+    // resident; one that starts mid-page it copies whole into the process at load.
+    let raw_at = align_up(
+        u32::try_from(image.len()).map_err(|_| too_big())?,
+        file_alignment.max(PAGE),
+    )
+    .ok_or_else(too_big)?;
     let image_end = u32::try_from(section.len())
         .ok()
         .and_then(|len| section_rva.checked_add(len))
@@ -469,6 +476,9 @@ fn build_resource_section(resources: &[Resource], section_rva: u32) -> Vec<u8> {
 }
 
 /// `value` rounded up to a multiple of `alignment`; None if that passes u32::MAX.
+/// The x86-64 page size.
+const PAGE: u32 = 0x1000;
+
 fn align_up(value: u32, alignment: u32) -> Option<u32> {
     if alignment == 0 {
         return Some(value);
@@ -558,6 +568,8 @@ pub(crate) mod tests {
         let pe = PE::parse(&out).unwrap();
         let rsrc = pe.sections.last().unwrap();
         assert_eq!(rsrc.name().unwrap(), ".rsrc");
+        // tiny_pe's FileAlignment is 0x200 and its file ends before 0x1000.
+        assert_eq!(rsrc.pointer_to_raw_data, 0x1000, "the section starts on a page");
         assert_eq!(pe.sections.len(), 2);
         let optional = pe.header.optional_header.unwrap();
         let dir = *optional.data_directories.get_resource_table().unwrap();
