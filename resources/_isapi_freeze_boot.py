@@ -574,10 +574,21 @@ def _dword(result):
 
 
 def http_extension_proc(ecb):
-    if _extension is None:
+    # Every request: _call_extension and _dword written out, one Python call for the
+    # extension's alone (a call costs as much as a small handler's line).
+    extension = _extension
+    if extension is None:
         return HSE_STATUS_ERROR
     try:
-        result = _call_extension("HttpExtensionProc", ecb)
+        try:
+            result = extension.HttpExtensionProc(ecb)
+        except Exception as error:
+            if not _is_reload_request(error):
+                raise
+            _reload_extension(extension)
+            result = _extension.HttpExtensionProc(ecb)
+        if type(result) is int and 0 <= result < 2**31:
+            return result
         if not isinstance(result, int):
             raise TypeError(f"HttpExtensionProc must return an int (an HSE_STATUS_* value), not {result!r}")
         return _dword(result)

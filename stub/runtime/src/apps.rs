@@ -19,6 +19,15 @@ pub struct App {
     pub archive: Archive,
     /// The app's own instance of the boot module, once it ran.
     pub boot: OnceLock<Py<PyModule>>,
+    /// Its functions called for every request, set with `boot`.
+    pub per_request: OnceLock<PerRequest>,
+}
+
+/// The boot module's functions called for every request, looked up once: a lookup by name
+/// makes a Python string each time.
+pub struct PerRequest {
+    pub http_extension_proc: Py<PyAny>,
+    pub http_filter_proc: Py<PyAny>,
 }
 
 /// Apps live as long as the process: their boot modules and archives are referred to by
@@ -38,6 +47,7 @@ pub fn register(served: ServedModule, archive: Archive) -> &'static App {
         served,
         archive,
         boot: OnceLock::new(),
+        per_request: OnceLock::new(),
     }));
     apps.push(app);
     app

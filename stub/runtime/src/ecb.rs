@@ -496,12 +496,21 @@ impl ExtensionControlBlock {
     ) -> PyResult<()> {
         let status = bytes_view(status, "status")?;
         let headers = bytes_view(headers, "headers")?;
-        let mut strings = Vec::with_capacity(status.len() + headers.len() + 2);
-        strings.extend_from_slice(status);
-        strings.push(0);
-        strings.extend_from_slice(headers);
-        strings.push(0);
-        self.send_header_strings(py, &strings, status.len(), keepAlive != 0)
+        // Both NUL-terminated, on the stack when they fit: under Wine a heap allocation and
+        // its free cost ~0.2 us, a tenth of what the runtime adds to a small request.
+        let len = status.len() + headers.len() + 2;
+        let mut on_stack = [0u8; 1024];
+        let mut on_heap = Vec::new();
+        let strings: &mut [u8] = if len <= on_stack.len() {
+            &mut on_stack[..len]
+        } else {
+            on_heap.resize(len, 0);
+            &mut on_heap
+        };
+        strings[..status.len()].copy_from_slice(status);
+        strings[status.len() + 1..len - 1].copy_from_slice(headers);
+        (strings[status.len()], strings[len - 1]) = (0, 0);
+        self.send_header_strings(py, strings, status.len(), keepAlive != 0)
     }
 
     /// Redirect(url): a 302 response to `url`.

@@ -65,6 +65,24 @@ fn call_boot<'py>(
     }
 }
 
+/// Calls the boot module's per-request function `pick` of app `app` (`name` for the log).
+fn call_per_request<'py>(
+    py: Python<'py>,
+    app: usize,
+    pick: fn(&apps::PerRequest) -> &Py<PyAny>,
+    name: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> Option<Bound<'py, PyAny>> {
+    let function = pick(apps::get(app)?.per_request.get()?);
+    match function.bind(py).call1(args) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            served::log_error(&format!("{name} failed:\n{}", describe(py, &e)));
+            None
+        }
+    }
+}
+
 /// Calls the boot module's `function` (get_extension_version / get_filter_version) with
 /// the version object `info`: whether the script's GetExtensionVersion or GetFilterVersion
 /// returned a true value.
@@ -165,9 +183,15 @@ pub unsafe extern "system" fn app_http_extension_proc(app: usize, ecb: *mut c_vo
                 let Ok(object) = Py::new(py, ExtensionControlBlock::new(ecb)) else {
                     return HSE_STATUS_ERROR;
                 };
-                let status = call_boot(py, app, "http_extension_proc", (object.clone_ref(py),))
-                    .and_then(|r| r.extract::<u32>().ok())
-                    .unwrap_or(HSE_STATUS_ERROR);
+                let status = call_per_request(
+                    py,
+                    app,
+                    |e| &e.http_extension_proc,
+                    "http_extension_proc",
+                    (object.clone_ref(py),),
+                )
+                .and_then(|r| r.extract::<u32>().ok())
+                .unwrap_or(HSE_STATUS_ERROR);
                 if status != HSE_STATUS_PENDING {
                     // The server may free the control block once we return.
                     object.get().invalidate();
@@ -307,9 +331,15 @@ pub unsafe extern "system" fn app_http_filter_proc(
                     Ok(object) => object,
                     Err(_) => return SF_STATUS_REQ_ERROR,
                 };
-                let status = call_boot(py, app, "http_filter_proc", (object.clone_ref(py),))
-                    .and_then(|r| r.extract::<u32>().ok())
-                    .unwrap_or(SF_STATUS_REQ_ERROR);
+                let status = call_per_request(
+                    py,
+                    app,
+                    |e| &e.http_filter_proc,
+                    "http_filter_proc",
+                    (object.clone_ref(py),),
+                )
+                .and_then(|r| r.extract::<u32>().ok())
+                .unwrap_or(SF_STATUS_REQ_ERROR);
                 // The server may reuse the context and the data once we return.
                 object.get().invalidate();
                 if notification == SF_NOTIFY_END_OF_NET_SESSION {

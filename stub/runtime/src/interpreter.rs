@@ -271,6 +271,10 @@ pub fn run_boot(py: Python<'_>, app: &crate::apps::App, executed: Option<Py<PyMo
             app.index,
         ),
     )?;
+    let _ = app.per_request.set(crate::apps::PerRequest {
+        http_extension_proc: module.getattr("http_extension_proc")?.unbind(),
+        http_filter_proc: module.getattr("http_filter_proc")?.unbind(),
+    });
     let _ = app.boot.set(module.unbind());
     Ok(())
 }
