@@ -362,3 +362,52 @@ fn an_unreachable_package_index_says_which_step_and_how_to_pass_the_folder() {
         "{err}"
     );
 }
+
+#[test]
+fn a_version_managers_shim_on_path_gives_way_to_the_managers_own_python() {
+    // pyenv's shims/python3.X is a shell script that starts a dozen processes to find the
+    // interpreter on every run: the freezer takes the interpreter from pyenv's folder.
+    let tmp = temp_dir();
+    let shims = tmp.path().join("shims");
+    let real = tmp.path().join("pyenv/versions/3.11.99/bin");
+    for dir in [&shims, &real] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let ran = tmp.path().join("shim-ran");
+    let shim = shims.join("python3.11");
+    std::fs::write(
+        &shim,
+        format!("#!/bin/sh\ntouch {}\nexec /usr/bin/python3.11 \"$@\"\n", ran.display()),
+    )
+    .unwrap();
+    let managed = real.join("python3.11");
+    std::fs::write(&managed, "#!/bin/sh\nexec /usr/bin/python3.11 \"$@\"\n").unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&shim)
+        .arg(&managed)
+        .status()
+        .unwrap();
+    let out = isapi_freeze()
+        .arg(repo().join("examples/hello/hello.py"))
+        .args(["--dist-dir", "dist", "--python"])
+        .arg(crate::support::windows_python())
+        .current_dir(tmp.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", shims.display()))
+        .env("PYENV_ROOT", tmp.path().join("pyenv"))
+        .env("ISAPI_FREEZE_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    let version = Command::new("/usr/bin/python3.11").arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).trim().replace("Python ", "");
+    assert!(
+        said.contains(&format!(
+            "compiling with Python {version} at {} (pyenv's Python 3.11)\n",
+            managed.display()
+        )),
+        "{said}"
+    );
+    assert!(!ran.exists(), "the shim ran");
+}
