@@ -118,7 +118,7 @@ def median(values):
 
 class App:
     def __init__(self, key, title, script, path, site=None, data=(), pywin32=True, every_python=False,
-                 first_path=None, module_paths=()):
+                 first_path=None, module_paths=(), in_process_only=False):
         self.key = key
         self.title = title
         self.script = script
@@ -129,6 +129,7 @@ class App:
         self.every_python = every_python  # measured in process on every supported CPython
         self.first_path = first_path  # asked once before the runs (e.g. a row for Django to read)
         self.module_paths = list(module_paths)  # modules beside the script that pywin32 needs copied
+        self.in_process_only = in_process_only  # a diagnostic row: no HTTP, memory or size runs
 
     def extra(self, py):
         return ["--path", py.sites / self.site] if self.site else []
@@ -140,7 +141,8 @@ APPS_DIR = ROOT / "benches/compare/apps"
 APPS = [
     App("hello", "hello, SimpleExtension", ROOT / "examples/hello/hello.py", "/hello", every_python=True),
     # The same bytes from constants: the loaders' own cost per request, against the native one.
-    App("hello_fixed", "hello's bytes from constants, SimpleExtension", APPS_DIR / "hello_fixed.py", "/hello"),
+    App("hello_fixed", "hello's bytes from constants, SimpleExtension", APPS_DIR / "hello_fixed.py", "/hello",
+        in_process_only=True),
     App("pool", "hello, ThreadPoolExtension", APPS_DIR / "hello_pool.py", "/hello", every_python=True),
     App("wsgi", "hello through isapi.wsgi", ROOT / "examples/wsgi/wsgi_hello.py", "/", every_python=True),
     # The app factory's package ships its templates and static files as package data.
@@ -461,7 +463,7 @@ HTTP_WARMUP = 200
 def over_http(peers):
     """The throughput runs, then as many more requests as make MEMORY_REQUESTS (the runs'
     own requests count: the slow apps serve a few hundred a second), then the memory."""
-    peers = [p for p in peers if p.py.default]
+    peers = [p for p in peers if p.py.default and not p.app.in_process_only]
     results = {p.name: {1: [], 8: []} for p in peers}
     hosts = {}
     try:
@@ -536,7 +538,7 @@ def freezing(apps, sizes):
             shutil.rmtree(cache)
             seconds, out = pyinstaller(app, WORK / "pyinstaller" / app.key)
             theirs["cold"].append(seconds)
-    for app in apps:
+    for app in (a for a in apps if not a.in_process_only):
         ours, theirs = results[app.key]["isapi-freeze"], results[app.key]["pyinstaller"]
         ours["size"], ours["files"] = sizes[app.key]
         out = WORK / "pyinstaller" / app.key / "dist" / app.script.stem
@@ -766,7 +768,7 @@ class Report:
                "rebuild (s) | isapi-freeze size (MB) / files | PyInstaller size (MB) / files | **size ratio** |",
                "|---|---|---|---|---|---|---|---|"]
         least_size = {"hello": 0.35, "flask": 0.6, "django": 0.6}
-        for app in self.apps:
+        for app in (a for a in self.apps if not a.in_process_only):
             result = self.frozen[app.key]
             ours, theirs = result["isapi-freeze"], result["pyinstaller"]
             size = ratio(ours["size"], theirs["size"])

@@ -268,4 +268,10 @@ fn full_stdlib_ships_the_runtimes_whole_standard_library() {
     // Without it, the standard library the app imports is all in the archive.
     assert!(!subset.join(py_zip()).exists());
     assert!(full.join("winsound.pyd").is_file() && !subset.join("winsound.pyd").exists());
+    // The archive has no `encodings` then: Python starts in one step and imports it from the
+    // zip, as CPython 3.14's runtime always does.
+    let host = Host::start(&whole.dll(), &[]);
+    let response = get(&host.address, "/hello?x=1");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "method: GET\npath: /hello\nquery: x=1\nfrozen: dll\n");
 }
