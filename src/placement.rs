@@ -389,6 +389,7 @@ mod tests {
             builtins: BTreeSet::new(),
             abi_tag: "cp399".into(),
             distributions: Vec::new(),
+            folders: Default::default(),
         }
     }
 
@@ -516,6 +517,7 @@ mod tests {
             builtins: BTreeSet::new(),
             abi_tag: abi.into(),
             distributions: crate::discover::distributions::read_site(&site, vec![0], &[], abi),
+            folders: Default::default(),
         };
         let mut graph = Graph::default();
         let numpy = roots.distributions.iter().position(|d| d.name == "numpy").unwrap();

@@ -703,6 +703,7 @@ mod tests {
             builtins: ["sys".to_string()].into(),
             abi_tag: "cp3XY".into(),
             distributions: Vec::new(),
+            folders: Default::default(),
         }
     }
 
@@ -907,6 +908,7 @@ mod tests {
             builtins: ["sys".to_string()].into(),
             abi_tag: "cp3XY".into(),
             distributions,
+            folders: Default::default(),
         }
     }
 

@@ -165,6 +165,7 @@ pub fn build_roots(script: &Script, paths: &[PathBuf], runtime: &crate::config::
         builtins: builtins.into_iter().collect(),
         abi_tag,
         distributions: installed,
+        folders: Default::default(),
     })
 }
 

@@ -5,8 +5,9 @@
 //! folder) and its extension modules. Files are classified for the Windows target
 //! whatever this machine is: `NAME.cp3XY-win_amd64.pyd` and `NAME.pyd` are extension modules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
@@ -94,6 +95,53 @@ pub struct Roots {
     pub abi_tag: String,
     /// The distributions installed in the site folders, whose modules ship together.
     pub distributions: Vec<super::distributions::Distribution>,
+    /// The folders of `Dir` roots looked in so far.
+    pub folders: Folders,
+}
+
+/// The entries of folders, each read once. A module's lookup asks each root for half a
+/// dozen names and, when none is there, reads the folder for extension modules built for
+/// another Python: asked of the file system each time, that was ~30,000 stat calls and
+/// ~7,000 folder reads for Django's ~600 modules, most of an unchanged rebuild.
+#[derive(Debug, Default)]
+pub struct Folders(Mutex<HashMap<PathBuf, Arc<Folder>>>);
+
+/// A folder's files and subfolders by name (symbolic links as what they point to).
+#[derive(Debug, Default)]
+pub struct Folder {
+    files: HashSet<String>,
+    dirs: HashSet<String>,
+}
+
+impl Folders {
+    fn get(&self, dir: &Path) -> Arc<Folder> {
+        let mut read = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(folder) = read.get(dir) {
+            return folder.clone();
+        }
+        let mut folder = Folder::default();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let kind = match entry.file_type() {
+                Ok(kind) if kind.is_symlink() => std::fs::metadata(entry.path()).map(|m| m.file_type()).ok(),
+                kind => kind.ok(),
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match kind {
+                Some(kind) if kind.is_dir() => folder.dirs.insert(name),
+                Some(kind) if kind.is_file() => folder.files.insert(name),
+                _ => false,
+            };
+        }
+        let folder = Arc::new(folder);
+        read.insert(dir.to_path_buf(), folder.clone());
+        folder
+    }
+
+    /// The folder of `rel` (a `/`-separated path under `base`) and its last name.
+    fn entry_of(&self, base: &Path, rel: &str) -> (Arc<Folder>, String) {
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        (self.get(&base.join(dir)), name.to_string())
+    }
 }
 
 impl Roots {
@@ -120,14 +168,20 @@ impl Roots {
 
     fn exists(&self, root: usize, rel: &str) -> bool {
         match &self.roots[root].files {
-            RootFiles::Dir(dir) => dir.join(rel).is_file(),
+            RootFiles::Dir(dir) => {
+                let (folder, name) = self.folders.entry_of(dir, rel);
+                folder.files.contains(&name)
+            }
             RootFiles::Listing { names, .. } => names.contains(rel),
         }
     }
 
     fn is_dir(&self, root: usize, rel: &str) -> bool {
         match &self.roots[root].files {
-            RootFiles::Dir(dir) => dir.join(rel).is_dir(),
+            RootFiles::Dir(dir) => {
+                let (folder, name) = self.folders.entry_of(dir, rel);
+                folder.dirs.contains(&name)
+            }
             RootFiles::Listing { names, .. } => {
                 let prefix = format!("{rel}/");
                 names
@@ -234,21 +288,22 @@ impl Roots {
             format!("{dir}/{leaf}.")
         };
         let names: Vec<String> = match &self.roots[root].files {
-            RootFiles::Dir(base) => std::fs::read_dir(base.join(dir))
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| {
-                            let name = e.file_name().to_string_lossy().into_owned();
-                            if dir.is_empty() {
-                                name
-                            } else {
-                                format!("{dir}/{name}")
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            RootFiles::Dir(base) => {
+                let folder = self.folders.get(&base.join(dir));
+                folder
+                    .files
+                    .iter()
+                    .chain(&folder.dirs)
+                    .filter(|name| name.starts_with(leaf))
+                    .map(|name| {
+                        if dir.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{dir}/{name}")
+                        }
+                    })
+                    .collect()
+            }
             RootFiles::Listing { names, .. } => names
                 .range(prefix.clone()..)
                 .take_while(|n| n.starts_with(&prefix))
@@ -448,6 +503,7 @@ mod tests {
             builtins: ["sys".to_string()].into(),
             abi_tag: "cp399".into(),
             distributions: Vec::new(),
+            folders: Default::default(),
         }
     }
 
@@ -495,6 +551,56 @@ mod tests {
         assert_eq!(r.find("sys", None).unwrap().unwrap().file, ModuleFile::Builtin);
         assert_eq!(r.find("ns", None).unwrap().unwrap().file, ModuleFile::Namespace);
         assert_eq!(r.find("nope", None).unwrap(), None);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_folder_on_disk_is_read_once_and_answers_as_the_file_system_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for (rel, text) in [
+            ("mod.py", ""),
+            ("pkg/__init__.py", ""),
+            ("ns/x.py", ""),
+            ("old.cp39-win_amd64.pyd", ""),
+        ] {
+            std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(rel), text).unwrap();
+        }
+        std::os::unix::fs::symlink(dir.join("mod.py"), dir.join("linked.py")).unwrap();
+        std::os::unix::fs::symlink(dir.join("pkg"), dir.join("linkedpkg")).unwrap();
+        let r = Roots {
+            roots: vec![Root {
+                kind: RootKind::App,
+                files: RootFiles::Dir(dir.to_path_buf()),
+            }],
+            builtins: BTreeSet::new(),
+            abi_tag: "cp311".into(),
+            distributions: Vec::new(),
+            folders: Default::default(),
+        };
+        let source = |rel: &str| ModuleFile::Source {
+            root: 0,
+            rel: rel.into(),
+        };
+        assert_eq!(r.find("mod", None).unwrap().unwrap().file, source("mod.py"));
+        assert_eq!(r.find("linked", None).unwrap().unwrap().file, source("linked.py"));
+        let pkg = r.find("linkedpkg", None).unwrap().unwrap();
+        assert_eq!(pkg.file, source("linkedpkg/__init__.py"));
+        assert_eq!(r.find("ns", None).unwrap().unwrap().file, ModuleFile::Namespace);
+        assert_eq!(r.find("nope", None).unwrap(), None);
+        assert_eq!(
+            r.find("old", None).unwrap_err(),
+            RootError::WrongTarget {
+                file: dir.join("old.cp39-win_amd64.pyd").display().to_string(),
+                built: "CPython 3.9 on win_amd64".into(),
+                target: "CPython 3.11 on win_amd64".into(),
+                version: "3.11".into(),
+            }
+        );
+        // Read once: a file added since is not seen by this freeze's lookups.
+        std::fs::write(dir.join("later.py"), "").unwrap();
+        assert_eq!(r.find("later", None).unwrap(), None);
     }
 
     #[test]

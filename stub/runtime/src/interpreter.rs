@@ -80,16 +80,14 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
         crate::sharing::pin(served.handle as _);
     }
     let app = crate::apps::register(served.clone(), archive);
-    // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
-    // other use of the Python C API.
-    let early = if encodings_in_archive {
+    let main_phase = if encodings_in_archive {
         Some(initialize_main_export(&config.python_dll)?)
     } else {
         None
     };
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
-    let boot = unsafe { initialize(served, &config, app, early)? };
+    let boot = unsafe { initialize(served, &config, app, main_phase)? };
     Python::attach(|py| run_boot(py, app, boot).map_err(|e| describe(py, &e)))?;
     if served.kind == ModuleKind::Dll {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
