@@ -94,16 +94,17 @@ fn candidates(major: u32, minor: u32, runtime: &PythonRuntime) -> Vec<Candidate>
     // A version manager's shim on PATH (pyenv's `shims/python3.X`) is a shell script that
     // runs a dozen processes to find the interpreter, ~0.2 s of every freeze: the manager's
     // own interpreter, found below, comes first.
-    let shim = on_path.as_ref().is_some_and(|c| {
+    let is_shim = |c: &Candidate| {
         c.python
             .parent()
             .and_then(Path::file_name)
             .is_some_and(|d| d == "shims")
-    });
-    let mut on_path = on_path;
-    if !shim {
-        out.extend(on_path.take());
-    }
+    };
+    let (shim, on_path) = match on_path {
+        Some(c) if is_shim(&c) => (Some(c), None),
+        other => (None, other),
+    };
+    out.extend(on_path);
     if cfg!(windows) {
         if let Some(python) = py_launcher(&version) {
             out.push(Candidate {
@@ -120,7 +121,7 @@ fn candidates(major: u32, minor: u32, runtime: &PythonRuntime) -> Vec<Candidate>
             under_wine: false,
         });
     }
-    out.extend(on_path);
+    out.extend(shim);
     let own = runtime.root.join("python.exe");
     if own.is_file() {
         out.push(Candidate {

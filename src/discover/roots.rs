@@ -138,9 +138,9 @@ impl Folders {
     }
 
     /// The folder of `rel` (a `/`-separated path under `base`) and its last name.
-    fn entry_of(&self, base: &Path, rel: &str) -> (Arc<Folder>, String) {
+    fn entry_of<'r>(&self, base: &Path, rel: &'r str) -> (Arc<Folder>, &'r str) {
         let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        (self.get(&base.join(dir)), name.to_string())
+        (self.get(&base.join(dir)), name)
     }
 }
 
@@ -170,7 +170,7 @@ impl Roots {
         match &self.roots[root].files {
             RootFiles::Dir(dir) => {
                 let (folder, name) = self.folders.entry_of(dir, rel);
-                folder.files.contains(&name)
+                folder.files.contains(name)
             }
             RootFiles::Listing { names, .. } => names.contains(rel),
         }
@@ -180,7 +180,7 @@ impl Roots {
         match &self.roots[root].files {
             RootFiles::Dir(dir) => {
                 let (folder, name) = self.folders.entry_of(dir, rel);
-                folder.dirs.contains(&name)
+                folder.dirs.contains(name)
             }
             RootFiles::Listing { names, .. } => {
                 let prefix = format!("{rel}/");

@@ -56,13 +56,14 @@ fn call_boot<'py>(
     args: impl pyo3::call::PyCallArgs<'py>,
 ) -> Option<Bound<'py, PyAny>> {
     let boot = apps::get(app)?.boot.get()?;
-    match boot.bind(py).call_method1(function, args) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            served::log_error(&format!("{function} failed:\n{}", describe(py, &e)));
-            None
-        }
-    }
+    logged(py, function, boot.bind(py).call_method1(function, args))
+}
+
+/// A call's value, or None with its Python error logged as `function` failing.
+fn logged<'py>(py: Python<'py>, function: &str, called: PyResult<Bound<'py, PyAny>>) -> Option<Bound<'py, PyAny>> {
+    called
+        .map_err(|e| served::log_error(&format!("{function} failed:\n{}", describe(py, &e))))
+        .ok()
 }
 
 /// Calls the boot module's per-request function `pick` of app `app` (`name` for the log).
@@ -74,13 +75,7 @@ fn call_per_request<'py>(
     args: impl pyo3::call::PyCallArgs<'py>,
 ) -> Option<Bound<'py, PyAny>> {
     let function = pick(apps::get(app)?.per_request.get()?);
-    match function.bind(py).call1(args) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            served::log_error(&format!("{name} failed:\n{}", describe(py, &e)));
-            None
-        }
-    }
+    logged(py, name, function.bind(py).call1(args))
 }
 
 /// Calls the boot module's `function` (get_extension_version / get_filter_version) with

@@ -7,7 +7,7 @@
 use std::os::windows::ffi::OsStrExt;
 use std::sync::{Mutex, OnceLock};
 
-use isapi_freeze_format::{self as format, StubConfig};
+use isapi_freeze_format as format;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule};
@@ -52,16 +52,22 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
     let config = archive.config().clone();
     // Without it CPython stops with "failed to get the Python codec of the filesystem
     // encoding", which does not say what is wrong.
+    // Without `encodings` in the archive, the freezer writes python3XY.zip only when it
+    // has something to hold (--full-stdlib).
     let stdlib = served
         .dir
         .join(format!("{}.zip", config.python_dll.trim_end_matches(".dll")));
     let encodings_in_archive = archive.has(ENCODINGS);
-    if !encodings_in_archive && !stdlib.is_file() {
-        return Err(format!(
-            "the standard library {} is missing: copy the whole output folder (`isapi-freeze verify` lists what differs)",
-            stdlib.display()
-        ));
-    }
+    let stdlib = match stdlib.is_file() {
+        true => Some(stdlib),
+        false if encodings_in_archive => None,
+        false => {
+            return Err(format!(
+                "the standard library {} is missing: copy the whole output folder (`isapi-freeze verify` lists what differs)",
+                stdlib.display()
+            ))
+        }
+    };
     // Held until this app is marked running: two apps' first requests may start them at once,
     // and each runtime's own STARTING lock does not see the other's.
     let _exclusive = (served.kind == ModuleKind::Dll).then(crate::other_pythons::StartLock::take);
@@ -87,7 +93,7 @@ fn start_now(served: &ServedModule) -> Result<Started, String> {
     };
     // SAFETY: called once per process (under STARTING, guarded by STARTED), before any
     // other use of the Python C API.
-    let boot = unsafe { initialize(served, &config, app, main_phase)? };
+    let boot = unsafe { initialize(served, stdlib.as_deref(), app, main_phase)? };
     Python::attach(|py| run_boot(py, app, boot).map_err(|e| describe(py, &e)))?;
     if served.kind == ModuleKind::Dll {
         // SAFETY: this thread holds the GIL since initialization; releasing it lets any
@@ -147,13 +153,14 @@ fn initialize_main_export(python_dll: &str) -> Result<InitializeMain, String> {
 /// `encodings` in place (`early`), then the main phase, whose first import is `encodings`,
 /// read from the archive in memory. Without, in one step, `encodings` coming from
 /// python3XY.zip by zipimport (which under Wine opens the zip again for every module).
-/// Returns the boot module when it already ran.
+/// `sys.path` is `stdlib` (python3XY.zip, where there is one) and the output folder; the
+/// boot module adds the archive. Returns the boot module when it already ran.
 ///
 /// # Safety
 /// Once per process, before any other Python API call.
 unsafe fn initialize(
     served: &ServedModule,
-    config: &StubConfig,
+    stdlib: Option<&std::path::Path>,
     app: &crate::apps::App,
     main: Option<InitializeMain>,
 ) -> Result<Option<Py<PyModule>>, String> {
@@ -199,13 +206,8 @@ unsafe fn initialize(
                 "setting the standard streams' encoding",
             )?;
         }
-        let stem = config.python_dll.trim_end_matches(".dll");
-        let stdlib = served.dir.join(format!("{stem}.zip"));
         pyconfig.module_search_paths_set = 1;
-        // Without `encodings` in it, the freezer writes python3XY.zip only when it has
-        // something to hold (--full-stdlib).
-        let search = [stdlib.as_path(), served.dir.as_path()];
-        for path in search.into_iter().filter(|p| *p != stdlib || stdlib.is_file()) {
+        for path in stdlib.into_iter().chain([served.dir.as_path()]) {
             let w = wide(path.as_os_str());
             check(
                 ffi::PyWideStringList_Append(&mut pyconfig.module_search_paths, w.as_ptr()),
