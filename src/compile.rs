@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use thiserror::Error;
 
+use crate::stamps::{Stamp, Stamps};
+
 const WORKER: &str = include_str!("compile_worker.py");
 
 /// One source file to compile: where it comes from, and the file name its code objects
@@ -437,6 +439,47 @@ impl SourceReader {
     }
 }
 
+/// What each source's content hashed to, by the stamp its file (or its zip) had then, kept
+/// per output folder: an unchanged rebuild stats each source instead of reading and hashing
+/// it (Django's closure is ~600 modules, ~0.1 s of reading and hashing).
+struct SourceDigests {
+    record: Option<PathBuf>,
+    known: Stamps,
+    /// This run's sources: the record keeps only what the last freeze read.
+    seen: Stamps,
+}
+
+impl SourceDigests {
+    fn load(record: Option<PathBuf>) -> SourceDigests {
+        SourceDigests {
+            known: Stamps::load_record(record.as_deref()),
+            seen: Stamps::default(),
+            record,
+        }
+    }
+
+    /// The lower-case hex SHA-256 of `file`'s bytes. The stamp is taken before the bytes are
+    /// read, so a file edited meanwhile is read again next time, and a file changed within
+    /// the last second is not remembered (see `Stamp::settled`).
+    fn digest(&mut self, reader: &mut SourceReader, file: &SourceFile) -> std::io::Result<String> {
+        let (path, stamp) = match (&file.text, &file.zip) {
+            (Some(text), _) => return Ok(isapi_freeze_format::to_hex(&sha2::Sha256::digest(text.as_bytes()))),
+            (None, Some((zip, member))) => (std::path::absolute(zip)?.join(member), Stamp::of(zip)),
+            (None, None) => (std::path::absolute(&file.path)?, Stamp::of(&file.path)),
+        };
+        let known = self
+            .seen
+            .hash_of(&path, stamp)
+            .or_else(|| self.known.hash_of(&path, stamp));
+        let sha = match known {
+            Some(sha) => sha.to_string(),
+            None => isapi_freeze_format::to_hex(&sha2::Sha256::digest(reader.read(file)?)),
+        };
+        self.seen.remember(&path, stamp.filter(Stamp::settled), &sha);
+        Ok(sha)
+    }
+}
+
 /// Remembers compiled bytecode and scanned imports by the content they came from (and the
 /// bytecode version), in a folder shared by every freeze, so that an unchanged rebuild
 /// hardly asks the build Python anything. Errors are never cached.
@@ -444,14 +487,17 @@ pub struct Cached<P> {
     inner: P,
     dir: Option<PathBuf>,
     reader: SourceReader,
+    digests: SourceDigests,
 }
 
 impl<P: BuildPython> Cached<P> {
-    /// `dir` None turns the cache off.
-    pub fn new(inner: P, dir: Option<PathBuf>) -> Self {
+    /// `dir` None turns the cache off; `record` is where the sources' digests are kept
+    /// between runs (`config::output_record` of the output folder), None for nowhere.
+    pub fn new(inner: P, dir: Option<PathBuf>, record: Option<PathBuf>) -> Self {
         let dir = dir.filter(|d| std::fs::create_dir_all(d).is_ok());
         Cached {
             inner,
+            digests: SourceDigests::load(record.filter(|_| dir.is_some())),
             dir,
             reader: SourceReader::default(),
         }
@@ -470,17 +516,22 @@ impl<P: BuildPython> Cached<P> {
         if self.dir.is_none() {
             return Ok(None);
         }
-        let bytes = self.reader.read(file).map_err(|e| CompileError::Unreadable {
-            path: file.path.clone(),
-            kind: "OSError".into(),
-            msg: e.to_string(),
-        })?;
+        let digest = self
+            .digests
+            .digest(&mut self.reader, file)
+            .map_err(|e| CompileError::Unreadable {
+                path: file.path.clone(),
+                kind: "OSError".into(),
+                msg: e.to_string(),
+            })?;
         let magic = self.inner.version()?.magic;
         let mut hasher = sha2::Sha256::new();
-        // The worker's own text is part of the key: a changed scanner or compiler must not
-        // be answered from an older one's results.
+        // The worker's own text (its digest, hashed once per run) is part of the key: a
+        // changed scanner or compiler must not be answered from an older one's results.
+        static WORKER_DIGEST: std::sync::LazyLock<[u8; 32]> =
+            std::sync::LazyLock::new(|| sha2::Sha256::digest(WORKER.as_bytes()).into());
         for part in [
-            WORKER.as_bytes(),
+            &WORKER_DIGEST[..],
             op.as_bytes(),
             magic.as_bytes(),
             file.filename.as_bytes(),
@@ -489,7 +540,7 @@ impl<P: BuildPython> Cached<P> {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part);
         }
-        hasher.update(&bytes);
+        hasher.update(digest.as_bytes());
         Ok(Some(isapi_freeze_format::to_hex(&hasher.finalize())))
     }
 
@@ -555,6 +606,12 @@ impl<P: BuildPython> Cached<P> {
             .into_iter()
             .map(|r| r.expect("every file has a result"))
             .collect())
+    }
+}
+
+impl<P> Drop for Cached<P> {
+    fn drop(&mut self) {
+        self.digests.seen.save_record(self.digests.record.as_deref());
     }
 }
 
@@ -641,6 +698,53 @@ pub(crate) mod tests {
         let mut frames = Frames { bytes: &bytes };
         assert_eq!(frames.next(), Some((b'V', &b"hi"[..])));
         assert_eq!(frames.next(), None);
+    }
+
+    #[test]
+    fn a_sources_digest_is_trusted_while_its_stamp_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, record) = (dir.path().join("m.py"), dir.path().join("sources.json"));
+        std::fs::write(&file, "x = 1\n").unwrap();
+        let source = SourceFile {
+            path: file.clone(),
+            text: None,
+            zip: None,
+            filename: "m.py".into(),
+            check_factories: false,
+        };
+        let sha = |text: &str| isapi_freeze_format::to_hex(&sha2::Sha256::digest(text.as_bytes()));
+        let digest = |source: &SourceFile| {
+            let mut digests = SourceDigests::load(Some(record.clone()));
+            let digest = digests.digest(&mut SourceReader::default(), source).unwrap();
+            digests.seen.save_record(Some(&record));
+            digest
+        };
+        assert_eq!(digest(&source), sha("x = 1\n"));
+        // Just written, so not remembered: a second edit in the same clock tick would leave
+        // the stamp unchanged.
+        assert_eq!(
+            Stamps::load_record(Some(&record)).hash_of(&file, Stamp::of(&file)),
+            None
+        );
+
+        // A recorded digest for the file's present stamp is answered without reading the file.
+        let mut planted = Stamps::default();
+        planted.remember(&file, Stamp::of(&file), &"ab".repeat(32));
+        planted.save_record(Some(&record));
+        assert_eq!(digest(&source), "ab".repeat(32));
+
+        // An edit of the same size, a clock tick later, changes the stamp, and the file is
+        // read again.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(&file, "x = 2\n").unwrap();
+        assert_eq!(digest(&source), sha("x = 2\n"));
+
+        // Text given inline is hashed as it is.
+        let inline = SourceFile {
+            text: Some("y = 3\n".into()),
+            ..source
+        };
+        assert_eq!(digest(&inline), sha("y = 3\n"));
     }
 
     #[test]

@@ -7,14 +7,24 @@ frames on stdout, each a tag byte, a little-endian u32 length and a payload: b"V
 {"magic", "version"} first, then per file b"C" marshalled code, b"I" JSON imports or b"E"
 JSON error (b"F" JSON factory names before b"C" when asked), and b"Z" (empty) last.
 """
-import ast
-import importlib.util
+import importlib._bootstrap_external
 import json
 import marshal
-import dis
+import opcode
 import struct
 import sys
-import zipfile
+
+# Imported at the first file (see `load_readers`): every freeze first asks only the version,
+# and these take ~45 ms to import, longer than the rest of an unchanged rebuild's questions.
+ast = dis = zipfile = None
+
+
+def load_readers():
+    global ast, dis, zipfile
+    if ast is None:
+        import ast
+        import dis
+        import zipfile
 
 
 def frame(tag, payload):
@@ -114,10 +124,11 @@ def _value(node, names):
     return _UNKNOWN
 
 
+# By the comparison node's class name.
 _COMPARE = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    "Eq": lambda a, b: a == b, "NotEq": lambda a, b: a != b, "Lt": lambda a, b: a < b,
+    "LtE": lambda a, b: a <= b, "Gt": lambda a, b: a > b, "GtE": lambda a, b: a >= b,
+    "In": lambda a, b: a in b, "NotIn": lambda a, b: a not in b,
 }
 
 
@@ -137,7 +148,7 @@ def _truth(test, names):
         if _UNKNOWN in (left, right):
             return None
         try:
-            return bool(_COMPARE[type(test.ops[0])](left, right))
+            return bool(_COMPARE[type(test.ops[0]).__name__](left, right))
         except (TypeError, KeyError):
             return None
     if isinstance(test, ast.Name) and test.id in _KNOWN_NAMES and test.id not in names:
@@ -173,7 +184,8 @@ def _catches_import_error(handler):
     return any(_dotted(k) in ("ImportError", "ModuleNotFoundError", "Exception", "BaseException") for k in caught)
 
 
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+# The class names of the nodes whose bodies run later (when called), if ever.
+_FUNCTIONS = ("FunctionDef", "AsyncFunctionDef", "Lambda")
 
 
 def _imports_in(statements):
@@ -186,7 +198,7 @@ def _imports_in(statements):
             found.extend([alias.name, 0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             found.append([node.module or "", node.level])
-        elif not isinstance(node, _FUNCTIONS):
+        elif type(node).__name__ not in _FUNCTIONS:
             todo.extend(ast.iter_child_nodes(node))
     return found
 
@@ -203,7 +215,7 @@ def _walk_runtime(tree):
     while todo:
         node, guarded, deferred, fallback_of = todo.pop()
         yield node, guarded, deferred, fallback_of
-        deferred = deferred or isinstance(node, _FUNCTIONS)
+        deferred = deferred or type(node).__name__ in _FUNCTIONS
         if isinstance(node, ast.If):
             if _is_type_checking(node.test):
                 todo.extend((n, guarded, deferred, fallback_of) for n in node.orelse)
@@ -295,16 +307,18 @@ def imports_of_tree(tree):
     return found
 
 
-LOAD_CONST = dis.opmap["LOAD_CONST"]
-IMPORT_NAME = dis.opmap["IMPORT_NAME"]
-EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
-CACHE = dis.opmap.get("CACHE", -1)
+LOAD_CONST = opcode.opmap["LOAD_CONST"]
+IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+EXTENDED_ARG = opcode.opmap["EXTENDED_ARG"]
+CACHE = opcode.opmap.get("CACHE", -1)
 
 
 # The ranges a code object's try (and with) blocks cover, as (start, end) byte offsets;
 # CPython 3.11 and later keep them in co_exceptiontable. Without the parser, nothing counts
 # as guarded, which ships more, never less.
-_exception_table = getattr(dis, "_parse_exception_table", lambda code: [])
+def _exception_table(code):
+    parse = getattr(dis, "_parse_exception_table", None)
+    return parse(code) if parse else []
 
 
 def imports_of_code(code):
@@ -392,9 +406,11 @@ def main():
 
 def answer(request):
     frame(b"V", json.dumps({
-        "magic": importlib.util.MAGIC_NUMBER.hex(),
+        "magic": importlib._bootstrap_external.MAGIC_NUMBER.hex(),
         "version": list(sys.version_info[:3]),
     }).encode())
+    if request["files"]:
+        load_readers()
     for item in request["files"]:
         try:
             if item.get("op") == "scan":

@@ -236,7 +236,12 @@ impl FreezeConfig {
             )?);
         }
         let build_python = crate::build_python::choose(build_python.as_deref(), &runtime, &say)?;
-        let compiler = Cached::new(build_python, Cached::<PythonCompiler>::default_dir());
+        let dist_dir = args.dist_dir.unwrap_or_else(|| PathBuf::from("dist"));
+        let compiler = Cached::new(
+            build_python,
+            Cached::<PythonCompiler>::default_dir(),
+            output_record(&dist_dir, ".sources.json"),
+        );
         for dir in &paths {
             if !dir.is_dir() {
                 bail!("--path {} is not a folder", dir.display());
@@ -254,7 +259,7 @@ impl FreezeConfig {
             files: args.files,
             runtime,
             stubs,
-            dist_dir: args.dist_dir.unwrap_or_else(|| PathBuf::from("dist")),
+            dist_dir,
             compiler,
             dry_run: args.dry_run,
             quiet: args.quiet,

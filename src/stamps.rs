@@ -39,6 +39,20 @@ impl Stamp {
     }
 }
 
+impl Stamp {
+    /// Whether the file was last changed over a second ago. Times tick coarsely (a few
+    /// milliseconds on Linux), so an edit made in the same tick as a read leaves the stamp
+    /// as it was; a stamp newer than that is not trusted for next time (as git does with
+    /// "racily clean" index entries).
+    pub fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        now - self.mtime_ns.max(self.ctime_ns) > 1_000_000_000
+    }
+}
+
 #[cfg(unix)]
 fn inode(meta: &std::fs::Metadata) -> u64 {
     std::os::unix::fs::MetadataExt::ino(meta)
@@ -70,20 +84,29 @@ pub struct Stamps {
 impl Stamps {
     /// The record for `dist`, or an empty one (then every file is hashed).
     pub fn load(dist: &Path) -> Stamps {
-        record_path(dist)
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        Stamps::load_record(record_path(dist).as_deref())
     }
 
     /// Best effort: a record that cannot be written only costs hashing next time.
     pub fn save(&self, dist: &Path) {
-        let Some(path) = record_path(dist) else { return };
+        self.save_record(record_path(dist).as_deref());
+    }
+
+    /// The record kept at `path` (see `load`).
+    pub fn load_record(path: Option<&Path>) -> Stamps {
+        path.and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the record to `path` (see `save`).
+    pub fn save_record(&self, path: Option<&Path>) {
+        let Some(path) = path else { return };
         if let (Some(parent), Ok(json)) = (path.parent(), serde_json::to_vec(self)) {
             let _ = std::fs::create_dir_all(parent);
             let temp = path.with_extension("json.new");
             if std::fs::write(&temp, json).is_ok() {
-                let _ = std::fs::rename(&temp, &path);
+                let _ = std::fs::rename(&temp, path);
             }
         }
     }
