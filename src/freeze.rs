@@ -152,11 +152,13 @@ fn request(config: &FreezeConfig) -> GraphRequest {
     let mut packages = vec!["encodings".to_string()];
     packages.extend(config.packages.iter().cloned());
     // Every archive holds all our runtime modules, but the boot module is the one that
-    // always runs; the others run when the app (or the boot module) imports them.
+    // always runs; the others run when the app (or the boot module) imports them. The
+    // codecs of `encodings` count as running: any code can look one up by name
+    // (`.encode("idna")` imports encodings.idna, which needs unicodedata), and a codec that
+    // fails to import is only "unknown", its ImportError swallowed by the lookup.
     let on_demand = discover::runtime_module_names()
         .into_iter()
         .filter(|name| name != discover::BOOT_MODULE)
-        .chain(["encodings".to_string()])
         .collect();
     GraphRequest {
         roots,

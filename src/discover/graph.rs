@@ -69,8 +69,7 @@ pub struct GraphRequest {
     /// (numpy's `_core._exceptions`, anyio's `_backends`). Tests stay out.
     pub whole_third_party: bool,
     /// Modules (and their submodules) among `roots` and `packages` that ship but run only
-    /// when something imports them: our runtime modules the app may not use (isapi.asgi),
-    /// the codecs of `encodings`, looked up by name.
+    /// when something imports them: our runtime modules the app may not use (isapi.asgi).
     pub on_demand: Vec<String>,
     /// Leave out the standard-library extension modules nothing that runs imports.
     pub leave_out_unused_extensions: bool,
@@ -276,16 +275,13 @@ pub fn build(roots: &Roots, python: &mut impl BuildPython, request: &GraphReques
 /// Optional imports of the standard library's that are worth their size when the module
 /// runs: C accelerators whose pure-Python fallbacks are much slower (asyncio's tasks and
 /// futures, queue's SimpleQueue, decimal), and ssl for http.client, which
-/// defines HTTPSConnection (urllib's https) only if ssl imports; and the idna codec for
-/// socket, whose C code encodes every host name with it (it needs unicodedata). hashlib's
-/// _hashlib (and
+/// defines HTTPSConnection (urllib's https) only if ssl imports. hashlib's _hashlib (and
 /// OpenSSL's 6 MB) ships when the app uses what only it has (compile_worker.py).
 const RUNS_WITH: &[(&str, &str)] = &[
     ("asyncio", "_asyncio"),
     ("queue", "_queue"),
     ("decimal", "_decimal"),
     ("http.client", "ssl"),
-    ("socket", "encodings.idna"),
 ];
 
 /// Drops the standard library's extension modules that no import that runs reaches, from

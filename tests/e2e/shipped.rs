@@ -27,8 +27,6 @@ fn an_import_inside_the_scripts_function_ships_the_module_and_its_dlls() {
             "_ssl.pyd",
             "libcrypto-3.dll",
             "libssl-3.dll",
-            // socket encodes host names with the idna codec, which needs it.
-            "unicodedata.pyd"
         ])
     );
     let host = Host::start(&app.dll(), &[]);
@@ -38,31 +36,47 @@ fn an_import_inside_the_scripts_function_ships_the_module_and_its_dlls() {
 
 #[test]
 fn a_left_out_extension_module_fails_to_import_naming_include() {
-    let app = Freeze::script(fixture("scripts/named_character.py")).ok();
+    let app = Freeze::script(fixture("scripts/mp_queue.py")).ok();
+    // multiprocessing's reduction imports socket; its queues, imported in a function,
+    // import _multiprocessing.
     assert_eq!(
         output_files(&app.dist),
-        hello_files_and(&["_named_character.dll", "named_character.exe"])
+        hello_files_and(&["_mp_queue.dll", "mp_queue.exe", "_socket.pyd"])
     );
     let host = Host::start(&app.dll(), &[]);
     assert_eq!(
         get(&host.address, "/").text(),
-        "ModuleNotFoundError unicodedata: No module named 'unicodedata': isapi-freeze left this \
-         extension module out, as only the standard library's optional or in-function imports \
-         name it; freeze again with --include unicodedata to ship it"
+        "ModuleNotFoundError _multiprocessing: No module named '_multiprocessing': isapi-freeze left \
+         this extension module out, as only the standard library's optional or in-function \
+         imports name it; freeze again with --include _multiprocessing to ship it"
     );
     host.stop();
 }
 
 #[test]
 fn include_ships_a_left_out_extension_module() {
-    let app = Freeze::script(fixture("scripts/named_character.py"))
-        .args(["--include", "unicodedata"])
+    let app = Freeze::script(fixture("scripts/mp_queue.py"))
+        .args(["--include", "_multiprocessing"])
         .ok();
     assert_eq!(
         output_files(&app.dist),
-        hello_files_and(&["_named_character.dll", "named_character.exe", "unicodedata.pyd"])
+        hello_files_and(&["_mp_queue.dll", "mp_queue.exe", "_socket.pyd", "_multiprocessing.pyd"])
     );
     let host = Host::start(&app.dll(), &[]);
-    assert_eq!(get(&host.address, "/").text(), "a-b");
+    assert_eq!(get(&host.address, "/").text(), "queued, got it back");
+    host.stop();
+}
+
+#[test]
+fn every_codec_works_as_the_standard_library_has_it() {
+    // re's named characters and the idna codec need unicodedata, imported only in a
+    // function or by a codec looked up by name; the bz2 codec needs _bz2.
+    let app = Freeze::script(fixture("scripts/named_character.py")).ok();
+    assert_eq!(
+        output_files(&app.dist),
+        hello_files_and(&["_named_character.dll", "named_character.exe"])
+    );
+    let host = Host::start(&app.dll(), &[]);
+    assert_eq!(get(&host.address, "/").text(), "a-b xn--bcher-kva.example 11");
     host.stop();
 }
