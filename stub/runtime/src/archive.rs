@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 use isapi_freeze_format::{self as format, StubConfig};
 use sha2::{Digest, Sha256};
-use zip::ZipArchive;
+use zip::{CompressionMethod, ZipArchive};
 
+use crate::member::{self, Packing};
 use crate::served::ServedModule;
 
 pub struct Archive {
@@ -122,18 +123,42 @@ impl Archive {
         self.names.iter().any(|n| n == name)
     }
 
-    /// A member's bytes, or None if there is no such member.
+    /// A member's bytes, or None if there is no such member (see `member::unpack` for why
+    /// it bypasses the zip crate's reader).
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
-        let mut zip = self.zip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut file = match zip.by_name(name) {
-            Ok(file) => file,
-            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(format!("reading {name} from the app archive: {e}")),
+        let failed = |why: &dyn std::fmt::Display| format!("reading {name} from the app archive: {why}");
+        let (start, packed_size, size, packing) = {
+            let mut zip = self.zip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Some(index) = zip.index_for_name(name) else {
+                return Ok(None);
+            };
+            let file = zip.by_index_raw(index).map_err(|e| failed(&e))?;
+            if file.encrypted() {
+                return Err(failed(&"it is encrypted"));
+            }
+            // `by_index_raw` has read the member's local header, which says where its data starts.
+            let start = file
+                .data_start()
+                .ok_or_else(|| failed(&"its local header was not read"))?;
+            let packing = match file.compression() {
+                CompressionMethod::Stored => Packing::Stored,
+                CompressionMethod::Deflated => Packing::Deflated,
+                other => {
+                    return Err(failed(&format_args!(
+                        "it is compressed with {other}, which the runtime cannot read"
+                    )))
+                }
+            };
+            (start, file.compressed_size(), file.size(), packing)
         };
-        let mut data = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut data)
-            .map_err(|e| format!("reading {name} from the app archive: {e}"))?;
-        Ok(Some(data))
+        let packed = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(packed_size).ok())
+            .and_then(|(start, len)| self.bytes.get(start..start.checked_add(len)?))
+            .ok_or_else(|| failed(&"its data runs past the end of the archive"))?;
+        member::unpack(packed, packing, size)
+            .map(Some)
+            .map_err(|why| failed(&why))
     }
 
     /// The members of the top-level module or package `name` with their CRC-32s, sorted:

@@ -4,8 +4,8 @@
 //! memory, and gives scripts pywin32's ISAPI objects.
 //!
 //! The rules on bytes and text (server variables, the WSGI environ and response head, C
-//! strings) need neither Windows nor Python: they build everywhere and are unit-tested on
-//! the build machine. The rest is the Windows and pyo3 side that applies them.
+//! strings, archive members' contents) need neither Windows nor Python: they build
+//! everywhere and are unit-tested on the build machine. The rest is the Windows and pyo3 side that applies them.
 
 // The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
 #![cfg_attr(not(windows), allow(dead_code))]
@@ -13,6 +13,7 @@
 mod asgi_http;
 mod c_strings;
 mod cgi;
+mod member;
 mod response_head;
 mod server_variables;
 
