@@ -5,7 +5,8 @@
 //!
 //! The rules on bytes and text (server variables, the WSGI environ and response head, C
 //! strings, archive members' contents) need neither Windows nor Python: they build
-//! everywhere and are unit-tested on the build machine. The rest is the Windows and pyo3 side that applies them.
+//! everywhere and are unit-tested on the build machine. The rest is the Windows and pyo3
+//! side that applies them.
 
 // The pure modules are compiled (and unit-tested) everywhere; only Windows uses them all.
 #![cfg_attr(not(windows), allow(dead_code))]
