@@ -444,18 +444,19 @@ impl SourceReader {
 /// it (Django's closure is ~600 modules, ~0.1 s of reading and hashing).
 struct SourceDigests {
     record: Option<PathBuf>,
-    known: Stamps,
-    /// This run's sources: the record keeps only what the last freeze read.
-    seen: Stamps,
+    stamps: Stamps,
 }
 
 impl SourceDigests {
     fn load(record: Option<PathBuf>) -> SourceDigests {
         SourceDigests {
-            known: Stamps::load_record(record.as_deref()),
-            seen: Stamps::default(),
+            stamps: Stamps::load_record(record.as_deref()),
             record,
         }
+    }
+
+    fn save(&self) {
+        self.stamps.save_record(self.record.as_deref());
     }
 
     /// The lower-case hex SHA-256 of `file`'s bytes. The stamp is taken before the bytes are
@@ -467,15 +468,11 @@ impl SourceDigests {
             (None, Some((zip, member))) => (std::path::absolute(zip)?.join(member), Stamp::of(zip)),
             (None, None) => (std::path::absolute(&file.path)?, Stamp::of(&file.path)),
         };
-        let known = self
-            .seen
-            .hash_of(&path, stamp)
-            .or_else(|| self.known.hash_of(&path, stamp));
-        let sha = match known {
-            Some(sha) => sha.to_string(),
-            None => isapi_freeze_format::to_hex(&sha2::Sha256::digest(reader.read(file)?)),
-        };
-        self.seen.remember(&path, stamp.filter(Stamp::settled), &sha);
+        if let Some(sha) = self.stamps.hash_of(&path, stamp) {
+            return Ok(sha.to_string());
+        }
+        let sha = isapi_freeze_format::to_hex(&sha2::Sha256::digest(reader.read(file)?));
+        self.stamps.remember(&path, stamp.filter(Stamp::settled), &sha);
         Ok(sha)
     }
 }
@@ -611,7 +608,7 @@ impl<P: BuildPython> Cached<P> {
 
 impl<P> Drop for Cached<P> {
     fn drop(&mut self) {
-        self.digests.seen.save_record(self.digests.record.as_deref());
+        self.digests.save();
     }
 }
 
@@ -716,7 +713,7 @@ pub(crate) mod tests {
         let digest = |source: &SourceFile| {
             let mut digests = SourceDigests::load(Some(record.clone()));
             let digest = digests.digest(&mut SourceReader::default(), source).unwrap();
-            digests.seen.save_record(Some(&record));
+            digests.save();
             digest
         };
         assert_eq!(digest(&source), sha("x = 1\n"));
